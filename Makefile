@@ -1,0 +1,71 @@
+# synth: one plain Makefile.
+#   make            build every binary into build/
+#   make test       install missing Debian packages, build and run the doctest suite
+#   make bench      GEMM + model throughput benchmarks (results/bench.md)
+#   make run        the quick LM sweep on Tiny Shakespeare, printing the table
+#   make data       fetch (or mirror) and sha256-check every data set
+#   make fuzz       libFuzzer targets (clang)
+#   make clean
+#   DEBUG=1         -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
+
+CXX      ?= g++
+BUILD    := build
+CPPFLAGS := -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -MMD -MP
+CXXFLAGS := -std=c++17 -Wall -Wextra -fopenmp
+LDLIBS   := -lopenblas -lm
+
+ifeq ($(DEBUG),1)
+  BUILD    := build/debug
+  CXXFLAGS += -O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+  LDFLAGS  += -fsanitize=address,undefined
+else
+  CXXFLAGS += -O3 -march=native -g
+endif
+
+LIB_SRCS  := $(wildcard src/*.cpp)
+BIN_SRCS  := $(wildcard src/bin/*.cpp)
+TEST_SRCS := $(wildcard tests/*.cpp)
+LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
+BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
+
+.PHONY: all test bench run data deps fuzz clean
+all: $(BINS) $(BUILD)/tests
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/lib.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%: $(BUILD)/obj/src/bin/%.o $(BUILD)/lib.a
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests: $(TEST_OBJS) $(BUILD)/lib.a
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/tests
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	bash scripts/bench.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	bash data/fetch.sh tinyshakespeare
+	./$(BUILD)/lm --data=tinyshakespeare --preset=quick
+
+data:
+	bash data/fetch.sh all
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BIN_SRCS:%.cpp=$(BUILD)/obj/%.d)

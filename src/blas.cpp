@@ -1,0 +1,153 @@
+#include "blas.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace synth {
+
+// OpenBLAS kernels with AVX2+FMA (or AVX-512) sgemm code. Every other x86 corename
+// ("Prescott", "Core2", "Nehalem", "Sandybridge", "Opteron", "Barcelona", "Piledriver",
+// "Excavator", ...) runs SSE or AVX-without-FMA kernels.
+static const char* const kFastKernels[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
+                                           "SapphireRapids"};
+
+// On an AVX2 CPU "Haswell" rather than "Zen": both use the same 8-wide FMA microkernels and
+// differ in blocking; on this Zen3 VM Haswell was as fast or faster on every bench shape
+// (4096x256x256, 2 threads: Haswell 119, Zen 115 GFLOP/s; see build/bench).
+static const char* const kAvx2Kernel = "Haswell";
+static const char* const kAvx512Kernel = "SkylakeX";
+
+static const char* const kReexecMarker = "SYNTH_BLAS_REEXEC";
+
+std::string blas_better_kernel(const std::string& corename, bool cpu_avx512f, bool cpu_avx2_fma) {
+    for (const char* fast : kFastKernels)
+        if (strcasecmp(corename.c_str(), fast) == 0) return "";
+    if (cpu_avx512f) return kAvx512Kernel;
+    if (cpu_avx2_fma) return kAvx2Kernel;
+    return "";
+}
+
+std::string blas_kernel_name() { return openblas_get_corename(); }
+std::string blas_config() { return openblas_get_config(); }
+
+void blas_select_kernel(int argc, char** argv) {
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const std::string current = blas_kernel_name();
+    const std::string better = blas_better_kernel(current, avx512, avx2_fma);
+    if (better.empty()) return;
+    const char* simd = avx512 ? "AVX-512" : "AVX2";
+
+    if (std::getenv(kReexecMarker)) {
+        std::fprintf(stderr,
+                     "synth: warning: OpenBLAS still runs '%s' on an %s CPU after re-running with "
+                     "OPENBLAS_CORETYPE=%s; matrix products will be slow\n",
+                     current.c_str(), simd, std::getenv("OPENBLAS_CORETYPE"));
+        return;
+    }
+    // A user who chose a kernel keeps it, even a slow one (e.g. to compare kernels).
+    if (std::getenv("OPENBLAS_CORETYPE")) return;
+
+    std::fprintf(stderr, "synth: OpenBLAS detected '%s' on an %s CPU; re-running with OPENBLAS_CORETYPE=%s\n",
+                 current.c_str(), simd, better.c_str());
+    ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+    ::setenv(kReexecMarker, "1", 1);
+    std::vector<char*> args(argv, argv + argc);
+    args.push_back(nullptr);
+    ::execv("/proc/self/exe", args.data());
+    // Only reached if execv failed (e.g. no /proc): the slow kernel still computes right answers.
+    std::fprintf(stderr, "synth: warning: cannot re-execute /proc/self/exe (%s); continuing with '%s'\n",
+                 std::strerror(errno), current.c_str());
+}
+
+void set_threads(int n) {
+    SYNTH_CHECK(n >= 1, "thread count must be >= 1, got ", n);
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+// Shared argument check: BLAS itself would print "parameter N was invalid" and carry on.
+static void check_gemm_args(const char* who, bool transA, bool transB, int M, int N, int K,
+                            const float* A, int lda, const float* B, int ldb, const float* C,
+                            int ldc) {
+    SYNTH_CHECK(M >= 0 && N >= 0 && K >= 0, who, ": negative size M=", M, " N=", N, " K=", K);
+    const int a_cols = transA ? M : K;  // A is stored M x K, or K x M if transposed
+    const int b_cols = transB ? K : N;  // B is stored K x N, or N x K if transposed
+    SYNTH_CHECK(lda >= (a_cols > 1 ? a_cols : 1), who, ": lda=", lda, " < ", a_cols, " columns of A");
+    SYNTH_CHECK(ldb >= (b_cols > 1 ? b_cols : 1), who, ": ldb=", ldb, " < ", b_cols, " columns of B");
+    SYNTH_CHECK(ldc >= (N > 1 ? N : 1), who, ": ldc=", ldc, " < ", N, " columns of C");
+    const bool empty_product = M == 0 || N == 0 || K == 0;
+    SYNTH_CHECK(empty_product || (A && B), who, ": null A or B for a ", M, "x", N, "x", K, " product");
+    SYNTH_CHECK(M == 0 || N == 0 || C, who, ": null C for a ", M, "x", N, " result");
+}
+
+// Products below this many flops run on the calling thread alone: the fork/join and the
+// duplicated packing of the shared operand would cost more than a second thread saves.
+static constexpr double kSplitMinFlops = 1 << 22;
+
+static void cblas_block(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                        int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+    check_gemm_args("sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    if (M == 0 || N == 0) return;
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads == 1 || 2.0 * M * N * K < kSplitMinFlops) {
+        cblas_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    // Split C into `threads` blocks of rows (or of columns, if C is wide), in multiples of 16
+    // so every block keeps whole microkernel tiles; inside the parallel region each OpenBLAS
+    // call is single-threaded (see THREAD OWNERSHIP in blas.h).
+    const bool by_rows = M >= N;
+    const int extent = by_rows ? M : N;
+    const int chunk = ((extent + threads - 1) / threads + 15) / 16 * 16;
+#pragma omp parallel num_threads(threads)
+    {
+        const int lo = omp_get_thread_num() * chunk;
+        const int hi = lo + chunk < extent ? lo + chunk : extent;
+        if (lo < hi) {
+            if (by_rows)  // rows lo..hi of C come from rows lo..hi of op(A)
+                cblas_block(transA, transB, hi - lo, N, K, alpha, A + (transA ? lo : (size_t)lo * lda), lda,
+                            B, ldb, beta, C + (size_t)lo * ldc, ldc);
+            else  // columns lo..hi of C come from columns lo..hi of op(B)
+                cblas_block(transA, transB, M, hi - lo, K, alpha, A, lda,
+                            B + (transB ? (size_t)lo * ldb : lo), ldb, beta, C + lo, ldc);
+        }
+    }
+}
+
+void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                 int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+    check_gemm_args("sgemm_naive", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int k = 0; k < K; k++) {
+                const float a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                const float b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += (double)a * b;
+            }
+            float& c = C[(size_t)i * ldc + j];
+            // beta == 0 means "overwrite": C may be uninitialised, so it is not read (BLAS rule).
+            c = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * c));
+        }
+    }
+}
+
+}  // namespace synth

@@ -1,0 +1,73 @@
+// checkpoint.h: one documented, versioned, checksummed file format for models in training.
+//
+// Layout (little-endian):
+//   magic    8 bytes  "SYNTHCKP"
+//   version  u32      kCheckpointVersion
+//   then sections, each: tag u32, length u64, payload. A tag is its four ASCII letters in
+//   file order; each of the five sections appears exactly once, in any order:
+//     'CONF' resolved config, "key=value\n" lines: the binary's --flags (Flags::dump()) plus
+//            run facts such as variant=R
+//     'TOKN' tokenizer or BPE merges, serialized by their own serialize()
+//     'PARM' parameter table: count u32, then per parameter: name (u32 len + bytes),
+//            ndim u32 (at most 4), dims u32[ndim] (each >= 1), trainable u8 (0 or 1),
+//            offset u64 into the value block
+//            followed by the flat value block (u64 count + f32 values). Parameters are stored
+//            back to back in table order: offsets are running sums and the counts add up.
+//     'OPTM' AdamW state: t i64, m and v (u64 count + f32 values each; count 0 when absent).
+//            m and v are parallel to the value block (same count, same order).
+//     'STAT' step i64, data position i64, RNG state u64[4], best validation loss f64
+//   checksum u64     FNV-1a 64 of every byte before it
+// Saving writes a temporary file, fsyncs it and renames it over the target, so an
+// interrupted save leaves the previous checkpoint intact. Loading verifies magic, version,
+// section lengths and the checksum, and names the problem when any of them is wrong; every
+// count is checked against the bytes that remain before anything is allocated, so arbitrary
+// bytes produce a synth::Error, never a crash or a huge allocation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "optim.h"
+#include "params.h"
+
+namespace synth {
+
+constexpr uint32_t kCheckpointVersion = 1;
+
+struct Checkpoint {
+    std::string config;     // "key=value\n" lines
+    std::string tokenizer;  // serialized tokenizer / BPE
+    struct Tensor1 {
+        std::string name;
+        Shape shape;
+        bool trainable = true;
+        std::vector<float> values;
+    };
+    std::vector<Tensor1> params;
+    int64_t adam_t = 0;
+    std::vector<float> adam_m, adam_v;  // one per value of params, in order; empty when not saved
+    int64_t step = 0, data_pos = 0;
+    uint64_t rng[4] = {0, 0, 0, 0};
+    double best_val = 0.0;
+
+    // The value of `key` in config, or throws naming the missing key.
+    std::string config_value(const std::string& key) const;
+};
+
+// Captures a store (and optionally an optimizer) into a Checkpoint.
+Checkpoint capture(const ParamStore& store, const AdamW* opt);
+// Copies a checkpoint's parameters (and optimizer state, if opt and present) into a store
+// built for the same model. Throws, naming the first parameter that is missing, extra or of
+// a different shape (e.g. a checkpoint of another variant or vocabulary); the store is then
+// left unchanged.
+void restore(const Checkpoint& ck, ParamStore& store, AdamW* opt);
+
+std::string serialize_checkpoint(const Checkpoint& ck);
+// Throws synth::Error on truncation, wrong magic/version, bad lengths or checksum mismatch.
+Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& source = "checkpoint");
+
+void save_checkpoint(const std::string& path, const Checkpoint& ck);  // atomic
+Checkpoint load_checkpoint(const std::string& path);
+
+}  // namespace synth

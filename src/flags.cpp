@@ -1,0 +1,132 @@
+#include "flags.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "common.h"
+
+namespace synth {
+
+Flags::Flags(std::string program, std::string summary)
+    : program_(std::move(program)), summary_(std::move(summary)) {}
+
+void Flags::add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help) {
+    for (const Entry& e : entries_) SYNTH_CHECK(e.name != name, "flag --", name, " registered twice");
+    Entry e{name, help, "", kind, ptr};
+    e.default_text = value_text(e);
+    entries_.push_back(e);
+}
+
+void Flags::add(const std::string& n, int* v, const std::string& h) { add_entry(n, Kind::Int, v, h); }
+void Flags::add(const std::string& n, int64_t* v, const std::string& h) { add_entry(n, Kind::Int64, v, h); }
+void Flags::add(const std::string& n, float* v, const std::string& h) { add_entry(n, Kind::Float, v, h); }
+void Flags::add(const std::string& n, double* v, const std::string& h) { add_entry(n, Kind::Double, v, h); }
+void Flags::add(const std::string& n, bool* v, const std::string& h) { add_entry(n, Kind::Bool, v, h); }
+void Flags::add(const std::string& n, std::string* v, const std::string& h) { add_entry(n, Kind::String, v, h); }
+
+std::string Flags::value_text(const Entry& e) {
+    std::ostringstream os;
+    switch (e.kind) {
+        case Kind::Int: os << *static_cast<int*>(e.ptr); break;
+        case Kind::Int64: os << *static_cast<int64_t*>(e.ptr); break;
+        case Kind::Float: os << *static_cast<float*>(e.ptr); break;
+        case Kind::Double: os << *static_cast<double*>(e.ptr); break;
+        case Kind::Bool: os << (*static_cast<bool*>(e.ptr) ? "true" : "false"); break;
+        case Kind::String: os << *static_cast<std::string*>(e.ptr); break;
+    }
+    return os.str();
+}
+
+// Whole-string numeric parsing: "12abc", "", "1e999" and out-of-range values are errors.
+static long long parse_integer(const std::string& flag, const std::string& s, long long lo, long long hi) {
+    errno = 0;
+    char* end = nullptr;
+    long long x = std::strtoll(s.c_str(), &end, 10);
+    SYNTH_CHECK(!s.empty() && end && *end == '\0' && errno == 0, "flag --", flag, ": '", s,
+                "' is not an integer");
+    SYNTH_CHECK(x >= lo && x <= hi, "flag --", flag, ": ", s, " is out of range");
+    return x;
+}
+
+static double parse_real(const std::string& flag, const std::string& s) {
+    errno = 0;
+    char* end = nullptr;
+    double x = std::strtod(s.c_str(), &end);
+    SYNTH_CHECK(!s.empty() && end && *end == '\0' && errno == 0 && std::isfinite(x), "flag --", flag,
+                ": '", s, "' is not a finite number");
+    return x;
+}
+
+bool Flags::parse(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    return parse(args);
+}
+
+bool Flags::parse(const std::vector<std::string>& args) {
+    for (const std::string& a : args) {
+        if (a == "--help" || a == "-h") {
+            std::fputs(usage().c_str(), stdout);
+            return false;
+        }
+        if (a.rfind("--", 0) != 0) {
+            positional_.push_back(a);
+            continue;
+        }
+        size_t eq = a.find('=');
+        std::string key = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+        Entry* e = nullptr;
+        for (Entry& c : entries_)
+            if (c.name == key) e = &c;
+        SYNTH_CHECK(e, "unknown flag --", key, " (see --help)");
+        if (eq == std::string::npos) {
+            SYNTH_CHECK(e->kind == Kind::Bool, "flag --", key, " needs a value: --", key, "=...");
+            *static_cast<bool*>(e->ptr) = true;
+            e->given = true;
+            continue;
+        }
+        std::string v = a.substr(eq + 1);
+        switch (e->kind) {
+            case Kind::Int: *static_cast<int*>(e->ptr) = (int)parse_integer(key, v, -2147483647LL - 1, 2147483647LL); break;
+            case Kind::Int64: *static_cast<int64_t*>(e->ptr) = parse_integer(key, v, INT64_MIN, INT64_MAX); break;
+            case Kind::Float: *static_cast<float*>(e->ptr) = (float)parse_real(key, v); break;
+            case Kind::Double: *static_cast<double*>(e->ptr) = parse_real(key, v); break;
+            case Kind::String: *static_cast<std::string*>(e->ptr) = v; break;
+            case Kind::Bool:
+                if (v == "true" || v == "1") *static_cast<bool*>(e->ptr) = true;
+                else if (v == "false" || v == "0") *static_cast<bool*>(e->ptr) = false;
+                else fail("flag --", key, ": '", v, "' is not true/false");
+                break;
+        }
+        e->given = true;
+    }
+    return true;
+}
+
+bool Flags::given(const std::string& name) const {
+    for (const Entry& e : entries_)
+        if (e.name == name) return e.given;
+    fail("flag --", name, " is not registered");
+}
+
+std::string Flags::usage() const {
+    std::ostringstream os;
+    os << "usage: " << program_ << " [--key=value ...]\n" << summary_ << "\n\nflags:\n";
+    for (const Entry& e : entries_) {
+        std::string left = "  --" + e.name;
+        os << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << e.help
+           << " (default: " << e.default_text << ")\n";
+    }
+    os << "  --help                show this message\n";
+    return os.str();
+}
+
+std::string Flags::dump() const {
+    std::ostringstream os;
+    for (const Entry& e : entries_) os << e.name << "=" << value_text(e) << "\n";
+    return os.str();
+}
+
+}  // namespace synth

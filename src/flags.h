@@ -1,0 +1,59 @@
+// flags.h: --key=value command-line flags bound to typed variables.
+//
+//   int steps = 100;  std::string data = "tinyshakespeare";
+//   Flags f("lm", "Train Synthesizer language models.");
+//   f.add("steps", &steps, "training steps");
+//   f.add("data", &data, "tinyshakespeare|ptb|PATH");
+//   f.parse(argc, argv);            // --help prints usage and exits 0
+//
+// Unknown flags, missing '=' for non-bool flags, malformed numbers and trailing junk
+// ("12abc") throw synth::Error naming the flag. A bool flag accepts --x, --x=true|false|1|0.
+// Range checks are the caller's job (use SYNTH_CHECK after parse()).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace synth {
+
+class Flags {
+public:
+    Flags(std::string program, std::string summary);
+
+    void add(const std::string& name, int* v, const std::string& help);
+    void add(const std::string& name, int64_t* v, const std::string& help);
+    void add(const std::string& name, float* v, const std::string& help);
+    void add(const std::string& name, double* v, const std::string& help);
+    void add(const std::string& name, bool* v, const std::string& help);
+    void add(const std::string& name, std::string* v, const std::string& help);
+
+    // Parses argv[1..]. Positional (non --) arguments are collected in positional().
+    // Returns false if --help was given (usage already printed to stdout).
+    bool parse(int argc, char** argv);
+    // Parses a vector of "--key=value" strings (used by parse() and by tests/fuzzers).
+    bool parse(const std::vector<std::string>& args);
+
+    // Whether the user set this flag explicitly (as opposed to a default).
+    bool given(const std::string& name) const;
+    const std::vector<std::string>& positional() const { return positional_; }
+    std::string usage() const;
+    // "key=value" lines for every flag, in registration order: the resolved config.
+    std::string dump() const;
+
+private:
+    enum class Kind { Int, Int64, Float, Double, Bool, String };
+    struct Entry {
+        std::string name, help, default_text;
+        Kind kind;
+        void* ptr;
+        bool given = false;
+    };
+    void add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help);
+    static std::string value_text(const Entry& e);
+    std::string program_, summary_;
+    std::vector<Entry> entries_;
+    std::vector<std::string> positional_;
+};
+
+}  // namespace synth

@@ -1,0 +1,86 @@
+#include "io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "common.h"
+
+namespace synth {
+
+std::string read_file(const std::string& path) {
+    struct stat st;
+    SYNTH_CHECK(::stat(path.c_str(), &st) == 0, "cannot open '", path, "': ", std::strerror(errno));
+    SYNTH_CHECK(!S_ISDIR(st.st_mode), "'", path, "' is a directory, not a file");
+    FILE* f = std::fopen(path.c_str(), "rb");
+    SYNTH_CHECK(f, "cannot open '", path, "': ", std::strerror(errno));
+    std::string out;
+    char buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    bool bad = std::ferror(f);
+    std::fclose(f);
+    SYNTH_CHECK(!bad, "error reading '", path, "'");
+    return out;
+}
+
+long long write_fail_after_for_testing = -1;
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    SYNTH_CHECK(fd >= 0, "cannot write '", tmp, "': ", std::strerror(errno));
+    const bool inject = write_fail_after_for_testing >= 0;
+    const size_t size = inject ? std::min(bytes.size(), (size_t)write_fail_after_for_testing) : bytes.size();
+    write_fail_after_for_testing = -1;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = ::write(fd, bytes.data() + done, size - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            fail("cannot write '", path, "': ", std::strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (inject) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        fail("cannot write '", path, "': injected failure after ", done, " bytes (write_fail_after_for_testing)");
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        fail("cannot write '", path, "': ", std::strerror(e));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        fail("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e));
+    }
+}
+
+void ensure_writable_dir(const std::string& dir) {
+    std::string partial;
+    for (size_t i = 0; i <= dir.size(); ++i) {
+        if (i == dir.size() || dir[i] == '/') {
+            if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+                fail("cannot create directory '", partial, "': ", std::strerror(errno));
+        }
+        if (i < dir.size()) partial += dir[i];
+    }
+    std::string probe = dir + "/.synth-write-probe." + std::to_string(::getpid());
+    int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    SYNTH_CHECK(fd >= 0, "directory '", dir, "' is not writable: ", std::strerror(errno));
+    ::close(fd);
+    ::unlink(probe.c_str());
+}
+
+}  // namespace synth

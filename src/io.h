@@ -1,0 +1,22 @@
+// io.h: reading whole files with clear errors, and atomic writes.
+//
+// write_file_atomic writes to "<path>.tmp.<pid>", flushes, fsyncs, then renames over
+// <path>: a crash or a full disk half-way leaves the previous file intact.
+#pragma once
+
+#include <string>
+
+namespace synth {
+
+// The whole file as bytes. Throws synth::Error if it is missing, unreadable or a directory.
+std::string read_file(const std::string& path);
+// Atomic replace of `path` with `bytes` (see above). Throws synth::Error on any failure.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+// Test hook for interrupted saves: when >= 0, the next write_file_atomic writes only this many
+// bytes of its temporary file and then fails as a full disk would (the hook resets to -1).
+extern long long write_fail_after_for_testing;
+// Creates `dir` (and parents) if needed and checks a file can be written there; throws if not.
+// Runners call this before training so an unwritable results directory fails in second one.
+void ensure_writable_dir(const std::string& dir);
+
+}  // namespace synth

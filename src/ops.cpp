@@ -1,0 +1,795 @@
+// ops.cpp: forward and backward of every op, side by side.
+//
+// Threading (see blas.h for the measured policy): element and row kernels are OpenMP
+// loops with static schedules, so a given thread count always splits work the same way
+// and every reduction adds in the same order: same seed + same threads = same bits.
+#include "ops.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "autograd.h"
+#include "blas.h"
+#include "common.h"
+#include "rng.h"
+
+namespace synth {
+
+// Elementwise loops only go parallel when there is enough work to pay for the fork.
+static constexpr int64_t kParallelMin = 1 << 15;
+
+static Shape shape_of(const Tensor& t) { return Shape(t.dims.begin(), t.dims.begin() + t.ndim); }
+
+// A copy of integer ids in the scratch arena, so a backward closure can keep them
+// without allocating (int32 and float have the same size).
+static const int32_t* scratch_ids(const std::vector<int32_t>& ids) {
+    int32_t* p = reinterpret_cast<int32_t*>(scratch().alloc(ids.size()));
+    std::memcpy(p, ids.data(), ids.size() * sizeof(int32_t));
+    return p;
+}
+
+// db[c] += sum_r dy[r, c], split by columns across threads so each sum is serial: deterministic.
+static void colsum_add(const float* dy, int64_t rows, int cols, float* db) {
+#pragma omp parallel if (rows * cols > kParallelMin)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((int64_t)cols * id / nt), c1 = (int)((int64_t)cols * (id + 1) / nt);
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* row = dy + r * cols;
+            for (int c = c0; c < c1; ++c) db[c] += row[c];
+        }
+    }
+}
+
+// =====================================================================================
+// linear: y (R, N) = x (R, K) W (+ b)
+// =====================================================================================
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w) {
+    SYNTH_CHECK(w.ndim == 2, "linear: weight must be 2-D, got ", w.shape_str());
+    const int K = x.dim(-1);
+    const int N = trans_w ? w.dim(0) : w.dim(1);
+    SYNTH_CHECK((trans_w ? w.dim(1) : w.dim(0)) == K, "linear: x ", x.shape_str(), " does not match weight ",
+                w.shape_str(), trans_w ? " (transposed)" : "");
+    SYNTH_CHECK(!b.data || (b.ndim == 1 && b.dim(0) == N), "linear: bias must be (", N, ")");
+    const int64_t R = x.numel() / K;
+    Shape ys = shape_of(x);
+    ys.back() = N;
+    Tensor y = new_tensor(ys, needs_grad({&x, &w, &b}));
+    float beta = 0.0f;
+    if (b.data) {
+#pragma omp parallel for if (R * N > kParallelMin)
+        for (int64_t r = 0; r < R; ++r) std::memcpy(y.data + r * N, b.data, N * sizeof(float));
+        beta = 1.0f;
+    }
+    sgemm(false, trans_w, (int)R, N, K, 1.0f, x.data, K, w.data, trans_w ? K : N, beta, y.data, N);
+    if (y.grad) {
+        record([=] {
+            // dx (R, K) += dy (R, N) op(W)^T
+            if (x.grad) sgemm(false, !trans_w, (int)R, K, N, 1.0f, y.grad, N, w.data, trans_w ? K : N, 1.0f, x.grad, K);
+            if (w.grad) {
+                if (trans_w)  // dW (N, K) += dy^T x
+                    sgemm(true, false, N, K, (int)R, 1.0f, y.grad, N, x.data, K, 1.0f, w.grad, K);
+                else  // dW (K, N) += x^T dy
+                    sgemm(true, false, K, N, (int)R, 1.0f, x.data, K, y.grad, N, 1.0f, w.grad, N);
+            }
+            if (b.grad) colsum_add(y.grad, R, N, b.grad);
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// bmm: batched over (batch, head), batch broadcast for operands with batch 1
+// =====================================================================================
+Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+    SYNTH_CHECK(a.ndim == 4 && b.ndim == 4, "bmm: operands must be 4-D, got ", a.shape_str(), " and ", b.shape_str());
+    const int Ba = a.dim(0), Bb = b.dim(0), H = a.dim(1);
+    SYNTH_CHECK(b.dim(1) == H, "bmm: head counts differ: ", a.shape_str(), " vs ", b.shape_str());
+    SYNTH_CHECK(Ba == Bb || Ba == 1 || Bb == 1, "bmm: batch sizes ", Ba, " and ", Bb, " do not broadcast");
+    const int M = ta ? a.dim(3) : a.dim(2), K = ta ? a.dim(2) : a.dim(3);
+    const int N = tb ? b.dim(2) : b.dim(3);
+    SYNTH_CHECK((tb ? b.dim(3) : b.dim(2)) == K, "bmm: inner dimensions differ: ", a.shape_str(), " vs ",
+                b.shape_str());
+    const int B = std::max(Ba, Bb);
+    const int lda = ta ? M : K, ldb = tb ? K : N;
+    const int64_t sa = (int64_t)M * K, sb = (int64_t)K * N, sc = (int64_t)M * N;
+    Tensor c = new_tensor({B, H, M, N}, needs_grad({&a, &b}));
+    auto A = [=](const float* p, int bi, int h) { return p + ((int64_t)(Ba == 1 ? 0 : bi) * H + h) * sa; };
+    auto Bp = [=](const float* p, int bi, int h) { return p + ((int64_t)(Bb == 1 ? 0 : bi) * H + h) * sb; };
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < B; ++bi)
+        for (int h = 0; h < H; ++h)
+            sgemm(ta, tb, M, N, K, 1.0f, A(a.data, bi, h), lda, Bp(b.data, bi, h), ldb, 0.0f,
+                  c.data + ((int64_t)bi * H + h) * sc, N);
+    if (c.grad) {
+        record([=] {
+            // d op(A) = dC op(B)^T and d op(B) = op(A)^T dC, written for the stored layouts.
+            auto grad_a = [&](int bi, int h) {
+                const float* dC = c.grad + ((int64_t)bi * H + h) * sc;
+                float* dA = const_cast<float*>(A(a.grad, bi, h));
+                const float* Bm = Bp(b.data, bi, h);
+                if (!ta) sgemm(false, !tb, M, K, N, 1.0f, dC, N, Bm, ldb, 1.0f, dA, K);
+                else sgemm(tb, true, K, M, N, 1.0f, Bm, ldb, dC, N, 1.0f, dA, M);
+            };
+            auto grad_b = [&](int bi, int h) {
+                const float* dC = c.grad + ((int64_t)bi * H + h) * sc;
+                float* dB = const_cast<float*>(Bp(b.grad, bi, h));
+                const float* Am = A(a.data, bi, h);
+                if (!tb) sgemm(!ta, false, K, N, M, 1.0f, Am, lda, dC, N, 1.0f, dB, N);
+                else sgemm(true, ta, N, K, M, 1.0f, dC, N, Am, lda, 1.0f, dB, K);
+            };
+            // A broadcast operand's grad sums over the batch: keep that sum serial per head.
+            if (a.grad) {
+                if (Ba == B) {
+#pragma omp parallel for collapse(2)
+                    for (int bi = 0; bi < B; ++bi)
+                        for (int h = 0; h < H; ++h) grad_a(bi, h);
+                } else {
+#pragma omp parallel for
+                    for (int h = 0; h < H; ++h)
+                        for (int bi = 0; bi < B; ++bi) grad_a(bi, h);
+                }
+            }
+            if (b.grad) {
+                if (Bb == B) {
+#pragma omp parallel for collapse(2)
+                    for (int bi = 0; bi < B; ++bi)
+                        for (int h = 0; h < H; ++h) grad_b(bi, h);
+                } else {
+#pragma omp parallel for
+                    for (int h = 0; h < H; ++h)
+                        for (int bi = 0; bi < B; ++bi) grad_b(bi, h);
+                }
+            }
+        });
+    }
+    return c;
+}
+
+// =====================================================================================
+// add (with trailing-shape broadcast of b), mul, scale
+// =====================================================================================
+Tensor add(const Tensor& a, const Tensor& b) {
+    const int64_t n = a.numel(), m = b.numel();
+    bool same = a.ndim == b.ndim && n == m;
+    bool trailing = b.ndim <= a.ndim;
+    for (int i = 1; trailing && i <= b.ndim; ++i) trailing = a.dim(-i) == b.dim(-i);
+    SYNTH_CHECK(same || trailing, "add: shapes ", a.shape_str(), " and ", b.shape_str(), " do not broadcast");
+    Tensor y = new_tensor(shape_of(a), needs_grad({&a, &b}));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i % m];
+    if (y.grad) {
+        record([=] {
+            if (a.grad) {
+#pragma omp parallel for if (n > kParallelMin)
+                for (int64_t i = 0; i < n; ++i) a.grad[i] += y.grad[i];
+            }
+            if (b.grad) colsum_add(y.grad, n / m, (int)m, b.grad);
+        });
+    }
+    return y;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+    const int64_t n = a.numel();
+    SYNTH_CHECK(n == b.numel(), "mul: shapes ", a.shape_str(), " and ", b.shape_str(), " differ");
+    Tensor y = new_tensor(shape_of(a), needs_grad({&a, &b}));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * b.data[i];
+    if (y.grad) {
+        record([=] {
+#pragma omp parallel for if (n > kParallelMin)
+            for (int64_t i = 0; i < n; ++i) {
+                if (a.grad) a.grad[i] += y.grad[i] * b.data[i];
+                if (b.grad) b.grad[i] += y.grad[i] * a.data[i];
+            }
+        });
+    }
+    return y;
+}
+
+Tensor scale(const Tensor& a, float s) {
+    const int64_t n = a.numel();
+    Tensor y = new_tensor(shape_of(a), needs_grad({&a}));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * s;
+    if (y.grad) {
+        record([=] {
+#pragma omp parallel for if (n > kParallelMin)
+            for (int64_t i = 0; i < n; ++i) a.grad[i] += y.grad[i] * s;
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// relu, gelu
+// =====================================================================================
+Tensor relu(const Tensor& x) {
+    const int64_t n = x.numel();
+    Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y.data[i] = x.data[i] > 0.0f ? x.data[i] : 0.0f;
+    if (y.grad) {
+        record([=] {
+#pragma omp parallel for if (n > kParallelMin)
+            for (int64_t i = 0; i < n; ++i)
+                if (x.data[i] > 0.0f) x.grad[i] += y.grad[i];
+        });
+    }
+    return y;
+}
+
+// gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+static constexpr float kGeluC = 0.7978845608028654f;
+Tensor gelu(const Tensor& x) {
+    const int64_t n = x.numel();
+    Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+        float v = x.data[i];
+        y.data[i] = 0.5f * v * (1.0f + std::tanh(kGeluC * (v + 0.044715f * v * v * v)));
+    }
+    if (y.grad) {
+        record([=] {
+#pragma omp parallel for if (n > kParallelMin)
+            for (int64_t i = 0; i < n; ++i) {
+                float v = x.data[i];
+                float t = std::tanh(kGeluC * (v + 0.044715f * v * v * v));
+                float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
+                x.grad[i] += y.grad[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+            }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// dropout
+// =====================================================================================
+Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
+    SYNTH_CHECK(p >= 0.0f && p < 1.0f, "dropout probability must be in [0, 1), got ", p);
+    if (p == 0.0f) return x;
+    const int64_t n = x.numel();
+    const float keep = 1.0f / (1.0f - p);
+    Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y.data[i] = hash_uniform(seed, counter, i) < p ? 0.0f : x.data[i] * keep;
+    if (y.grad) {
+        record([=] {
+#pragma omp parallel for if (n > kParallelMin)
+            for (int64_t i = 0; i < n; ++i)
+                if (hash_uniform(seed, counter, i) >= p) x.grad[i] += y.grad[i] * keep;
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// layernorm
+// =====================================================================================
+Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
+    const int C = x.dim(-1);
+    SYNTH_CHECK(g.numel() == C && b.numel() == C, "layernorm: gain/bias must have ", C, " elements");
+    const int64_t R = x.numel() / C;
+    Tensor y = new_tensor(shape_of(x), needs_grad({&x, &g, &b}));
+    float* mean = scratch().alloc(R);  // saved for backward
+    float* rstd = scratch().alloc(R);
+#pragma omp parallel for if (R * C > kParallelMin)
+    for (int64_t r = 0; r < R; ++r) {
+        const float* xr = x.data + r * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; ++c) m += xr[c];
+        m /= C;
+        float v = 0.0f;
+        for (int c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
+        float s = 1.0f / std::sqrt(v / C + eps);
+        mean[r] = m;
+        rstd[r] = s;
+        float* yr = y.data + r * C;
+        for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
+    }
+    if (y.grad) {
+        record([=] {
+            // dx = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = dy * g.
+            // dg, db are per-thread partial sums added in thread order (deterministic).
+            int nt = omp_get_max_threads();
+            float* part = scratch().alloc_zero((size_t)nt * 2 * C);
+#pragma omp parallel if (R * C > kParallelMin)
+            {
+                float* pg = part + (size_t)omp_get_thread_num() * 2 * C;
+                float* pb = pg + C;
+#pragma omp for schedule(static)
+                for (int64_t r = 0; r < R; ++r) {
+                    const float* xr = x.data + r * C;
+                    const float* dy = y.grad + r * C;
+                    float m = mean[r], s = rstd[r];
+                    float sum_dxh = 0.0f, sum_dxh_xh = 0.0f;
+                    for (int c = 0; c < C; ++c) {
+                        float xh = (xr[c] - m) * s;
+                        float dxh = dy[c] * g.data[c];
+                        sum_dxh += dxh;
+                        sum_dxh_xh += dxh * xh;
+                        pg[c] += dy[c] * xh;
+                        pb[c] += dy[c];
+                    }
+                    if (x.grad) {
+                        float* dx = x.grad + r * C;
+                        sum_dxh /= C;
+                        sum_dxh_xh /= C;
+                        for (int c = 0; c < C; ++c) {
+                            float xh = (xr[c] - m) * s;
+                            dx[c] += s * (dy[c] * g.data[c] - sum_dxh - xh * sum_dxh_xh);
+                        }
+                    }
+                }
+            }
+            for (int t = 0; t < nt; ++t)
+                for (int c = 0; c < C; ++c) {
+                    if (g.grad) g.grad[c] += part[(size_t)t * 2 * C + c];
+                    if (b.grad) b.grad[c] += part[(size_t)t * 2 * C + C + c];
+                }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// masked softmax
+// =====================================================================================
+Tensor softmax(const Tensor& logits, const Mask& mask) {
+    SYNTH_CHECK(logits.ndim == 4, "softmax: logits must be (B, H, Tq, Tk), got ", logits.shape_str());
+    const int Bl = logits.dim(0), H = logits.dim(1), Tq = logits.dim(2), Tk = logits.dim(3);
+    const int Bo = mask.key_pad ? mask.batch : Bl;
+    SYNTH_CHECK(Bl == Bo || Bl == 1, "softmax: logits batch ", Bl, " does not match mask batch ", Bo);
+    Tensor y = new_tensor({Bo, H, Tq, Tk}, needs_grad({&logits}));
+    const Mask m = mask;
+    // Output row (bo, h, i) reads logits row (Bl == 1 ? 0 : bo, h, i).
+    auto src_row = [=](int bo, int h, int i) { return ((int64_t)(Bl == 1 ? 0 : bo) * H + h) * Tq + i; };
+    const int64_t rows = (int64_t)Bo * H * Tq;
+#pragma omp parallel for if (rows * Tk > kParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+        int i = (int)(r % Tq), h = (int)((r / Tq) % H), bo = (int)(r / ((int64_t)Tq * H));
+        const float* x = logits.data + src_row(bo, h, i) * Tk;
+        const uint8_t* pad = m.key_pad ? m.key_pad + (int64_t)bo * Tk : nullptr;
+        float* out = y.data + r * Tk;
+        int jmax = m.causal ? std::min(Tk, i + m.q_offset + 1) : Tk;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < jmax; ++j)
+            if (!pad || !pad[j]) mx = std::max(mx, x[j]);
+        if (mx == -std::numeric_limits<float>::infinity()) {  // every key masked
+            std::memset(out, 0, Tk * sizeof(float));
+            continue;
+        }
+        float s = 0.0f;
+        for (int j = 0; j < Tk; ++j) {
+            float e = (j < jmax && (!pad || !pad[j])) ? std::exp(x[j] - mx) : 0.0f;
+            out[j] = e;
+            s += e;
+        }
+        float inv = 1.0f / s;
+        for (int j = 0; j < Tk; ++j) out[j] *= inv;
+    }
+    if (y.grad) {
+        record([=] {
+            // dx = y * (dy - sum(y * dy)); a broadcast logits row sums over the batch serially.
+            const int64_t src_rows = (int64_t)Bl * H * Tq;
+#pragma omp parallel for if (rows * Tk > kParallelMin)
+            for (int64_t sr = 0; sr < src_rows; ++sr) {
+                float* dx = logits.grad + sr * Tk;
+                int b_first = Bl == 1 ? 0 : (int)(sr / ((int64_t)H * Tq));
+                int b_last = Bl == 1 ? Bo : b_first + 1;
+                int64_t hi = sr % ((int64_t)H * Tq);
+                for (int bo = b_first; bo < b_last; ++bo) {
+                    int64_t r = (int64_t)bo * H * Tq + hi;
+                    const float* yr = y.data + r * Tk;
+                    const float* dy = y.grad + r * Tk;
+                    float dot = 0.0f;
+                    for (int j = 0; j < Tk; ++j) dot += yr[j] * dy[j];
+                    for (int j = 0; j < Tk; ++j) dx[j] += yr[j] * (dy[j] - dot);
+                }
+            }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// embedding
+// =====================================================================================
+Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids, int B, int T) {
+    SYNTH_CHECK(table.ndim == 2, "embedding: table must be (V, C)");
+    SYNTH_CHECK((int64_t)ids.size() == (int64_t)B * T, "embedding: ", ids.size(), " ids for a (", B, ", ", T,
+                ") batch");
+    const int V = table.dim(0), C = table.dim(1);
+    for (int32_t id : ids) SYNTH_CHECK(id >= 0 && id < V, "embedding: token id ", id, " outside vocabulary of ", V);
+    Tensor y = new_tensor({B, T, C}, needs_grad({&table}));
+    const int64_t n = (int64_t)B * T;
+#pragma omp parallel for if (n * C > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) std::memcpy(y.data + i * C, table.data + (int64_t)ids[i] * C, C * sizeof(float));
+    if (y.grad) {
+        const int32_t* idp = scratch_ids(ids);
+        record([=] {
+            // Scatter-add: serial over positions, since two positions may share a token.
+            for (int64_t i = 0; i < n; ++i) {
+                float* dst = table.grad + (int64_t)idp[i] * C;
+                const float* src = y.grad + i * C;
+                for (int c = 0; c < C; ++c) dst[c] += src[c];
+            }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// cross entropy fused with log-softmax, ignore index, label smoothing
+// =====================================================================================
+Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, int ignore_index,
+                     float label_smoothing, LossStats* stats) {
+    SYNTH_CHECK(logits.ndim == 2, "cross_entropy: logits must be (N, V), got ", logits.shape_str());
+    const int N = logits.dim(0), V = logits.dim(1);
+    SYNTH_CHECK((int)targets.size() == N, "cross_entropy: ", targets.size(), " targets for ", N, " rows");
+    const float eps = label_smoothing;
+    SYNTH_CHECK(eps >= 0.0f && eps < 1.0f, "label smoothing must be in [0, 1), got ", eps);
+    for (int32_t t : targets)
+        SYNTH_CHECK(t == ignore_index || (t >= 0 && t < V), "cross_entropy: target ", t, " outside vocabulary of ", V);
+    float* lse = scratch().alloc(N);       // log-sum-exp per row, saved for backward
+    float* row_loss = scratch().alloc(N);  // smoothed loss per row
+    float* row_nll = scratch().alloc(N);
+#pragma omp parallel for if ((int64_t)N * V > kParallelMin)
+    for (int r = 0; r < N; ++r) {
+        const float* x = logits.data + (int64_t)r * V;
+        float mx = x[0];
+        for (int v = 1; v < V; ++v) mx = std::max(mx, x[v]);
+        double s = 0.0, sx = 0.0;
+        for (int v = 0; v < V; ++v) {
+            s += std::exp((double)(x[v] - mx));
+            sx += x[v];
+        }
+        float l = mx + (float)std::log(s);
+        lse[r] = l;
+        if (targets[r] == ignore_index) {
+            row_loss[r] = row_nll[r] = 0.0f;
+            continue;
+        }
+        float nll = l - x[targets[r]];
+        float mean_nll = (float)(l - sx / V);  // mean_v -log p[v]
+        row_nll[r] = nll;
+        row_loss[r] = (1.0f - eps) * nll + eps * mean_nll;
+    }
+    double total = 0.0, total_nll = 0.0;
+    int64_t count = 0;
+    for (int r = 0; r < N; ++r)
+        if (targets[r] != ignore_index) {
+            total += row_loss[r];
+            total_nll += row_nll[r];
+            ++count;
+        }
+    if (stats) {
+        stats->sum_nll += total_nll;
+        stats->count += count;
+    }
+    Tensor loss = new_tensor({1}, needs_grad({&logits}));
+    loss.data[0] = count ? (float)(total / count) : 0.0f;
+    if (loss.grad && count) {
+        const int32_t* tg = scratch_ids(targets);
+        record([=] {
+            // d/dx_v = g / count * (softmax_v - (1 - eps) [v == t] - eps / V)
+            const float g = loss.grad[0] / (float)count;
+#pragma omp parallel for if ((int64_t)N * V > kParallelMin)
+            for (int r = 0; r < N; ++r) {
+                if (tg[r] == ignore_index) continue;
+                const float* x = logits.data + (int64_t)r * V;
+                float* dx = logits.grad + (int64_t)r * V;
+                for (int v = 0; v < V; ++v) dx[v] += g * (std::exp(x[v] - lse[r]) - eps / V);
+                dx[tg[r]] -= g * (1.0f - eps);
+            }
+        });
+    }
+    return loss;
+}
+
+// =====================================================================================
+// split_heads / merge_heads: (B, T, H*D) <-> (B, H, T, D)
+// =====================================================================================
+// Copies (B, T, H, D) -> (B, H, T, D) when forward, the reverse otherwise; accumulate adds.
+static void permute_bthd(const float* src, float* dst, int B, int T, int H, int D, bool to_heads, bool accumulate) {
+#pragma omp parallel for collapse(2) if ((int64_t)B * T * H * D > kParallelMin)
+    for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h)
+            for (int t = 0; t < T; ++t) {
+                const int64_t bthd = (((int64_t)b * T + t) * H + h) * D;
+                const int64_t bhtd = (((int64_t)b * H + h) * T + t) * D;
+                const float* s = src + (to_heads ? bthd : bhtd);
+                float* d = dst + (to_heads ? bhtd : bthd);
+                if (accumulate)
+                    for (int i = 0; i < D; ++i) d[i] += s[i];
+                else
+                    std::memcpy(d, s, D * sizeof(float));
+            }
+}
+
+Tensor split_heads(const Tensor& x, int H) {
+    SYNTH_CHECK(x.ndim == 3 && x.dim(2) % H == 0, "split_heads: ", x.shape_str(), " into ", H, " heads");
+    const int B = x.dim(0), T = x.dim(1), D = x.dim(2) / H;
+    Tensor y = new_tensor({B, H, T, D}, needs_grad({&x}));
+    permute_bthd(x.data, y.data, B, T, H, D, true, false);
+    if (y.grad) record([=] { permute_bthd(y.grad, x.grad, B, T, H, D, false, true); });
+    return y;
+}
+
+Tensor merge_heads(const Tensor& x) {
+    SYNTH_CHECK(x.ndim == 4, "merge_heads: expects (B, H, T, D), got ", x.shape_str());
+    const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3);
+    Tensor y = new_tensor({B, T, H * D}, needs_grad({&x}));
+    permute_bthd(x.data, y.data, B, T, H, D, false, false);
+    if (y.grad) record([=] { permute_bthd(y.grad, x.grad, B, T, H, D, true, true); });
+    return y;
+}
+
+// =====================================================================================
+// slice_seq / concat_seq along the time axis of (B, T, C)
+// =====================================================================================
+Tensor slice_seq(const Tensor& x, int t0, int t1) {
+    SYNTH_CHECK(x.ndim == 3 && 0 <= t0 && t0 < t1 && t1 <= x.dim(1), "slice_seq: [", t0, ", ", t1, ") of ",
+                x.shape_str());
+    const int B = x.dim(0), T = x.dim(1), C = x.dim(2), n = t1 - t0;
+    Tensor y = new_tensor({B, n, C}, needs_grad({&x}));
+    for (int b = 0; b < B; ++b)
+        std::memcpy(y.data + (int64_t)b * n * C, x.data + ((int64_t)b * T + t0) * C, (size_t)n * C * sizeof(float));
+    if (y.grad) {
+        record([=] {
+            for (int b = 0; b < B; ++b) {
+                float* dx = x.grad + ((int64_t)b * T + t0) * C;
+                const float* dy = y.grad + (int64_t)b * n * C;
+                for (int64_t i = 0; i < (int64_t)n * C; ++i) dx[i] += dy[i];
+            }
+        });
+    }
+    return y;
+}
+
+Tensor concat_seq(const Tensor& a, const Tensor& b) {
+    SYNTH_CHECK(a.ndim == 3 && b.ndim == 3 && a.dim(0) == b.dim(0) && a.dim(2) == b.dim(2), "concat_seq: ",
+                a.shape_str(), " and ", b.shape_str());
+    const int B = a.dim(0), Ta = a.dim(1), Tb = b.dim(1), C = a.dim(2), T = Ta + Tb;
+    Tensor y = new_tensor({B, T, C}, needs_grad({&a, &b}));
+    for (int i = 0; i < B; ++i) {
+        std::memcpy(y.data + (int64_t)i * T * C, a.data + (int64_t)i * Ta * C, (size_t)Ta * C * sizeof(float));
+        std::memcpy(y.data + ((int64_t)i * T + Ta) * C, b.data + (int64_t)i * Tb * C, (size_t)Tb * C * sizeof(float));
+    }
+    if (y.grad) {
+        record([=] {
+            for (int i = 0; i < B; ++i) {
+                const float* dy = y.grad + (int64_t)i * T * C;
+                if (a.grad)
+                    for (int64_t k = 0; k < (int64_t)Ta * C; ++k) a.grad[(int64_t)i * Ta * C + k] += dy[k];
+                if (b.grad)
+                    for (int64_t k = 0; k < (int64_t)Tb * C; ++k) b.grad[(int64_t)i * Tb * C + k] += dy[Ta * C + k];
+            }
+        });
+    }
+    return y;
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+    SYNTH_CHECK(numel_of(shape) == x.numel() && !shape.empty() && shape.size() <= 4, "reshape: cannot view ",
+                x.shape_str(), " with ", numel_of(shape), " elements");
+    Tensor y = x;
+    y.ndim = (int)shape.size();
+    for (int i = 0; i < y.ndim; ++i) y.dims[i] = shape[i];
+    return y;
+}
+
+// =====================================================================================
+// sum / mean
+// =====================================================================================
+static Tensor reduce_scaled(const Tensor& x, float s) {
+    const int64_t n = x.numel();
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; ++i) acc += x.data[i];
+    Tensor y = new_tensor({1}, needs_grad({&x}));
+    y.data[0] = (float)(acc * s);
+    if (y.grad) {
+        record([=] {
+            const float g = y.grad[0] * s;
+            for (int64_t i = 0; i < n; ++i) x.grad[i] += g;
+        });
+    }
+    return y;
+}
+Tensor sum(const Tensor& x) { return reduce_scaled(x, 1.0f); }
+Tensor mean(const Tensor& x) { return reduce_scaled(x, 1.0f / (float)x.numel()); }
+
+// =====================================================================================
+// crop: (H, L, M) -> (1, H, rows, cols)
+// =====================================================================================
+Tensor crop(const Tensor& x, int rows, int cols, int row0) {
+    SYNTH_CHECK(x.ndim == 3, "crop: expects (H, L, M), got ", x.shape_str());
+    const int H = x.dim(0), L = x.dim(1), M = x.dim(2);
+    SYNTH_CHECK(row0 >= 0 && rows >= 1 && row0 + rows <= L && cols >= 1 && cols <= M, "crop: rows [", row0, ", ",
+                row0 + rows, ") and ", cols, " columns exceed ", x.shape_str());
+    Tensor y = new_tensor({1, H, rows, cols}, needs_grad({&x}));
+    for (int h = 0; h < H; ++h)
+        for (int i = 0; i < rows; ++i)
+            std::memcpy(y.data + ((int64_t)h * rows + i) * cols, x.data + ((int64_t)h * L + row0 + i) * M,
+                        cols * sizeof(float));
+    if (y.grad) {
+        record([=] {
+            for (int h = 0; h < H; ++h)
+                for (int i = 0; i < rows; ++i) {
+                    float* dx = x.grad + ((int64_t)h * L + row0 + i) * M;
+                    const float* dy = y.grad + ((int64_t)h * rows + i) * cols;
+                    for (int j = 0; j < cols; ++j) dx[j] += dy[j];
+                }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// head_linear: (B, H, T, D) x W_h[:, :n] (+ b_h[:n]) -> (B, H, T, n)
+// =====================================================================================
+Tensor head_linear(const Tensor& x, const Tensor& w, const Tensor& b, int n) {
+    SYNTH_CHECK(x.ndim == 4 && w.ndim == 3 && b.ndim == 2, "head_linear: x (B,H,T,D), w (H,D,L), b (H,L) expected");
+    const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3);
+    const int Hw = w.dim(0), L = w.dim(2);
+    SYNTH_CHECK((Hw == H || Hw == 1) && w.dim(1) == D && b.dim(0) == Hw && b.dim(1) == L, "head_linear: x ",
+                x.shape_str(), " vs w ", w.shape_str(), " b ", b.shape_str());
+    SYNTH_CHECK(n >= 1 && n <= L, "head_linear: ", n, " outputs requested from ", L);
+    Tensor y = new_tensor({B, H, T, n}, needs_grad({&x, &w, &b}));
+    auto W = [=](const float* p, int h) { return p + (int64_t)(Hw == 1 ? 0 : h) * D * L; };
+    auto Bv = [=](const float* p, int h) { return p + (int64_t)(Hw == 1 ? 0 : h) * L; };
+    const int64_t sx = (int64_t)T * D, sy = (int64_t)T * n;
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < B; ++bi)
+        for (int h = 0; h < H; ++h) {
+            float* yo = y.data + ((int64_t)bi * H + h) * sy;
+            const float* bias = Bv(b.data, h);
+            for (int t = 0; t < T; ++t) std::memcpy(yo + (int64_t)t * n, bias, n * sizeof(float));
+            sgemm(false, false, T, n, D, 1.0f, x.data + ((int64_t)bi * H + h) * sx, D, W(w.data, h), L, 1.0f, yo, n);
+        }
+    if (y.grad) {
+        record([=] {
+            if (x.grad) {
+#pragma omp parallel for collapse(2)
+                for (int bi = 0; bi < B; ++bi)
+                    for (int h = 0; h < H; ++h)  // dx (T, D) += dy (T, n) W[:, :n]^T
+                        sgemm(false, true, T, D, n, 1.0f, y.grad + ((int64_t)bi * H + h) * sy, n, W(w.data, h), L, 1.0f,
+                              x.grad + ((int64_t)bi * H + h) * sx, D);
+            }
+            // dW_h[:, :n] += x^T dy and db_h[:n] += colsum(dy), summed over the batch (and over
+            // heads when W is shared): parallel over weight heads, serial inside.
+#pragma omp parallel for if (Hw > 1)
+            for (int hw = 0; hw < Hw; ++hw)
+                for (int bi = 0; bi < B; ++bi)
+                    for (int h = (Hw == 1 ? 0 : hw); h < (Hw == 1 ? H : hw + 1); ++h) {
+                        const float* dy = y.grad + ((int64_t)bi * H + h) * sy;
+                        if (w.grad)
+                            sgemm(true, false, D, n, T, 1.0f, x.data + ((int64_t)bi * H + h) * sx, D, dy, n, 1.0f,
+                                  const_cast<float*>(W(w.grad, h)), L);
+                        if (b.grad) {
+                            float* db = const_cast<float*>(Bv(b.grad, h));
+                            for (int t = 0; t < T; ++t)
+                                for (int j = 0; j < n; ++j) db[j] += dy[(int64_t)t * n + j];
+                        }
+                    }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// fd_outer: Factorized Dense logits C[i, j] = A[i, j mod a] * Bf[i, j / a]
+// =====================================================================================
+Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n) {
+    SYNTH_CHECK(A.ndim == 4 && Bf.ndim == 4, "fd_outer: 4-D inputs expected");
+    const int a = A.dim(3), bdim = Bf.dim(3);
+    SYNTH_CHECK(n >= 1 && n <= a * bdim, "fd_outer: ", n, " columns from a=", a, " b=", bdim);
+    const int64_t rows = A.numel() / a;
+    SYNTH_CHECK(Bf.numel() / bdim == rows, "fd_outer: A ", A.shape_str(), " and B ", Bf.shape_str(), " differ");
+    Tensor y = new_tensor({A.dim(0), A.dim(1), A.dim(2), n}, needs_grad({&A, &Bf}));
+#pragma omp parallel for if (rows * n > kParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* ar = A.data + r * a;
+        const float* br = Bf.data + r * bdim;
+        float* yr = y.data + r * n;
+        for (int j = 0; j < n; ++j) yr[j] = ar[j % a] * br[j / a];
+    }
+    if (y.grad) {
+        record([=] {
+#pragma omp parallel for if (rows * n > kParallelMin)
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* dy = y.grad + r * n;
+                for (int j = 0; j < n; ++j) {
+                    if (A.grad) A.grad[r * a + j % a] += dy[j] * Bf.data[r * bdim + j / a];
+                    if (Bf.grad) Bf.grad[r * bdim + j / a] += dy[j] * A.data[r * a + j % a];
+                }
+            }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// mix: sum_c softmax(w[h])_c * comps[c]   (mixing inside the softmax, PAPER.md)
+// =====================================================================================
+Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
+    const int Cn = (int)comps.size();
+    SYNTH_CHECK(Cn >= 1 && Cn <= 16 && w.ndim == 2 && w.dim(1) == Cn, "mix: weights ", w.shape_str(), " for ", Cn, " components");
+    const int H = w.dim(0), Tq = comps[0].dim(2), Tk = comps[0].dim(3);
+    int B = 1;
+    bool any_grad = needs_grad({&w});
+    for (const Tensor& c : comps) {
+        SYNTH_CHECK(c.ndim == 4 && c.dim(1) == H && c.dim(2) == Tq && c.dim(3) == Tk, "mix: component ",
+                    c.shape_str(), " does not match ", comps[0].shape_str());
+        B = std::max(B, c.dim(0));
+        any_grad = any_grad || needs_grad({&c});
+    }
+    for (const Tensor& c : comps) SYNTH_CHECK(c.dim(0) == 1 || c.dim(0) == B, "mix: batch sizes do not broadcast");
+    float* alpha = scratch().alloc((size_t)H * Cn);  // (H, C), saved for backward
+    for (int h = 0; h < H; ++h) {
+        const float* wh = w.data + (int64_t)h * Cn;
+        float mx = *std::max_element(wh, wh + Cn), s = 0.0f;
+        for (int c = 0; c < Cn; ++c) s += (alpha[h * Cn + c] = std::exp(wh[c] - mx));
+        for (int c = 0; c < Cn; ++c) alpha[h * Cn + c] /= s;
+    }
+    Tensor y = new_tensor({B, H, Tq, Tk}, any_grad);
+    const int64_t plane = (int64_t)Tq * Tk;
+    // Component c's plane for (batch bi, head h).
+    Tensor* cp = reinterpret_cast<Tensor*>(scratch().alloc((sizeof(Tensor) * Cn + 3) / 4));
+    for (int c = 0; c < Cn; ++c) cp[c] = comps[c];
+    auto plane_of = [=](const float* base, int bc, int bi, int h) {
+        return base + ((int64_t)(bc == 1 ? 0 : bi) * H + h) * plane;
+    };
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < B; ++bi)
+        for (int h = 0; h < H; ++h) {
+            float* yo = y.data + ((int64_t)bi * H + h) * plane;
+            for (int c = 0; c < Cn; ++c) {
+                const float* src = plane_of(cp[c].data, cp[c].dim(0), bi, h);
+                const float a = alpha[h * Cn + c];
+                if (c == 0)
+                    for (int64_t k = 0; k < plane; ++k) yo[k] = a * src[k];
+                else
+                    for (int64_t k = 0; k < plane; ++k) yo[k] += a * src[k];
+            }
+        }
+    if (y.grad) {
+        record([=] {
+            // Per head (parallel): dcomp_c += alpha_c dy (summed over the batch for broadcast
+            // components); dalpha_c = sum dy * comp_c; dw = alpha * (dalpha - alpha . dalpha).
+#pragma omp parallel for
+            for (int h = 0; h < H; ++h) {
+                double dalpha[16] = {0};
+                for (int bi = 0; bi < B; ++bi) {
+                    const float* dy = y.grad + ((int64_t)bi * H + h) * plane;
+                    for (int c = 0; c < Cn; ++c) {
+                        const float* src = plane_of(cp[c].data, cp[c].dim(0), bi, h);
+                        double acc = 0.0;
+                        for (int64_t k = 0; k < plane; ++k) acc += (double)dy[k] * src[k];
+                        dalpha[c] += acc;
+                        if (cp[c].grad) {
+                            float* dc = const_cast<float*>(plane_of(cp[c].grad, cp[c].dim(0), bi, h));
+                            const float a = alpha[h * Cn + c];
+                            for (int64_t k = 0; k < plane; ++k) dc[k] += a * dy[k];
+                        }
+                    }
+                }
+                if (w.grad) {
+                    double dot = 0.0;
+                    for (int c = 0; c < Cn; ++c) dot += alpha[h * Cn + c] * dalpha[c];
+                    for (int c = 0; c < Cn; ++c)
+                        w.grad[(int64_t)h * Cn + c] += (float)(alpha[h * Cn + c] * (dalpha[c] - dot));
+                }
+            }
+        });
+    }
+    return y;
+}
+
+}  // namespace synth

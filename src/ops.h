@@ -1,0 +1,99 @@
+// ops.h: the differentiable operations of synth.
+//
+// Each op is a function from Tensors to a new Tensor (from the scratch arena). In
+// ops.cpp every op's forward kernel sits directly above its backward kernel, in the
+// order listed here. An op records its backward on the tape only when its output
+// needs a gradient (see autograd.h); gradients always accumulate with +=.
+//
+// Shapes are written (B, T, C) = (batch, time, channels), H = heads, D = head width.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tensor.h"
+
+namespace synth {
+
+// ---- linear algebra -------------------------------------------------------------
+// y = x W (+ b). x (..., K), W (K, N) or, with trans_w, (N, K); b (N) or empty Tensor.
+// All leading dims of x are flattened into one GEMM, which OpenBLAS runs multi-threaded.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w = false);
+
+// Batched matmul over (batch, heads): a (Ba, H, M, K) (or (Ba, H, K, M) with ta),
+// b (Bb, H, K, N) (or (Bb, H, N, K) with tb); Ba and Bb are each 1 or B (broadcast).
+// Output (B, H, M, N). Each (batch, head) GEMM is small, so the loop over them is the
+// OpenMP parallel loop and each GEMM is single-threaded (see blas.h).
+Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb);
+
+// ---- elementwise ------------------------------------------------------------------
+// a + b, where b has a's shape or a's trailing shape (broadcast over leading dims).
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);  // same shapes
+Tensor scale(const Tensor& a, float s);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // tanh approximation
+// Inverted dropout with keep probability 1-p: the mask is hash_uniform(seed, counter, i),
+// so it is reproducible and independent of the thread count. p == 0 returns x itself.
+Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter);
+
+// ---- normalisation and attention softmax ---------------------------------------------
+// LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * g + b.
+Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps = 1e-5f);
+
+// What the softmax masks out, as an additive -inf bias on the logits (PAPER.md: masks
+// apply to synthetic logits exactly as to dot-product logits).
+struct Mask {
+    bool causal = false;              // key j > query i + q_offset is masked
+    int q_offset = 0;                 // position of query row 0 (incremental decoding)
+    const uint8_t* key_pad = nullptr; // (B, Tk), 1 = padding key; nullptr = none
+    int batch = 1;                    // B of key_pad
+};
+// Softmax over the last dim of logits (Bl, H, Tq, Tk) with the mask added. Output
+// (B, H, Tq, Tk) with B = Bl, or mask.batch when a padding mask turns batch-independent
+// logits (Bl = 1, e.g. Random Synthesizer) into per-sequence probabilities.
+// A row whose keys are all masked gives zeros.
+Tensor softmax(const Tensor& logits, const Mask& mask);
+
+// ---- embeddings and loss ------------------------------------------------------------
+// table (V, C), ids (n) with n = B*T -> (B, T, C). Backward scatter-adds into the table.
+Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids, int B, int T);
+
+struct LossStats {
+    double sum_nll = 0;  // summed negative log-likelihood (no smoothing) over counted targets
+    int64_t count = 0;   // targets that are not ignore_index
+};
+// Mean over non-ignored rows of the label-smoothed cross entropy of softmax(logits):
+// (1 - eps) * -log p[target] + eps * mean_v(-log p[v]), as torch's label_smoothing.
+// logits (N, V), targets (N). Fused log-softmax; returns a (1) tensor. If stats is
+// given, it receives the unsmoothed NLL sum, which is what perplexity and bpc use.
+Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, int ignore_index,
+                     float label_smoothing, LossStats* stats = nullptr);
+
+// ---- reshaping ----------------------------------------------------------------------
+Tensor split_heads(const Tensor& x, int H);  // (B, T, H*D) -> (B, H, T, D)
+Tensor merge_heads(const Tensor& x);         // (B, H, T, D) -> (B, T, H*D)
+Tensor slice_seq(const Tensor& x, int t0, int t1);  // (B, T, C) -> (B, t1-t0, C)
+Tensor concat_seq(const Tensor& a, const Tensor& b);  // (B, Ta, C), (B, Tb, C) -> (B, Ta+Tb, C)
+// A view of x with a new shape of the same size (shares data and grad; no copy, no tape).
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor sum(const Tensor& x);   // (1)
+Tensor mean(const Tensor& x);  // (1)
+
+// ---- synthetic-attention building blocks (PAPER.md table) ------------------------------
+// Rows [row0, row0 + rows) and columns [0, cols) of each of x's (L, M) matrices:
+// x (H, L, M) -> (1, H, rows, cols). R and FR slice their L-sized parameters to the
+// actual length; row0 > 0 selects the query rows of incremental decoding.
+Tensor crop(const Tensor& x, int rows, int cols, int row0 = 0);
+// Per-head linear map to the first n of L outputs: x (B, H, T, D), w (Hw, D, L),
+// b (Hw, L) with Hw = H, or Hw = 1 for one W2 shared by all heads -> (B, H, T, n).
+// This is Dense Synthesizer's W2_h (Eq. for B_i): only the n columns needed are computed.
+Tensor head_linear(const Tensor& x, const Tensor& w, const Tensor& b, int n);
+// Factorized Dense: C[.., i, j] = A[.., i, j mod a] * Bf[.., i, j / a] for j < n.
+// A (B, H, T, a), Bf (B, H, T, b) -> (B, H, T, n).
+Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n);
+// Mixture inside the softmax: sum_c softmax(w[h])_c * comps[c], w (H, C); each comp is
+// (Bc, H, Tq, Tk) with Bc = 1 or B. Output batch is max Bc.
+Tensor mix(const std::vector<Tensor>& comps, const Tensor& w);
+
+}  // namespace synth

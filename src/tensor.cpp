@@ -1,0 +1,102 @@
+#include "tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "common.h"
+
+namespace synth {
+
+int64_t Tensor::numel() const {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; ++i) n *= dims[i];
+    return n;
+}
+
+std::string Tensor::shape_str() const {
+    std::ostringstream os;
+    os << "(";
+    for (int i = 0; i < ndim; ++i) os << (i ? ", " : "") << dims[i];
+    os << ")";
+    return os.str();
+}
+
+int64_t numel_of(const Shape& s) {
+    int64_t n = 1;
+    for (int d : s) n *= d;
+    return n;
+}
+
+float* aligned_floats(size_t n) {
+    size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+    if (bytes == 0) bytes = 64;
+    void* p = std::aligned_alloc(64, bytes);
+    SYNTH_CHECK(p, "out of memory allocating ", bytes, " bytes");
+    std::memset(p, 0, bytes);
+    return static_cast<float*>(p);
+}
+
+Arena::~Arena() {
+    std::free(block_);
+    for (float* p : overflow_) std::free(p);
+}
+
+float* Arena::alloc(size_t n) {
+    n = (n + 15) & ~size_t(15);  // keep every block 64-byte aligned
+    if (used_ + n <= cap_) {
+        float* p = block_ + used_;
+        used_ += n;
+        return p;
+    }
+    float* p = aligned_floats(n);
+    overflow_.push_back(p);
+    overflow_total_ += n;
+    return p;
+}
+
+float* Arena::alloc_zero(size_t n) {
+    float* p = alloc(n);
+    std::memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+void Arena::reset() {
+    if (!overflow_.empty()) {
+        size_t need = used_ + overflow_total_;
+        for (float* p : overflow_) std::free(p);
+        overflow_.clear();
+        std::free(block_);
+        cap_ = need + need / 8;
+        block_ = aligned_floats(cap_);
+    }
+    overflow_total_ = 0;
+    used_ = 0;
+}
+
+Arena& scratch() {
+    static Arena arena;
+    return arena;
+}
+
+Tensor new_tensor(const Shape& shape, bool with_grad) {
+    SYNTH_CHECK(!shape.empty() && shape.size() <= 4, "tensors have 1 to 4 dimensions, got ", shape.size());
+    Tensor t;
+    t.ndim = (int)shape.size();
+    for (int i = 0; i < t.ndim; ++i) {
+        SYNTH_CHECK(shape[i] > 0, "tensor dimension ", i, " must be positive, got ", shape[i]);
+        t.dims[i] = shape[i];
+    }
+    size_t n = (size_t)t.numel();
+    t.data = scratch().alloc(n);
+    if (with_grad) t.grad = scratch().alloc_zero(n);
+    return t;
+}
+
+Tensor zeros(const Shape& shape, bool with_grad) {
+    Tensor t = new_tensor(shape, with_grad);
+    std::memset(t.data, 0, t.numel() * sizeof(float));
+    return t;
+}
+
+}  // namespace synth

@@ -1,0 +1,80 @@
+// subprocess.h: helpers for tests that run the built binaries (build/lm) as child processes
+// and for tests that need a scratch directory.
+#pragma once
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io.h"
+
+extern char** environ;
+
+namespace synth_test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it at scope exit.
+struct ScratchDir {
+    std::string path;
+    ScratchDir() {
+        std::string tmpl = std::filesystem::temp_directory_path().string() + "/synth-test-XXXXXX";
+        path = ::mkdtemp(tmpl.data()) ? tmpl : "";
+    }
+    ~ScratchDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+    std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+// The path of a binary built next to this test binary (build/<name> beside build/tests), or
+// "" if it does not exist (tests then skip with a message).
+inline std::string sibling_binary(const std::string& name) {
+    std::error_code ec;
+    std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return "";
+    std::filesystem::path bin = self.parent_path() / name;
+    return std::filesystem::exists(bin, ec) ? bin.string() : "";
+}
+
+struct ProcessResult {
+    int status = -1;  // exit status, or 128 + signal number if the child was killed
+    std::string out, err;
+};
+
+// Runs `exe args...` with stdout and stderr captured through files in `dir`, and waits for it.
+inline ProcessResult run_process(const std::string& exe, const std::vector<std::string>& args,
+                                 const std::string& dir) {
+    const std::string out_path = dir + "/.stdout", err_path = dir + "/.stderr";
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<std::string> argv = {exe};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ProcessResult r;
+    pid_t pid;
+    int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, cargv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return r;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = synth::read_file(out_path);
+    r.err = synth::read_file(err_path);
+    return r;
+}
+
+}  // namespace synth_test

@@ -1,0 +1,145 @@
+// Bad command lines and bad inputs for build/lm: each must fail before training, within a
+// fraction of a second, with exit status 1 and one line "error: <message>" on stderr whose
+// message names the problem (the flag, the value, the file). Runs build/lm as a child process.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "checkpoint.h"
+#include "io.h"
+#include "subprocess.h"
+
+using namespace synth;
+using synth_test::ScratchDir;
+
+namespace {
+
+struct BadRun {
+    std::vector<std::string> args;
+    std::string expected;  // a part of the error message
+};
+
+// Runs build/lm on each bad input (with results going to `dir`) and checks how it fails.
+void check_failures(const std::string& lm, const ScratchDir& dir, const std::vector<BadRun>& runs) {
+    for (const BadRun& run : runs) {
+        std::vector<std::string> args = {"--results-dir=" + dir / "results", "--preset=none"};
+        args.insert(args.end(), run.args.begin(), run.args.end());
+        auto r = synth_test::run_process(lm, args, dir.path);
+        std::string cmd = "build/lm";
+        for (const std::string& a : args) cmd += " " + a;
+        INFO(cmd);
+        INFO("stderr: ", r.err);
+        CHECK(r.status == 1);
+        CHECK(r.out.empty());
+        // Exactly one line: no progress output, no stack trace.
+        CHECK(r.err.rfind("error: ", 0) == 0);
+        CHECK(r.err.find('\n') == r.err.size() - 1);
+        CHECK(r.err.find(run.expected) != std::string::npos);
+    }
+}
+
+// The path of build/lm, or "" after printing why the test is skipped.
+std::string lm_or_skip() {
+    std::string lm = synth_test::sibling_binary("lm");
+    if (lm.empty()) MESSAGE("skipped: build/lm is not built next to the test binary");
+    return lm;
+}
+
+}  // namespace
+
+TEST_CASE("cli: missing, empty, binary and non-UTF-8 data files are named") {
+    const std::string lm = lm_or_skip();
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "empty.txt", "");
+    write_file_atomic(dir / "binary.txt", std::string("ab\0cd\n", 6));
+    write_file_atomic(dir / "latin1.txt", "caf\xe9 au lait\n");
+    write_file_atomic(dir / "cut.txt", "a euro sign cut short: \xe2\x82");
+    check_failures(lm, dir,
+                   {{{"--data=" + dir / "missing.txt"}, "'" + dir / "missing.txt" + "' is neither a known corpus"},
+                    {{"--data=" + dir.path}, "'" + dir.path + "' is neither a known corpus"},
+                    {{"--data=" + dir / "empty.txt"}, "'" + dir / "empty.txt" + "' is empty"},
+                    {{"--data=" + dir / "binary.txt"}, "'" + dir / "binary.txt" + "' looks binary, not text: NUL byte at byte offset 2"},
+                    {{"--data=" + dir / "latin1.txt"}, "'" + dir / "latin1.txt" + "' is not valid UTF-8"},
+                    {{"--data=" + dir / "cut.txt"}, "'" + dir / "cut.txt" + "' is not valid UTF-8"}});
+}
+
+TEST_CASE("cli: unknown flags, malformed values and out-of-range values name the flag") {
+    const std::string lm = lm_or_skip();
+    if (lm.empty()) return;
+    ScratchDir dir;
+    check_failures(lm, dir,
+                   {{{"--bogus=1"}, "unknown flag --bogus"},
+                    {{"--steps"}, "flag --steps needs a value"},
+                    {{"--steps=12abc"}, "flag --steps: '12abc' is not an integer"},
+                    {{"--steps="}, "flag --steps: '' is not an integer"},
+                    {{"--steps=99999999999"}, "flag --steps: 99999999999 is out of range"},
+                    {{"--lr=fast"}, "flag --lr: 'fast' is not a finite number"},
+                    {{"--lr=nan"}, "flag --lr: 'nan' is not a finite number"},
+                    {{"--share-w2=maybe"}, "flag --share-w2: 'maybe' is not true/false"},
+                    {{"data.txt"}, "unexpected argument 'data.txt'"},
+                    {{"--heads=3", "--d-model=128"}, "--heads=3 must divide --d-model=128"},
+                    {{"--fd-a=7", "--seq=64"}, "--fd-a=7 must divide --seq=64"},
+                    {{"--d-model=0"}, "--d-model=0 must be positive"},
+                    {{"--steps=-1"}, "--steps=-1 must be positive"},
+                    {{"--batch=0"}, "--batch=0 must be positive"},
+                    {{"--warmup=-5"}, "--warmup=-5 must be >= 0"},
+                    {{"--save-every=-1"}, "--save-every=-1 must be >= 0"},
+                    {{"--threads=0"}, "--threads=0 must be in [1, 256]"},
+                    {{"--lr=0"}, "--lr=0 must be positive"},
+                    {{"--dropout=1"}, "--dropout=1 must be in [0, 1)"},
+                    {{"--schedule=linear"}, "unknown learning-rate schedule 'linear'"},
+                    {{"--preset=huge"}, "unknown --preset 'huge'"}});
+}
+
+TEST_CASE("cli: unknown and malformed variants are named") {
+    const std::string lm = lm_or_skip();
+    if (lm.empty()) return;
+    ScratchDir dir;
+    check_failures(lm, dir,
+                   {{{"--variants=X"}, "unknown attention variant 'X'"},
+                    {{"--variants=V,R,Q"}, "unknown attention variant 'Q'"},
+                    {{"--variants=R+"}, "malformed variant 'R+': empty component"},
+                    {{"--variants=+V"}, "malformed variant '+V': empty component"},
+                    {{"--variants=R+R"}, "variant 'R+R' repeats R"},
+                    {{"--variants=R,,V"}, "empty entry in list 'R,,V'"}});
+}
+
+TEST_CASE("cli: unwritable results and checkpoint directories fail before training") {
+    const std::string lm = lm_or_skip();
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "a-file", "not a directory\n");
+    check_failures(lm, dir,
+                   {{{"--results-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
+                    {{"--results-dir=" + dir / "a-file/results"}, "cannot create directory '" + dir / "a-file"},
+                    {{"--save-every=10", "--checkpoint-dir=/proc/nope"}, "cannot create directory '/proc/nope'"}});
+}
+
+TEST_CASE("cli: resuming from a missing, foreign or corrupt checkpoint names the file and the problem") {
+    const std::string lm = lm_or_skip();
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "notes.txt", "these are not the weights you are looking for\n");
+    Checkpoint ck;
+    ck.config = "variant=R\n";
+    ck.params.push_back({"w", {2, 2}, true, {1, 2, 3, 4}});
+    const std::string good = serialize_checkpoint(ck);
+    write_file_atomic(dir / "cut.ckpt", good.substr(0, good.size() - 20));
+    std::string flipped = good;
+    flipped[flipped.size() - 30] ^= 0x40;
+    write_file_atomic(dir / "flipped.ckpt", flipped);
+    std::string future = good;
+    future[8] = 9;
+    write_file_atomic(dir / "future.ckpt", future);
+    write_file_atomic(dir / "good.ckpt", good);
+    check_failures(lm, dir,
+                   {{{"--variants=R", "--resume=" + dir / "none.ckpt"}, "cannot open '" + dir / "none.ckpt" + "'"},
+                    {{"--variants=R", "--resume=" + dir / "notes.txt"}, dir / "notes.txt" + ": not a synth checkpoint"},
+                    {{"--variants=R", "--resume=" + dir / "cut.ckpt"}, dir / "cut.ckpt" + ": truncated or corrupt"},
+                    {{"--variants=R", "--resume=" + dir / "flipped.ckpt"}, dir / "flipped.ckpt" + ": checksum mismatch"},
+                    {{"--variants=R", "--resume=" + dir / "future.ckpt"}, dir / "future.ckpt" + ": checkpoint format version 9"},
+                    // Well-formed, but not written by an lm run.
+                    {{"--variants=R", "--resume=" + dir / "good.ckpt"}, "the checkpoint's config has no key 'd-model'"}});
+}

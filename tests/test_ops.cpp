@@ -1,0 +1,709 @@
+// Every op in ops.h: its backward against central differences (gradcheck.h), and each
+// optimised forward kernel against a naive double-precision loop written here, on small odd
+// shapes (B=2, H=3, T=5, C=7, ...) so that no size happens to be a multiple of another.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd.h"
+#include "gradcheck.h"
+#include "ops.h"
+#include "rng.h"
+#include "tensor.h"
+
+using namespace synth;
+
+namespace {
+
+// Runs gradcheck at the call site and reports its summary on failure.
+#define CHECK_GRADS(...)                                   \
+    do {                                                   \
+        const GradCheckResult gc_ = gradcheck(__VA_ARGS__); \
+        INFO(gc_.summary());                               \
+        CHECK(gc_.ok);                                     \
+        CHECK(gc_.checked > 0);                            \
+    } while (0)
+
+Tensor randn(const Shape& shape, Rng& rng, bool with_grad = true) {
+    Tensor t = new_tensor(shape, with_grad);
+    rng.fill_normal(t.data, t.numel(), 0.0f, 1.0f);
+    return t;
+}
+
+// Every element of got within atol + rtol * |want| of the double-precision reference.
+void check_close(const Tensor& got, const std::vector<double>& want, double atol = 1e-5, double rtol = 1e-4) {
+    REQUIRE(got.numel() == (int64_t)want.size());
+    int64_t bad = -1;
+    for (int64_t i = 0; i < got.numel() && bad < 0; ++i)
+        if (!(std::fabs(got.data[i] - want[i]) <= atol + rtol * std::fabs(want[i]))) bad = i;
+    INFO("first mismatch at element " << bad << ": got " << (bad >= 0 ? got.data[bad] : 0.0f) << ", want "
+                                      << (bad >= 0 ? want[bad] : 0.0));
+    CHECK(bad == -1);
+}
+
+// ---- naive references ----------------------------------------------------------------
+
+// x (R, K), w (K, N) or (N, K) with trans_w, b (N) or nullptr -> (R, N)
+std::vector<double> naive_linear(const float* x, const float* w, const float* b, int R, int K, int N, bool trans_w) {
+    std::vector<double> y((size_t)R * N);
+    for (int r = 0; r < R; ++r)
+        for (int n = 0; n < N; ++n) {
+            double s = b ? b[n] : 0.0;
+            for (int k = 0; k < K; ++k) s += (double)x[r * K + k] * (trans_w ? w[n * K + k] : w[k * N + n]);
+            y[(size_t)r * N + n] = s;
+        }
+    return y;
+}
+
+// The triple loop over each (batch, head) plane; a batch-1 operand is reused for every batch.
+std::vector<double> naive_bmm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+    const int Ba = a.dim(0), Bb = b.dim(0), B = std::max(Ba, Bb), H = a.dim(1);
+    const int M = ta ? a.dim(3) : a.dim(2), K = ta ? a.dim(2) : a.dim(3), N = tb ? b.dim(2) : b.dim(3);
+    std::vector<double> c((size_t)B * H * M * N);
+    for (int bi = 0; bi < B; ++bi)
+        for (int h = 0; h < H; ++h) {
+            const float* A = a.data + ((size_t)(Ba == 1 ? 0 : bi) * H + h) * M * K;
+            const float* Bm = b.data + ((size_t)(Bb == 1 ? 0 : bi) * H + h) * K * N;
+            for (int m = 0; m < M; ++m)
+                for (int n = 0; n < N; ++n) {
+                    double s = 0.0;
+                    for (int k = 0; k < K; ++k)
+                        s += (double)(ta ? A[k * M + m] : A[m * K + k]) * (tb ? Bm[n * K + k] : Bm[k * N + n]);
+                    c[(((size_t)bi * H + h) * M + m) * N + n] = s;
+                }
+        }
+    return c;
+}
+
+// Softmax with the mask applied as "key allowed or not", computed in double.
+std::vector<double> naive_softmax(const Tensor& logits, const Mask& mask) {
+    const int Bl = logits.dim(0), H = logits.dim(1), Tq = logits.dim(2), Tk = logits.dim(3);
+    const int B = mask.key_pad ? mask.batch : Bl;
+    std::vector<double> y((size_t)B * H * Tq * Tk, 0.0);
+    for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h)
+            for (int i = 0; i < Tq; ++i) {
+                const float* x = logits.data + (((size_t)(Bl == 1 ? 0 : b) * H + h) * Tq + i) * Tk;
+                double* out = y.data() + (((size_t)b * H + h) * Tq + i) * Tk;
+                auto allowed = [&](int j) {
+                    if (mask.causal && j > i + mask.q_offset) return false;
+                    return !(mask.key_pad && mask.key_pad[(size_t)b * Tk + j]);
+                };
+                double mx = -INFINITY;
+                for (int j = 0; j < Tk; ++j)
+                    if (allowed(j)) mx = std::max(mx, (double)x[j]);
+                if (mx == -INFINITY) continue;  // fully masked row: zeros
+                double s = 0.0;
+                for (int j = 0; j < Tk; ++j)
+                    if (allowed(j)) s += (out[j] = std::exp(x[j] - mx));
+                for (int j = 0; j < Tk; ++j) out[j] /= s;
+            }
+    return y;
+}
+
+std::vector<double> naive_layernorm(const Tensor& x, const Tensor& g, const Tensor& b, double eps) {
+    const int C = x.dim(-1);
+    const int64_t R = x.numel() / C;
+    std::vector<double> y(x.numel());
+    for (int64_t r = 0; r < R; ++r) {
+        const float* xr = x.data + r * C;
+        double m = 0.0, v = 0.0;
+        for (int c = 0; c < C; ++c) m += xr[c];
+        m /= C;
+        for (int c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
+        v /= C;
+        for (int c = 0; c < C; ++c) y[r * C + c] = (xr[c] - m) / std::sqrt(v + eps) * g.data[c] + b.data[c];
+    }
+    return y;
+}
+
+// Label-smoothed cross entropy from a log-softmax written out by hand; also the plain NLL sum.
+struct NaiveCE {
+    double loss = 0.0, sum_nll = 0.0;
+    int64_t count = 0;
+};
+NaiveCE naive_cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, int ignore, double eps) {
+    const int N = logits.dim(0), V = logits.dim(1);
+    NaiveCE r;
+    double total = 0.0;
+    for (int n = 0; n < N; ++n) {
+        if (targets[n] == ignore) continue;
+        const float* x = logits.data + (size_t)n * V;
+        double s = 0.0;
+        for (int v = 0; v < V; ++v) s += std::exp((double)x[v]);
+        std::vector<double> logp(V);
+        for (int v = 0; v < V; ++v) logp[v] = x[v] - std::log(s);
+        double smooth = 0.0;
+        for (int v = 0; v < V; ++v) smooth -= logp[v] / V;
+        const double nll = -logp[targets[n]];
+        total += (1.0 - eps) * nll + eps * smooth;
+        r.sum_nll += nll;
+        ++r.count;
+    }
+    r.loss = r.count ? total / r.count : 0.0;
+    return r;
+}
+
+// x (B, H, T, D), w (Hw, D, L), b (Hw, L) -> (B, H, T, n)
+std::vector<double> naive_head_linear(const Tensor& x, const Tensor& w, const Tensor& b, int n) {
+    const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3), Hw = w.dim(0), L = w.dim(2);
+    std::vector<double> y((size_t)B * H * T * n);
+    for (int bi = 0; bi < B; ++bi)
+        for (int h = 0; h < H; ++h) {
+            const int hw = Hw == 1 ? 0 : h;
+            for (int t = 0; t < T; ++t)
+                for (int j = 0; j < n; ++j) {
+                    double s = b.data[hw * L + j];
+                    for (int d = 0; d < D; ++d)
+                        s += (double)x.data[(((size_t)bi * H + h) * T + t) * D + d] * w.data[((size_t)hw * D + d) * L + j];
+                    y[(((size_t)bi * H + h) * T + t) * n + j] = s;
+                }
+        }
+    return y;
+}
+
+std::vector<double> naive_fd_outer(const Tensor& A, const Tensor& Bf, int n) {
+    const int a = A.dim(3), bd = Bf.dim(3);
+    const int64_t rows = A.numel() / a;
+    std::vector<double> y((size_t)rows * n);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int j = 0; j < n; ++j) y[r * n + j] = (double)A.data[r * a + j % a] * Bf.data[r * bd + j / a];
+    return y;
+}
+
+std::vector<double> naive_mix(const std::vector<Tensor>& comps, const Tensor& w) {
+    const int C = (int)comps.size(), H = w.dim(0), Tq = comps[0].dim(2), Tk = comps[0].dim(3);
+    int B = 1;
+    for (const Tensor& c : comps) B = std::max(B, c.dim(0));
+    const size_t plane = (size_t)Tq * Tk;
+    std::vector<double> y((size_t)B * H * plane, 0.0);
+    for (int h = 0; h < H; ++h) {
+        double mx = -INFINITY, s = 0.0;
+        for (int c = 0; c < C; ++c) mx = std::max(mx, (double)w.data[h * C + c]);
+        std::vector<double> alpha(C);
+        for (int c = 0; c < C; ++c) s += (alpha[c] = std::exp(w.data[h * C + c] - mx));
+        for (int bi = 0; bi < B; ++bi)
+            for (int c = 0; c < C; ++c) {
+                const float* src = comps[c].data + ((size_t)(comps[c].dim(0) == 1 ? 0 : bi) * H + h) * plane;
+                for (size_t k = 0; k < plane; ++k) y[((size_t)bi * H + h) * plane + k] += alpha[c] / s * src[k];
+            }
+    }
+    return y;
+}
+
+// A deliberately configurable op for testing the checker: y = 2x, whose backward adds
+// factor * dy (factor = 2 is correct), or with accumulate = false wrongly assigns it.
+Tensor twice(const Tensor& x, float backward_factor, bool accumulate = true) {
+    Tensor y = new_tensor(Shape(x.dims.begin(), x.dims.begin() + x.ndim), needs_grad({&x}));
+    for (int64_t i = 0; i < x.numel(); ++i) y.data[i] = 2.0f * x.data[i];
+    if (y.grad)
+        record([=] {
+            for (int64_t i = 0; i < x.numel(); ++i)
+                x.grad[i] = backward_factor * y.grad[i] + (accumulate ? x.grad[i] : 0.0f);
+        });
+    return y;
+}
+
+}  // namespace
+
+// =====================================================================================
+// the checker itself
+// =====================================================================================
+TEST_CASE("op: gradcheck passes a correct backward and catches a 5% wrong one") {
+    Rng rng(1);
+    Tensor x = randn({3, 5}, rng), z = randn({3, 5}, rng);
+    SUBCASE("correct backward passes") {
+        CHECK_GRADS({x}, [&] { return twice(x, 2.0f); });
+    }
+    SUBCASE("backward 5% too small fails at the first point") {
+        const GradCheckResult r = gradcheck({x}, [&] { return twice(x, 1.9f); });
+        INFO(r.summary());
+        CHECK_FALSE(r.ok);
+        CHECK(r.fail_input == 0);
+        CHECK(r.fail_index == 0);
+        CHECK(r.fail_numeric == doctest::Approx(r.fail_analytic / 0.95).epsilon(1e-3));
+    }
+    SUBCASE("backward 5% too large fails") {
+        CHECK_FALSE(gradcheck({x}, [&] { return twice(x, 2.1f); }).ok);
+    }
+    SUBCASE("the failing input is identified") {
+        const GradCheckResult r = gradcheck({x, z}, [&] { return add(twice(x, 2.0f), twice(z, 1.9f)); });
+        CHECK_FALSE(r.ok);
+        CHECK(r.fail_input == 1);
+    }
+    SUBCASE("a backward that overwrites instead of accumulating fails") {
+        const GradCheckResult r = gradcheck({x}, [&] { return twice(x, 2.0f, false); });
+        INFO(r.summary());
+        CHECK_FALSE(r.ok);
+        CHECK_FALSE(r.accumulates);
+        CHECK(r.fail_input == 0);
+    }
+    SUBCASE("a missing backward fails") {
+        const GradCheckResult r = gradcheck({x, z}, [&] {
+            Tensor y = new_tensor({3, 5}, needs_grad({&z}));
+            for (int i = 0; i < 15; ++i) y.data[i] = x.data[i] * z.data[i];
+            record([=] {
+                for (int i = 0; i < 15; ++i) z.grad[i] += x.data[i] * y.grad[i];
+            });
+            return y;
+        });
+        CHECK_FALSE(r.ok);
+        CHECK(r.fail_input == 0);
+    }
+    SUBCASE("points are capped, spread and include both ends") {
+        const std::vector<int64_t> p = gradcheck_points(1000, 48);
+        REQUIRE(p.size() == 48);
+        CHECK(p.front() == 0);
+        CHECK(p.back() == 999);
+        for (size_t i = 1; i < p.size(); ++i) CHECK(p[i] > p[i - 1]);
+        CHECK(gradcheck_points(7, 48).size() == 7);
+    }
+    CHECK(tape_size() == 0);
+}
+
+// =====================================================================================
+// linear algebra
+// =====================================================================================
+TEST_CASE("op: linear") {
+    Rng rng(2);
+    const int B = 2, T = 5, K = 7, N = 3;
+    Tensor x = randn({B, T, K}, rng);
+    Tensor b = randn({N}, rng);
+    for (bool trans_w : {false, true}) {
+        for (bool with_bias : {true, false}) {
+            CAPTURE(trans_w);
+            CAPTURE(with_bias);
+            Tensor w = trans_w ? randn({N, K}, rng) : randn({K, N}, rng);
+            const Tensor bias = with_bias ? b : Tensor{};
+            {
+                NoGrad ng;
+                const Tensor y = linear(x, w, bias, trans_w);
+                CHECK(y.shape_str() == "(2, 5, 3)");
+                check_close(y, naive_linear(x.data, w.data, bias.data, B * T, K, N, trans_w));
+            }
+            if (with_bias)
+                CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, trans_w); });
+            else
+                CHECK_GRADS({x, w}, [&] { return linear(x, w, Tensor{}, trans_w); });
+        }
+    }
+}
+
+TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {
+    Rng rng(3);
+    const int H = 3, M = 5, K = 4, N = 7;
+    for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+            for (const std::pair<int, int>& batches : {std::pair{2, 2}, std::pair{1, 2}, std::pair{2, 1}}) {
+                const int Ba = batches.first, Bb = batches.second;
+                CAPTURE(ta);
+                CAPTURE(tb);
+                CAPTURE(Ba);
+                CAPTURE(Bb);
+                Tensor a = ta ? randn({Ba, H, K, M}, rng) : randn({Ba, H, M, K}, rng);
+                Tensor b = tb ? randn({Bb, H, N, K}, rng) : randn({Bb, H, K, N}, rng);
+                {
+                    NoGrad ng;
+                    const Tensor c = bmm(a, b, ta, tb);
+                    CHECK(c.shape_str() == "(2, 3, 5, 7)");
+                    check_close(c, naive_bmm(a, b, ta, tb));
+                }
+                CHECK_GRADS({a, b}, [&] { return bmm(a, b, ta, tb); });
+            }
+}
+
+// =====================================================================================
+// elementwise
+// =====================================================================================
+TEST_CASE("op: add, same shape and broadcast") {
+    Rng rng(4);
+    Tensor a = randn({2, 5, 7}, rng);
+    SUBCASE("same shape") {
+        Tensor b = randn({2, 5, 7}, rng);
+        CHECK_GRADS({a, b}, [&] { return add(a, b); });
+    }
+    SUBCASE("broadcast (C)") {
+        Tensor b = randn({7}, rng);
+        {
+            NoGrad ng;
+            const Tensor y = add(a, b);
+            std::vector<double> want(70);
+            for (int i = 0; i < 70; ++i) want[i] = (double)a.data[i] + b.data[i % 7];
+            check_close(y, want);
+        }
+        CHECK_GRADS({a, b}, [&] { return add(a, b); });
+    }
+    SUBCASE("broadcast (T, C)") {
+        Tensor b = randn({5, 7}, rng);
+        CHECK_GRADS({a, b}, [&] { return add(a, b); });
+    }
+}
+
+TEST_CASE("op: mul and scale") {
+    Rng rng(5);
+    Tensor a = randn({2, 5, 7}, rng), b = randn({2, 5, 7}, rng);
+    CHECK_GRADS({a, b}, [&] { return mul(a, b); });
+    CHECK_GRADS({a}, [&] { return scale(a, -1.7f); });
+    NoGrad ng;
+    const Tensor y = mul(a, b), z = scale(a, -1.7f);
+    for (int i = 0; i < 70; ++i) {
+        CHECK(y.data[i] == a.data[i] * b.data[i]);
+        CHECK(z.data[i] == a.data[i] * -1.7f);
+    }
+}
+
+TEST_CASE("op: relu") {
+    Rng rng(6);
+    Tensor x = randn({2, 5, 7}, rng);
+    x.data[3] = 0.004f;  // a point at the kink, which must be skipped
+    GradCheckOptions opt;
+    opt.skip = skip_near_zero(opt.eps);
+    const GradCheckResult r = gradcheck({x}, [&] { return relu(x); }, opt);
+    INFO(r.summary());
+    CHECK(r.ok);
+    CHECK(r.skipped >= 1);
+    NoGrad ng;
+    const Tensor y = relu(x);
+    for (int i = 0; i < 70; ++i) CHECK(y.data[i] == std::max(x.data[i], 0.0f));
+}
+
+TEST_CASE("op: gelu against its tanh formula") {
+    Rng rng(7);
+    Tensor x = randn({2, 5, 7}, rng);
+    x.data[0] = -4.0f;
+    x.data[1] = 3.5f;
+    CHECK_GRADS({x}, [&] { return gelu(x); });
+    NoGrad ng;
+    const Tensor y = gelu(x);
+    std::vector<double> want(70);
+    for (int i = 0; i < 70; ++i) {
+        const double v = x.data[i];
+        want[i] = 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)));
+    }
+    check_close(y, want, 1e-6, 1e-5);
+}
+
+TEST_CASE("op: dropout") {
+    Rng rng(8);
+    const float p = 0.3f;
+    Tensor x = randn({2, 5, 7}, rng);
+    // The mask is a pure function of (seed, counter): the same in every forward call.
+    CHECK_GRADS({x}, [&] { return dropout(x, p, 1234, 7); });
+
+    Tensor ones = new_tensor({20000}, false);
+    for (int i = 0; i < 20000; ++i) ones.data[i] = 1.0f;
+    const Tensor y = dropout(ones, p, 99, 0), y2 = dropout(ones, p, 99, 0), y3 = dropout(ones, p, 99, 1);
+    int zeros = 0, other = 0, differ = 0;
+    for (int i = 0; i < 20000; ++i) {
+        if (y.data[i] == 0.0f)
+            ++zeros;
+        else if (y.data[i] != 1.0f / (1.0f - p))
+            ++other;
+        CHECK(y.data[i] == y2.data[i]);
+        differ += y.data[i] != y3.data[i];
+    }
+    CHECK(other == 0);
+    CHECK(zeros / 20000.0 == doctest::Approx(p).epsilon(0.05));
+    CHECK(differ > 1000);  // another counter is another mask
+    const Tensor same = dropout(x, 0.0f, 1, 2);
+    CHECK(same.data == x.data);
+}
+
+// =====================================================================================
+// normalisation and softmax
+// =====================================================================================
+TEST_CASE("op: layernorm") {
+    Rng rng(9);
+    Tensor x = randn({2, 5, 7}, rng), g = randn({7}, rng), b = randn({7}, rng);
+    for (int c = 0; c < 7; ++c) x.data[7 + c] = 3.0f + 0.1f * x.data[7 + c];  // a row with a large mean
+    {
+        NoGrad ng;
+        check_close(layernorm(x, g, b), naive_layernorm(x, g, b, 1e-5), 2e-5, 2e-4);
+    }
+    CHECK_GRADS({x, g, b}, [&] { return layernorm(x, g, b); });
+}
+
+TEST_CASE("op: softmax with masks") {
+    Rng rng(10);
+    const int B = 2, H = 3, Tq = 5, Tk = 6;
+    Mask mask;
+    std::vector<uint8_t> pad = {0, 0, 0, 0, 1, 1,   // batch 0: the last two keys are padding
+                                1, 0, 0, 1, 0, 0};  // batch 1: keys 0 and 3
+    Tensor logits = randn({B, H, Tq, Tk}, rng);
+    SUBCASE("no mask") {}
+    SUBCASE("causal") { mask.causal = true; }
+    SUBCASE("causal with q_offset") {
+        mask.causal = true;
+        mask.q_offset = 1;
+    }
+    SUBCASE("key padding") {
+        mask.key_pad = pad.data();
+        mask.batch = B;
+    }
+    SUBCASE("causal and key padding") {
+        mask.causal = true;
+        mask.key_pad = pad.data();
+        mask.batch = B;
+    }
+    SUBCASE("key padding broadcasts batch-1 logits to B") {
+        logits = randn({1, H, Tq, Tk}, rng);
+        mask.key_pad = pad.data();
+        mask.batch = B;
+    }
+    {
+        NoGrad ng;
+        const Tensor y = softmax(logits, mask);
+        CHECK(y.shape_str() == "(2, 3, 5, 6)");
+        check_close(y, naive_softmax(logits, mask), 1e-6, 1e-5);
+    }
+    CHECK_GRADS({logits}, [&] { return softmax(logits, mask); });
+    // Masked logits get exactly zero gradient (checked on logits batch 0, which every case
+    // has; batch-1 logits feed both batches, so a key counts as masked if padded in both).
+    const bool shared = logits.dim(0) == 1;
+    for (int h = 0; h < H; ++h)
+        for (int i = 0; i < Tq; ++i)
+            for (int j = 0; j < Tk; ++j) {
+                const bool padded = mask.key_pad && pad[j] && (!shared || pad[Tk + j]);
+                const bool masked = (mask.causal && j > i + mask.q_offset) || padded;
+                if (masked) CHECK(logits.grad[((size_t)h * Tq + i) * Tk + j] == 0.0f);
+            }
+}
+
+TEST_CASE("op: softmax, fully masked rows give zeros and zero gradient") {
+    Rng rng(11);
+    const int B = 2, H = 3, Tq = 4, Tk = 5;
+    Tensor logits = randn({B, H, Tq, Tk}, rng);
+    std::vector<uint8_t> pad = {0, 0, 1, 0, 1,  // batch 0: some keys
+                                1, 1, 1, 1, 1}; // batch 1: every key is padding
+    Mask mask;
+    mask.causal = true;
+    mask.q_offset = -1;  // query 0 sees no key at all
+    mask.key_pad = pad.data();
+    mask.batch = B;
+    {
+        NoGrad ng;
+        const Tensor y = softmax(logits, mask);
+        check_close(y, naive_softmax(logits, mask), 1e-6, 1e-5);
+        for (int k = 0; k < H * Tq * Tk; ++k) CHECK(y.data[H * Tq * Tk + k] == 0.0f);
+        for (int h = 0; h < H; ++h)
+            for (int j = 0; j < Tk; ++j) CHECK(y.data[h * Tq * Tk + j] == 0.0f);
+    }
+    CHECK_GRADS({logits}, [&] { return softmax(logits, mask); });
+    for (int k = 0; k < H * Tq * Tk; ++k) CHECK(logits.grad[H * Tq * Tk + k] == 0.0f);
+}
+
+// =====================================================================================
+// embeddings and loss
+// =====================================================================================
+TEST_CASE("op: embedding scatter-adds repeated ids") {
+    Rng rng(12);
+    const int V = 5, C = 4, B = 2, T = 5;
+    Tensor table = randn({V, C}, rng);
+    const std::vector<int32_t> ids = {1, 3, 1, 0, 4, 3, 3, 2, 1, 0};
+    {
+        NoGrad ng;
+        const Tensor y = embedding(table, ids, B, T);
+        CHECK(y.shape_str() == "(2, 5, 4)");
+        for (int i = 0; i < B * T; ++i)
+            for (int c = 0; c < C; ++c) CHECK(y.data[i * C + c] == table.data[ids[i] * C + c]);
+    }
+    CHECK_GRADS({table}, [&] { return embedding(table, ids, B, T); });
+    // Through a plain sum every row's gradient counts its occurrences.
+    std::memset(table.grad, 0, V * C * sizeof(float));
+    backward(sum(embedding(table, ids, B, T)));
+    const float count[V] = {2, 3, 1, 3, 1};
+    for (int v = 0; v < V; ++v)
+        for (int c = 0; c < C; ++c) CHECK(table.grad[v * C + c] == count[v]);
+}
+
+TEST_CASE("op: cross_entropy against a naive log-softmax, with ignore_index and label smoothing") {
+    Rng rng(13);
+    const int N = 6, V = 7, ignore = -1;
+    Tensor logits = randn({N, V}, rng);
+    logits.data[V + 2] = 30.0f;  // a large logit: the log-sum-exp must not overflow
+    const std::vector<int32_t> targets = {3, ignore, 0, 6, ignore, 2};
+    for (float ls : {0.0f, 0.1f}) {
+        CAPTURE(ls);
+        const NaiveCE want = naive_cross_entropy(logits, targets, ignore, ls);
+        {
+            NoGrad ng;
+            LossStats stats;
+            const Tensor loss = cross_entropy(logits, targets, ignore, ls, &stats);
+            CHECK(loss.shape_str() == "(1)");
+            CHECK(loss.data[0] == doctest::Approx(want.loss).epsilon(1e-5));
+            CHECK(stats.sum_nll == doctest::Approx(want.sum_nll).epsilon(1e-5));
+            CHECK(stats.count == 4);
+        }
+        CHECK_GRADS({logits}, [&] { return cross_entropy(logits, targets, ignore, ls); });
+        for (int v = 0; v < V; ++v) {  // ignored rows get no gradient
+            CHECK(logits.grad[1 * V + v] == 0.0f);
+            CHECK(logits.grad[4 * V + v] == 0.0f);
+        }
+    }
+    SUBCASE("every target ignored: zero loss, nothing recorded") {
+        const Tensor loss = cross_entropy(logits, std::vector<int32_t>(N, ignore), ignore, 0.1f);
+        CHECK(loss.data[0] == 0.0f);
+        CHECK(tape_size() == 0);
+    }
+}
+
+// =====================================================================================
+// reshaping
+// =====================================================================================
+TEST_CASE("op: split_heads and merge_heads") {
+    Rng rng(14);
+    const int B = 2, T = 5, H = 3, D = 2;
+    Tensor x = randn({B, T, H * D}, rng), z = randn({B, H, T, D}, rng);
+    {
+        NoGrad ng;
+        const Tensor s = split_heads(x, H);
+        CHECK(s.shape_str() == "(2, 3, 5, 2)");
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < T; ++t)
+                for (int h = 0; h < H; ++h)
+                    for (int d = 0; d < D; ++d)
+                        CHECK(s.data[((b * H + h) * T + t) * D + d] == x.data[(b * T + t) * H * D + h * D + d]);
+        const Tensor m = merge_heads(s);
+        CHECK(m.shape_str() == "(2, 5, 6)");
+        for (int i = 0; i < B * T * H * D; ++i) CHECK(m.data[i] == x.data[i]);
+    }
+    CHECK_GRADS({x}, [&] { return split_heads(x, H); });
+    CHECK_GRADS({z}, [&] { return merge_heads(z); });
+}
+
+TEST_CASE("op: slice_seq and concat_seq") {
+    Rng rng(15);
+    Tensor x = randn({2, 5, 7}, rng), a = randn({2, 3, 7}, rng), b = randn({2, 2, 7}, rng);
+    {
+        NoGrad ng;
+        const Tensor s = slice_seq(x, 1, 4);
+        CHECK(s.shape_str() == "(2, 3, 7)");
+        for (int i = 0; i < 2; ++i)
+            for (int k = 0; k < 21; ++k) CHECK(s.data[i * 21 + k] == x.data[i * 35 + 7 + k]);
+        const Tensor c = concat_seq(a, b);
+        CHECK(c.shape_str() == "(2, 5, 7)");
+        for (int i = 0; i < 2; ++i) {
+            for (int k = 0; k < 21; ++k) CHECK(c.data[i * 35 + k] == a.data[i * 21 + k]);
+            for (int k = 0; k < 14; ++k) CHECK(c.data[i * 35 + 21 + k] == b.data[i * 14 + k]);
+        }
+    }
+    CHECK_GRADS({x}, [&] { return slice_seq(x, 1, 4); });
+    CHECK_GRADS({a, b}, [&] { return concat_seq(a, b); });
+}
+
+TEST_CASE("op: reshape is a view") {
+    Rng rng(16);
+    Tensor x = randn({2, 5, 7}, rng);
+    const size_t before = tape_size();
+    const Tensor v = reshape(x, {10, 7});
+    CHECK(v.shape_str() == "(10, 7)");
+    CHECK(v.data == x.data);
+    CHECK(v.grad == x.grad);
+    CHECK(tape_size() == before);
+    CHECK_THROWS_AS(reshape(x, {3, 7}), Error);
+    // Gradients flow through the view into the original.
+    CHECK_GRADS({x}, [&] { return scale(reshape(x, {5, 14}), 3.0f); });
+}
+
+TEST_CASE("op: sum and mean") {
+    Rng rng(17);
+    Tensor x = randn({2, 5, 7}, rng);
+    {
+        NoGrad ng;
+        double s = 0.0;
+        for (int i = 0; i < 70; ++i) s += x.data[i];
+        CHECK(sum(x).data[0] == doctest::Approx(s).epsilon(1e-6));
+        CHECK(mean(x).data[0] == doctest::Approx(s / 70).epsilon(1e-6));
+    }
+    CHECK_GRADS({x}, [&] { return sum(x); });
+    CHECK_GRADS({x}, [&] { return mean(x); });
+}
+
+// =====================================================================================
+// synthetic-attention building blocks
+// =====================================================================================
+TEST_CASE("op: crop") {
+    Rng rng(18);
+    Tensor x = randn({3, 6, 7}, rng);
+    {
+        NoGrad ng;
+        const Tensor y = crop(x, 4, 5);
+        CHECK(y.shape_str() == "(1, 3, 4, 5)");
+        for (int h = 0; h < 3; ++h)
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 5; ++j) CHECK(y.data[(h * 4 + i) * 5 + j] == x.data[(h * 6 + i) * 7 + j]);
+    }
+    CHECK_GRADS({x}, [&] { return crop(x, 4, 5); });
+}
+
+TEST_CASE("op: head_linear, per-head and shared weights, n < L") {
+    Rng rng(19);
+    const int B = 2, H = 3, T = 5, D = 4, L = 6, n = 5;
+    Tensor x = randn({B, H, T, D}, rng);
+    for (int Hw : {H, 1}) {
+        CAPTURE(Hw);
+        Tensor w = randn({Hw, D, L}, rng), b = randn({Hw, L}, rng);
+        {
+            NoGrad ng;
+            const Tensor y = head_linear(x, w, b, n);
+            CHECK(y.shape_str() == "(2, 3, 5, 5)");
+            check_close(y, naive_head_linear(x, w, b, n));
+        }
+        CHECK_GRADS({x, w, b}, [&] { return head_linear(x, w, b, n); });
+        for (int h = 0; h < Hw; ++h) {  // the unused column L-1 gets no gradient
+            CHECK(b.grad[h * L + L - 1] == 0.0f);
+            for (int d = 0; d < D; ++d) CHECK(w.grad[(h * D + d) * L + L - 1] == 0.0f);
+        }
+    }
+}
+
+TEST_CASE("op: fd_outer with n < a*b") {
+    Rng rng(20);
+    const int a = 3, bd = 4, n = 10;
+    Tensor A = randn({2, 3, 5, a}, rng), Bf = randn({2, 3, 5, bd}, rng);
+    {
+        NoGrad ng;
+        const Tensor y = fd_outer(A, Bf, n);
+        CHECK(y.shape_str() == "(2, 3, 5, 10)");
+        check_close(y, naive_fd_outer(A, Bf, n));
+    }
+    CHECK_GRADS({A, Bf}, [&] { return fd_outer(A, Bf, n); });
+}
+
+TEST_CASE("op: mix of 1, 2 and 3 components, with batch broadcast") {
+    Rng rng(21);
+    const int B = 2, H = 3, Tq = 4, Tk = 5;
+    std::vector<Tensor> comps;
+    SUBCASE("one component") { comps = {randn({B, H, Tq, Tk}, rng)}; }
+    SUBCASE("batch-1 and batch-B components") { comps = {randn({1, H, Tq, Tk}, rng), randn({B, H, Tq, Tk}, rng)}; }
+    SUBCASE("three components") {
+        comps = {randn({B, H, Tq, Tk}, rng), randn({1, H, Tq, Tk}, rng), randn({B, H, Tq, Tk}, rng)};
+    }
+    const int C = (int)comps.size();
+    CAPTURE(C);
+    Tensor w = randn({H, C}, rng);
+    {
+        NoGrad ng;
+        const Tensor y = mix(comps, w);
+        CHECK(y.shape_str() == "(2, 3, 4, 5)");
+        check_close(y, naive_mix(comps, w), 1e-6, 1e-5);
+    }
+    std::vector<Tensor> inputs = comps;
+    inputs.push_back(w);
+    CHECK_GRADS(inputs, [&] { return mix(comps, w); });
+}
+
+TEST_CASE("op: mix weights sum to one") {
+    Rng rng(22);
+    Tensor c = randn({2, 3, 4, 5}, rng, false), w = randn({3, 3}, rng, false);
+    for (int i = 0; i < 9; ++i) w.data[i] *= 3.0f;
+    const Tensor y = mix({c, c, c}, w);
+    std::vector<double> want(c.data, c.data + c.numel());
+    check_close(y, want, 1e-6, 1e-5);
+}
