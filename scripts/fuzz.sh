@@ -4,6 +4,7 @@
 #
 #   bash scripts/fuzz.sh                      # every target for 60 s each
 #   bash scripts/fuzz.sh 300 checkpoint flags  # these targets for 5 minutes each
+#   FUZZ_ARGS="-fork=1 -ignore_crashes=1" bash scripts/fuzz.sh 300 flags   # go on past a finding
 #
 # Targets: checkpoint, flags, bpe, tokenizers (see fuzz/fuzz_targets.h for what each checks).
 # The growing corpus of each target lives in build/fuzz/corpus/<target>, seeded from
@@ -45,7 +46,7 @@ for t in $targets; do
     mkdir -p "$out/corpus/$t" "$out/crashes/$t"
     echo "fuzz.sh: running $t for ${seconds} s"
     if ! nice -n 10 "$out/$t" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-        -malloc_limit_mb=256 -print_final_stats=1 -artifact_prefix="$out/crashes/$t/" \
+        -malloc_limit_mb=256 -print_final_stats=1 -artifact_prefix="$out/crashes/$t/" ${FUZZ_ARGS:-} \
         "$out/corpus/$t" "fuzz/seeds/$t"; then
         found+=("$t")
     fi

@@ -155,10 +155,9 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 // =====================================================================================
 Tensor add(const Tensor& a, const Tensor& b) {
     const int64_t n = a.numel(), m = b.numel();
-    bool same = a.ndim == b.ndim && n == m;
     bool trailing = b.ndim <= a.ndim;
     for (int i = 1; trailing && i <= b.ndim; ++i) trailing = a.dim(-i) == b.dim(-i);
-    SYNTH_CHECK(same || trailing, "add: shapes ", a.shape_str(), " and ", b.shape_str(), " do not broadcast");
+    SYNTH_CHECK(trailing, "add: shapes ", a.shape_str(), " and ", b.shape_str(), " do not broadcast");
     Tensor y = new_tensor(shape_of(a), needs_grad({&a, &b}));
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i % m];
@@ -176,7 +175,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
     const int64_t n = a.numel();
-    SYNTH_CHECK(n == b.numel(), "mul: shapes ", a.shape_str(), " and ", b.shape_str(), " differ");
+    bool same = a.ndim == b.ndim;
+    for (int i = 0; same && i < a.ndim; ++i) same = a.dims[i] == b.dims[i];
+    SYNTH_CHECK(same, "mul: shapes ", a.shape_str(), " and ", b.shape_str(), " differ");
     Tensor y = new_tensor(shape_of(a), needs_grad({&a, &b}));
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * b.data[i];

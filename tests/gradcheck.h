@@ -19,6 +19,12 @@
 // scale: every op in ops.h passes with room to spare, while a backward that is 5% off fails
 // on any gradient larger than atol / 0.03 ~ 0.07 (tests/test_ops.cpp checks both).
 //
+// THREADS. The numeric pass makes hundreds of tiny forward calls. On a shared, oversubscribed
+// machine every OpenMP fork/join among them can wait a whole scheduler slice for a descheduled
+// thread (test_ops went from 0.5 s to 15 s at load 7 on 2 cores), so that pass runs on one
+// thread. The analytic pass keeps the caller's thread count, so parallel backward paths are
+// still what gets checked.
+//
 // CONTRACT for the forward function f:
 //   - it reads the inputs through the Tensors it captured (perturbation writes their data in
 //     place) and returns a new output of the same shape on every call;
@@ -43,6 +49,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <omp.h>
 
 #include "autograd.h"
 #include "common.h"
@@ -168,6 +176,11 @@ inline GradCheckResult gradcheck(const std::vector<Tensor>& inputs, const std::f
         return s;
     };
 
+    struct OneThread {  // restores the caller's thread count however the loop exits
+        int prev = omp_get_max_threads();
+        OneThread() { omp_set_num_threads(1); }
+        ~OneThread() { omp_set_num_threads(prev); }
+    } one_thread;
     for (size_t k = 0; k < inputs.size(); ++k) {
         float* d = inputs[k].data;
         for (int64_t i : gradcheck_points(inputs[k].numel(), opt.max_points)) {

@@ -1,0 +1,448 @@
+#!/usr/bin/python3
+"""torch_reference.py: synth's decoder-only LM and every Synthesizer variant, in PyTorch.
+
+OPTIONAL DEPENDENCY: PyTorch. synth itself never needs it; only the parity test
+(tests/test_parity.cpp, which skips with a message when torch is missing) and the PyTorch
+column of `make bench` use this file. On Debian: `apt-get install python3-torch` (or
+`SYNTH_WITH_TORCH=1 bash scripts/deps.sh`), then run it with /usr/bin/python3.
+
+    python3 scripts/torch_reference.py parity DIR/*.bin [--verbose]
+        Re-computes, in float64, what build/parity computed in float32 -- forward loss and
+        logits, the gradient of every parameter, the global gradient norm, and the update of
+        one clipped AdamW step -- and compares tensor by tensor. Prints one line per file and
+        exits 1 on any mismatch (77 when torch cannot be imported).
+    python3 scripts/torch_reference.py bench --variant=R [--seq=128 --batch=32 ...]
+        Throughput of the same model in PyTorch, printed as one JSON line with the keys of
+        `build/lm --bench` (see scripts/bench.sh).
+
+The model is written from PAPER.md and mirrors synth's parameterisation exactly: the same
+parameter names and shapes as synth's ParamStore (tok_emb, pos_emb, block0.ln1.g,
+block0.attn.V.w_q, block0.attn.R.r, block0.attn.mix.w, block0.attn.w_v, ...), weights stored
+(in, out) so y = x W, pre-LayerNorm blocks (eps 1e-5), ReLU FFN, no biases on the attention
+projections, learned positions, tied output embedding (logits = h tok_emb^T), and every
+variant as a source of attention logits mixed inside one causal softmax (src/attention.h).
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import struct
+import sys
+import time
+
+EXIT_NO_TORCH = 77  # "skipped", as automake's test drivers read it (tests/test_parity.cpp does)
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError as e:
+    print(f"torch_reference.py: PyTorch is not importable ({e}); install it with "
+          "`apt-get install python3-torch` and run this script with /usr/bin/python3", file=sys.stderr)
+    sys.exit(EXIT_NO_TORCH)
+
+COMPONENTS = ("V", "D", "R", "Rfix", "FR", "FD")
+
+
+def parse_variant(variant):
+    """'R+V' -> ['R', 'V'], with synth's errors for unknown or repeated components."""
+    parts = variant.split("+")
+    for p in parts:
+        if p not in COMPONENTS:
+            raise ValueError(f"unknown attention variant '{p}' in '{variant}' (known: {', '.join(COMPONENTS)})")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"variant '{variant}' repeats a component")
+    return parts
+
+
+def default_fd_a(L):
+    """FD's default a: the divisor of L nearest to sqrt(L), the smaller one on a tie (128 -> 8)."""
+    best = 1
+    for a in range(1, L + 1):
+        if L % a == 0 and abs(a - math.sqrt(L)) < abs(best - math.sqrt(L)):
+            best = a
+    return best
+
+
+def normal(*shape, std=0.02):
+    return nn.Parameter(torch.randn(*shape) * std)
+
+
+def split_heads(x, H):  # (B, T, H*D) -> (B, H, T, D)
+    B, T, C = x.shape
+    return x.view(B, T, H, C // H).transpose(1, 2)
+
+
+def merge_heads(x):  # (B, H, T, D) -> (B, T, H*D)
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * D)
+
+
+# ---- logits sources (PAPER.md's table); each returns (B or 1, H, T, T) -------------------
+
+class DotSource(nn.Module):
+    """V: Q K^T / sqrt(d_h), the scale applied to Q."""
+
+    def __init__(self, d, H):
+        super().__init__()
+        self.H = H
+        self.w_q, self.w_k = normal(d, d), normal(d, d)
+
+    def forward(self, x):
+        q = split_heads(x @ self.w_q * (x.shape[-1] // self.H) ** -0.5, self.H)  # (B, H, T, D)
+        return q @ split_heads(x @ self.w_k, self.H).transpose(-1, -2)
+
+
+class DenseSource(nn.Module):
+    """D: B_i = W2_h ReLU(W1 x_i + b1)_h + b2_h (first T of L outputs).
+    FD: C_i[j] = A_i[j mod a] * B_i[j // a] with A, B two such second layers (to a and to b)."""
+
+    def __init__(self, d, H, L, factorized, share_w2, fd_a):
+        super().__init__()
+        self.H, self.factorized = H, factorized
+        D = d // H
+        self.w1, self.b1 = normal(d, d), nn.Parameter(torch.zeros(d))
+        if not factorized:
+            Hw = 1 if share_w2 else H
+            self.w2, self.b2 = normal(Hw, D, L), nn.Parameter(torch.zeros(Hw, L))
+        else:
+            a = fd_a or default_fd_a(L)
+            if L % a:
+                raise ValueError(f"FD's a={a} does not divide the maximum length L={L}")
+            self.w_a, self.b_a = normal(H, D, a), nn.Parameter(torch.zeros(H, a))
+            self.w_b, self.b_b = normal(H, D, L // a), nn.Parameter(torch.zeros(H, L // a))
+
+    def forward(self, x):
+        T = x.shape[1]
+        h = split_heads(F.relu(x @ self.w1 + self.b1), self.H)  # (B, H, T, D)
+        if not self.factorized:  # W2 (Hw, D, L) with Hw = H or 1 broadcasts over heads
+            return h @ self.w2[:, :, :T] + self.b2[:, None, :T]
+        A = h @ self.w_a + self.b_a[:, None, :]   # (B, H, T, a)
+        Bf = h @ self.w_b + self.b_b[:, None, :]  # (B, H, T, b)
+        j = torch.arange(T, device=x.device)
+        a = A.shape[-1]
+        return A[..., j % a] * Bf[..., j // a]
+
+
+class RandomSource(nn.Module):
+    """R: R_h[i, j], an (H, L, L) parameter sliced to (T, T); Rfix: the same, never trained."""
+
+    def __init__(self, H, L, trainable):
+        super().__init__()
+        self.r = nn.Parameter(torch.randn(H, L, L) * 0.02, requires_grad=trainable)
+
+    def forward(self, x):
+        T = x.shape[1]
+        return self.r[None, :, :T, :T]
+
+
+class FactorizedRandomSource(nn.Module):
+    """FR: (R1_h R2_h^T)[i, j], R1, R2 of shape (H, L, k)."""
+
+    def __init__(self, H, L, k):
+        super().__init__()
+        self.r1, self.r2 = normal(H, L, k), normal(H, L, k)
+
+    def forward(self, x):
+        T = x.shape[1]
+        return (self.r1[:, :T] @ self.r2[:, :T].transpose(-1, -2))[None]
+
+
+class Mix(nn.Module):
+    def __init__(self, H, C):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(H, C))  # 0: the mixture starts uniform
+
+
+class SelfAttention(nn.Module):
+    """Sources -> softmax(w)-weighted sum of logits -> one causal softmax -> x W_v -> W_o."""
+
+    def __init__(self, d, H, L, variant, fr_rank=8, fd_a=0, share_w2=False):
+        super().__init__()
+        self.H, self.names = H, parse_variant(variant)
+        for n in self.names:  # attribute names = synth's prefixes: block0.attn.R.r, ...
+            if n == "V":
+                src = DotSource(d, H)
+            elif n in ("D", "FD"):
+                src = DenseSource(d, H, L, n == "FD", share_w2, fd_a)
+            elif n in ("R", "Rfix"):
+                src = RandomSource(H, L, n == "R")
+            else:
+                src = FactorizedRandomSource(H, L, fr_rank)
+            setattr(self, n, src)
+        if len(self.names) > 1:
+            self.mix = Mix(H, len(self.names))
+        self.w_v, self.w_o = normal(d, d), normal(d, d)
+
+    def forward(self, x, causal):  # x (B, T, d), causal (T, T) bool, True = masked
+        comps = [getattr(self, n)(x) for n in self.names]
+        if len(comps) == 1:
+            logits = comps[0]
+        else:
+            alpha = torch.softmax(self.mix.w, dim=-1)  # (H, C)
+            logits = sum(alpha[:, c, None, None] * comps[c] for c in range(len(comps)))
+        p = torch.softmax(logits.masked_fill(causal, float("-inf")), dim=-1)  # (B, H, T, T)
+        return merge_heads(p @ split_heads(x @ self.w_v, self.H)) @ self.w_o
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.g, self.b = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        return F.layer_norm(x, x.shape[-1:], self.g, self.b, eps=1e-5)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d, d_ff):
+        super().__init__()
+        self.w1, self.b1 = normal(d, d_ff), nn.Parameter(torch.zeros(d_ff))
+        self.w2, self.b2 = normal(d_ff, d), nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        return F.relu(x @ self.w1 + self.b1) @ self.w2 + self.b2
+
+
+class Block(nn.Module):
+    def __init__(self, d, H, L, d_ff, variant, **attn_kw):
+        super().__init__()
+        self.ln1, self.ln2 = LayerNorm(d), LayerNorm(d)
+        self.attn = SelfAttention(d, H, L, variant, **attn_kw)
+        self.ffn = FeedForward(d, d_ff)
+
+    def forward(self, x, causal):
+        x = x + self.attn(self.ln1(x), causal)
+        return x + self.ffn(self.ln2(x))
+
+
+class SynthLM(nn.Module):
+    """x = tok_emb[ids] + pos_emb[:T]; pre-LN blocks; logits = LN(x) tok_emb^T, (B*T, V)."""
+
+    def __init__(self, vocab, d, layers, H, d_ff, L, variant, **attn_kw):
+        super().__init__()
+        self.L = L
+        self.tok_emb, self.pos_emb = normal(vocab, d), normal(L, d)
+        for l in range(layers):
+            setattr(self, f"block{l}", Block(d, H, L, d_ff, variant, **attn_kw))
+        self.blocks = [getattr(self, f"block{l}") for l in range(layers)]
+        self.ln_f = LayerNorm(d)
+
+    def forward(self, ids):  # ids (B, T) int64
+        B, T = ids.shape
+        if T > self.L:
+            raise ValueError(f"sequence of length {T} is longer than the model's maximum length {self.L}")
+        x = F.embedding(ids, self.tok_emb) + self.pos_emb[:T]  # (B, T, d)
+        causal = torch.ones(T, T, dtype=torch.bool, device=ids.device).triu(1)
+        for block in self.blocks:
+            x = block(x, causal)
+        h = self.ln_f(x).reshape(B * T, -1)
+        return h @ self.tok_emb.t()
+
+
+def adamw_for(model, lr, betas, eps, weight_decay, **kw):
+    """torch's AdamW with synth's decay rule: matrices (ndim >= 2) decay, except the mixture
+    weights; biases and gains do not; non-trainable parameters (Rfix) are not optimized."""
+    def decays(name, p):
+        return p.ndim >= 2 and not name.endswith(".mix.w")
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in named if decays(n, p)], "weight_decay": weight_decay},
+              {"params": [p for n, p in named if not decays(n, p)], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, **kw)
+
+
+# ---- parity: the tensor file written by build/parity ---------------------------------------
+
+def read_tensor_file(path):
+    """Returns (meta dict, {name: float32 tensor}). Format: see src/bin/parity.cpp."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"SYNTHPT1":
+        raise ValueError(f"{path}: not a synth tensor file (bad magic {data[:8]!r})")
+    pos = 8
+
+    def u32():
+        nonlocal pos
+        (v,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        return v
+
+    n = u32()
+    meta = dict(line.split("=", 1) for line in data[pos:pos + n].decode().splitlines() if line)
+    pos += n
+    tensors = {}
+    for _ in range(u32()):
+        n = u32()
+        name = data[pos:pos + n].decode()
+        pos += n
+        dims = [u32() for _ in range(u32())]
+        count = math.prod(dims)
+        if pos + 4 * count > len(data):
+            raise ValueError(f"{path}: tensor {name} {dims} runs past the end of the file")
+        tensors[name] = torch.frombuffer(bytearray(data[pos:pos + 4 * count]), dtype=torch.float32).reshape(dims)
+        pos += 4 * count
+    if pos != len(data):
+        raise ValueError(f"{path}: {len(data) - pos} trailing bytes")
+    return meta, tensors
+
+
+def compare(name, got, want, tol):
+    """Max abs error and error relative to the reference's largest entry (a norm-wise relative
+    error: entry-wise ratios are meaningless for entries that are zero up to float32 noise)."""
+    got, want = got.double(), want.double()
+    if got.shape != want.shape:
+        return {"name": name, "abs": math.inf, "rel": math.inf, "ok": False, "why": f"shape {list(got.shape)} vs {list(want.shape)}"}
+    err = (got - want).abs().max().item() if want.numel() else 0.0
+    scale = want.abs().max().item() if want.numel() else 0.0
+    rel = err / scale if scale > 0 else (0.0 if err == 0 else math.inf)
+    return {"name": name, "abs": err, "rel": rel, "ok": rel <= tol, "why": ""}
+
+
+def check_parity(path, tol, verbose):
+    meta, t = read_tensor_file(path)
+    variant = meta["variant"]
+    model = SynthLM(int(meta["vocab"]), int(meta["d_model"]), int(meta["layers"]), int(meta["heads"]),
+                    int(meta["d_ff"]), int(meta["max_len"]), variant, fr_rank=int(meta["fr_rank"]),
+                    fd_a=int(meta["fd_a"]), share_w2=meta["share_w2"] == "1").double()
+    params = dict(model.named_parameters())
+    results = []
+    # The parameterisation itself: the same names and shapes as synth's ParamStore.
+    theirs = {n[len("param/"):]: v for n, v in t.items() if n.startswith("param/")}
+    for n in sorted(set(params) ^ set(theirs)):
+        results.append({"name": f"param/{n}", "abs": math.inf, "rel": math.inf, "ok": False,
+                        "why": "only in " + ("torch" if n in params else "synth")})
+    for n, p in params.items():
+        if n in theirs:
+            if tuple(p.shape) != tuple(theirs[n].shape):
+                results.append({"name": f"param/{n}", "abs": math.inf, "rel": math.inf, "ok": False,
+                                "why": f"shape torch {list(p.shape)} vs synth {list(theirs[n].shape)}"})
+            else:
+                with torch.no_grad():
+                    p.copy_(theirs[n].double())
+
+    if all(r["ok"] for r in results):
+        x, y = t["x"].long(), t["y"].long()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y.reshape(-1))
+        loss.backward()
+        results.append(compare("loss", t["loss"], loss.detach().reshape(1), tol))
+        results.append(compare("logits", t["logits"], logits.detach(), tol))
+        for n, p in params.items():
+            if p.requires_grad:
+                results.append(compare(f"grad/{n}", t[f"grad/{n}"], p.grad, tol))
+            elif f"grad/{n}" in t:
+                results.append({"name": f"grad/{n}", "abs": math.inf, "rel": math.inf, "ok": False,
+                                "why": "synth has a gradient for a frozen parameter"})
+        trainable = [p for p in params.values() if p.requires_grad]
+        clip = t["clip"].double().item()
+        norm = torch.nn.utils.clip_grad_norm_(trainable, clip)  # clip = max_norm / (norm + 1e-6), as synth
+        results.append(compare("grad_norm", t["grad_norm"], norm.detach().reshape(1), tol))
+        before = {n: p.detach().clone() for n, p in params.items()}
+        opt = adamw_for(model, float(meta["lr"]), (float(meta["beta1"]), float(meta["beta2"])),
+                        float(meta["eps"]), float(meta["weight_decay"]))
+        opt.step()
+        # The step's update, after - before: stricter than comparing the parameters themselves,
+        # whose size would hide a wrong step in the float32 noise of the weights.
+        for n, p in params.items():
+            synth_step = t[f"after/{n}"].double() - t[f"param/{n}"].double()
+            results.append(compare(f"after/{n} (update)", synth_step, p.detach() - before[n], tol))
+
+    bad = [r for r in results if not r["ok"]]
+    worst = max(results, key=lambda r: r["rel"])
+    for r in results if verbose else bad:
+        print(f"  {'ok ' if r['ok'] else 'BAD'} {r['name']:<44} max abs {r['abs']:.3e}  rel {r['rel']:.3e} {r['why']}")
+    status = "ok" if not bad else f"MISMATCH in {len(bad)} of"
+    print(f"{variant}: {status} {len(results)} tensors (tolerance rel {tol:g}); worst {worst['name']} "
+          f"rel {worst['rel']:.2e} abs {worst['abs']:.2e}; synth loss {t['loss'].item():.6f} "
+          f"[{os.path.basename(path)}]")
+    return not bad
+
+
+# ---- bench: throughput, one variant per process ---------------------------------------------
+
+def openblas_kernel():
+    """The OpenBLAS kernel torch's BLAS calls bound to (torch links libblas.so.3, which Debian's
+    alternatives point at OpenBLAS), or 'unknown' when the library is not OpenBLAS."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
+def torch_blas_info():
+    cfg = torch.__config__.show()
+    info = [item.strip() for item in cfg.replace("\n", ",").split(",") if item.strip().startswith(("BLAS_INFO", "USE_MKLDNN"))]
+    return " ".join(info)
+
+
+def bench(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = SynthLM(args.vocab, args.d_model, args.layers, args.heads, args.d_ff, args.seq, args.variant,
+                    fr_rank=args.fr_rank, fd_a=args.fd_a, share_w2=args.share_w2)
+    # As build/lm --bench: AdamW defaults of synth's AdamWConfig, lr 1e-4, clip 1.0.
+    opt = adamw_for(model, 1e-4, (0.9, 0.98), 1e-9, 0.01, foreach=True)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    B, T = args.batch, args.seq
+    x = torch.randint(args.vocab, (B, T))
+    y = torch.randint(args.vocab, (B * T,))
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+
+    def infer_step():
+        with torch.inference_mode():
+            model(x)
+
+    def tokens_per_s(step, n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        return B * T * n / (time.perf_counter() - t0)
+
+    tokens_per_s(train_step, 3)
+    train = tokens_per_s(train_step, args.bench_steps)
+    tokens_per_s(infer_step, 2)
+    infer = tokens_per_s(infer_step, args.bench_infer_steps)
+    print(json.dumps({
+        "impl": "torch", "variant": args.variant, "params": sum(p.numel() for p in trainable),
+        "train_tokens_per_s": round(train, 1), "infer_tokens_per_s": round(infer, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "batch": B, "seq": T, "d_model": args.d_model, "layers": args.layers, "heads": args.heads,
+        "d_ff": args.d_ff, "vocab": args.vocab, "threads": torch.get_num_threads(), "kernel": openblas_kernel(),
+        "torch": torch.__version__, "blas": torch_blas_info()}), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("parity", help="check build/parity dumps")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--tol", type=float, default=1e-4, help="largest relative error allowed")
+    p.add_argument("--verbose", "-v", action="store_true", help="one line per tensor, not only mismatches")
+    b = sub.add_parser("bench", help="throughput of one variant, one JSON line")
+    b.add_argument("--variant", default="V")
+    for name, default in [("vocab", 65), ("d-model", 256), ("layers", 4), ("heads", 4), ("d-ff", 1024),
+                          ("seq", 128), ("batch", 32), ("threads", 2), ("bench-steps", 10),
+                          ("bench-infer-steps", 20), ("fr-rank", 8), ("fd-a", 0), ("seed", 1337)]:
+        b.add_argument(f"--{name}", type=int, default=default)
+    b.add_argument("--share-w2", action="store_true")
+    args = ap.parse_args()
+    if args.cmd == "bench":
+        bench(args)
+        return 0
+    ok = True
+    for path in args.files:
+        ok = check_parity(path, args.tol, args.verbose) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

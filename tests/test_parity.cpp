@@ -1,0 +1,96 @@
+// Parity with an independent PyTorch implementation (scripts/torch_reference.py): for each
+// default variant, build/parity dumps one forward, backward and clipped AdamW step of a small
+// LM in float32, and the script recomputes all of it in float64 from PAPER.md's definitions.
+// Skipped, with a message, when build/parity, the script or PyTorch is not available.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "io.h"
+#include "subprocess.h"
+
+namespace fs = std::filesystem;
+using synth_test::ProcessResult;
+using synth_test::run_process;
+using synth_test::ScratchDir;
+using synth_test::sibling_binary;
+
+namespace {
+
+const std::string kPython = "/usr/bin/python3";  // where Debian's python3-torch is installed
+const int kExitNoTorch = 77;                     // torch_reference.py: torch not importable
+
+// scripts/torch_reference.py in the first directory above the test binary that has it.
+std::string reference_script() {
+    std::error_code ec;
+    fs::path dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
+    for (; !ec && dir.has_relative_path(); dir = dir.parent_path())
+        if (fs::exists(dir / "scripts/torch_reference.py", ec)) return (dir / "scripts/torch_reference.py").string();
+    return "";
+}
+
+// Lines of `text` that contain `needle`.
+std::vector<std::string> lines_with(const std::string& text, const std::string& needle) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.find(needle) != std::string::npos) out.push_back(line);
+    return out;
+}
+
+// A copy of a dump whose last value (the last element of the last parameter after the AdamW
+// step) is moved by 0.5, far more than any step: the comparison must catch it.
+void write_tampered(const std::string& from, const std::string& to) {
+    std::string bytes = synth::read_file(from);
+    float v;
+    std::memcpy(&v, &bytes[bytes.size() - 4], 4);
+    v += 0.5f;
+    std::memcpy(&bytes[bytes.size() - 4], &v, 4);
+    synth::write_file_atomic(to, bytes);
+}
+
+}  // namespace
+
+TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every default variant") {
+    const std::string parity = sibling_binary("parity"), script = reference_script();
+    if (parity.empty() || script.empty()) {
+        MESSAGE("skipped: " << (parity.empty() ? "build/parity is not built next to the test binary"
+                                               : "scripts/torch_reference.py not found above the test binary"));
+        return;
+    }
+    const std::vector<std::string> variants = {"V", "R", "Rfix", "D", "FR", "FD", "R+V", "D+V", "R+D"};
+    ScratchDir dir;
+    REQUIRE(!dir.path.empty());
+    std::string list;
+    for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;
+    ProcessResult dump = run_process(parity, {"--out-dir=" + dir.path, "--variants=" + list}, dir.path);
+    REQUIRE_MESSAGE(dump.status == 0, dump.err);
+
+    // All variants plus one tampered file in ONE Python process: importing torch takes seconds.
+    write_tampered(dir / "V.bin", dir / "tampered.bin");
+    std::vector<std::string> args = {script, "parity"};
+    for (const std::string& v : variants) args.push_back(dir / (v + ".bin"));
+    args.push_back(dir / "tampered.bin");
+    ProcessResult check = run_process(kPython, args, dir.path);
+    if (check.status == kExitNoTorch || check.status == -1) {
+        std::string why = check.status == -1 ? "cannot run " + kPython : check.err;
+        while (!why.empty() && why.back() == '\n') why.pop_back();
+        MESSAGE("skipped: PyTorch is not available: " << why);
+        return;
+    }
+    INFO(check.out << check.err);
+    CHECK(check.status == 1);  // the tampered file, and only it, must fail
+    for (const std::string& v : variants) {
+        CAPTURE(v);
+        std::vector<std::string> line = lines_with(check.out, "[" + v + ".bin]");
+        REQUIRE(line.size() == 1);
+        CHECK(line[0].rfind(v + ": ok ", 0) == 0);
+    }
+    std::vector<std::string> tampered = lines_with(check.out, "[tampered.bin]");
+    REQUIRE(tampered.size() == 1);
+    CHECK(tampered[0].rfind("V: MISMATCH in 1 of", 0) == 0);
+    CHECK(lines_with(check.out, "BAD after/ln_f.b (update)").size() == 1);
+}
