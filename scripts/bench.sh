@@ -1,33 +1,317 @@
 #!/usr/bin/env bash
-# bench.sh: GEMM throughput benchmark (build/bench) -> results/bench-gemm.md.
+# bench.sh: synth's benchmarks (make bench). Writes, each file atomically:
+#   results/bench-gemm.md       GEMM GFLOP/s of the OpenBLAS kernel in use (build/bench)
+#   results/bench.md            LM training / inference tokens/s, peak RSS and model FLOP
+#                               utilisation of synth (build/lm --bench) against the same model in
+#                               PyTorch (scripts/torch_reference.py bench), every default variant;
+#                               and tokens/s against sequence length
+#   results/bench-scaling.png   that scaling, drawn by scripts/plot_scaling.py
+#   results/bench-raw.jsonl     every run's JSON line, to re-plot or re-read
 #
-#   bash scripts/bench.sh [build/bench flags, e.g. --threads=2 --reps=20]
+#   bash scripts/bench.sh [build/bench flags, e.g. --reps=20]
+#   BENCH_QUICK=1 bash scripts/bench.sh     smoke test of this script: 1 timed step, 1 run, batch 4,
+#                                           2 lengths; writes build/bench-quick/, never results/
 #
-# The report is written to a temporary file in results/ and renamed over the old one only
-# when build/bench succeeded, so an interrupted run never leaves a half-written report.
-# The machine is shared: the load average is recorded because other jobs lower the figures.
+# The machine is shared: timings are only meaningful when it is otherwise idle, so the load
+# average before and after the runs is recorded in each report.
+#
+# Environment, default in brackets (the second value with BENCH_QUICK=1):
+#   BENCH_OUT [results | build/bench-quick]  output directory
+#   BENCH_THREADS [2]                        threads for synth and for PyTorch
+#   BENCH_REPS [3 | 1]                       alternating runs per variant and implementation;
+#                                            the best run is reported
+#   BENCH_STEPS [10 | 1], BENCH_INFER_STEPS [20 | 1]
+#                                            timed steps per run (after 3 and 2 warm-up steps)
+#   BENCH_VARIANTS [V,R,Rfix,D,FR,FD,R+V,D+V,R+D]
+#   BENCH_SCALING_VARIANTS [V,R,FR,D,R+V]
+#   BENCH_BATCH [32 | 4]                     sequences of 128 tokens per step (the benchmark shape
+#                                            is batch 32; quick runs shrink it)
+#   BENCH_SCALING_SEQS ["64 128 256 512 1024" | "64 256"]
+#                                            at BENCH_SCALING_TOKENS [4096 | 512] tokens per step
+#   BENCH_SYNTH_WAIT_POLICY [PASSIVE], BENCH_TORCH_WAIT_POLICY [PASSIVE]
+#                                            OMP_WAIT_POLICY of each side, build/bench included
+#                                            ('' = libgomp's default, spin then sleep). PASSIVE threads sleep at once when idle:
+#                                            on 2 busy cores spinning cost synth 8x (100 vs 810
+#                                            tok/s training V); try ACTIVE on a quiet machine
+#   BENCH_TORCH [auto]                       1: require PyTorch, 0: synth only, auto: if importable
+#   BENCH_SCALING_TORCH [0]                  1: PyTorch in the scaling runs too
+#   PYTHON [/usr/bin/python3]                the interpreter Debian's python3-torch installs into
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bench=build/bench
-out=results/bench-gemm.md
-[[ -x $bench ]] || { echo "error: $bench not found; run 'make all' first" >&2; exit 1; }
-mkdir -p "$(dirname "$out")"
-tmp=$(mktemp "$out.tmp.XXXXXX")
-trap 'rm -f "$tmp"' EXIT
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+    out=${BENCH_OUT:-build/bench-quick} reps=${BENCH_REPS:-1} steps=${BENCH_STEPS:-1}
+    infer_steps=${BENCH_INFER_STEPS:-1} batch=${BENCH_BATCH:-4} seqs=${BENCH_SCALING_SEQS:-64 256}
+    scaling_tokens=${BENCH_SCALING_TOKENS:-512} gemm_args=(--reps=2)
+else
+    out=${BENCH_OUT:-results} reps=${BENCH_REPS:-3} steps=${BENCH_STEPS:-10}
+    infer_steps=${BENCH_INFER_STEPS:-20} batch=${BENCH_BATCH:-32} seqs=${BENCH_SCALING_SEQS:-64 128 256 512 1024}
+    scaling_tokens=${BENCH_SCALING_TOKENS:-4096} gemm_args=()
+fi
+threads=${BENCH_THREADS:-2}
+variants=${BENCH_VARIANTS:-V,R,Rfix,D,FR,FD,R+V,D+V,R+D}
+scaling_variants=${BENCH_SCALING_VARIANTS:-V,R,FR,D,R+V}
+python=${PYTHON:-/usr/bin/python3}
 
+bench=build/bench
+for bin in "$bench" build/lm; do
+    [[ -x $bin ]] || { echo "error: $bin not found; run 'make all' first" >&2; exit 1; }
+done
+mkdir -p "$out"
+work=$(mktemp -d "$out/.bench.XXXXXX")  # in $out, so the final renames are atomic
+trap 'rm -rf "$work"' EXIT
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo 'none')
+cpu="$(nproc) x $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+
+# Atomic replace: the finished file from $work is renamed over the old report.
+publish() {
+    chmod 644 "$work/$1"
+    mv "$work/$1" "$out/$1"
+    echo "wrote $out/$1"
+}
+
+# build/bench and build/lm run with the same OpenMP environment, so that the sgemm rate behind
+# the MFU column is measured the way the model runs.
+synth_env=()
+[[ -n ${BENCH_SYNTH_WAIT_POLICY-PASSIVE} ]] && synth_env+=(OMP_WAIT_POLICY="${BENCH_SYNTH_WAIT_POLICY-PASSIVE}")
+
+# ---- 1. GEMM ---------------------------------------------------------------------------
 {
     echo "# GEMM benchmark"
     echo
     echo "- date (UTC): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo 'none')"
-    echo "- CPU: $(nproc) x $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+    echo "- commit: $commit"
+    echo "- CPU: $cpu"
     echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- command: $bench $*"
+    echo "- command: ${synth_env[*]} $bench --threads=$threads ${gemm_args[*]} $*"
     echo
-    "$bench" "$@"
-} >"$tmp"
-chmod 644 "$tmp"
-mv "$tmp" "$out"
-trap - EXIT
-echo "wrote $out"
+    env "${synth_env[@]}" "$bench" --threads="$threads" "${gemm_args[@]}" "$@"
+} >"$work/bench-gemm.md"
+publish bench-gemm.md
+# The OpenBLAS kernel synth runs with (after its own kernel selection, src/blas.h): PyTorch
+# calls the same library (libblas.so.3 -> OpenBLAS) and is given the same kernel.
+kernel=$(sed -n 's/^- OpenBLAS kernel: //p' "$out/bench-gemm.md")
+
+# ---- 2. model throughput, synth and PyTorch, alternating -------------------------------
+case ${BENCH_TORCH:-auto} in
+    1) torch=1 ;;
+    0) torch=0 ;;
+    auto)
+        if "$python" -c 'import torch' 2>/dev/null; then torch=1; else
+            torch=0
+            echo "bench.sh: PyTorch is not importable by $python: benchmarking synth only" >&2
+        fi ;;
+    *) echo "error: BENCH_TORCH must be 0, 1 or auto, got '$BENCH_TORCH'" >&2; exit 1 ;;
+esac
+scaling_torch=$(( torch && ${BENCH_SCALING_TORCH:-0} ))
+
+shape=(--vocab=65 --d-model=256 --layers=4 --heads=4 --d-ff=1024)
+torch_env=(OMP_NUM_THREADS="$threads" OPENBLAS_THREAD_TIMEOUT=4)
+[[ -n $kernel ]] && torch_env+=(OPENBLAS_CORETYPE="$kernel")
+[[ -n ${BENCH_TORCH_WAIT_POLICY-PASSIVE} ]] && torch_env+=(OMP_WAIT_POLICY="${BENCH_TORCH_WAIT_POLICY-PASSIVE}")
+raw=$work/bench-raw.jsonl
+: >"$raw"
+
+# run_synth PART VARIANT SEQ BATCH: one JSON line tagged with impl and part onto $raw.
+run_synth() {
+    echo "bench: synth $2, seq $3, batch $4" >&2
+    env "${synth_env[@]}" build/lm --bench --preset=none "${shape[@]}" --dropout=0 --attn-dropout=0 --threads="$threads" \
+        --seq="$3" --batch="$4" --variants="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
+        | grep '^{' | sed "s/^{/{\"impl\":\"synth\",\"part\":\"$1\",/" | tee -a "$raw" >&2
+}
+run_torch() {
+    echo "bench: PyTorch $2, seq $3, batch $4" >&2
+    env "${torch_env[@]}" "$python" scripts/torch_reference.py bench "${shape[@]}" --threads="$threads" \
+        --seq="$3" --batch="$4" --variant="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
+        | sed "s/^{/{\"part\":\"$1\",/" | tee -a "$raw" >&2
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for ((rep = 1; rep <= reps; rep++)); do
+    for v in ${variants//,/ }; do
+        run_synth model "$v" 128 "$batch"
+        if ((torch)); then run_torch model "$v" 128 "$batch"; fi
+    done
+done
+
+# ---- 3. scaling with sequence length at a constant number of tokens per step ------------
+for seq in $seqs; do
+    ((scaling_tokens % seq == 0)) || { echo "error: $scaling_tokens tokens per step is not a multiple of seq $seq" >&2; exit 1; }
+    for v in ${scaling_variants//,/ }; do
+        run_synth scaling "$v" "$seq" $((scaling_tokens / seq))
+        if ((scaling_torch)); then run_torch scaling "$v" "$seq" $((scaling_tokens / seq)); fi
+    done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- 4. reports --------------------------------------------------------------------------
+if "$python" scripts/plot_scaling.py "$raw" "$work/bench-scaling.png"; then
+    plot=1
+else
+    plot=0
+    echo "bench.sh: no plot drawn (see above); the tables are still written" >&2
+fi
+
+export BENCH_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) BENCH_COMMIT=$commit BENCH_CPU=$cpu BENCH_KERNEL=$kernel \
+    BENCH_LOAD_BEFORE=$load_before BENCH_LOAD_AFTER=$load_after BENCH_THREADS_USED=$threads BENCH_REPS_USED=$reps \
+    BENCH_STEPS_USED=$steps BENCH_INFER_STEPS_USED=$infer_steps BENCH_QUICK_USED=${BENCH_QUICK:-0} \
+    BENCH_TORCH_USED=$torch BENCH_SCALING_TORCH_USED=$scaling_torch BENCH_PLOT=$plot BENCH_TORCH_ENV="${torch_env[*]}" \
+    BENCH_SYNTH_ENV="${synth_env[*]}"
+"$python" - "$raw" "$out/bench-gemm.md" >"$work/bench.md" <<'EOF'
+# Renders bench.md from the runs' JSON lines and build/bench's sgemm rate.
+import json
+import math
+import os
+import sys
+
+raw, gemm_md = sys.argv[1:3]
+E = os.environ
+runs = [json.loads(line) for line in open(raw) if line.strip()]
+sgemm = None  # the first cblas_sgemm 4096x256x256 line of build/bench's JSON
+for line in open(gemm_md):
+    r = json.loads(line) if line.startswith('{"bench"') else {}
+    if sgemm is None and r.get("bench", "").startswith("cblas_sgemm") and r.get("shape") == "4096x256x256 NN":
+        sgemm = r["best_gflops"]
+torch_on, scaling_torch = E["BENCH_TORCH_USED"] == "1", E["BENCH_SCALING_TORCH_USED"] == "1"
+
+
+def best(part, impl, variant, seq):
+    """The best of the repeated runs (the machine is shared: noise only ever slows a run down)."""
+    rs = [r for r in runs if (r["part"], r["impl"], r["variant"], r["seq"]) == (part, impl, variant, seq)]
+    if not rs:
+        return None
+    return {"train": max(r["train_tokens_per_s"] for r in rs), "infer": max(r["infer_tokens_per_s"] for r in rs),
+            "rss": max(r["peak_rss_mb"] for r in rs), "params": rs[0]["params"], "kernel": rs[0]["kernel"],
+            "torch": rs[0].get("torch"), "blas": rs[0].get("blas"), "run": rs[0]}
+
+
+def fd_a(L):
+    a = 1
+    for c in range(1, L + 1):
+        if L % c == 0 and abs(c - math.sqrt(L)) < abs(a - math.sqrt(L)):
+            a = c
+    return a
+
+
+def fwd_flops_per_token(r, variant, fr_rank=8):
+    """GEMM FLOPs of one forward pass per token (2 per multiply-add; see the formula in the report)."""
+    d, f, V, T, H, B = r["d_model"], r["d_ff"], r["vocab"], r["seq"], r["heads"], r["batch"]
+    comp = {"V": 4 * d * d + 2 * T * d, "D": 2 * d * d + 2 * T * d, "R": 0, "Rfix": 0,
+            "FR": 2 * H * T * fr_rank / B, "FD": 2 * d * d + 2 * d * (fd_a(T) + T // fd_a(T))}
+    per_layer = 4 * d * d + 4 * d * f + 2 * T * d + sum(comp[c] for c in variant.split("+"))
+    return r["layers"] * per_layer + 2 * d * V
+
+
+def num(x, digits=0):
+    return "—" if x is None else f"{x:,.{digits}f}"
+
+
+def ratio(a, b):
+    return "—" if a is None or b is None else f"{a / b:.2f}"
+
+
+def pct(x):
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+variants = list(dict.fromkeys(r["variant"] for r in runs if r["part"] == "model"))
+synth = {v: best("model", "synth", v, 128) for v in variants}
+torch = {v: best("model", "torch", v, 128) for v in variants}
+any_run = next(iter(synth.values()))["run"]
+torch_any = next((t for t in torch.values() if t), None)
+o = []
+o.append("# Model throughput: synth against PyTorch\n")
+if E["BENCH_QUICK_USED"] == "1":
+    o.append("**BENCH_QUICK=1 smoke run (few steps, one round, small batch): these numbers are not measurements.**\n")
+o.append(f"- date (UTC): {E['BENCH_DATE']}; commit {E['BENCH_COMMIT']}; CPU: {E['BENCH_CPU']}")
+o.append(f"- load average before / after the model runs: {E['BENCH_LOAD_BEFORE']} / {E['BENCH_LOAD_AFTER']} "
+         "(anything well above 0 means other jobs shared the cores and the numbers are low)")
+o.append(f"- model: decoder-only pre-LN LM, vocab {any_run['vocab']}, d_model {any_run['d_model']}, "
+         f"{any_run['layers']} layers, {any_run['heads']} heads, d_ff {any_run['d_ff']}, seq {any_run['seq']}, "
+         f"batch {any_run['batch']} ({any_run['seq'] * any_run['batch']} tokens per step), random tokens, no dropout; "
+         "training step = forward, cross entropy, backward, global-norm clip 1.0, AdamW (lr 1e-4, betas 0.9/0.98, "
+         "eps 1e-9, weight decay 0.01 on matrices); inference = forward only")
+o.append(f"- method: every run is a fresh process (so peak RSS is its own): 3 warm-up + {E['BENCH_STEPS_USED']} "
+         f"timed training steps, 2 warm-up + {E['BENCH_INFER_STEPS_USED']} timed forward steps. Runs alternate "
+         f"synth, PyTorch, variant by variant, for {E['BENCH_REPS_USED']} round(s); the best is reported.")
+o.append(f"- synth: `build/lm --bench --threads={E['BENCH_THREADS_USED']}` (OpenMP and OpenBLAS share the "
+         f"threads as src/blas.h describes), environment `{E['BENCH_SYNTH_ENV'] or '(default)'}`, "
+         f"OpenBLAS kernel {E['BENCH_KERNEL']}")
+if torch_on and torch_any:
+    o.append(f"- PyTorch {torch_any['torch']}: `scripts/torch_reference.py bench`, the same model and parameter "
+             f"shapes, `torch.set_num_threads({E['BENCH_THREADS_USED']})`, environment `{E['BENCH_TORCH_ENV']}`. "
+             f"torch.__config__.show(): {torch_any['blas']}. BLAS_INFO=generic means torch calls libblas.so.3, "
+             f"which Debian's alternatives point at the same OpenBLAS (OpenMP build) synth links; float32 matmuls "
+             f"do not go through MKL-DNN. OpenBLAS kernel bound in the torch process: {torch_any['kernel']}.")
+else:
+    o.append("- PyTorch: not run (not importable, or BENCH_TORCH=0)")
+o.append("- peak RSS: ru_maxrss of the benchmark process; PyTorch's includes the torch runtime itself "
+         "(a few hundred MB before any model exists).\n")
+
+o.append("## Throughput (tokens/s) and memory\n")
+o.append("| variant | params | train synth | train PyTorch | synth / PyTorch | inference synth | inference PyTorch "
+         "| synth / PyTorch | peak RSS synth (MB) | peak RSS PyTorch (MB) |")
+o.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for v in variants:
+    s, t = synth[v], torch[v]
+    o.append(f"| {v} | {s['params']:,} | {num(s['train'])} | {num(t and t['train'])} | {ratio(s['train'], t and t['train'])} "
+             f"| {num(s['infer'])} | {num(t and t['infer'])} | {ratio(s['infer'], t and t['infer'])} "
+             f"| {num(s['rss'])} | {num(t and t['rss'])} |")
+if "R" in synth and "V" in synth:
+    line = (f"\nR against V (PAPER.md finding 5, no Q K^T): synth trains R at {synth['R']['train'] / synth['V']['train']:.2f}x "
+            f"V's tokens/s and infers at {synth['R']['infer'] / synth['V']['infer']:.2f}x")
+    if torch.get("R") and torch.get("V"):
+        line += (f"; PyTorch {torch['R']['train'] / torch['V']['train']:.2f}x and "
+                 f"{torch['R']['infer'] / torch['V']['infer']:.2f}x")
+    o.append(line + ".")
+
+o.append("\n## Model FLOP utilisation\n")
+o.append("MFU = tokens/s x model FLOPs per token / the machine's sgemm rate, where the rate is build/bench's best "
+         f"`cblas_sgemm` 4096x256x256 with {E['BENCH_THREADS_USED']} threads = "
+         f"{num(sgemm, 1)} GFLOP/s (bench-gemm.md). Model FLOPs count only GEMM work, 2 per multiply-add, "
+         "for the full T x T attention (the causal half is not skipped by either implementation):\n")
+o.append("    forward FLOPs / token = layers * (4 d^2 + 4 d d_ff + 2 T d + sum over components c of f_c) + 2 d vocab")
+o.append("      4 d^2: W_v and W_o;  4 d d_ff: the FFN;  2 T d: P V;  2 d vocab: tied output logits")
+o.append("      f_V = 4 d^2 + 2 T d (W_q, W_k; Q K^T)      f_D = 2 d^2 + 2 T d (W1; per-head W2 to T outputs)")
+o.append("      f_FD = 2 d^2 + 2 d (a + b)                 f_R = f_Rfix = 0 (a slice of R)")
+o.append("      f_FR = 2 H T k / B (R1 R2^T, once per batch, k = 8)")
+o.append("    training FLOPs / token = 3 x forward (backward = two GEMMs per forward GEMM)\n")
+o.append("| variant | forward MFLOP/token | train MFU synth | train MFU PyTorch | inference MFU synth | inference MFU PyTorch |")
+o.append("|---|---:|---:|---:|---:|---:|")
+for v in variants:
+    s, t = synth[v], torch[v]
+    fl = fwd_flops_per_token(s["run"], v)
+    mfu = (lambda tok, k: None if tok is None or not sgemm else tok * k * fl / (sgemm * 1e9))
+    o.append(f"| {v} | {fl / 1e6:.2f} | {pct(mfu(s['train'], 3))} | {pct(mfu(t and t['train'], 3))} "
+             f"| {pct(mfu(s['infer'], 1))} | {pct(mfu(t and t['infer'], 1))} |")
+
+scaling = [r for r in runs if r["part"] == "scaling"]
+if scaling:
+    sv = list(dict.fromkeys(r["variant"] for r in scaling))
+    seqs = sorted({r["seq"] for r in scaling})
+    tokens = scaling[0]["seq"] * scaling[0]["batch"]
+    o.append(f"\n## Scaling with sequence length\n")
+    o.append(f"{tokens} tokens per step (batch = {tokens} / T), the model above otherwise; each cell is training / "
+             f"inference tokens/s of one run" + (", synth then PyTorch" if scaling_torch else ", synth") + ". "
+             "Per token, softmax and P V grow with T for every variant, and so do Q K^T (V) and W2 (D); "
+             "R only slices its L x L parameter (L = T here).\n")
+    o.append("| T | batch | " + " | ".join(sv) + " |")
+    o.append("|---:|---:|" + "---:|" * len(sv))
+    for seq in seqs:
+        cells = []
+        for v in sv:
+            s = best("scaling", "synth", v, seq)
+            cell = f"{num(s and s['train'])} / {num(s and s['infer'])}"
+            if scaling_torch:
+                t = best("scaling", "torch", v, seq)
+                cell += f"<br>PyTorch {num(t and t['train'])} / {num(t and t['infer'])}"
+            cells.append(cell)
+        o.append(f"| {seq} | {tokens // seq} | " + " | ".join(cells) + " |")
+    if E["BENCH_PLOT"] == "1":
+        o.append("\n![tokens/s against sequence length](bench-scaling.png)")
+o.append("\nProduced by `make bench` (scripts/bench.sh); every run's JSON line is in bench-raw.jsonl.")
+print("\n".join(o))
+EOF
+publish bench.md
+publish bench-raw.jsonl
+if ((plot)); then publish bench-scaling.png; fi

@@ -44,10 +44,13 @@ for t in $targets; do
     echo "fuzz.sh: linking $out/$t"
     nice -n 10 "$cxx" "${flags[@]}" -fsanitize=fuzzer "fuzz/${t}_fuzz.cpp" "${objs[@]}" -o "$out/$t"
     mkdir -p "$out/corpus/$t" "$out/crashes/$t"
+    touch "$out/crashes/$t/.start"
     echo "fuzz.sh: running $t for ${seconds} s"
+    # With -ignore_crashes (fork mode) libFuzzer exits 0 after findings, so also look for new files.
     if ! nice -n 10 "$out/$t" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
         -malloc_limit_mb=256 -print_final_stats=1 -artifact_prefix="$out/crashes/$t/" ${FUZZ_ARGS:-} \
-        "$out/corpus/$t" "fuzz/seeds/$t"; then
+        "$out/corpus/$t" "fuzz/seeds/$t" ||
+        [ -n "$(find "$out/crashes/$t" -type f -newer "$out/crashes/$t/.start" -print -quit)" ]; then
         found+=("$t")
     fi
 done

@@ -184,38 +184,50 @@ std::vector<std::vector<int32_t>> beam_search(Seq2Seq& model, const std::vector<
     std::vector<int> rows;  // first step: sentence i's encoder row, repeated K times
     for (int i = 0; i < n; ++i) rows.insert(rows.end(), K, i);
     std::vector<int32_t> tokens((size_t)n * K, opt.bos);
-    std::vector<double> logp(V);
     struct Cand {
         double score;
         int beam;
         int32_t tok;
     };
+    // Best first; ties go to the lower beam, then the lower token id (as greedy's argmax).
+    auto better = [](const Cand& a, const Cand& b) {
+        if (a.score != b.score) return a.score > b.score;
+        return a.beam != b.beam ? a.beam < b.beam : a.tok < b.tok;
+    };
+    const int top = 2 * K;
     std::vector<Cand> cands;
+    std::vector<int32_t> best_tok;
     while (!live.empty()) {
         const Tensor logits = state.step(rows, tokens);  // (live * K, V)
         std::vector<int> next_live, next_rows;
         std::vector<int32_t> next_tokens;
         for (size_t s = 0; s < live.size(); ++s) {
             const int i = live[s];
+            // The best 2K (beam, token) continuations are among each beam's best 2K tokens, so
+            // only K * 2K candidates are ranked rather than K * V.
             cands.clear();
             for (int k = 0; k < K; ++k) {
                 const Hyp& h = beams[i][k];
                 if (h.score == kNegInf) continue;
                 const float* x = logits.data + ((int64_t)s * K + k) * V;
-                double mx = x[0], sum = 0.0;
-                for (int v = 1; v < V; ++v) mx = std::max(mx, (double)x[v]);
-                for (int v = 0; v < V; ++v) sum += std::exp((double)x[v] - mx);
+                best_tok.clear();  // token ids by descending logit, at most 2K
+                float mx = x[0];
+                for (int v = 0; v < V; ++v) {
+                    mx = std::max(mx, x[v]);
+                    if ((int)best_tok.size() == top && x[v] <= x[best_tok.back()]) continue;
+                    size_t pos = best_tok.size();
+                    while (pos > 0 && x[v] > x[best_tok[pos - 1]]) --pos;
+                    best_tok.insert(best_tok.begin() + pos, (int32_t)v);
+                    if ((int)best_tok.size() > top) best_tok.pop_back();
+                }
+                double sum = 0.0;
+                for (int v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
                 const double lse = mx + std::log(sum);
-                for (int v = 0; v < V; ++v) cands.push_back({h.score + ((double)x[v] - lse), k, (int32_t)v});
+                for (int32_t v : best_tok) cands.push_back({h.score + ((double)x[v] - lse), k, v});
             }
-            // Best 2K by score; ties go to the lower beam, then the lower token id (as greedy's argmax).
-            const size_t top = std::min(cands.size(), (size_t)2 * K);
-            std::partial_sort(cands.begin(), cands.begin() + top, cands.end(), [](const Cand& a, const Cand& b) {
-                if (a.score != b.score) return a.score > b.score;
-                return a.beam != b.beam ? a.beam < b.beam : a.tok < b.tok;
-            });
+            std::sort(cands.begin(), cands.end(), better);
             std::vector<Hyp> next;
-            for (size_t j = 0; j < top && (int)next.size() < K; ++j) {
+            for (size_t j = 0; j < cands.size() && (int)next.size() < K; ++j) {
                 const Cand& c = cands[j];
                 const Hyp& parent = beams[i][c.beam];
                 if (c.tok == opt.eos) {
@@ -231,7 +243,7 @@ std::vector<std::vector<int32_t>> beam_search(Seq2Seq& model, const std::vector<
                 next_tokens.push_back(c.tok);
             }
             const bool at_max = !next.empty() && (int)next[0].tokens.size() >= max_output(model, srcs[i], opt);
-            if ((int)finished[i].size() >= K || at_max) {
+            if ((int)finished[i].size() >= K || at_max || next.empty()) {
                 if (at_max)
                     for (const Hyp& h : next)
                         finished[i].push_back({h.tokens, h.score / length_penalty((int)h.tokens.size(), opt.len_penalty)});

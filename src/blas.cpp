@@ -92,9 +92,10 @@ static void check_gemm_args(const char* who, bool transA, bool transB, int M, in
     SYNTH_CHECK(M == 0 || N == 0 || C, who, ": null C for a ", M, "x", N, " result");
 }
 
-// Products below this many flops run on the calling thread alone: the fork/join and the
-// duplicated packing of the shared operand would cost more than a second thread saves.
-static constexpr double kSplitMinFlops = 1 << 22;
+// Products with M*N*K at or below this run on the calling thread alone. It is OpenBLAS's own
+// cut-off (interface/gemm.c: SMP_THRESHOLD_MIN 65536 x GEMM_MULTITHREAD_THRESHOLD 4), so
+// whatever the size, OpenBLAS itself never starts threads from synth::sgemm.
+static constexpr double kSplitMinMNK = 65536.0 * 4;
 
 static void cblas_block(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
                         int lda, const float* B, int ldb, float beta, float* C, int ldc) {
@@ -107,7 +108,7 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
     check_gemm_args("sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
     if (M == 0 || N == 0) return;
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (threads == 1 || 2.0 * M * N * K < kSplitMinFlops) {
+    if (threads == 1 || (double)M * N * K <= kSplitMinMNK) {
         cblas_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

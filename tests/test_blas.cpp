@@ -81,7 +81,7 @@ TEST_CASE("blas: sgemm matches the naive reference on 256x256x256 (the multithre
 
 TEST_CASE("blas: sgemm split over threads: row and column blocks, uneven and empty blocks") {
     // With 3 threads: 301 rows -> blocks of 112, 112, 77; 300 columns (wide C) -> 112, 112, 76;
-    // 20 rows -> 16, 4 and an empty third block. All are above the split threshold.
+    // 20 rows -> 16, 4 and an empty third block. All have M*N*K above the split threshold.
     const int saved = omp_get_max_threads();
     synth::set_threads(3);
     const int sizes[][3] = {{301, 40, 200}, {40, 300, 200}, {20, 20, 6000}};

@@ -1,11 +1,15 @@
-// bench: GEMM throughput of the OpenBLAS kernel synth runs with, on the LM benchmark's shapes.
+// bench: GEMM throughput on the LM benchmark's shapes, and the thread-ownership measurements
+// behind the policy in src/blas.h.
 //
 //   build/bench [--threads=2] [--reps=20]
 //
-// Prints the kernel and OpenBLAS config, a nominal peak, then one table row per GEMM shape
-// (best and median GFLOP/s over --reps timed calls after one warm-up call), and the
-// thread-ownership comparison documented in src/blas.h. Every measurement is also printed as
-// one JSON line starting with '{' so scripts can grep it.
+// Prints the OpenBLAS kernel and config and a nominal peak, then markdown tables of GFLOP/s
+// (best and median over --reps timed calls, after one warm-up call each), then every row again
+// as one JSON object per line for scripts.
+//
+// The machine is shared, so candidates that are compared with each other are timed
+// interleaved (A, B, A, B, ...): a burst of load from another process then hits all of them
+// alike instead of whichever happened to run during the burst.
 #include <cblas.h>
 #include <omp.h>
 
@@ -26,7 +30,7 @@
 
 namespace {
 
-// 64-byte aligned float buffer (a cache line; also what AVX-512 loads like), filled with noise.
+// 64-byte aligned float buffer (one cache line), filled with uniform noise in [-1, 1].
 struct AlignedFree {
     void operator()(float* p) const { std::free(p); }
 };
@@ -46,17 +50,25 @@ struct Timing {
     double best_gflops, median_gflops;
 };
 
-// One warm-up call, then `reps` timed calls of `fn`, each doing `flops` floating-point ops.
-Timing time_it(const std::function<void()>& fn, double flops, int reps) {
-    fn();
-    std::vector<double> secs;
+// Times each candidate `reps` times, interleaved, after one warm-up call each. Every
+// candidate performs `flops` floating-point operations per call.
+std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& candidates, double flops,
+                                     int reps) {
+    for (const auto& fn : candidates) fn();
+    std::vector<std::vector<double>> secs(candidates.size());
     for (int r = 0; r < reps; r++) {
-        auto t0 = std::chrono::steady_clock::now();
-        fn();
-        secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        for (size_t c = 0; c < candidates.size(); c++) {
+            const auto t0 = std::chrono::steady_clock::now();
+            candidates[c]();
+            secs[c].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
     }
-    std::sort(secs.begin(), secs.end());
-    return {flops / secs.front() / 1e9, flops / secs[secs.size() / 2] / 1e9};
+    std::vector<Timing> out;
+    for (std::vector<double>& s : secs) {
+        std::sort(s.begin(), s.end());
+        out.push_back({flops / s.front() / 1e9, flops / s[s.size() / 2] / 1e9});
+    }
+    return out;
 }
 
 // The clock /proc/cpuinfo reports for the first CPU, in GHz (0 if it cannot be read).
@@ -68,21 +80,26 @@ double cpu_ghz() {
     return 0.0;
 }
 
-// Collects results: a markdown table row per measurement as it happens, and the same
-// measurement as one JSON line, printed together at the end so the tables stay unbroken.
+std::string shape_text(bool ta, bool tb, int M, int N, int K) {
+    return std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " " + (ta ? "T" : "N") +
+           (tb ? "T" : "N");
+}
+
+// Markdown table rows as measurements happen, and the same rows as JSON lines printed
+// together at the end, so the tables stay unbroken.
 class Report {
 public:
     explicit Report(int threads) : threads_(threads), kernel_(synth::blas_kernel_name()) {}
 
-    void header(const char* title) {
-        std::printf("\n### %s\n\n| %-42s | %-18s | %7s | %7s |\n|%s|%s|%s|%s|\n", title, "what",
-                    "M x N x K", "best", "median", std::string(44, '-').c_str(),
-                    std::string(20, '-').c_str(), std::string(9, '-').c_str(), std::string(9, '-').c_str());
+    void header(const char* title) const {
+        std::printf("\n### %s\n\n| %-46s | %-20s | %7s | %7s |\n|%s|%s|%s|%s|\n", title, "what", "M x N x K",
+                    "best", "median", std::string(48, '-').c_str(), std::string(22, '-').c_str(),
+                    std::string(9, '-').c_str(), std::string(9, '-').c_str());
     }
 
-    // `threads` is the thread count the measurement ran with (not always the --threads value).
+    // `threads`: how many threads the measured code had (not always --threads).
     void row(const std::string& what, const std::string& shape, int threads, const Timing& t) {
-        std::printf("| %-42s | %-18s | %7.1f | %7.1f |\n", what.c_str(), shape.c_str(), t.best_gflops,
+        std::printf("| %-46s | %-20s | %7.1f | %7.1f |\n", what.c_str(), shape.c_str(), t.best_gflops,
                     t.median_gflops);
         char line[512];
         std::snprintf(line, sizeof line,
@@ -105,93 +122,108 @@ private:
     std::vector<std::string> json_;
 };
 
-std::string shape_text(bool ta, bool tb, int M, int N, int K) {
-    return std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " " +
-           (ta ? "T" : "N") + (tb ? "T" : "N");
-}
-
-// One large GEMM as the model runs it: outside any parallel region, OpenBLAS owns the threads.
+// One large product, two ways: raw cblas_sgemm called outside a parallel region (OpenBLAS
+// splits it over its threads) and synth::sgemm (our row/column split, one single-threaded
+// OpenBLAS call per OpenMP thread).
 void bench_large(Report& report, bool ta, bool tb, int M, int N, int K, int reps) {
     Buffer A = random_buffer((size_t)M * K, 1), B = random_buffer((size_t)K * N, 2);
     Buffer C = random_buffer((size_t)M * N, 3);
     const int lda = ta ? M : K, ldb = tb ? K : N;
-    const double flops = 2.0 * M * N * K;
+    const std::vector<Timing> t = time_interleaved(
+        {[&] {
+             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                         1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
+         },
+         [&] { synth::sgemm(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N); }},
+        2.0 * M * N * K, reps);
     const std::string shape = shape_text(ta, tb, M, N, K);
-    const Timing raw = time_it(
-        [&] {
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                        M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
-        },
-        flops, reps);
-    report.row("cblas_sgemm", shape, raw);
-    const Timing wrapped =
-        time_it([&] { synth::sgemm(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N); },
-                flops, reps);
-    report.row("synth::sgemm", shape, wrapped);
+    report.row("cblas_sgemm (OpenBLAS threads)", shape, t[0]);
+    report.row("synth::sgemm (split over OpenMP threads)", shape, t[1]);
 }
 
-// Whether OpenBLAS goes single-threaded when called from inside an active parallel region:
-// compare one 4096x256x256 product with 1 thread, with n threads, and called by one thread
-// of an n-thread parallel region while the others wait at the barrier.
+// Does OpenBLAS go single-threaded inside an active parallel region? One 4096x256x256
+// cblas_sgemm with 1 thread, with n threads, and called by one thread of an n-thread
+// parallel region while the others wait at the closing barrier.
 void bench_inside_parallel(Report& report, int threads, int reps) {
     const int M = 4096, N = 256, K = 256;
     Buffer A = random_buffer((size_t)M * K, 4), B = random_buffer((size_t)K * N, 5);
     Buffer C = random_buffer((size_t)M * N, 6);
-    const double flops = 2.0 * M * N * K;
-    const std::string shape = shape_text(false, false, M, N, K);
-    auto gemm = [&] { synth::sgemm(false, false, M, N, K, 1.0f, A.get(), K, B.get(), N, 0.0f, C.get(), N); };
-    synth::set_threads(1);
-    report.row("1 thread, outside a parallel region", shape, 1, time_it(gemm, flops, reps));
-    synth::set_threads(threads);
-    report.row("n threads, outside a parallel region", shape, time_it(gemm, flops, reps));
-    const Timing inside = time_it(
-        [&] {
+    auto gemm = [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A.get(), K, B.get(), N, 0.0f,
+                    C.get(), N);
+    };
+    const std::vector<Timing> t = time_interleaved(
+        {[&] {
+             synth::set_threads(1);
+             gemm();
+             synth::set_threads(threads);
+         },
+         gemm,
+         [&] {
 #pragma omp parallel
-            {
+             {
 #pragma omp master
-                gemm();
-            }
-        },
-        flops, reps);
-    report.row("called by 1 thread of an n-thread region", shape, inside);
+                 gemm();
+             }
+         }},
+        2.0 * M * N * K, reps);
+    const std::string shape = shape_text(false, false, M, N, K);
+    report.row("cblas_sgemm, 1 thread", shape, 1, t[0]);
+    report.row("cblas_sgemm, n threads", shape, t[1]);
+    report.row("cblas_sgemm by 1 thread of an n-thread region", shape, t[2]);
 }
 
-// The attention core's per-(batch, head) products, 32 batches x 4 heads, T=128, head dim 64,
-// per-head contiguous layout (B, H, T, d):
-//   scores = Q K^T : 128x128x64 (B transposed);  out = P V : 128x64x128.
-// (a) a plain loop, each sgemm split by OpenBLAS over n threads;
-// (b) `omp parallel for` over the 128 products, each sgemm single-threaded (blas.h policy).
+// The attention core's per-(batch, head) products: 32 batches x 4 heads, T = 128, head
+// dimension 64, per-head contiguous layout (B, H, T, d):
+//   scores = Q K^T: 128x128x64 (B transposed);  out = P V: 128x64x128.
+// (a) a plain loop over the 128 products, each cblas_sgemm split by OpenBLAS over n threads;
+// (b) `omp parallel for` over the 128 products, each synth::sgemm single-threaded;
+// (c) a plain loop over the 128 products, each synth::sgemm split over the OpenMP threads.
 void bench_batched(Report& report, int reps) {
     const int BH = 32 * 4, T = 128, d = 64;
     Buffer Q = random_buffer((size_t)BH * T * d, 7), Kt = random_buffer((size_t)BH * T * d, 8);
     Buffer P = random_buffer((size_t)BH * T * T, 9), V = random_buffer((size_t)BH * T * d, 10);
     Buffer S = random_buffer((size_t)BH * T * T, 11), O = random_buffer((size_t)BH * T * d, 12);
-    const double flops = 2.0 * BH * T * T * d;  // the same for both products
-    auto scores = [&](int i) {
-        synth::sgemm(false, true, T, T, d, 1.0f, Q.get() + (size_t)i * T * d, d, Kt.get() + (size_t)i * T * d,
-                     d, 0.0f, S.get() + (size_t)i * T * T, T);
-    };
-    auto out = [&](int i) {
-        synth::sgemm(false, false, T, d, T, 1.0f, P.get() + (size_t)i * T * T, T, V.get() + (size_t)i * T * d,
-                     d, 0.0f, O.get() + (size_t)i * T * d, d);
-    };
     struct Product {
-        const char* name;
-        std::string shape;
-        std::function<void(int)> fn;
+        std::string name, shape;
+        std::function<void(int, bool)> fn;  // (index, via cblas_sgemm rather than synth::sgemm)
     };
-    const Product products[] = {{"Q K^T", "128x128x64 NT", scores}, {"P V", "128x64x128 NN", out}};
+    const Product products[] = {
+        {"Q K^T", "128 x 128x128x64 NT",
+         [&](int i, bool raw) {
+             const float *q = Q.get() + (size_t)i * T * d, *k = Kt.get() + (size_t)i * T * d;
+             float* s = S.get() + (size_t)i * T * T;
+             if (raw)
+                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, d, 1.0f, q, d, k, d, 0.0f, s, T);
+             else
+                 synth::sgemm(false, true, T, T, d, 1.0f, q, d, k, d, 0.0f, s, T);
+         }},
+        {"P V", "128 x 128x64x128 NN",
+         [&](int i, bool raw) {
+             const float *p = P.get() + (size_t)i * T * T, *v = V.get() + (size_t)i * T * d;
+             float* o = O.get() + (size_t)i * T * d;
+             if (raw)
+                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, d, T, 1.0f, p, T, v, d, 0.0f, o, d);
+             else
+                 synth::sgemm(false, false, T, d, T, 1.0f, p, T, v, d, 0.0f, o, d);
+         }},
+    };
     for (const Product& p : products) {
-        const std::string shape = "128 x " + p.shape;
-        const Timing loop = time_it([&] { for (int i = 0; i < BH; i++) p.fn(i); }, flops, reps);
-        report.row(std::string("(a) loop, n-thread sgemm: ") + p.name, shape, loop);
-        const Timing omp = time_it(
-            [&] {
+        const std::vector<Timing> t = time_interleaved(
+            {[&] {
+                 for (int i = 0; i < BH; i++) p.fn(i, true);
+             },
+             [&] {
 #pragma omp parallel for schedule(static)
-                for (int i = 0; i < BH; i++) p.fn(i);
-            },
-            flops, reps);
-        report.row(std::string("(b) omp for, 1-thread sgemm: ") + p.name, shape, omp);
+                 for (int i = 0; i < BH; i++) p.fn(i, false);
+             },
+             [&] {
+                 for (int i = 0; i < BH; i++) p.fn(i, false);
+             }},
+            2.0 * BH * T * T * d, reps);  // both products do 2*T*T*d flops each
+        report.row("(a) loop, cblas_sgemm on n threads: " + p.name, p.shape, t[0]);
+        report.row("(b) omp parallel for, 1-thread sgemm: " + p.name, p.shape, t[1]);
+        report.row("(c) loop, synth::sgemm split: " + p.name, p.shape, t[2]);
     }
 }
 
@@ -210,27 +242,28 @@ int main(int argc, char** argv) {
         synth::set_threads(threads);
 
         // Nominal peak: 2 FMA pipes per core (Zen 2/3, Skylake-SP Gold), 8 (AVX2) or 16
-        // (AVX-512) floats per FMA, 2 flops per FMA, at the reported clock (boost may exceed it).
+        // (AVX-512) floats per FMA, 2 flops per FMA, at the clock /proc/cpuinfo reports
+        // (under a hypervisor that is the nominal clock; boost can exceed it).
         const bool avx512 = __builtin_cpu_supports("avx512f");
         const double ghz = cpu_ghz();
         const double peak = threads * 2.0 * (avx512 ? 16 : 8) * 2.0 * ghz;
-        std::printf("## GEMM throughput (GFLOP/s)\n\n");
-        std::printf("- OpenBLAS kernel: %s\n- OpenBLAS config: %s\n", synth::blas_kernel_name().c_str(),
-                    synth::blas_config().c_str());
         const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+        std::printf("## GEMM throughput (GFLOP/s)\n\n");
+        std::printf("- OpenBLAS kernel: %s\n", synth::blas_kernel_name().c_str());
+        std::printf("- OpenBLAS config: %s\n", synth::blas_config().c_str());
         std::printf("- OPENBLAS_CORETYPE: %s\n", coretype ? coretype : "(unset)");
-        std::printf("- threads: %d, reps: %d (best and median after one warm-up)\n", threads, reps);
+        std::printf("- threads: %d; reps: %d, interleaved, after one warm-up each\n", threads, reps);
         std::printf("- nominal peak: %d cores x 2 FMA pipes x %d floats x 2 flops x %.3f GHz = %.1f GFLOP/s\n",
                     threads, avx512 ? 16 : 8, ghz, peak);
 
-        // Y = X W with X: (B*T) x d_in, W: d_in x d_out, B*T = 4096 tokens. Backward needs
-        // dX = dY W^T (A B^T) and dW = X^T dY (A^T B, K = 4096 tokens).
         Report report(threads);
+        // Y = X W with X: (B*T) x d_in, W: d_in x d_out, B*T = 4096 tokens. Backward needs
+        // dX = dY W^T (A B^T) and dW = X^T dY (A^T B, summed over K = 4096 tokens).
         report.header("Large GEMMs: forward A B, backward A B^T (dX) and A^T B (dW)");
-        const int shapes[][2] = {{256, 256}, {256, 1024}, {1024, 256}};  // d_in, d_out
-        for (const auto& s : shapes) bench_large(report, false, false, 4096, s[1], s[0], reps);
-        for (const auto& s : shapes) bench_large(report, false, true, 4096, s[0], s[1], reps);
-        for (const auto& s : shapes) bench_large(report, true, false, s[0], s[1], 4096, reps);
+        const int dims[][2] = {{256, 256}, {256, 1024}, {1024, 256}};  // {d_in, d_out}
+        for (const auto& w : dims) bench_large(report, false, false, 4096, w[1], w[0], reps);
+        for (const auto& w : dims) bench_large(report, false, true, 4096, w[0], w[1], reps);
+        for (const auto& w : dims) bench_large(report, true, false, w[0], w[1], 4096, reps);
 
         report.header("Thread ownership: OpenBLAS inside an OpenMP parallel region");
         bench_inside_parallel(report, threads, reps);

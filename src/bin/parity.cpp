@@ -54,7 +54,7 @@ struct Options {
 // Appends a tensor file's pieces to a byte string (format in the header comment).
 class TensorWriter {
 public:
-    TensorWriter(const std::string& meta) {
+    explicit TensorWriter(const std::string& meta) {
         bytes_ = "SYNTHPT1";
         u32((uint32_t)meta.size());
         bytes_ += meta;
