@@ -65,6 +65,9 @@ run: deps
 data:
 	bash data/fetch.sh all
 
+fuzz: all
+	bash scripts/fuzz.sh
+
 clean:
 	rm -rf build
 

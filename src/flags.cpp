@@ -1,6 +1,7 @@
 #include "flags.h"
 
 #include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -91,7 +92,12 @@ bool Flags::parse(const std::vector<std::string>& args) {
         switch (e->kind) {
             case Kind::Int: *static_cast<int*>(e->ptr) = (int)parse_integer(key, v, -2147483647LL - 1, 2147483647LL); break;
             case Kind::Int64: *static_cast<int64_t*>(e->ptr) = parse_integer(key, v, INT64_MIN, INT64_MAX); break;
-            case Kind::Float: *static_cast<float*>(e->ptr) = (float)parse_real(key, v); break;
+            case Kind::Float: {
+                double x = parse_real(key, v);
+                SYNTH_CHECK(std::fabs(x) <= FLT_MAX, "flag --", key, ": ", v, " is out of range for a float");
+                *static_cast<float*>(e->ptr) = (float)x;
+                break;
+            }
             case Kind::Double: *static_cast<double*>(e->ptr) = parse_real(key, v); break;
             case Kind::String: *static_cast<std::string*>(e->ptr) = v; break;
             case Kind::Bool:

@@ -99,7 +99,7 @@ std::vector<std::string> split_list(const std::string& s) {
         SYNTH_CHECK(!item.empty(), "empty entry in list '", s, "'");
         out.push_back(item);
     }
-    SYNTH_CHECK(!out.empty(), "empty list");
+    SYNTH_CHECK(!out.empty(), "empty list '", s, "'");
     return out;
 }
 
