@@ -380,6 +380,9 @@ std::string findings(const std::map<std::string, VariantResult>& r, bool is_char
         return std::string(v) + " " + fmt(m(v), 4) + (is_char ? " nats (" + fmt(m(v) / std::log(2.0), 3) + " bpc)"
                                                               : " nats (ppl " + fmt(std::exp(m(v)), 1) + ")");
     };
+    auto pct = [&](const char* a, const char* b) {
+        return std::string(a) + " vs " + b + ": " + (m(a) >= m(b) ? "+" : "") + fmt(100.0 * (m(a) - m(b)) / m(b), 1) + "% loss";
+    };
     // "Competitive" = within 3% of V's validation loss.
     auto close = [&](const char* a, const char* b) { return std::fabs(m(a) - m(b)) <= 0.03 * m(b); };
     std::ostringstream os;
@@ -387,11 +390,15 @@ std::string findings(const std::map<std::string, VariantResult>& r, bool is_char
     if (has("V") && has("R") && has("Rfix"))
         os << "1. **Trainable R vs V; Rfix vs R.** " << show("R") << " vs " << show("V") << ": "
            << (close("R", "V") ? "competitive (within 3%)" : m("R") < m("V") ? "R is better" : "R is clearly worse")
+           << " (" << pct("R", "V") << ")"
            << ". " << show("Rfix") << ": " << (m("Rfix") > m("R") + 0.01 ? "worse than R — confirmed." : "not worse than R — refuted here.")
            << "\n";
     if (has("D") && has("R"))
         os << "2. **D about as good as R.** " << show("D") << " vs " << show("R") << ": "
-           << (std::fabs(m("D") - m("R")) <= 0.03 * m("R") ? "within 3% — confirmed." : "differ by more than 3% — not confirmed.")
+           << (std::fabs(m("D") - m("R")) <= 0.03 * m("R") ? "within 3% — confirmed."
+               : m("D") < m("R")                            ? "D is better than R by more than 3% — D is at least as good."
+                                                            : "D is worse than R by more than 3% — not confirmed.")
+           << " (" << pct("D", "R") << ")"
            << "\n";
     if (has("V") && (has("R+V") || has("D+V"))) {
         os << "3. **Mixtures with V beat V.** ";
