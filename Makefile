@@ -50,15 +50,15 @@ $(BUILD)/tests: $(TEST_OBJS) $(BUILD)/lib.a
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	./$(BUILD)/tests
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	bash scripts/bench.sh
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	bash data/fetch.sh tinyshakespeare
 	./$(BUILD)/lm --data=tinyshakespeare --preset=quick
 
