@@ -62,8 +62,6 @@ public:
         return model_.decode(tokens, (int)rows.size(), 1, mem_, ctx, &caches_);
     }
 
-    int len() const { return caches_[0].len; }
-
 private:
     void select(const std::vector<int>& rows) {
         std::vector<int> origin(rows.size());

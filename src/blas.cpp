@@ -21,9 +21,10 @@ namespace synth {
 static const char* const kFastKernels[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
                                            "SapphireRapids"};
 
-// On an AVX2 CPU "Haswell" rather than "Zen": both use the same 8-wide FMA microkernels and
-// differ in blocking; on this Zen3 VM Haswell was as fast or faster on every bench shape
-// (4096x256x256, 2 threads: Haswell 119, Zen 115 GFLOP/s; see build/bench).
+// On an AVX2 CPU "Haswell" rather than "Zen" (both 8-wide FMA kernels, different blocking),
+// even on AMD: on a Zen3 VM, single-threaded, Haswell ran the attention-sized products
+// (128x128x64, 128x64x128) at 70-76 GFLOP/s against Zen's 58-70, and the large LM shapes
+// within run-to-run noise of each other (+-10%).
 static const char* const kAvx2Kernel = "Haswell";
 static const char* const kAvx512Kernel = "SkylakeX";
 
@@ -49,15 +50,16 @@ void blas_select_kernel(int argc, char** argv) {
     if (better.empty()) return;
     const char* simd = avx512 ? "AVX-512" : "AVX2";
 
+    const char* requested = std::getenv("OPENBLAS_CORETYPE");
     if (std::getenv(kReexecMarker)) {
         std::fprintf(stderr,
                      "synth: warning: OpenBLAS still runs '%s' on an %s CPU after re-running with "
                      "OPENBLAS_CORETYPE=%s; matrix products will be slow\n",
-                     current.c_str(), simd, std::getenv("OPENBLAS_CORETYPE"));
+                     current.c_str(), simd, requested ? requested : "(unset)");
         return;
     }
     // A user who chose a kernel keeps it, even a slow one (e.g. to compare kernels).
-    if (std::getenv("OPENBLAS_CORETYPE")) return;
+    if (requested) return;
 
     std::fprintf(stderr, "synth: OpenBLAS detected '%s' on an %s CPU; re-running with OPENBLAS_CORETYPE=%s\n",
                  current.c_str(), simd, better.c_str());
@@ -73,6 +75,9 @@ void blas_select_kernel(int argc, char** argv) {
 
 void set_threads(int n) {
     SYNTH_CHECK(n >= 1, "thread count must be >= 1, got ", n);
+    // OpenBLAS's threaded GEMM assumes it gets every thread it asks OpenMP for; with dynamic
+    // teams (OMP_DYNAMIC=true) on a loaded machine it got fewer and spun forever (0.3.21).
+    omp_set_dynamic(0);
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }
@@ -112,14 +117,18 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
         cblas_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    // Split C into `threads` blocks of rows (or of columns, if C is wide), in multiples of 16
-    // so every block keeps whole microkernel tiles; inside the parallel region each OpenBLAS
-    // call is single-threaded (see THREAD OWNERSHIP in blas.h).
+    // Split C into one block of rows per thread (of columns, if C is wider than tall), in
+    // multiples of 16 so blocks hold whole microkernel tiles. The block size comes from the
+    // team actually granted, which may be smaller than asked for (OMP_DYNAMIC, thread limits).
     const bool by_rows = M >= N;
     const int extent = by_rows ? M : N;
-    const int chunk = ((extent + threads - 1) / threads + 15) / 16 * 16;
 #pragma omp parallel num_threads(threads)
     {
+        // Each OpenBLAS call below must be single-threaded. It is anyway inside an active
+        // region, but a team of one is not active; this setting lasts for this task only.
+        omp_set_num_threads(1);
+        const int team = omp_get_num_threads();
+        const int chunk = ((extent + team - 1) / team + 15) / 16 * 16;
         const int lo = omp_get_thread_num() * chunk;
         const int hi = lo + chunk < extent ? lo + chunk : extent;
         if (lo < hi) {

@@ -5,32 +5,38 @@
 //
 // KERNEL SELECTION. Debian's OpenBLAS is a DYNAMIC_ARCH build: at library load time a
 // constructor reads CPUID (or the environment variable OPENBLAS_CORETYPE) and binds one set of
-// kernels for the life of the process. Inside some VMs it picks a pre-AVX kernel ("Prescott")
-// on AVX2 machines, which makes sgemm about 5x slower (22 vs 117 GFLOP/s on 4096x256x256, 2
-// threads, Zen3). Since the choice is frozen at load time, setenv() from main() is too late
-// (tests/test_blas.cpp checks this); blas_select_kernel therefore sets OPENBLAS_CORETYPE and
-// re-executes the program, once.
+// kernels for the life of the process. When it does not recognise the CPU (new models,
+// hypervisors that mask CPUID) it falls back to an SSE kernel such as "Prescott", about 5x
+// slower on an AVX2 machine (4096x256x256, 2 threads, Zen3: 22 vs 117 GFLOP/s). Since the
+// choice is frozen at load time, setenv() from main() is too late (tests/test_blas.cpp checks
+// this); blas_select_kernel therefore sets OPENBLAS_CORETYPE and re-executes the program, once.
 //
-// THREAD OWNERSHIP. The machine has few cores and two pools could fight over them: OpenMP
-// (our kernels) and OpenBLAS's own threads. The OpenMP build of OpenBLAS shares the OpenMP
-// runtime, and it runs single-threaded whenever it is called inside an active parallel region.
-// Each kind of work has exactly one owner of the n threads (set by set_threads(n)):
+// THREAD OWNERSHIP. The machine has few cores, and two thread pools could fight over them:
+// OpenMP (our kernels) and OpenBLAS's own threads. Rule: OpenMP owns all n threads
+// (set_threads(n)); OpenBLAS always runs single-threaded, inside our parallel regions.
 //   - Large GEMMs (projections and FFN, e.g. 4096x256x256 = (B*T) x d x d) are called from
-//     outside any parallel region; OpenBLAS splits them over all n threads.
+//     outside any parallel region. synth::sgemm splits C into n blocks of rows (of columns if
+//     C is wider than tall) and each OpenMP thread makes one single-threaded OpenBLAS call.
 //   - Small batched per-head GEMMs (attention, 128x128x64 and 128x64x128 per (batch, head))
-//     run inside `#pragma omp parallel for` over the batch*heads index, and each sgemm call is
-//     single-threaded (OpenBLAS sees omp_in_parallel()).
+//     run inside `#pragma omp parallel for` over the batch*heads index; each synth::sgemm
+//     then runs on the calling thread, and so does OpenBLAS: its OpenMP build goes
+//     single-threaded when omp_in_parallel().
 //   - Element and row kernels (layernorm, softmax, GELU, AdamW) use `#pragma omp parallel for`.
-// Never let a multithreaded sgemm run inside a parallel region with nested parallelism on.
-// Measured with build/bench on 2 vCPUs (AMD EPYC Zen3, KVM, OpenBLAS 0.3.21 'Haswell' kernel):
-//   sgemm 4096x256x256, 1 thread outside a parallel region .......... 61 GFLOP/s
-//   the same, 2 threads outside a parallel region ................... 117 GFLOP/s
-//   the same, called by one thread inside a 2-thread parallel region .. 61 GFLOP/s (=1 thread)
-//   128 GEMMs (32 batches x 4 heads), per-head layout:
-//                             (a) loop, 2-thread sgemm   (b) omp for, 1-thread sgemm
-//     128x128x64, A B^T             43 GFLOP/s                  101 GFLOP/s
-//     128x64x128, A B               40 GFLOP/s                   96 GFLOP/s
-// so (b) wins by 2.4x: a 1-MFLOP GEMM is too small to split between two threads.
+// Measured with build/bench, 2 vCPUs (AMD EPYC Zen3, KVM), OpenBLAS 0.3.21, GFLOP/s, best of
+// 20-30 interleaved calls. The machine is shared; the first column is from a quiet moment,
+// the second with load average 4-5 (other training jobs), where every figure drops:
+//                                                                       quiet       loaded
+//   4096x256x256  cblas_sgemm, 1 thread                                 58-79        46
+//                 cblas_sgemm, 2 threads (OpenBLAS's own threading)   107-133        25-38
+//                 cblas_sgemm by 1 thread of a 2-thread region          59        49
+//                 synth::sgemm, 2 row blocks x 1-thread OpenBLAS      124-151        40
+//   other LM shapes (4096x1024x256, A B^T, A^T B): the split is 0-15% faster, except the
+//   dW product 256x256x4096 A^T B, where either can win by up to 20% from run to run
+//   128 attention GEMMs, 128x128x64 (Q K^T) and 128x64x128 (P V), 32 batches x 4 heads:
+//     (a) loop, 2-thread cblas_sgemm per product                         59-65        23-25
+//     (b) omp parallel for over the products, 1-thread sgemm each        79-84        43-48
+//     (c) loop, synth::sgemm splitting each product                        -          31-36
+// A 2-MFLOP product is too small to share between threads; the batch of 128 is not.
 #pragma once
 
 #include <string>
@@ -54,7 +60,8 @@ std::string blas_kernel_name();
 // OpenBLAS's build configuration string (version, DYNAMIC_ARCH, USE_OPENMP, MAX_THREADS).
 std::string blas_config();
 
-// Gives n threads to both OpenMP and OpenBLAS (see THREAD OWNERSHIP above). n >= 1.
+// Gives n threads to both OpenMP and OpenBLAS (see THREAD OWNERSHIP above) and turns off
+// OpenMP dynamic team sizes, which can hang OpenBLAS. n >= 1.
 void set_threads(int n);
 
 // Row-major C = alpha * op(A) * op(B) + beta * C, where op(X) is X or X^T.

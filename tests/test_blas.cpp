@@ -88,6 +88,7 @@ TEST_CASE("blas: sgemm split over threads: row and column blocks, uneven and emp
     for (bool ta : {false, true})
         for (bool tb : {false, true})
             for (const auto& s : sizes) check_case({ta, tb, s[0], s[1], s[2], 2}, -0.5f, 1.0f);
+    CHECK(omp_get_max_threads() == 3);  // the split's per-task thread setting did not leak out
     synth::set_threads(saved);
 }
 
@@ -133,6 +134,15 @@ TEST_CASE("blas: bad sizes and strides are errors, not BLAS warnings") {
     CHECK_THROWS_AS(synth::sgemm(false, false, 2, 3, 2, 1, x, 2, x, 3, 0, x, 2), synth::Error);  // ldc < N
     CHECK_THROWS_AS(synth::sgemm(false, false, 2, 2, 2, 1, nullptr, 2, x, 2, 0, x, 2), synth::Error);
     CHECK_THROWS_AS(synth::set_threads(0), synth::Error);
+}
+
+TEST_CASE("blas: set_threads sets the OpenMP team size and turns dynamic teams off") {
+    const int saved = omp_get_max_threads();
+    omp_set_dynamic(1);
+    synth::set_threads(3);
+    CHECK(omp_get_max_threads() == 3);
+    CHECK(omp_get_dynamic() == 0);
+    synth::set_threads(saved);
 }
 
 TEST_CASE("blas: kernel policy upgrades only pre-AVX2 kernels on AVX2/AVX-512 CPUs") {
