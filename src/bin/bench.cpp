@@ -24,7 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "autograd.h"
 #include "blas.h"
+#include "ops.h"
 #include "common.h"
 #include "flags.h"
 
@@ -129,16 +131,27 @@ void bench_large(Report& report, bool ta, bool tb, int M, int N, int K, int reps
     Buffer A = random_buffer((size_t)M * K, 1), B = random_buffer((size_t)K * N, 2);
     Buffer C = random_buffer((size_t)M * N, 3);
     const int lda = ta ? M : K, ldb = tb ? K : N;
-    const std::vector<Timing> t = time_interleaved(
-        {[&] {
-             cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
-                         1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
-         },
-         [&] { synth::sgemm(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N); }},
-        2.0 * M * N * K, reps);
+    // The engine's matmul op (ops.h linear: y = x W, or x W^T), output from the scratch arena.
+    synth::Tensor x, w;
+    x.data = A.get(), x.ndim = 2, x.dims = {M, K, 0, 0};
+    w.data = B.get(), w.ndim = 2, w.dims = {tb ? N : K, tb ? K : N, 0, 0};
+    std::vector<std::function<void()>> fns = {
+        [&] {
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
+                        A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
+        },
+        [&] { synth::sgemm(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N); }};
+    if (!ta)
+        fns.push_back([&] {
+            synth::NoGrad ng;
+            synth::scratch().reset();
+            synth::linear(x, w, synth::Tensor{}, tb);
+        });
+    const std::vector<Timing> t = time_interleaved(fns, 2.0 * M * N * K, reps);
     const std::string shape = shape_text(ta, tb, M, N, K);
     report.row("cblas_sgemm (OpenBLAS threads)", shape, t[0]);
     report.row("synth::sgemm (split over OpenMP threads)", shape, t[1]);
+    if (!ta) report.row("engine matmul op (ops.h linear)", shape, t[2]);
 }
 
 // Does OpenBLAS go single-threaded inside an active parallel region? One 4096x256x256
