@@ -1,6 +1,7 @@
 #include "io.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,5 +83,17 @@ void ensure_writable_dir(const std::string& dir) {
     ::close(fd);
     ::unlink(probe.c_str());
 }
+
+FileLock::FileLock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+    SYNTH_CHECK(fd_ >= 0, "cannot open lock file '", path, "': ", std::strerror(errno));
+    if (::flock(fd_, LOCK_EX) != 0) {
+        int e = errno;
+        ::close(fd_);
+        fail("cannot lock '", path, "': ", std::strerror(e));
+    }
+}
+
+FileLock::~FileLock() { ::close(fd_); }
 
 }  // namespace synth

@@ -25,6 +25,7 @@
 #include "autograd.h"
 #include "blas.h"
 #include "checkpoint.h"
+#include "cli.h"
 #include "common.h"
 #include "data.h"
 #include "flags.h"
@@ -206,21 +207,6 @@ std::string sample_text(TransformerLM& model, const LmCorpus& corpus, int n, uin
     }
     return corpus.decode(out);
 }
-
-// An exclusive advisory lock on a file, held for the object's lifetime.
-class FileLock {
-public:
-    explicit FileLock(const std::string& path) {
-        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-        SYNTH_CHECK(fd_ >= 0 && ::flock(fd_, LOCK_EX) == 0, "cannot lock '", path, "': ", std::strerror(errno));
-    }
-    ~FileLock() { ::close(fd_); }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-
-private:
-    int fd_;
-};
 
 using Row = std::vector<std::string>;
 const std::vector<std::string> kCurveColumns = {"variant", "step", "train_loss", "val_loss", "lr"};
@@ -664,15 +650,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace synth
 
-int main(int argc, char** argv) {
-    synth::blas_select_kernel(argc, argv);
-    try {
-        return synth::run(argc, argv);
-    } catch (const synth::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return synth::cli_main(argc, argv, synth::run); }

@@ -30,6 +30,7 @@
 
 #include "autograd.h"
 #include "blas.h"
+#include "cli.h"
 #include "common.h"
 #include "flags.h"
 #include "io.h"
@@ -231,12 +232,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace synth
 
-int main(int argc, char** argv) {
-    synth::blas_select_kernel(argc, argv);
-    try {
-        return synth::run(argc, argv);
-    } catch (const synth::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return synth::cli_main(argc, argv, synth::run); }
