@@ -26,8 +26,9 @@
 
 #include "autograd.h"
 #include "blas.h"
-#include "ops.h"
+#include "cli.h"
 #include "common.h"
+#include "ops.h"
 #include "flags.h"
 
 namespace {
@@ -124,9 +125,9 @@ private:
     std::vector<std::string> json_;
 };
 
-// One large product, two ways: raw cblas_sgemm called outside a parallel region (OpenBLAS
-// splits it over its threads) and synth::sgemm (our row/column split, one single-threaded
-// OpenBLAS call per OpenMP thread).
+// One large product, three ways: raw cblas_sgemm called outside a parallel region (OpenBLAS
+// splits it over its threads), synth::sgemm (our row/column split, one single-threaded
+// OpenBLAS call per OpenMP thread), and, for the forward and dX shapes, the engine's linear op.
 void bench_large(Report& report, bool ta, bool tb, int M, int N, int K, int reps) {
     Buffer A = random_buffer((size_t)M * K, 1), B = random_buffer((size_t)K * N, 2);
     Buffer C = random_buffer((size_t)M * N, 3);
@@ -240,11 +241,8 @@ void bench_batched(Report& report, int reps) {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    synth::blas_select_kernel(argc, argv);
-    try {
+int run(int argc, char** argv) {
+    {
         int threads = 2, reps = 20;
         synth::Flags flags("bench", "GEMM throughput of OpenBLAS on the LM benchmark's shapes.");
         flags.add("threads", &threads, "threads for OpenMP and OpenBLAS");
@@ -284,8 +282,9 @@ int main(int argc, char** argv) {
         bench_batched(report, reps);
         report.print_json();
         return 0;
-    } catch (const synth::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
     }
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return synth::cli_main(argc, argv, run); }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bleu.h"
+#include "cli.h"
 #include "common.h"
 #include "flags.h"
 #include "io.h"
@@ -68,11 +69,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const synth::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return synth::cli_main(argc, argv, run); }
