@@ -33,6 +33,7 @@
 #                                            ('' = libgomp's default, spin then sleep). PASSIVE threads sleep at once when idle:
 #                                            on 2 busy cores spinning cost synth 8x (100 vs 810
 #                                            tok/s training V); try ACTIVE on a quiet machine
+#   BENCH_GEMM_ONLY [0]                      1: only section 1 (results/bench-gemm.md)
 #   BENCH_TORCH [auto]                       1: require PyTorch, 0: synth only, auto: if importable
 #   BENCH_SCALING_TORCH [0]                  1: PyTorch in the scaling runs too
 #   PYTHON [/usr/bin/python3]                the interpreter Debian's python3-torch installs into
@@ -88,6 +89,7 @@ synth_env=()
     env "${synth_env[@]}" "$bench" --threads="$threads" "${gemm_args[@]}" "$@"
 } >"$work/bench-gemm.md"
 publish bench-gemm.md
+[[ ${BENCH_GEMM_ONLY:-0} == 1 ]] && exit 0
 # The OpenBLAS kernel synth runs with (after its own kernel selection, src/blas.h): PyTorch
 # calls the same library (libblas.so.3 -> OpenBLAS) and is given the same kernel.
 kernel=$(sed -n 's/^- OpenBLAS kernel: //p' "$out/bench-gemm.md")
