@@ -1,8 +1,11 @@
 #include "checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -241,6 +244,15 @@ std::string Checkpoint::config_value(const std::string& key) const {
     fail("the checkpoint's config has no key '", key, "'");
 }
 
+double Checkpoint::config_number(const std::string& key) const {
+    const std::string s = config_value(key);
+    char* end = nullptr;
+    const double x = std::strtod(s.c_str(), &end);
+    SYNTH_CHECK(!s.empty() && *end == '\0' && std::isfinite(x) && x >= 0, "checkpoint config ", key, "='", s,
+                "' is not a number >= 0");
+    return x;
+}
+
 Checkpoint capture(const ParamStore& store, const AdamW* opt) {
     Checkpoint ck;
     for (const Param& p : store.params()) {
@@ -433,5 +445,49 @@ Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& s
 void save_checkpoint(const std::string& path, const Checkpoint& ck) { write_file_atomic(path, serialize_checkpoint(ck)); }
 
 Checkpoint load_checkpoint(const std::string& path) { return deserialize_checkpoint(read_file(path), path); }
+
+}  // namespace synth
+
+namespace synth {
+
+std::map<std::string, std::string> config_map(const std::string& lines) {
+    std::map<std::string, std::string> m;
+    std::istringstream in(lines);
+    std::string line;
+    while (std::getline(in, line)) {
+        size_t eq = line.find('=');
+        if (eq != std::string::npos) m[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return m;
+}
+
+void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
+                  const std::string& now, const std::vector<const char*>& model_keys,
+                  const std::vector<const char*>& training_keys) {
+    const std::string held = ck.config_value("variant");
+    std::string list;
+    for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;
+    SYNTH_CHECK(variants.size() == 1, "--resume continues one variant, but --variants=", list, " names ", variants.size(),
+                " (", path, " holds ", held, ": add --variants=", held, ")");
+    SYNTH_CHECK(variants[0] == held, "checkpoint ", path, " holds variant ", held, " but --variants=", variants[0]);
+    const std::map<std::string, std::string> flags = config_map(now);
+    auto current = [&](const char* key) {
+        auto it = flags.find(key);
+        SYNTH_CHECK(it != flags.end(), "check_resume: this binary has no flag --", key);
+        return it->second;
+    };
+    for (const char* key : model_keys) {
+        const std::string was = ck.config_value(key);
+        SYNTH_CHECK(was == current(key), "checkpoint ", path, " was trained with --", key, "=", was,
+                    " but this run has --", key, "=", current(key));
+    }
+    for (const char* key : training_keys) {
+        const std::string was = ck.config_value(key);
+        if (was != current(key))
+            std::fprintf(stderr, "warning: checkpoint %s was trained with --%s=%s, this run has --%s=%s: it will not "
+                         "reproduce the uninterrupted run\n", path.c_str(), key, was.c_str(), key, current(key).c_str());
+    }
+    SYNTH_CHECK(!ck.adam_m.empty(), "checkpoint ", path, " has no optimizer state, so training cannot continue from it");
+}
 
 }  // namespace synth

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,8 @@ struct Checkpoint {
 
     // The value of `key` in config, or throws naming the missing key.
     std::string config_value(const std::string& key) const;
+    // The value of `key` as a finite number >= 0 (seconds, counts), or throws naming the key.
+    double config_number(const std::string& key) const;
 };
 
 // Captures a store (and optionally an optimizer) into a Checkpoint.
@@ -69,5 +72,17 @@ Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& s
 
 void save_checkpoint(const std::string& path, const Checkpoint& ck);  // atomic
 Checkpoint load_checkpoint(const std::string& path);
+
+// "key=value" lines (a checkpoint's config, Flags::dump()) as a map.
+std::map<std::string, std::string> config_map(const std::string& lines);
+
+// --resume continues the training of one variant from the checkpoint at `path`. Throws unless
+// `variants` (the --variants list) names exactly the checkpoint's variant, the checkpoint has
+// optimizer state, and it was trained with the same value of every `model_key` as the flags
+// `now` (Flags::dump() lines). The `training_keys` may differ (e.g. more --steps), but then the
+// run no longer reproduces the uninterrupted one, so each difference is printed as a warning.
+void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
+                  const std::string& now, const std::vector<const char*>& model_keys,
+                  const std::vector<const char*>& training_keys);
 
 }  // namespace synth

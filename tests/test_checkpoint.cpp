@@ -77,11 +77,12 @@ void fix_checksum(std::string& b) {
     std::memcpy(&b[b.size() - 8], &h, 8);
 }
 
-void check_equal(const Checkpoint& a, const Checkpoint& b) {
-    CHECK(a.config == b.config);
-    CHECK(a.tokenizer == b.tokenizer);
+// The training state (parameters, AdamW moments, step, best validation loss) is identical
+// bit for bit; configs may differ (a resumed run records its --resume and its timings).
+void check_same_state(const Checkpoint& a, const Checkpoint& b) {
     REQUIRE(a.params.size() == b.params.size());
     for (size_t i = 0; i < a.params.size(); ++i) {
+        INFO("parameter ", a.params[i].name);
         CHECK(a.params[i].name == b.params[i].name);
         CHECK(a.params[i].shape == b.params[i].shape);
         CHECK(a.params[i].trainable == b.params[i].trainable);
@@ -94,9 +95,15 @@ void check_equal(const Checkpoint& a, const Checkpoint& b) {
     CHECK(same_bits(a.adam_m.data(), b.adam_m.data(), a.adam_m.size()));
     CHECK(same_bits(a.adam_v.data(), b.adam_v.data(), a.adam_v.size()));
     CHECK(a.step == b.step);
+    CHECK(std::memcmp(&a.best_val, &b.best_val, sizeof(double)) == 0);
+}
+
+void check_equal(const Checkpoint& a, const Checkpoint& b) {
+    CHECK(a.config == b.config);
+    CHECK(a.tokenizer == b.tokenizer);
+    check_same_state(a, b);
     CHECK(a.data_pos == b.data_pos);
     for (int i = 0; i < 4; ++i) CHECK(a.rng[i] == b.rng[i]);
-    CHECK(std::memcmp(&a.best_val, &b.best_val, sizeof(double)) == 0);
 }
 
 }  // namespace
@@ -326,6 +333,13 @@ std::vector<std::string> csv_fields(const std::string& csv) {
     return out;
 }
 
+// The path of build/<name>, or "" after saying why the test is skipped.
+std::string binary_or_skip(const std::string& name) {
+    const std::string path = synth_test::sibling_binary(name);
+    if (path.empty()) MESSAGE("skipped: build/" << name << " is not built next to the test binary");
+    return path;
+}
+
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
     args.insert(args.end(), more.begin(), more.end());
     return args;
@@ -334,11 +348,8 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
 }  // namespace
 
 TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted run bit for bit") {
-    const std::string lm = synth_test::sibling_binary("lm");
-    if (lm.empty()) {
-        MESSAGE("skipped: build/lm is not built next to the test binary");
-        return;
-    }
+    const std::string lm = binary_or_skip("lm");
+    if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
     const auto args = tiny_lm_args(dir / "tiny.txt", dir.path);
@@ -363,14 +374,7 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
     CHECK(resumed.err.find("warning") == std::string::npos);
     CHECK(read_file(dir / "lm-tiny-none-curves.csv") == curves);
     const Checkpoint again = load_checkpoint(ck12);
-    REQUIRE(again.params.size() == uninterrupted.params.size());
-    for (size_t i = 0; i < again.params.size(); ++i) {
-        INFO("parameter ", again.params[i].name);
-        CHECK(same_bits(again.params[i].values.data(), uninterrupted.params[i].values.data(),
-                        again.params[i].values.size()));
-    }
-    CHECK(same_bits(again.adam_m.data(), uninterrupted.adam_m.data(), again.adam_m.size()));
-    CHECK(same_bits(again.adam_v.data(), uninterrupted.adam_v.data(), again.adam_v.size()));
+    check_same_state(again, uninterrupted);
     CHECK(again.adam_t == 12);
     // The results row agrees in everything but the timings (train_tok_s, wall_s).
     std::vector<std::string> before = csv_fields(table), after = csv_fields(read_file(dir / "lm-tiny-none.csv"));
@@ -392,11 +396,8 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
 }
 
 TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, vocabulary or a corrupt file") {
-    const std::string lm = synth_test::sibling_binary("lm");
-    if (lm.empty()) {
-        MESSAGE("skipped: build/lm is not built next to the test binary");
-        return;
-    }
+    const std::string lm = binary_or_skip("lm");
+    if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
     const auto args = tiny_lm_args(dir / "tiny.txt", dir.path);
@@ -438,11 +439,8 @@ TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, v
 }
 
 TEST_CASE("checkpoint: build/lm names the step and the last good checkpoint when the loss diverges") {
-    const std::string lm = synth_test::sibling_binary("lm");
-    if (lm.empty()) {
-        MESSAGE("skipped: build/lm is not built next to the test binary");
-        return;
-    }
+    const std::string lm = binary_or_skip("lm");
+    if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
     // An absurd learning rate without clipping: the first update overflows the weights.
@@ -455,6 +453,113 @@ TEST_CASE("checkpoint: build/lm names the step and the last good checkpoint when
     CHECK(load_checkpoint(dir / "ck/lm-tiny-none-R+V-step1.ckpt").step == 1);
 
     auto unsaved = synth_test::run_process(lm, args, dir.path);
+    CHECK(unsaved.status == 1);
+    CHECK(str(unsaved.err) == doctest::Contains("no checkpoint was saved (see --save-every)"));
+}
+
+// ---- build/mt: --save-every and --resume ------------------------------------------------
+
+namespace {
+
+// A toy parallel corpus in dir/toy: each "German" sentence is its English one word for word through a
+// fixed dictionary, so a tiny model learns something in a dozen steps.
+void write_tiny_parallel(const ScratchDir& dir) {
+    const char* en[] = {"the", "dog", "cat", "runs", "sleeps", "a", "red", "big", "house", "sees"};
+    const char* de[] = {"der", "hund", "katze", "rennt", "schläft", "ein", "rot", "gross", "haus", "sieht"};
+    std::filesystem::create_directories(dir / "toy");
+    uint32_t x = 777;
+    for (const auto& [split, lines] : {std::pair<std::string, int>{"train", 80}, {"val", 12}, {"test", 6}}) {
+        std::string src, tgt;
+        for (int i = 0; i < lines; ++i) {
+            const int words = 3 + i % 5;
+            for (int w = 0; w < words; ++w) {
+                x = x * 1664525u + 1013904223u;
+                const int k = (x >> 16) % 10;
+                src += std::string(w ? " " : "") + en[k];
+                tgt += std::string(w ? " " : "") + de[k];
+            }
+            src += "\n";
+            tgt += "\n";
+        }
+        write_file_atomic(dir / ("toy/" + split + ".en"), src);
+        write_file_atomic(dir / ("toy/" + split + ".de"), tgt);
+    }
+}
+
+// 12 steps of a tiny R+V model with dropout and a validation loss every 4 steps (so the best
+// parameters change after the checkpoint at step 6), greedy decoding of the 6 test sentences.
+std::vector<std::string> tiny_mt_args(const std::string& dir) {
+    return {"--data=" + dir + "/toy", "--preset=none", "--variants=R+V", "--d-model=16", "--layers=1", "--heads=2",
+            "--d-ff=32", "--max-len=48", "--bpe-vocab=320", "--batch-tokens=256", "--steps=12", "--warmup=2",
+            "--lr=3e-3", "--eval-every=4", "--dropout=0.1", "--beam=1", "--test-sets=test", "--threads=1",
+            "--results-dir=" + dir + "/results", "--checkpoint-dir=" + dir + "/ck"};
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted run bit for bit") {
+    const std::string mt = binary_or_skip("mt");
+    if (mt.empty()) return;
+    ScratchDir dir;
+    write_tiny_parallel(dir);
+    const auto args = tiny_mt_args(dir.path);
+    const std::string ck6 = dir / "ck/mt-none-R+V-step6.ckpt", ck12 = dir / "ck/mt-none-R+V-step12.ckpt";
+    const std::string kept = dir / "ck/mt-none-R+V.ckpt", hyps = dir / "results/mt-hyps/none/R+V.test.de";
+
+    auto full = synth_test::run_process(mt, with(args, {"--save-every=6"}), dir.path);
+    INFO("stderr: ", full.err);
+    REQUIRE(full.status == 0);
+    const Checkpoint uninterrupted = load_checkpoint(ck12), uninterrupted_kept = load_checkpoint(kept);
+    const std::string translations = read_file(hyps), table = read_file(dir / "results/mt-toy-none.csv");
+    CHECK(load_checkpoint(ck6).step == 6);
+    CHECK(load_checkpoint(ck6).config_value("best-step") == "4");
+    CHECK(load_checkpoint(dir / "ck/mt-none-R+V-step6.best.ckpt").step == 4);
+    CHECK(uninterrupted.config_value("variant") == "R+V");
+
+    auto resumed = synth_test::run_process(mt, with(args, {"--save-every=6", "--resume=" + ck6}), dir.path);
+    INFO("stderr: ", resumed.err);
+    REQUIRE(resumed.status == 0);
+    CHECK(resumed.err.find("resumed from " + ck6 + " at step 6") != std::string::npos);
+    CHECK(resumed.err.find("warning") == std::string::npos);
+    const Checkpoint again = load_checkpoint(ck12), again_kept = load_checkpoint(kept);
+    check_same_state(again, uninterrupted);
+    check_same_state(again_kept, uninterrupted_kept);
+    CHECK(read_file(hyps) == translations);
+    // The results row agrees in everything but the timings (train_s, train_tgt_tok_s, decode_sent_s).
+    std::vector<std::string> before = csv_fields(table), after = csv_fields(read_file(dir / "results/mt-toy-none.csv"));
+    REQUIRE(before.size() == after.size());
+    REQUIRE(before.size() == 24);
+    CHECK(before[12] == "R+V");
+    for (int i : {12, 13, 14, 15, 16, 17, 18, 19, 23}) CHECK(before[i] == after[i]);
+
+    // Refusals name the problem: another model shape, a missing companion, a foreign BPE.
+    auto refused = [&](const std::vector<std::string>& more) {
+        auto r = synth_test::run_process(mt, with(args, more), dir.path);
+        CHECK(r.status == 1);
+        return str(r.err);
+    };
+    CHECK(refused({"--resume=" + ck6, "--d-model=32"}) ==
+          doctest::Contains(str("checkpoint " + ck6 + " was trained with --d-model=16 but this run has --d-model=32")));
+    CHECK(refused({"--resume=" + ck6, "--variants=V"}) ==
+          doctest::Contains(str("checkpoint " + ck6 + " holds variant R+V but --variants=V")));
+    CHECK(refused({"--resume=" + ck6, "--steps=5"}) == doctest::Contains("is at step 6, past the 5 steps of this run"));
+    CHECK(refused({"--resume=" + kept}) == doctest::Contains("has no optimizer state"));
+    std::filesystem::remove(dir / "ck/mt-none-R+V-step6.best.ckpt");
+    CHECK(refused({"--resume=" + ck6}) == doctest::Contains(str("cannot open '" + dir / "ck/mt-none-R+V-step6.best.ckpt")));
+}
+
+TEST_CASE("checkpoint: build/mt names the step and the last good checkpoint when the loss diverges") {
+    const std::string mt = binary_or_skip("mt");
+    if (mt.empty()) return;
+    ScratchDir dir;
+    write_tiny_parallel(dir);
+    const auto args = with(tiny_mt_args(dir.path), {"--lr=1e30", "--warmup=0", "--clip=0"});
+    auto saved = synth_test::run_process(mt, with(args, {"--save-every=1"}), dir.path);
+    CHECK(saved.status == 1);
+    CHECK(str(saved.err) == doctest::Contains("[R+V] the training loss became "));
+    CHECK(str(saved.err) == doctest::Contains(" at step 2 of 12 (lower --lr or raise --warmup)"));
+    CHECK(str(saved.err) == doctest::Contains(str("the last good checkpoint is " + dir / "ck/mt-none-R+V-step1.ckpt")));
+    auto unsaved = synth_test::run_process(mt, args, dir.path);
     CHECK(unsaved.status == 1);
     CHECK(str(unsaved.err) == doctest::Contains("no checkpoint was saved (see --save-every)"));
 }

@@ -247,15 +247,6 @@ struct CheckpointPlan {
     const Checkpoint* resume = nullptr;
 };
 
-// A number of seconds a checkpoint's config records (train-seconds, wall-seconds).
-double config_seconds(const Checkpoint& ck, const std::string& key) {
-    const std::string s = ck.config_value(key);
-    char* end = nullptr;
-    double x = std::strtod(s.c_str(), &end);
-    SYNTH_CHECK(!s.empty() && *end == '\0' && x >= 0, "checkpoint config ", key, "='", s, "' is not a number of seconds");
-    return x;
-}
-
 struct VariantResult {
     std::string variant;
     int64_t params;
@@ -294,8 +285,8 @@ VariantResult train_variant(const Options& o, const LmCorpus& corpus, const std:
         const Checkpoint& ck = *plan.resume;
         restore(ck, store, &opt);
         start = (int)ck.step;
-        prev_train_s = config_seconds(ck, "train-seconds");
-        prev_wall_s = config_seconds(ck, "wall-seconds");
+        prev_train_s = ck.config_number("train-seconds");
+        prev_wall_s = ck.config_number("wall-seconds");
         best_val = ck.best_val;
         curve = curve_until(plan.stem, variant, start);
         last_checkpoint = o.resume;
@@ -469,41 +460,12 @@ void bench_all(const Options& o, int argc, char** argv) {
     }
 }
 
-// "key=value" lines as a map.
-std::map<std::string, std::string> config_map(const std::string& lines) {
-    std::map<std::string, std::string> m;
-    std::istringstream in(lines);
-    std::string line;
-    while (std::getline(in, line)) {
-        size_t eq = line.find('=');
-        if (eq != std::string::npos) m[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    return m;
-}
-
-// --resume continues one variant's training. The model must have exactly the checkpoint's
-// shape. Other training flags may differ (e.g. more --steps), but then the run no longer
-// reproduces the uninterrupted one, so each difference is reported.
-void check_resume(const Options& o, const Flags& f, const Checkpoint& ck) {
-    const std::string held = ck.config_value("variant");
-    const std::vector<std::string> variants = split_list(o.variants);
-    SYNTH_CHECK(variants.size() == 1, "--resume continues one variant, but --variants=", o.variants, " names ",
-                variants.size(), " (", o.resume, " holds ", held, ": add --variants=", held, ")");
-    SYNTH_CHECK(variants[0] == held, "checkpoint ", o.resume, " holds variant ", held, " but --variants=", variants[0]);
-    std::map<std::string, std::string> now = config_map(f.dump());
-    for (const char* key : {"d-model", "layers", "heads", "d-ff", "seq", "vocab", "fr-rank", "fd-a", "share-w2"}) {
-        const std::string was = ck.config_value(key);
-        SYNTH_CHECK(was == now.at(key), "checkpoint ", o.resume, " was trained with --", key, "=", was,
-                    " but this run has --", key, "=", now.at(key));
-    }
-    for (const char* key : {"data", "seed", "threads", "batch", "steps", "lr", "min-lr", "warmup", "schedule",
-                            "weight-decay", "beta2", "clip", "dropout", "attn-dropout"}) {
-        const std::string was = ck.config_value(key);
-        if (was != now.at(key))
-            std::fprintf(stderr, "warning: checkpoint %s was trained with --%s=%s, this run has --%s=%s: it will not "
-                         "reproduce the uninterrupted run\n", o.resume.c_str(), key, was.c_str(), key, now.at(key).c_str());
-    }
-    SYNTH_CHECK(!ck.adam_m.empty(), "checkpoint ", o.resume, " has no optimizer state, so training cannot continue from it");
+// --resume: the model must have exactly the checkpoint's shape (see synth::check_resume).
+void check_lm_resume(const Options& o, const Flags& f, const Checkpoint& ck) {
+    check_resume(ck, o.resume, split_list(o.variants), f.dump(),
+                 {"d-model", "layers", "heads", "d-ff", "seq", "vocab", "fr-rank", "fd-a", "share-w2"},
+                 {"data", "seed", "threads", "batch", "steps", "lr", "min-lr", "warmup", "schedule", "weight-decay",
+                  "beta2", "clip", "dropout", "attn-dropout"});
     SYNTH_CHECK(ck.step <= o.steps, "checkpoint ", o.resume, " is at step ", ck.step, ", past --steps=", o.steps);
 }
 
@@ -574,7 +536,7 @@ int run(int argc, char** argv) {
     Checkpoint resume;
     if (!o.resume.empty()) {
         resume = load_checkpoint(o.resume);
-        check_resume(o, f, resume);
+        check_lm_resume(o, f, resume);
     }
     LmCorpus corpus = load_lm_corpus(o.data);
     SYNTH_CHECK(o.resume.empty() || resume.tokenizer == corpus.serialize_tokenizer(), "checkpoint ", o.resume,

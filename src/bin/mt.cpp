@@ -49,10 +49,10 @@ struct Options {
     std::string data = "multi30k", src = "en", tgt = "de", variants = "V,R,Rfix,D,FR,FD,R+V,D+V,R+D";
     std::string preset = "quick", valid_set = "val", test_sets = "test2016,test2017_flickr,test2017_mscoco";
     std::string results_dir = "results", checkpoint_dir = "checkpoints", positions = "learned", r_init = "normal", tag;
-    std::string checkpoint;
+    std::string checkpoint, resume;
     int seed = 1337, threads = 2, d_model = 128, layers = 3, enc_layers = 0, dec_layers = 0, heads = 4, d_ff = 512;
     int max_len = 64, bpe_vocab = 8000, batch_tokens = 4096, steps = 0, warmup = 1000, eval_every = 0, log_every = 50;
-    int fr_rank = 8, fd_a = 0, beam = 5, max_extra = 50, decode_batch = 32, decode_limit = 0;
+    int fr_rank = 8, fd_a = 0, beam = 5, max_extra = 50, decode_batch = 32, decode_limit = 0, save_every = 0;
     float epochs = 8, lr = 1e-3f, weight_decay = 0.01f, clip = 1.0f, dropout = 0.1f, attn_dropout = 0.0f;
     float label_smoothing = 0.1f, len_penalty = 0.6f;
     bool share_embeddings = true, share_w2 = false, translate = false;
@@ -69,13 +69,16 @@ void apply_preset(Options& o, Flags& f) {
              {"bpe-vocab", "2000"},  {"dropout", "0.0"}, {"beam", "2"},        {"decode-limit", "100"},
              {"eval-every", "75"}};
     else if (o.preset == "full")
-        // Measured on the 2-core machine with one thread (shared with other jobs): ~1,300-1,800
-        // target tokens/s, i.e. 5-6.5 minutes per epoch of Multi30k. Small batches (many
-        // updates per epoch) learned clearly faster per token than 2,048-token batches at equal
-        // speed (val NLL 4.17 vs 4.45 after 1.1 epochs); a 4,000-token joint BPE halves the
-        // output layer's cost against 8,000 (small vocabularies also suit a 29k-pair corpus).
+        // One thread per process (a sweep runs as two processes on the 2-core machine) trains
+        // ~3,500 target tokens/s, i.e. ~2.5 minutes per epoch of Multi30k, so 8 epochs of the
+        // 9 default variants fit in about two hours. Small batches (many updates per epoch)
+        // learned clearly faster per token than 2,048-token batches at equal speed (val NLL 4.72
+        // vs 5.00 after 0.55 epochs), and the peak learning rate hardly matters between 3e-3
+        // and 6e-3 (4.718 vs 4.724 at step 300; 1e-3 gives 5.04); a 4,000-token joint BPE
+        // halves the output layer's cost against 8,000 (small vocabularies also suit a
+        // 29k-pair corpus).
         p = {{"d-model", "128"},     {"layers", "3"},    {"heads", "4"},       {"d-ff", "512"},
-             {"epochs", "4"},        {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
+             {"epochs", "8"},        {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
              {"bpe-vocab", "4000"},  {"dropout", "0.1"}, {"beam", "5"},        {"decode-limit", "0"},
              {"eval-every", "0"}};
     else if (o.preset != "none")
@@ -184,8 +187,9 @@ void validate(const Options& o) {
                 "model sizes must be positive");
     SYNTH_CHECK(o.d_model % o.heads == 0, "--heads=", o.heads, " must divide --d-model=", o.d_model);
     SYNTH_CHECK(o.batch_tokens > 0 && o.steps >= 0 && o.epochs > 0 && o.warmup >= 0 && o.eval_every >= 0 &&
-                    o.log_every > 0,
-                "--batch-tokens, --epochs and --log-every must be positive; --steps, --warmup, --eval-every >= 0");
+                    o.log_every > 0 && o.save_every >= 0,
+                "--batch-tokens, --epochs and --log-every must be positive; --steps, --warmup, --eval-every, "
+                "--save-every >= 0");
     SYNTH_CHECK(o.threads >= 1 && o.threads <= 256, "--threads must be in [1, 256]");
     SYNTH_CHECK(o.lr > 0 && o.clip >= 0 && o.weight_decay >= 0, "--lr must be positive, --clip and --weight-decay >= 0");
     SYNTH_CHECK(o.dropout >= 0 && o.dropout < 1 && o.attn_dropout >= 0 && o.attn_dropout < 1, "dropout must be in [0, 1)");
@@ -270,9 +274,43 @@ struct VariantResult {
 
 // Trains on train_pairs, selects by the loss on val_pairs, then decodes and scores every split
 // of `decode_sets` (the validation set first).
+// What a run saves with its checkpoints and where it resumes from (--save-every, --resume).
+struct CheckpointPlan {
+    std::string flags;               // the resolved flags (Flags::dump())
+    const Checkpoint* resume = nullptr;
+};
+
+// The checkpoints of a variant are <base>.ckpt (the kept parameters, for --translate) and, with
+// --save-every N, <base>-step<N>.ckpt (the training state) beside <base>-step<N>.best.ckpt
+// (the parameters with the best validation loss so far, which training must also carry on).
+std::string checkpoint_base(const Options& o, const std::string& variant) {
+    return o.checkpoint_dir + "/mt-" + (o.preset == "full" ? "" : o.preset + "-") + variant +
+           (o.tag.empty() ? "" : "-" + o.tag);
+}
+
+std::string best_companion(const std::string& path) {
+    const std::string ext = ".ckpt";
+    const bool has_ext = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+    return (has_ext ? path.substr(0, path.size() - ext.size()) : path) + ".best.ckpt";
+}
+
+// A checkpoint of `values` (a flat copy of the store's data) with the store's table.
+Checkpoint capture_values(const ParamStore& store, const std::vector<float>& values) {
+    Checkpoint ck = capture(store, nullptr);
+    for (size_t i = 0; i < ck.params.size(); ++i) {
+        const Param& p = store.params()[i];
+        std::copy(values.begin() + p.offset, values.begin() + p.offset + (int64_t)ck.params[i].values.size(),
+                  ck.params[i].values.begin());
+    }
+    return ck;
+}
+
+// The batch order, learning rate and dropout masks are functions of (seed, step), so the model,
+// the AdamW state, the step and the best parameters so far are all a resumed run needs to
+// continue exactly as the uninterrupted one would.
 VariantResult run_variant(const Options& o, const std::string& variant, const Bpe& bpe,
                           const std::vector<TokenPair>& train_pairs, const std::vector<TokenPair>& val_pairs,
-                          const std::vector<Split>& decode_sets, const std::string& hyp_dir) {
+                          const std::vector<Split>& decode_sets, const std::string& hyp_dir, const CheckpointPlan& plan) {
     const double t_start = now_s();
     ParamStore store;
     const Seq2SeqConfig cfg = model_config(o, variant, bpe.vocab_size());
@@ -290,16 +328,41 @@ VariantResult run_variant(const Options& o, const std::string& variant, const Bp
     const int eval_every = o.eval_every > 0 ? o.eval_every : per_epoch;
 
     std::vector<float> best(store.data(), store.data() + store.size());
-    double best_val = INFINITY, window_loss = 0, compute_s = 0;
+    double best_val = INFINITY, window_loss = 0, compute_s = 0, prev_train_s = 0;
     int64_t tgt_tokens = 0;
-    int window = 0, best_step = 0;
+    int window = 0, best_step = 0, start = 0;
+    std::string last_checkpoint;
+    if (plan.resume) {
+        const Checkpoint& ck = *plan.resume;
+        SYNTH_CHECK(ck.step <= total, "checkpoint ", o.resume, " is at step ", ck.step, ", past the ", total,
+                    " steps of this run");
+        best_step = (int)ck.config_number("best-step");
+        if (best_step > 0) {
+            // Restored through the store, which checks every name and shape.
+            const std::string best_path = best_companion(o.resume);
+            const Checkpoint b = load_checkpoint(best_path);
+            SYNTH_CHECK(b.step == best_step && b.best_val == ck.best_val, "checkpoint ", best_path, " holds step ", b.step,
+                        ", not the best parameters (step ", best_step, ") that ", o.resume, " expects beside it");
+            restore(b, store, nullptr);
+            std::copy(store.data(), store.data() + store.size(), best.begin());
+        }
+        restore(ck, store, &opt);
+        start = (int)ck.step;
+        best_val = ck.best_val;
+        compute_s = ck.config_number("compute-seconds");
+        tgt_tokens = (int64_t)ck.config_number("target-tokens");
+        prev_train_s = ck.config_number("train-seconds");
+        last_checkpoint = o.resume;
+        std::fprintf(stderr, "[%s] resumed from %s at step %d (best validation loss so far %s)\n", variant.c_str(),
+                     o.resume.c_str(), start, fmt(best_val, 4).c_str());
+    }
     std::vector<int> order;
-    for (int step = 0; step < total; ++step) {
-        if (step % per_epoch == 0) {
+    for (int step = start; step < total; ++step) {
+        if (step % per_epoch == 0 || step == start) {
             // A new epoch: the same length buckets, in a new seeded order.
             order.resize(per_epoch);
             for (int i = 0; i < per_epoch; ++i) order[i] = i;
-            Rng rng(splitmix64((uint64_t)o.seed) ^ (uint64_t)(step / per_epoch));
+            Rng rng(splitmix64((uint64_t)o.seed) ^ (uint64_t)(step / per_epoch));  // (seed, epoch) fix the order
             for (int i = per_epoch - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
         }
         const MtBatch b = make_batch(train_pairs, batches[order[step % per_epoch]], Bpe::kPad, Bpe::kBos, Bpe::kEos);
@@ -316,7 +379,10 @@ VariantResult run_variant(const Options& o, const std::string& variant, const Bp
         compute_s += now_s() - t0;
         tgt_tokens += b.tgt_tokens;
         SYNTH_CHECK(std::isfinite(loss.data[0]), "[", variant, "] the training loss became ", loss.data[0], " at step ",
-                    step, " (lower --lr or raise --warmup); no results were written for this variant");
+                    step + 1, " of ", total, " (lower --lr or raise --warmup); no results were written for this variant; ",
+                    last_checkpoint.empty() ? "no checkpoint was saved (see --save-every)"
+                                            : "the last good checkpoint is " + last_checkpoint +
+                                                  " (continue from it with --resume=" + last_checkpoint + ")");
         window_loss += loss.data[0];
         ++window;
         const bool eval_now = (step + 1) % eval_every == 0 || step + 1 == total;
@@ -330,8 +396,26 @@ VariantResult run_variant(const Options& o, const std::string& variant, const Bp
                 std::copy(store.data(), store.data() + store.size(), best.begin());
             }
         }
+        if (o.save_every > 0 && (step + 1) % o.save_every == 0) {
+            const std::string path = checkpoint_base(o, variant) + "-step" + std::to_string(step + 1) + ".ckpt";
+            if (best_step > 0) {  // first, so that a complete training checkpoint always has its companion
+                Checkpoint b = capture_values(store, best);
+                b.step = best_step;
+                b.best_val = best_val;
+                save_checkpoint(best_companion(path), b);
+            }
+            Checkpoint ck = capture(store, &opt);
+            ck.config = plan.flags + "variant=" + variant + "\nbest-step=" + std::to_string(best_step) +
+                        "\ncompute-seconds=" + fmt(compute_s, 3) + "\ntarget-tokens=" + std::to_string(tgt_tokens) +
+                        "\ntrain-seconds=" + fmt(prev_train_s + now_s() - t_start, 3) + "\n";
+            ck.tokenizer = bpe.serialize();
+            ck.step = step + 1;
+            ck.best_val = best_val;
+            save_checkpoint(path, ck);
+            last_checkpoint = path;
+        }
         if ((step + 1) % o.log_every == 0 || eval_now) {
-            const double eta = (now_s() - t_start) / (step + 1) * (total - step - 1);
+            const double eta = (now_s() - t_start) / (step + 1 - start) * (total - step - 1);
             std::fprintf(stderr, "[%s] step %d/%d  epoch %.2f  loss %.4f  %slr %.2e  %.0f tgt tok/s  ETA %s\n",
                          variant.c_str(), step + 1, total, (double)(step + 1) / per_epoch, window_loss / window,
                          val_field.c_str(), lr, tgt_tokens / compute_s, hms(eta).c_str());
@@ -344,7 +428,7 @@ VariantResult run_variant(const Options& o, const std::string& variant, const Bp
     r.val_loss = best_val;
     r.steps = total;
     r.epochs = (double)total / per_epoch;
-    r.train_s = now_s() - t_start;
+    r.train_s = prev_train_s + now_s() - t_start;
     r.tok_s = tgt_tokens / compute_s;
     std::copy(best.begin(), best.end(), store.data());
     std::fprintf(stderr, "[%s] kept the parameters of step %d (val loss %.4f); training took %s\n", variant.c_str(),
@@ -355,8 +439,7 @@ VariantResult run_variant(const Options& o, const std::string& variant, const Bp
     ck.tokenizer = bpe.serialize();
     ck.step = best_step;
     ck.best_val = best_val;
-    const std::string ck_path = o.checkpoint_dir + "/mt-" + (o.preset == "full" ? "" : o.preset + "-") + variant +
-                                (o.tag.empty() ? "" : "-" + o.tag) + ".ckpt";
+    const std::string ck_path = checkpoint_base(o, variant) + ".ckpt";
     save_checkpoint(ck_path, ck);
     std::fprintf(stderr, "[%s] saved %s\n", variant.c_str(), ck_path.c_str());
 
@@ -457,7 +540,9 @@ int run(int argc, char** argv) {
     f.add("decode-batch", &o.decode_batch, "sentences decoded together");
     f.add("decode-limit", &o.decode_limit, "decode only the first N sentences of each set (0 = all)");
     f.add("results-dir", &o.results_dir, "where the CSV and Markdown results and hypotheses go");
-    f.add("checkpoint-dir", &o.checkpoint_dir, "where the best parameters of each variant are saved");
+    f.add("checkpoint-dir", &o.checkpoint_dir, "where the best parameters of each variant (and --save-every) are saved");
+    f.add("save-every", &o.save_every, "save a resumable checkpoint every N steps (0 = never)");
+    f.add("resume", &o.resume, "continue training one variant from this --save-every checkpoint (same model flags)");
     f.add("tag", &o.tag, "suffix for result and checkpoint names");
     f.add("translate", &o.translate, "translate stdin to stdout with --checkpoint (one sentence per line)");
     f.add("checkpoint", &o.checkpoint, "--translate: the checkpoint to load");
@@ -481,6 +566,17 @@ int run(int argc, char** argv) {
     ensure_writable_dir(hyp_dir);
     ensure_writable_dir(o.checkpoint_dir);
     const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
+    Checkpoint resume;
+    if (!o.resume.empty()) {
+        resume = load_checkpoint(o.resume);
+        SYNTH_CHECK(!resume.adam_m.empty(), "checkpoint ", o.resume, " has no optimizer state: --resume takes the "
+                    "-step<N>.ckpt files of --save-every (the kept parameters are for --translate)");
+        check_resume(resume, o.resume, split_list(o.variants), f.dump(),
+                     {"d-model", "layers", "enc-layers", "dec-layers", "heads", "d-ff", "max-len", "positions",
+                      "share-embeddings", "bpe-vocab", "fr-rank", "fd-a", "share-w2", "r-init", "src", "tgt"},
+                     {"data", "seed", "threads", "batch-tokens", "epochs", "steps", "lr", "warmup", "weight-decay", "clip",
+                      "dropout", "attn-dropout", "label-smoothing", "eval-every"});
+    }
     const ParallelCorpus raw_train = load_parallel(dir, "train", o.src, o.tgt);
 
     double t0 = now_s();
@@ -489,6 +585,8 @@ int run(int argc, char** argv) {
     const Bpe bpe = Bpe::learn(lines, o.bpe_vocab);
     std::fprintf(stderr, "mt: joint BPE of %d tokens (%d merges) learned in %.1f s\n", bpe.vocab_size(), bpe.num_merges(),
                  now_s() - t0);
+    SYNTH_CHECK(o.resume.empty() || resume.tokenizer == bpe.serialize(), "checkpoint ", o.resume,
+                " has a different BPE from the one learned on --data=", o.data);
 
     const Split train = load_split(dir, "train", o, bpe);
     std::vector<Split> sets = {load_split(dir, o.valid_set, o, bpe)};  // the validation set, then the test sets
@@ -521,7 +619,8 @@ int run(int argc, char** argv) {
     for (const char* c : {"steps", "epochs", "train_s", "train_tgt_tok_s", "decode_sent_s", "seed"}) cols.push_back(c);
     const Seq2SeqConfig shape = model_config(o, "V", bpe.vocab_size());
     for (const std::string& v : split_list(o.variants)) {
-        VariantResult r = run_variant(o, v, bpe, train_pairs, val_pairs, sets, hyp_dir);
+        VariantResult r = run_variant(o, v, bpe, train_pairs, val_pairs, sets, hyp_dir,
+                                      {f.dump(), o.resume.empty() ? nullptr : &resume});
         std::vector<std::string> row = {v, std::to_string(r.params), fmt(r.val_loss, 4), fmt(r.scores[sets[0].name].bleu, 2)};
         for (const std::string& t : test_names) row.push_back(fmt(r.scores[t].bleu, 2));
         for (const std::string& t : test_names) row.push_back(fmt(r.scores[t].chrf, 2));
