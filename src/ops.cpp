@@ -48,13 +48,14 @@ static void colsum_add(const float* dy, int64_t rows, int cols, float* db) {
 // =====================================================================================
 // linear: y (R, N) = x (R, K) W (+ b)
 // =====================================================================================
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w) {
-    SYNTH_CHECK(w.ndim == 2, "linear: weight must be 2-D, got ", w.shape_str());
+// The shape checks and the forward GEMM shared by linear and linear_relu: y = x op(W) + b.
+static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, const char* name) {
+    SYNTH_CHECK(w.ndim == 2, name, ": weight must be 2-D, got ", w.shape_str());
     const int K = x.dim(-1);
     const int N = trans_w ? w.dim(0) : w.dim(1);
-    SYNTH_CHECK((trans_w ? w.dim(1) : w.dim(0)) == K, "linear: x ", x.shape_str(), " does not match weight ",
+    SYNTH_CHECK((trans_w ? w.dim(1) : w.dim(0)) == K, name, ": x ", x.shape_str(), " does not match weight ",
                 w.shape_str(), trans_w ? " (transposed)" : "");
-    SYNTH_CHECK(!b.data || (b.ndim == 1 && b.dim(0) == N), "linear: bias must be (", N, ")");
+    SYNTH_CHECK(!b.data || (b.ndim == 1 && b.dim(0) == N), name, ": bias must be (", N, ")");
     const int64_t R = x.numel() / K;
     Shape ys = shape_of(x);
     ys.back() = N;
@@ -66,17 +67,44 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w) {
         beta = 1.0f;
     }
     sgemm(false, trans_w, (int)R, N, K, 1.0f, x.data, K, w.data, trans_w ? K : N, beta, y.data, N);
+    return y;
+}
+
+// Accumulates the gradients of y = x op(W) + b, given dy (R, N).
+static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, const float* dy) {
+    const int K = x.dim(-1), N = trans_w ? w.dim(0) : w.dim(1);
+    const int64_t R = x.numel() / K;
+    // dx (R, K) += dy (R, N) op(W)^T
+    if (x.grad) sgemm(false, !trans_w, (int)R, K, N, 1.0f, dy, N, w.data, trans_w ? K : N, 1.0f, x.grad, K);
+    if (w.grad) {
+        if (trans_w)  // dW (N, K) += dy^T x
+            sgemm(true, false, N, K, (int)R, 1.0f, dy, N, x.data, K, 1.0f, w.grad, K);
+        else  // dW (K, N) += x^T dy
+            sgemm(true, false, K, N, (int)R, 1.0f, x.data, K, dy, N, 1.0f, w.grad, N);
+    }
+    if (b.grad) colsum_add(dy, R, N, b.grad);
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w) {
+    Tensor y = linear_forward(x, w, b, trans_w, "linear");
+    if (y.grad) record([=] { linear_backward(x, w, b, trans_w, y.grad); });
+    return y;
+}
+
+// y = relu(x W + b), fused: the pre-activation is never stored (relu(z) > 0 exactly when
+// z > 0, so y alone gives the mask), which saves one (R, N) tensor and its gradient per
+// feed-forward layer, and one pass over them.
+Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
+    Tensor y = linear_forward(x, w, b, false, "linear_relu");
+    const int64_t n = y.numel();
+#pragma omp parallel for if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y.data[i] = std::max(y.data[i], 0.0f);
     if (y.grad) {
         record([=] {
-            // dx (R, K) += dy (R, N) op(W)^T
-            if (x.grad) sgemm(false, !trans_w, (int)R, K, N, 1.0f, y.grad, N, w.data, trans_w ? K : N, 1.0f, x.grad, K);
-            if (w.grad) {
-                if (trans_w)  // dW (N, K) += dy^T x
-                    sgemm(true, false, N, K, (int)R, 1.0f, y.grad, N, x.data, K, 1.0f, w.grad, K);
-                else  // dW (K, N) += x^T dy
-                    sgemm(true, false, K, N, (int)R, 1.0f, x.data, K, y.grad, N, 1.0f, w.grad, N);
-            }
-            if (b.grad) colsum_add(y.grad, R, N, b.grad);
+            // dz = dy * [y > 0], in place: every consumer of y has already added into y.grad.
+#pragma omp parallel for if (n > kParallelMin)
+            for (int64_t i = 0; i < n; ++i) y.grad[i] = y.data[i] > 0.0f ? y.grad[i] : 0.0f;
+            linear_backward(x, w, b, false, y.grad);
         });
     }
     return y;
@@ -218,8 +246,7 @@ Tensor relu(const Tensor& x) {
     if (y.grad) {
         record([=] {
 #pragma omp parallel for if (n > kParallelMin)
-            for (int64_t i = 0; i < n; ++i)
-                if (x.data[i] > 0.0f) x.grad[i] += y.grad[i];
+            for (int64_t i = 0; i < n; ++i) x.grad[i] += x.data[i] > 0.0f ? y.grad[i] : 0.0f;  // branch-free: vectorises
         });
     }
     return y;

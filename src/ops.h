@@ -17,8 +17,10 @@ namespace synth {
 
 // ---- linear algebra -------------------------------------------------------------
 // y = x W (+ b). x (..., K), W (K, N) or, with trans_w, (N, K); b (N) or empty Tensor.
-// All leading dims of x are flattened into one GEMM, which OpenBLAS runs multi-threaded.
+// All leading dims of x are flattened into one GEMM, split over the OpenMP threads (blas.h).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w = false);
+// relu(linear(x, w, b)) in one op that keeps only its output (the feed-forward layer's first half).
+Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 
 // Batched matmul over (batch, heads): a (Ba, H, M, K) (or (Ba, H, K, M) with ta),
 // b (Bb, H, K, N) (or (Bb, H, N, K) with tb); Ba and Bb are each 1 or B (broadcast).

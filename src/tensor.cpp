@@ -28,13 +28,20 @@ int64_t numel_of(const Shape& s) {
     return n;
 }
 
-float* aligned_floats(size_t n) {
+// 64-byte aligned and uninitialised: the pages of a large block become resident (and count
+// towards the RSS) only when first written.
+static float* aligned_uninit(size_t n) {
     size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
     if (bytes == 0) bytes = 64;
     void* p = std::aligned_alloc(64, bytes);
     SYNTH_CHECK(p, "out of memory allocating ", bytes, " bytes");
-    std::memset(p, 0, bytes);
     return static_cast<float*>(p);
+}
+
+float* aligned_floats(size_t n) {
+    float* p = aligned_uninit(n);
+    std::memset(p, 0, ((n * sizeof(float) + 63) / 64) * 64);
+    return p;
 }
 
 Arena::~Arena() {
@@ -49,7 +56,7 @@ float* Arena::alloc(size_t n) {
         used_ += n;
         return p;
     }
-    float* p = aligned_floats(n);
+    float* p = aligned_uninit(n);
     overflow_.push_back(p);
     overflow_total_ += n;
     return p;
@@ -68,7 +75,7 @@ void Arena::reset() {
         overflow_.clear();
         std::free(block_);
         cap_ = need + need / 8;
-        block_ = aligned_floats(cap_);
+        block_ = aligned_uninit(cap_);
     }
     overflow_total_ = 0;
     used_ = 0;

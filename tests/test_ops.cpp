@@ -295,6 +295,35 @@ TEST_CASE("op: linear") {
     }
 }
 
+TEST_CASE("op: linear_relu equals relu(linear) and has the same gradients") {
+    // The kinks are at pre-activations, which a skip predicate on inputs cannot see: draw
+    // inputs until every pre-activation is clear of 0 by more than any eps-perturbation moves it.
+    Tensor x, w, b;
+    for (uint64_t seed = 12;; ++seed) {
+        Rng rng(seed);
+        x = randn({2, 5, 7}, rng), w = randn({7, 6}, rng), b = randn({6}, rng);
+        NoGrad ng;
+        const Tensor z = linear(x, w, b);
+        bool clear = true;
+        for (int i = 0; i < 60; ++i) clear = clear && std::fabs(z.data[i]) > 0.1f;
+        if (clear) break;
+        REQUIRE(seed < 1000);
+    }
+    {
+        NoGrad ng;
+        const Tensor y = linear_relu(x, w, b), ref = relu(linear(x, w, b));
+        CHECK(y.shape_str() == "(2, 5, 6)");
+        int active = 0;
+        for (int i = 0; i < 60; ++i) {
+            CHECK(y.data[i] == ref.data[i]);
+            active += y.data[i] > 0.0f;
+        }
+        CHECK(active > 10);  // both sides of the kink are exercised
+        CHECK(active < 50);
+    }
+    CHECK_GRADS({x, w, b}, [&] { return linear_relu(x, w, b); });
+}
+
 TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {
     Rng rng(3);
     const int H = 3, M = 5, K = 4, N = 7;
