@@ -56,8 +56,8 @@ public:
     }
     Tensor logits(const Tensor& x, int, Tensor* key_cache) override {
         const int D = x.dim(2) / H_;
-        // The 1/sqrt(d_h) scale is applied to Q: the same logits, Tq*d multiplies instead of Tq*Tk*H.
-        Tensor q = split_heads(scale(linear(x, *w_q_, Tensor{}), 1.0f / std::sqrt((float)D)), H_);  // (B, H, Tq, D)
+        // The 1/sqrt(d_h) scale is applied to Q inside its GEMM: the same logits, no extra pass.
+        Tensor q = split_heads(linear(x, *w_q_, Tensor{}, false, 1.0f / std::sqrt((float)D)), H_);  // (B, H, Tq, D)
         Tensor k = linear(x, *w_k_, Tensor{});                                                      // (B, Tq, d)
         if (key_cache) {
             if (key_cache->data) k = concat_seq(*key_cache, k);  // (B, Tk, d)
@@ -233,7 +233,7 @@ std::pair<Tensor, Tensor> CrossAttention::memory_kv(const Tensor& memory) {
 
 Tensor CrossAttention::forward(const Tensor& x, const std::pair<Tensor, Tensor>& kv, const Mask& mask, Ctx& ctx) {
     const float s = 1.0f / std::sqrt((float)(d_ / H_));
-    Tensor q = split_heads(scale(linear(x, *w_q_, Tensor{}), s), H_);           // (B, H, T, D)
+    Tensor q = split_heads(linear(x, *w_q_, Tensor{}, false, s), H_);           // (B, H, T, D)
     Tensor logits = bmm(q, split_heads(kv.first, H_), false, true);             // (B, H, T, S)
     Tensor p = softmax(logits, mask);
     if (ctx.train) p = dropout(p, attn_dropout_, ctx.seed, ctx.next_counter());

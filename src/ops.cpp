@@ -48,8 +48,9 @@ static void colsum_add(const float* dy, int64_t rows, int cols, float* db) {
 // =====================================================================================
 // linear: y (R, N) = x (R, K) W (+ b)
 // =====================================================================================
-// The shape checks and the forward GEMM shared by linear and linear_relu: y = x op(W) + b.
-static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, const char* name) {
+// The shape checks and the forward GEMM shared by linear and linear_relu: y = alpha x op(W) + b.
+static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha,
+                             const char* name) {
     SYNTH_CHECK(w.ndim == 2, name, ": weight must be 2-D, got ", w.shape_str());
     const int K = x.dim(-1);
     const int N = trans_w ? w.dim(0) : w.dim(1);
@@ -66,28 +67,29 @@ static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, 
         for (int64_t r = 0; r < R; ++r) std::memcpy(y.data + r * N, b.data, N * sizeof(float));
         beta = 1.0f;
     }
-    sgemm(false, trans_w, (int)R, N, K, 1.0f, x.data, K, w.data, trans_w ? K : N, beta, y.data, N);
+    sgemm(false, trans_w, (int)R, N, K, alpha, x.data, K, w.data, trans_w ? K : N, beta, y.data, N);
     return y;
 }
 
-// Accumulates the gradients of y = x op(W) + b, given dy (R, N).
-static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, const float* dy) {
+// Accumulates the gradients of y = alpha x op(W) + b, given dy (R, N).
+static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha,
+                            const float* dy) {
     const int K = x.dim(-1), N = trans_w ? w.dim(0) : w.dim(1);
     const int64_t R = x.numel() / K;
-    // dx (R, K) += dy (R, N) op(W)^T
-    if (x.grad) sgemm(false, !trans_w, (int)R, K, N, 1.0f, dy, N, w.data, trans_w ? K : N, 1.0f, x.grad, K);
+    // dx (R, K) += alpha dy (R, N) op(W)^T
+    if (x.grad) sgemm(false, !trans_w, (int)R, K, N, alpha, dy, N, w.data, trans_w ? K : N, 1.0f, x.grad, K);
     if (w.grad) {
-        if (trans_w)  // dW (N, K) += dy^T x
-            sgemm(true, false, N, K, (int)R, 1.0f, dy, N, x.data, K, 1.0f, w.grad, K);
-        else  // dW (K, N) += x^T dy
-            sgemm(true, false, K, N, (int)R, 1.0f, x.data, K, dy, N, 1.0f, w.grad, N);
+        if (trans_w)  // dW (N, K) += alpha dy^T x
+            sgemm(true, false, N, K, (int)R, alpha, dy, N, x.data, K, 1.0f, w.grad, K);
+        else  // dW (K, N) += alpha x^T dy
+            sgemm(true, false, K, N, (int)R, alpha, x.data, K, dy, N, 1.0f, w.grad, N);
     }
     if (b.grad) colsum_add(dy, R, N, b.grad);
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w) {
-    Tensor y = linear_forward(x, w, b, trans_w, "linear");
-    if (y.grad) record([=] { linear_backward(x, w, b, trans_w, y.grad); });
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha) {
+    Tensor y = linear_forward(x, w, b, trans_w, alpha, "linear");
+    if (y.grad) record([=] { linear_backward(x, w, b, trans_w, alpha, y.grad); });
     return y;
 }
 
@@ -95,7 +97,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w) {
 // z > 0, so y alone gives the mask), which saves one (R, N) tensor and its gradient per
 // feed-forward layer, and one pass over them.
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
-    Tensor y = linear_forward(x, w, b, false, "linear_relu");
+    Tensor y = linear_forward(x, w, b, false, 1.0f, "linear_relu");
     const int64_t n = y.numel();
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = std::max(y.data[i], 0.0f);
@@ -104,7 +106,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
             // dz = dy * [y > 0], in place: every consumer of y has already added into y.grad.
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) y.grad[i] = y.data[i] > 0.0f ? y.grad[i] : 0.0f;
-            linear_backward(x, w, b, false, y.grad);
+            linear_backward(x, w, b, false, 1.0f, y.grad);
         });
     }
     return y;

@@ -16,9 +16,10 @@
 namespace synth {
 
 // ---- linear algebra -------------------------------------------------------------
-// y = x W (+ b). x (..., K), W (K, N) or, with trans_w, (N, K); b (N) or empty Tensor.
+// y = alpha x W (+ b). x (..., K), W (K, N) or, with trans_w, (N, K); b (N) or empty Tensor.
 // All leading dims of x are flattened into one GEMM, split over the OpenMP threads (blas.h).
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w = false);
+// alpha rides on the GEMM for free (attention's 1/sqrt(d_h) on Q, without a scaled copy).
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w = false, float alpha = 1.0f);
 // relu(linear(x, w, b)) in one op that keeps only its output (the feed-forward layer's first half).
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 

@@ -291,6 +291,16 @@ TEST_CASE("op: linear") {
                 CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, trans_w); });
             else
                 CHECK_GRADS({x, w}, [&] { return linear(x, w, Tensor{}, trans_w); });
+            // alpha scales x op(W) but not the bias.
+            {
+                NoGrad ng;
+                const Tensor y = linear(x, w, bias, trans_w), ys = linear(x, w, bias, trans_w, -0.375f);
+                for (int i = 0; i < B * T * N; ++i) {
+                    const float bi = with_bias ? b.data[i % N] : 0.0f;
+                    CHECK(ys.data[i] == doctest::Approx(-0.375f * (y.data[i] - bi) + bi).epsilon(1e-5));
+                }
+            }
+            CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, trans_w, -0.375f); });
         }
     }
 }
