@@ -57,13 +57,13 @@ public:
     Tensor logits(const Tensor& x, int, Tensor* key_cache) override {
         const int D = x.dim(2) / H_;
         // The 1/sqrt(d_h) scale is applied to Q inside its GEMM: the same logits, no extra pass.
-        Tensor q = split_heads(linear(x, *w_q_, Tensor{}, false, 1.0f / std::sqrt((float)D)), H_);  // (B, H, Tq, D)
+        Tensor q = linear(x, *w_q_, Tensor{}, false, 1.0f / std::sqrt((float)D));  // (B, Tq, d)
         Tensor k = linear(x, *w_k_, Tensor{});                                                      // (B, Tq, d)
         if (key_cache) {
             if (key_cache->data) k = concat_seq(*key_cache, k);  // (B, Tk, d)
             *key_cache = k;
         }
-        return bmm(q, split_heads(k, H_), false, true);  // (B, H, Tq, Tk)
+        return head_scores(q, k, H_);  // (B, H, Tq, Tk)
     }
 
 private:
@@ -98,7 +98,7 @@ public:
     }
     Tensor logits(const Tensor& x, int q_offset, Tensor*) override {
         const int Tk = q_offset + x.dim(1);
-        Tensor h = split_heads(relu(linear(x, *w1_, *b1_)), H_);  // (B, H, Tq, D)
+        Tensor h = split_heads(linear_relu(x, *w1_, *b1_), H_);  // (B, H, Tq, D)
         if (!factorized_) return head_linear(h, *w2_, *b2_, Tk);  // (B, H, Tq, Tk)
         Tensor A = head_linear(h, *w2_, *b2_, a_);                 // (B, H, Tq, a)
         Tensor Bf = head_linear(h, *w3_, *b3_, b_);                // (B, H, Tq, b)
@@ -200,8 +200,7 @@ Tensor SelfAttention::forward(const Tensor& x, Mask mask, Ctx& ctx, AttnCache* c
         cache->values = v;
         cache->len = Tk;
     }
-    Tensor out = bmm(p, split_heads(v, cfg_.heads), false, false);  // (B, H, Tq, D)
-    return linear(merge_heads(out), *w_o_, Tensor{});                // (B, Tq, d)
+    return linear(head_mix(p, v), *w_o_, Tensor{});  // (B, Tq, d)
 }
 
 std::vector<float> SelfAttention::alphas(int h) const {
@@ -233,12 +232,11 @@ std::pair<Tensor, Tensor> CrossAttention::memory_kv(const Tensor& memory) {
 
 Tensor CrossAttention::forward(const Tensor& x, const std::pair<Tensor, Tensor>& kv, const Mask& mask, Ctx& ctx) {
     const float s = 1.0f / std::sqrt((float)(d_ / H_));
-    Tensor q = split_heads(linear(x, *w_q_, Tensor{}, false, s), H_);           // (B, H, T, D)
-    Tensor logits = bmm(q, split_heads(kv.first, H_), false, true);             // (B, H, T, S)
+    Tensor q = linear(x, *w_q_, Tensor{}, false, s);   // (B, T, d)
+    Tensor logits = head_scores(q, kv.first, H_);      // (B, H, T, S)
     Tensor p = softmax(logits, mask);
     if (ctx.train) p = dropout(p, attn_dropout_, ctx.seed, ctx.next_counter());
-    Tensor out = bmm(p, split_heads(kv.second, H_), false, false);              // (B, H, T, D)
-    return linear(merge_heads(out), *w_o_, Tensor{});                           // (B, T, d)
+    return linear(head_mix(p, kv.second), *w_o_, Tensor{});  // (B, T, d)
 }
 
 int64_t paper_logit_params(const std::string& variant, const AttnConfig& c) {

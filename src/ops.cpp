@@ -115,6 +115,59 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
 // =====================================================================================
 // bmm: batched over (batch, head), batch broadcast for operands with batch 1
 // =====================================================================================
+// How a batch of (batch, head) matrices lies in memory: matrix (bi, h) starts at
+// bi * batch + h * head and its rows are ld apart. batch = 0 broadcasts one matrix per head
+// over the batch. Contiguous (B, H, M, N) is {H*M*N, M*N, N}; the heads of a (B, T, H*D)
+// activation are {T*H*D, D, H*D}, read in place, without a split_heads copy.
+struct Strided {
+    int64_t batch, head;
+    int ld;
+    float* at(float* p, int bi, int h) const { return p + bi * batch + h * head; }
+};
+
+// c(bi, h) = op(a(bi, h)) op(b(bi, h)) for bi < B, h < H, with op(a) (M, K), op(b) (K, N),
+// c (M, N); c is written, its gradient records the backward. One single-threaded GEMM per
+// (batch, head) on each OpenMP thread (blas.h).
+static void batched_gemm(const Tensor& a, Strided sa, bool ta, const Tensor& b, Strided sb, bool tb, const Tensor& c,
+                         Strided sc, int B, int H, int M, int N, int K) {
+#pragma omp parallel for collapse(2)
+    for (int bi = 0; bi < B; ++bi)
+        for (int h = 0; h < H; ++h)
+            sgemm(ta, tb, M, N, K, 1.0f, sa.at(a.data, bi, h), sa.ld, sb.at(b.data, bi, h), sb.ld, 0.0f,
+                  sc.at(c.data, bi, h), sc.ld);
+    if (!c.grad) return;
+    record([=] {
+        // d op(A) = dC op(B)^T and d op(B) = op(A)^T dC, written for the stored layouts.
+        auto grad_a = [&](int bi, int h) {
+            const float *dC = sc.at(c.grad, bi, h), *Bm = sb.at(b.data, bi, h);
+            float* dA = sa.at(a.grad, bi, h);
+            if (!ta) sgemm(false, !tb, M, K, N, 1.0f, dC, sc.ld, Bm, sb.ld, 1.0f, dA, sa.ld);
+            else sgemm(tb, true, K, M, N, 1.0f, Bm, sb.ld, dC, sc.ld, 1.0f, dA, sa.ld);
+        };
+        auto grad_b = [&](int bi, int h) {
+            const float *dC = sc.at(c.grad, bi, h), *Am = sa.at(a.data, bi, h);
+            float* dB = sb.at(b.grad, bi, h);
+            if (!tb) sgemm(!ta, false, K, N, M, 1.0f, Am, sa.ld, dC, sc.ld, 1.0f, dB, sb.ld);
+            else sgemm(true, ta, N, K, M, 1.0f, dC, sc.ld, Am, sa.ld, 1.0f, dB, sb.ld);
+        };
+        // A broadcast operand's grad sums over the batch: keep that sum serial per head.
+        // Different heads of a (B, T, H*D) gradient are disjoint column blocks: no race.
+        auto for_each = [&](bool broadcast, auto grad) {
+            if (!broadcast) {
+#pragma omp parallel for collapse(2)
+                for (int bi = 0; bi < B; ++bi)
+                    for (int h = 0; h < H; ++h) grad(bi, h);
+            } else {
+#pragma omp parallel for
+                for (int h = 0; h < H; ++h)
+                    for (int bi = 0; bi < B; ++bi) grad(bi, h);
+            }
+        };
+        if (a.grad) for_each(sa.batch == 0 && B > 1, grad_a);
+        if (b.grad) for_each(sb.batch == 0 && B > 1, grad_b);
+    });
+}
+
 Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     SYNTH_CHECK(a.ndim == 4 && b.ndim == 4, "bmm: operands must be 4-D, got ", a.shape_str(), " and ", b.shape_str());
     const int Ba = a.dim(0), Bb = b.dim(0), H = a.dim(1);
@@ -125,59 +178,32 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     SYNTH_CHECK((tb ? b.dim(3) : b.dim(2)) == K, "bmm: inner dimensions differ: ", a.shape_str(), " vs ",
                 b.shape_str());
     const int B = std::max(Ba, Bb);
-    const int lda = ta ? M : K, ldb = tb ? K : N;
     const int64_t sa = (int64_t)M * K, sb = (int64_t)K * N, sc = (int64_t)M * N;
     Tensor c = new_tensor({B, H, M, N}, needs_grad({&a, &b}));
-    auto A = [=](const float* p, int bi, int h) { return p + ((int64_t)(Ba == 1 ? 0 : bi) * H + h) * sa; };
-    auto Bp = [=](const float* p, int bi, int h) { return p + ((int64_t)(Bb == 1 ? 0 : bi) * H + h) * sb; };
-#pragma omp parallel for collapse(2)
-    for (int bi = 0; bi < B; ++bi)
-        for (int h = 0; h < H; ++h)
-            sgemm(ta, tb, M, N, K, 1.0f, A(a.data, bi, h), lda, Bp(b.data, bi, h), ldb, 0.0f,
-                  c.data + ((int64_t)bi * H + h) * sc, N);
-    if (c.grad) {
-        record([=] {
-            // d op(A) = dC op(B)^T and d op(B) = op(A)^T dC, written for the stored layouts.
-            auto grad_a = [&](int bi, int h) {
-                const float* dC = c.grad + ((int64_t)bi * H + h) * sc;
-                float* dA = const_cast<float*>(A(a.grad, bi, h));
-                const float* Bm = Bp(b.data, bi, h);
-                if (!ta) sgemm(false, !tb, M, K, N, 1.0f, dC, N, Bm, ldb, 1.0f, dA, K);
-                else sgemm(tb, true, K, M, N, 1.0f, Bm, ldb, dC, N, 1.0f, dA, M);
-            };
-            auto grad_b = [&](int bi, int h) {
-                const float* dC = c.grad + ((int64_t)bi * H + h) * sc;
-                float* dB = const_cast<float*>(Bp(b.grad, bi, h));
-                const float* Am = A(a.data, bi, h);
-                if (!tb) sgemm(!ta, false, K, N, M, 1.0f, Am, lda, dC, N, 1.0f, dB, N);
-                else sgemm(true, ta, N, K, M, 1.0f, dC, N, Am, lda, 1.0f, dB, K);
-            };
-            // A broadcast operand's grad sums over the batch: keep that sum serial per head.
-            if (a.grad) {
-                if (Ba == B) {
-#pragma omp parallel for collapse(2)
-                    for (int bi = 0; bi < B; ++bi)
-                        for (int h = 0; h < H; ++h) grad_a(bi, h);
-                } else {
-#pragma omp parallel for
-                    for (int h = 0; h < H; ++h)
-                        for (int bi = 0; bi < B; ++bi) grad_a(bi, h);
-                }
-            }
-            if (b.grad) {
-                if (Bb == B) {
-#pragma omp parallel for collapse(2)
-                    for (int bi = 0; bi < B; ++bi)
-                        for (int h = 0; h < H; ++h) grad_b(bi, h);
-                } else {
-#pragma omp parallel for
-                    for (int h = 0; h < H; ++h)
-                        for (int bi = 0; bi < B; ++bi) grad_b(bi, h);
-                }
-            }
-        });
-    }
+    batched_gemm(a, {Ba == 1 ? 0 : H * sa, sa, ta ? M : K}, ta, b, {Bb == 1 ? 0 : H * sb, sb, tb ? K : N}, tb, c,
+                 {H * sc, sc, N}, B, H, M, N, K);
     return c;
+}
+
+Tensor head_scores(const Tensor& q, const Tensor& k, int H) {
+    SYNTH_CHECK(q.ndim == 3 && k.ndim == 3 && q.dim(0) == k.dim(0) && q.dim(2) == k.dim(2) && q.dim(2) % H == 0,
+                "head_scores: q ", q.shape_str(), " and k ", k.shape_str(), " in ", H, " heads");
+    const int B = q.dim(0), Tq = q.dim(1), Tk = k.dim(1), d = q.dim(2), D = d / H;
+    Tensor c = new_tensor({B, H, Tq, Tk}, needs_grad({&q, &k}));
+    batched_gemm(q, {(int64_t)Tq * d, D, d}, false, k, {(int64_t)Tk * d, D, d}, true, c,
+                 {(int64_t)H * Tq * Tk, (int64_t)Tq * Tk, Tk}, B, H, Tq, Tk, D);
+    return c;
+}
+
+Tensor head_mix(const Tensor& p, const Tensor& v) {
+    SYNTH_CHECK(p.ndim == 4 && v.ndim == 3 && (p.dim(0) == v.dim(0) || p.dim(0) == 1) && p.dim(3) == v.dim(1) &&
+                    v.dim(2) % p.dim(1) == 0,
+                "head_mix: weights ", p.shape_str(), " and values ", v.shape_str());
+    const int B = v.dim(0), H = p.dim(1), Tq = p.dim(2), Tk = p.dim(3), d = v.dim(2), D = d / H;
+    Tensor out = new_tensor({B, Tq, d}, needs_grad({&p, &v}));
+    batched_gemm(p, {p.dim(0) == 1 ? 0 : (int64_t)H * Tq * Tk, (int64_t)Tq * Tk, Tk}, false, v,
+                 {(int64_t)Tk * d, D, d}, false, out, {(int64_t)Tq * d, D, d}, B, H, Tq, D, Tk);
+    return out;
 }
 
 // =====================================================================================

@@ -28,6 +28,11 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 // Output (B, H, M, N). Each (batch, head) GEMM is small, so the loop over them is the
 // OpenMP parallel loop and each GEMM is single-threaded (see blas.h).
 Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb);
+// Attention on the heads of (B, T, H*D) activations, read in place (no split/merge copies):
+// head_scores: q (B, Tq, H*D), k (B, Tk, H*D) -> (B, H, Tq, Tk), per head Q_h K_h^T.
+Tensor head_scores(const Tensor& q, const Tensor& k, int H);
+// head_mix: p (B or 1, H, Tq, Tk), v (B, Tk, H*D) -> (B, Tq, H*D), head h's columns P_h V_h.
+Tensor head_mix(const Tensor& p, const Tensor& v);
 
 // ---- elementwise ------------------------------------------------------------------
 // a + b, where b has a's shape or a's trailing shape (broadcast over leading dims).

@@ -357,6 +357,31 @@ TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {
             }
 }
 
+TEST_CASE("op: head_scores and head_mix equal split_heads, bmm and merge_heads, with gradients") {
+    Rng rng(13);
+    const int B = 2, Tq = 5, Tk = 6, H = 3, D = 4, d = H * D;
+    Tensor q = randn({B, Tq, d}, rng), k = randn({B, Tk, d}, rng), v = randn({B, Tk, d}, rng);
+    for (int Bp : {B, 1}) {  // attention weights per batch element, or broadcast (R, FR)
+        CAPTURE(Bp);
+        Tensor p = randn({Bp, H, Tq, Tk}, rng);
+        {
+            NoGrad ng;
+            const Tensor s = head_scores(q, k, H), s_ref = bmm(split_heads(q, H), split_heads(k, H), false, true);
+            CHECK(s.shape_str() == "(2, 3, 5, 6)");
+            for (int64_t i = 0; i < s.numel(); ++i) CHECK(s.data[i] == s_ref.data[i]);
+            const Tensor o = head_mix(p, v), o_ref = merge_heads(bmm(p, split_heads(v, H), false, false));
+            CHECK(o.shape_str() == "(2, 5, 12)");
+            for (int64_t i = 0; i < o.numel(); ++i) CHECK(o.data[i] == o_ref.data[i]);
+        }
+        CHECK_GRADS({q, k}, [&] { return head_scores(q, k, H); });
+        CHECK_GRADS({p, v}, [&] { return head_mix(p, v); });
+    }
+    CHECK_THROWS_WITH_AS(head_scores(q, k, 5), doctest::Contains("head_scores: q (2, 5, 12) and k (2, 6, 12) in 5 heads"),
+                         Error);
+    CHECK_THROWS_WITH_AS(head_mix(randn({B, H, Tq, Tq}, rng), v), doctest::Contains("head_mix: weights (2, 3, 5, 5)"),
+                         Error);
+}
+
 // =====================================================================================
 // elementwise
 // =====================================================================================
