@@ -18,9 +18,12 @@ inline uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-// A uniform float in [0, 1) that depends only on (seed, counter, i).
+// A uniform float in [0, 1) that depends only on (seed, counter, i): element i of the
+// SplitMix64 stream whose state starts at a key mixed from (seed, counter). In a loop over i
+// the key is loop-invariant (hoisted) and the rest is one 64-bit mix, which vectorises.
 inline float hash_uniform(uint64_t seed, uint64_t counter, uint64_t i) {
-    uint64_t h = splitmix64(seed ^ splitmix64(counter ^ splitmix64(i)));
+    const uint64_t key = splitmix64(seed ^ splitmix64(counter));
+    const uint64_t h = splitmix64(key + i * 0x9e3779b97f4a7c15ULL);
     return (float)(h >> 40) * (1.0f / 16777216.0f);
 }
 

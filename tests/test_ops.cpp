@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "autograd.h"
+#include "fastmath.h"
 #include "gradcheck.h"
 #include "ops.h"
 #include "rng.h"
@@ -420,6 +422,21 @@ TEST_CASE("op: mul and scale") {
         CHECK(y.data[i] == a.data[i] * b.data[i]);
         CHECK(z.data[i] == a.data[i] * -1.7f);
     }
+}
+
+TEST_CASE("fast_exp: within 2e-7 relative of exp on [-87, 88], exactly 0 below, and vectorisable") {
+    double worst = 0.0;
+    for (int i = 0; i <= 2000000; ++i) {
+        const float x = -87.0f + 175.0f * (float)i / 2000000.0f;
+        const double want = std::exp((double)x);
+        worst = std::max(worst, std::fabs((double)fast_exp(x) - want) / want);
+    }
+    MESSAGE("fast_exp worst relative error ", worst);
+    CHECK(worst < 2e-7);
+    CHECK(fast_exp(0.0f) == 1.0f);
+    CHECK(fast_exp(-87.5f) == 0.0f);
+    CHECK(fast_exp(-std::numeric_limits<float>::infinity()) == 0.0f);
+    CHECK(std::isfinite(fast_exp(1000.0f)));
 }
 
 TEST_CASE("op: relu") {
