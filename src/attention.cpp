@@ -51,8 +51,8 @@ static int fd_a_of(const AttnConfig& cfg) {
 class DotSource : public LogitsSource {
 public:
     DotSource(ParamStore& s, const std::string& p, const AttnConfig& c) : H_(c.heads) {
-        w_q_ = s.add(p + "V.w_q", {c.d_model, c.d_model}, Init::Normal);
-        w_k_ = s.add(p + "V.w_k", {c.d_model, c.d_model}, Init::Normal);
+        w_q_ = s.add(p + "V.w_q", {c.d_model, c.d_model}, c.weights);
+        w_k_ = s.add(p + "V.w_k", {c.d_model, c.d_model}, c.weights);
     }
     Tensor logits(const Tensor& x, int, Tensor* key_cache) override {
         const int D = x.dim(2) / H_;
@@ -81,18 +81,18 @@ public:
         : H_(c.heads), factorized_(factorized) {
         const int d = c.d_model, D = d / c.heads, L = c.max_len;
         const std::string n = p + (factorized ? "FD." : "D.");
-        w1_ = s.add(n + "w1", {d, d}, Init::Normal);
+        w1_ = s.add(n + "w1", {d, d}, c.weights);
         b1_ = s.add(n + "b1", {d}, Init::Zeros);
         if (!factorized) {
             const int Hw = c.share_w2 ? 1 : c.heads;
-            w2_ = s.add(n + "w2", {Hw, D, L}, Init::Normal);
+            w2_ = s.add(n + "w2", {Hw, D, L}, c.weights);
             b2_ = s.add(n + "b2", {Hw, L}, Init::Zeros);
         } else {
             a_ = fd_a_of(c);
             b_ = L / a_;
-            w2_ = s.add(n + "w_a", {c.heads, D, a_}, Init::Normal);
+            w2_ = s.add(n + "w_a", {c.heads, D, a_}, c.weights);
             b2_ = s.add(n + "b_a", {c.heads, a_}, Init::Zeros);
-            w3_ = s.add(n + "w_b", {c.heads, D, b_}, Init::Normal);
+            w3_ = s.add(n + "w_b", {c.heads, D, b_}, c.weights);
             b3_ = s.add(n + "b_b", {c.heads, b_}, Init::Zeros);
         }
     }
@@ -177,8 +177,8 @@ SelfAttention::SelfAttention(ParamStore& store, const std::string& prefix, const
         w_mix_ = store.add(prefix + "mix.w", {cfg.heads, (int)names_.size()}, Init::Zeros);
         store.params().back().decay = false;
     }
-    w_v_ = store.add(prefix + "w_v", {cfg.d_model, cfg.d_model}, Init::Normal);
-    w_o_ = store.add(prefix + "w_o", {cfg.d_model, cfg.d_model}, Init::Normal);
+    w_v_ = store.add(prefix + "w_v", {cfg.d_model, cfg.d_model}, cfg.weights);
+    w_o_ = store.add(prefix + "w_o", {cfg.d_model, cfg.d_model}, cfg.weights);
 }
 
 Tensor SelfAttention::forward(const Tensor& x, Mask mask, Ctx& ctx, AttnCache* cache) {
@@ -217,13 +217,13 @@ std::vector<float> SelfAttention::alphas(int h) const {
 // ---------------------------------------------------------------------------------
 // CrossAttention: dot product over the encoder memory
 // ---------------------------------------------------------------------------------
-CrossAttention::CrossAttention(ParamStore& s, const std::string& p, int d, int heads, float attn_dropout)
+CrossAttention::CrossAttention(ParamStore& s, const std::string& p, int d, int heads, float attn_dropout, Init weights)
     : d_(d), H_(heads), attn_dropout_(attn_dropout) {
     SYNTH_CHECK(heads >= 1 && d % heads == 0, "heads=", heads, " must divide d_model=", d);
-    w_q_ = s.add(p + "w_q", {d, d}, Init::Normal);
-    w_k_ = s.add(p + "w_k", {d, d}, Init::Normal);
-    w_v_ = s.add(p + "w_v", {d, d}, Init::Normal);
-    w_o_ = s.add(p + "w_o", {d, d}, Init::Normal);
+    w_q_ = s.add(p + "w_q", {d, d}, weights);
+    w_k_ = s.add(p + "w_k", {d, d}, weights);
+    w_v_ = s.add(p + "w_v", {d, d}, weights);
+    w_o_ = s.add(p + "w_o", {d, d}, weights);
 }
 
 std::pair<Tensor, Tensor> CrossAttention::memory_kv(const Tensor& memory) {

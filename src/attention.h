@@ -32,6 +32,7 @@ struct AttnConfig {
     int fr_rank = 8;            // FR: k
     int fd_a = 0;               // FD: a (0 = divisor of L nearest sqrt(L))
     std::string r_init = "normal";  // R/FR init: normal (N(0, 0.02)) or glorot
+    Init weights = Init::Normal;    // the other weight matrices: N(0, 0.02), or GlorotUniform
     float attn_dropout = 0.0f;
 };
 
@@ -92,7 +93,8 @@ private:
 // self-attention only). Keys and values come from `memory`, padded by mask.key_pad.
 class CrossAttention {
 public:
-    CrossAttention(ParamStore& store, const std::string& prefix, int d_model, int heads, float attn_dropout);
+    CrossAttention(ParamStore& store, const std::string& prefix, int d_model, int heads, float attn_dropout,
+                   Init weights = Init::Normal);
     // Projects the encoder output to keys and values once: (B, S, d) each.
     std::pair<Tensor, Tensor> memory_kv(const Tensor& memory);
     // x (B, T, d) queries against precomputed (keys, values).

@@ -16,41 +16,49 @@ Seq2Seq::Seq2Seq(ParamStore& store, const Seq2SeqConfig& cfg) : cfg_(cfg) {
     SYNTH_CHECK(cfg.positions == "learned" || cfg.positions == "sinusoidal", "unknown positions '", cfg.positions,
                 "' (learned, sinusoidal)");
     SYNTH_CHECK(cfg.pad >= 0 && cfg.pad < cfg.vocab, "padding id ", cfg.pad, " outside the vocabulary");
+    SYNTH_CHECK(cfg.init == "normal" || cfg.init == "glorot", "unknown init '", cfg.init, "' (normal, glorot)");
+    const bool glorot = cfg.init == "glorot";
+    const Init weights = glorot ? Init::GlorotUniform : Init::Normal;
+    // Token embeddings enter the residual stream at the scale of positions: 0.02 (normal), or
+    // N(0, 1/d) times sqrt(d) = unit scale (glorot, see embed()).
+    const float emb_std = glorot ? 1.0f / std::sqrt((float)d) : 0.02f, pos_scale = glorot ? 1.0f : 0.02f;
     if (cfg.share_embeddings) {
-        src_emb_ = tgt_emb_ = store.add("emb", {cfg.vocab, d}, Init::Normal);
+        src_emb_ = tgt_emb_ = store.add("emb", {cfg.vocab, d}, Init::Normal, emb_std);
     } else {
-        src_emb_ = store.add("src_emb", {cfg.vocab, d}, Init::Normal);
-        tgt_emb_ = store.add("tgt_emb", {cfg.vocab, d}, Init::Normal);
+        src_emb_ = store.add("src_emb", {cfg.vocab, d}, Init::Normal, emb_std);
+        tgt_emb_ = store.add("tgt_emb", {cfg.vocab, d}, Init::Normal, emb_std);
     }
     if (cfg.positions == "learned") {
-        src_pos_ = store.add("src_pos", {L, d}, Init::Normal);
-        tgt_pos_ = store.add("tgt_pos", {L, d}, Init::Normal);
+        src_pos_ = store.add("src_pos", {L, d}, Init::Normal, pos_scale);
+        tgt_pos_ = store.add("tgt_pos", {L, d}, Init::Normal, pos_scale);
     } else {
         // PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(p / 10000^(2i/d)), scaled to the
-        // N(0, 0.02) magnitude of the token embeddings so neither swamps the other.
+        // magnitude of the token embeddings so neither swamps the other.
         sinusoid_.resize((size_t)L * d);
         for (int p = 0; p < L; ++p)
             for (int i = 0; i < d; ++i) {
                 double angle = p / std::pow(10000.0, (double)(i - i % 2) / d);
-                sinusoid_[(size_t)p * d + i] = 0.02f * (float)(i % 2 ? std::cos(angle) : std::sin(angle));
+                sinusoid_[(size_t)p * d + i] = pos_scale * (float)(i % 2 ? std::cos(angle) : std::sin(angle));
             }
         sin_table_.data = sinusoid_.data();
         sin_table_.ndim = 2;
         sin_table_.dims = {L, d, 0, 0};
     }
+    AttnConfig attn = cfg.attn;
+    attn.weights = weights;
     for (int l = 0; l < cfg.enc_layers; ++l) {
         std::string p = "enc" + std::to_string(l) + ".";
         enc_.push_back(std::unique_ptr<EncBlock>(new EncBlock{LayerNorm(store, p + "ln1.", d), LayerNorm(store, p + "ln2.", d),
-                                                              SelfAttention(store, p + "attn.", cfg.attn),
-                                                              FeedForward(store, p + "ffn.", d, cfg.d_ff)}));
+                                                              SelfAttention(store, p + "attn.", attn),
+                                                              FeedForward(store, p + "ffn.", d, cfg.d_ff, weights)}));
     }
     for (int l = 0; l < cfg.dec_layers; ++l) {
         std::string p = "dec" + std::to_string(l) + ".";
         dec_.push_back(std::unique_ptr<DecBlock>(
             new DecBlock{LayerNorm(store, p + "ln1.", d), LayerNorm(store, p + "ln2.", d), LayerNorm(store, p + "ln3.", d),
-                         SelfAttention(store, p + "attn.", cfg.attn),
-                         CrossAttention(store, p + "cross.", d, cfg.attn.heads, cfg.attn.attn_dropout),
-                         FeedForward(store, p + "ffn.", d, cfg.d_ff)}));
+                         SelfAttention(store, p + "attn.", attn),
+                         CrossAttention(store, p + "cross.", d, cfg.attn.heads, cfg.attn.attn_dropout, weights),
+                         FeedForward(store, p + "ffn.", d, cfg.d_ff, weights)}));
     }
     enc_ln_ = std::make_unique<LayerNorm>(store, "enc_ln.", d);
     dec_ln_ = std::make_unique<LayerNorm>(store, "dec_ln.", d);
@@ -60,7 +68,9 @@ Tensor Seq2Seq::embed(const Tensor& table, const Tensor& pos, const std::vector<
                       Ctx& ctx) {
     std::vector<int32_t> p(T);
     std::iota(p.begin(), p.end(), pos0);
-    Tensor x = add(embedding(table, ids, B, T), reshape(embedding(pos, p, 1, T), {T, cfg_.attn.d_model}));
+    Tensor e = embedding(table, ids, B, T);  // (B, T, d)
+    if (cfg_.init == "glorot") e = scale(e, std::sqrt((float)cfg_.attn.d_model));
+    Tensor x = add(e, reshape(embedding(pos, p, 1, T), {T, cfg_.attn.d_model}));
     return drop(x, cfg_.dropout, ctx);  // (B, T, d)
 }
 

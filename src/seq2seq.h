@@ -41,6 +41,12 @@ struct Seq2SeqConfig {
     bool share_embeddings = true;
     std::string positions = "learned";  // learned | sinusoidal
     int pad = 0;               // the padding id (Bpe::kPad)
+    // normal: every weight N(0, 0.02) (GPT-2). glorot (Vaswani et al.): Glorot-uniform weight
+    // matrices (self-attention's included, but not R/FR, which follow --r-init), embeddings
+    // N(0, 1/d) multiplied by sqrt(d) on input (unit scale; the tied output layer is not
+    // scaled) and positions at unit scale. At d=128, glorot trains much faster: validation NLL
+    // 3.52 against 4.14 after 600 steps of V (results/mt-multi30k-full.md).
+    std::string init = "glorot";
     AttnConfig attn;           // d_model, heads, max_len L, variant, variant flags, attention dropout
 };
 

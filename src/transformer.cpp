@@ -9,10 +9,10 @@ LayerNorm::LayerNorm(ParamStore& s, const std::string& prefix, int d) {
     b_ = s.add(prefix + "b", {d}, Init::Zeros);
 }
 
-FeedForward::FeedForward(ParamStore& s, const std::string& prefix, int d, int d_ff) {
-    w1_ = s.add(prefix + "w1", {d, d_ff}, Init::Normal);
+FeedForward::FeedForward(ParamStore& s, const std::string& prefix, int d, int d_ff, Init weights) {
+    w1_ = s.add(prefix + "w1", {d, d_ff}, weights);
     b1_ = s.add(prefix + "b1", {d_ff}, Init::Zeros);
-    w2_ = s.add(prefix + "w2", {d_ff, d}, Init::Normal);
+    w2_ = s.add(prefix + "w2", {d_ff, d}, weights);
     b2_ = s.add(prefix + "b2", {d}, Init::Zeros);
 }
 

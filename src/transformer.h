@@ -24,7 +24,7 @@ private:
 
 class FeedForward {
 public:
-    FeedForward(ParamStore& s, const std::string& prefix, int d, int d_ff);
+    FeedForward(ParamStore& s, const std::string& prefix, int d, int d_ff, Init weights = Init::Normal);
     Tensor forward(const Tensor& x) const;  // (B, T, d) -> (B, T, d)
 
 private:

@@ -22,8 +22,11 @@ namespace {
 const std::vector<std::string> kVariants = {"V", "R", "Rfix", "D", "FR", "FD", "R+V", "D+V", "R+D"};
 constexpr int kBos = 1, kEos = 2;  // as Bpe::kBos, Bpe::kEos; pad is 0
 
-Seq2SeqConfig tiny_config(const std::string& variant) {
+// The tests overwrite the parameters with N(0, 0.4) (TinyModel), so `init` matters only for
+// the forward pass: glorot multiplies the token embeddings by sqrt(d).
+Seq2SeqConfig tiny_config(const std::string& variant, const std::string& init = "normal") {
     Seq2SeqConfig c;
+    c.init = init;
     c.vocab = 24;
     c.enc_layers = 2;
     c.dec_layers = 2;
@@ -82,9 +85,11 @@ float max_abs_diff(const float* a, const float* b, int64_t n) {
 }  // namespace
 
 TEST_CASE("mt: incremental decoding equals the full decoder pass for every variant") {
-    for (const std::string& variant : kVariants) {
+    for (const std::string& variant : kVariants)
+      for (const char* init : {"normal", "glorot"}) {
         CAPTURE(variant);
-        TinyModel tm(tiny_config(variant));
+        CAPTURE(init);
+        TinyModel tm(tiny_config(variant, init));
         const int V = tm.model.config().vocab, B = 2, S = 7, T = 9;
         Rng rng(11);
         // Sentence 1's source is padded: cross-attention must skip its padding in both paths.
@@ -281,4 +286,35 @@ TEST_CASE("mt: a source longer than L is a clear error for every variant") {
         CHECK_THROWS_WITH_AS(tm.model.encode(pad_batch({srcs[1]}, 13), 1, 13, ctx),
                              doctest::Contains("longer than the model's maximum length L=12"), Error);
     }
+}
+
+TEST_CASE("mt: the glorot initialisation gives unit-scale embeddings and Glorot-uniform matrices") {
+    Seq2SeqConfig c = tiny_config("D+V", "glorot");
+    c.vocab = 400;
+    c.attn.d_model = 64;
+    c.attn.heads = 4;
+    ParamStore store;
+    Seq2Seq model(store, c);
+    store.finalize(3);
+    auto stats = [&](const std::string& name) {
+        for (const Param& p : store.params())
+            if (p.name == name) {
+                const int64_t n = numel_of(p.shape);
+                double ss = 0, mx = 0;
+                for (int64_t i = 0; i < n; ++i) ss += (double)p.t.data[i] * p.t.data[i], mx = std::max(mx, (double)std::fabs(p.t.data[i]));
+                return std::pair<double, double>{std::sqrt(ss / n), mx};
+            }
+        FAIL("no parameter " << name);
+        return std::pair<double, double>{};
+    };
+    CHECK(stats("emb").first == doctest::Approx(1.0 / 8.0).epsilon(0.05));     // N(0, 1/d), d = 64
+    CHECK(stats("src_pos").first == doctest::Approx(1.0).epsilon(0.05));       // unit scale
+    const double lim = std::sqrt(6.0 / (64 + 64));                              // Glorot, 64 x 64
+    CHECK(stats("enc0.attn.w_v").second <= lim);
+    CHECK(stats("enc0.attn.w_v").first == doctest::Approx(lim / std::sqrt(3.0)).epsilon(0.05));
+    CHECK(stats("dec1.cross.w_q").second <= lim);
+    CHECK(stats("enc1.ffn.w1").second <= std::sqrt(6.0 / (64 + 24)));
+    c.init = "uniform";
+    ParamStore other;
+    CHECK_THROWS_WITH_AS(Seq2Seq(other, c), doctest::Contains("unknown init 'uniform' (normal, glorot)"), Error);
 }

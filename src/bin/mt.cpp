@@ -49,6 +49,7 @@ struct Options {
     std::string data = "multi30k", src = "en", tgt = "de", variants = "V,R,Rfix,D,FR,FD,R+V,D+V,R+D";
     std::string preset = "quick", valid_set = "val", test_sets = "test2016,test2017_flickr,test2017_mscoco";
     std::string results_dir = "results", checkpoint_dir = "checkpoints", positions = "learned", r_init = "normal", tag;
+    std::string init = "glorot";
     std::string checkpoint, resume;
     int seed = 1337, threads = 2, d_model = 128, layers = 3, enc_layers = 0, dec_layers = 0, heads = 4, d_ff = 512;
     int max_len = 64, bpe_vocab = 8000, batch_tokens = 4096, steps = 0, warmup = 1000, eval_every = 0, log_every = 50;
@@ -70,15 +71,16 @@ void apply_preset(Options& o, Flags& f) {
              {"eval-every", "75"}};
     else if (o.preset == "full")
         // One thread per process (a sweep runs as two processes on the 2-core machine) trains
-        // ~3,500 target tokens/s, i.e. ~2.5 minutes per epoch of Multi30k, so 8 epochs of the
-        // 9 default variants fit in about two hours. Small batches (many updates per epoch)
-        // learned clearly faster per token than 2,048-token batches at equal speed (val NLL 4.72
-        // vs 5.00 after 0.55 epochs), and the peak learning rate hardly matters between 3e-3
-        // and 6e-3 (4.718 vs 4.724 at step 300; 1e-3 gives 5.04); a 4,000-token joint BPE
-        // halves the output layer's cost against 8,000 (small vocabularies also suit a
-        // 29k-pair corpus).
+        // ~3,500 target tokens/s, i.e. ~2.3 minutes per epoch of Multi30k, so 6 epochs of the
+        // 9 default variants fit in about 80 minutes. Measured on V, validation NLL after 600
+        // steps: the glorot initialisation (the default) 3.52 against 4.14 for N(0, 0.02);
+        // small batches (many updates per epoch) learned clearly faster per token than
+        // 2,048-token batches at equal speed (4.72 vs 5.00 after 0.55 epochs); the peak
+        // learning rate hardly matters between 3e-3 and 6e-3 (4.718 vs 4.724 at step 300;
+        // 1e-3 gives 5.04). A 4,000-token joint BPE halves the output layer's cost against
+        // 8,000 (small vocabularies also suit a 29k-pair corpus).
         p = {{"d-model", "128"},     {"layers", "3"},    {"heads", "4"},       {"d-ff", "512"},
-             {"epochs", "8"},        {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
+             {"epochs", "6"},        {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
              {"bpe-vocab", "4000"},  {"dropout", "0.1"}, {"beam", "5"},        {"decode-limit", "0"},
              {"eval-every", "0"}};
     else if (o.preset != "none")
@@ -122,6 +124,7 @@ Seq2SeqConfig model_config(const Options& o, const std::string& variant, int voc
     c.dropout = o.dropout;
     c.share_embeddings = o.share_embeddings;
     c.positions = o.positions;
+    c.init = o.init;
     c.pad = Bpe::kPad;
     c.attn.d_model = o.d_model;
     c.attn.heads = o.heads;
@@ -142,7 +145,7 @@ std::string config_text(const Seq2SeqConfig& c, const Options& o) {
     os << "model=seq2seq\nvariant=" << c.attn.variant << "\nvocab=" << c.vocab << "\nenc-layers=" << c.enc_layers
        << "\ndec-layers=" << c.dec_layers << "\nd-model=" << c.attn.d_model << "\nheads=" << c.attn.heads
        << "\nd-ff=" << c.d_ff << "\nmax-len=" << c.attn.max_len << "\nshare-embeddings=" << (c.share_embeddings ? 1 : 0)
-       << "\npositions=" << c.positions << "\nshare-w2=" << (c.attn.share_w2 ? 1 : 0) << "\nfr-rank=" << c.attn.fr_rank
+       << "\npositions=" << c.positions << "\ninit=" << c.init << "\nshare-w2=" << (c.attn.share_w2 ? 1 : 0) << "\nfr-rank=" << c.attn.fr_rank
        << "\nfd-a=" << c.attn.fd_a << "\nr-init=" << c.attn.r_init << "\nsrc=" << o.src << "\ntgt=" << o.tgt
        << "\nseed=" << o.seed << "\n";
     return os.str();
@@ -169,6 +172,7 @@ Seq2SeqConfig config_from_checkpoint(const Checkpoint& ck) {
     c.dropout = 0.0f;
     c.share_embeddings = num("share-embeddings") != 0;
     c.positions = ck.config_value("positions");
+    c.init = ck.config_value("init");
     c.pad = Bpe::kPad;
     c.attn.d_model = num("d-model");
     c.attn.heads = num("heads");
@@ -200,6 +204,7 @@ void validate(const Options& o) {
     SYNTH_CHECK(o.fd_a >= 0 && (o.fd_a == 0 || o.max_len % o.fd_a == 0), "--fd-a=", o.fd_a, " must divide --max-len=",
                 o.max_len);
     SYNTH_CHECK(o.positions == "learned" || o.positions == "sinusoidal", "--positions must be learned or sinusoidal");
+    SYNTH_CHECK(o.init == "glorot" || o.init == "normal", "--init must be glorot or normal, got '", o.init, "'");
     for (const std::string& v : split_list(o.variants)) parse_variant(v);
     split_list(o.test_sets);
 }
@@ -516,6 +521,9 @@ int run(int argc, char** argv) {
     f.add("d-ff", &o.d_ff, "feed-forward width");
     f.add("max-len", &o.max_len, "maximum sentence length L in BPE tokens (synthesizers and positions are sized by it)");
     f.add("positions", &o.positions, "learned | sinusoidal position embeddings");
+    f.add("init", &o.init,
+          "glorot (Vaswani et al.: Glorot-uniform matrices, unit-scale embeddings and positions) | normal "
+          "(N(0, 0.02) everywhere, GPT-2)");
     f.add("share-embeddings", &o.share_embeddings, "one embedding table for source and target (joint BPE)");
     f.add("bpe-vocab", &o.bpe_vocab, "joint BPE vocabulary size, learned on the training source + target");
     f.add("batch-tokens", &o.batch_tokens, "padded tokens per batch, B * max(S, T)");
@@ -572,7 +580,7 @@ int run(int argc, char** argv) {
         SYNTH_CHECK(!resume.adam_m.empty(), "checkpoint ", o.resume, " has no optimizer state: --resume takes the "
                     "-step<N>.ckpt files of --save-every (the kept parameters are for --translate)");
         check_resume(resume, o.resume, split_list(o.variants), f.dump(),
-                     {"d-model", "layers", "enc-layers", "dec-layers", "heads", "d-ff", "max-len", "positions",
+                     {"d-model", "layers", "enc-layers", "dec-layers", "heads", "d-ff", "max-len", "positions", "init",
                       "share-embeddings", "bpe-vocab", "fr-rank", "fd-a", "share-w2", "r-init", "src", "tgt"},
                      {"data", "seed", "threads", "batch-tokens", "epochs", "steps", "lr", "warmup", "weight-decay", "clip",
                       "dropout", "attn-dropout", "label-smoothing", "eval-every"});
@@ -636,7 +644,7 @@ int run(int argc, char** argv) {
         md << "# MT: " << o.data << " " << o.src << "->" << o.tgt << ", preset " << o.preset << "\n\n"
            << "Pre-LN encoder-decoder Transformer, d=" << o.d_model << ", layers=" << shape.enc_layers << "+"
            << shape.dec_layers << ", heads=" << o.heads << ", d_ff=" << o.d_ff
-           << ", L=" << o.max_len << ", " << o.positions << " positions, "
+           << ", L=" << o.max_len << ", " << o.positions << " positions, " << o.init << " initialisation, "
            << (o.share_embeddings ? "shared" : "separate") << " source/target embeddings (tied output), joint BPE "
            << bpe.vocab_size() << ". Synthesizer variants replace encoder and decoder self-attention; cross-attention "
            << "is dot product. Training: " << o.batch_tokens << " padded tokens per batch, "
