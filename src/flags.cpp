@@ -135,4 +135,16 @@ std::string Flags::dump() const {
     return os.str();
 }
 
+void require_positive(FlagValues flags) {
+    for (auto [name, v] : flags) SYNTH_CHECK(v > 0, "--", name, "=", v, " must be positive");
+}
+
+void require_non_negative(FlagValues flags) {
+    for (auto [name, v] : flags) SYNTH_CHECK(v >= 0, "--", name, "=", v, " must be >= 0");
+}
+
+void require_fraction(FlagValues flags) {
+    for (auto [name, v] : flags) SYNTH_CHECK(v >= 0 && v < 1, "--", name, "=", v, " must be in [0, 1)");
+}
+
 }  // namespace synth

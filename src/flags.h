@@ -12,7 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace synth {
@@ -55,5 +57,11 @@ private:
     std::vector<Entry> entries_;
     std::vector<std::string> positional_;
 };
+
+// Range checks on parsed values that name the flag, e.g. "--d-model=0 must be positive".
+using FlagValues = std::initializer_list<std::pair<const char*, double>>;
+void require_positive(FlagValues flags);      // > 0
+void require_non_negative(FlagValues flags);  // >= 0
+void require_fraction(FlagValues flags);      // in [0, 1)
 
 }  // namespace synth

@@ -1,6 +1,6 @@
-// Bad command lines and bad inputs for build/lm: each must fail before training, within a
-// fraction of a second, with exit status 1 and one line "error: <message>" on stderr whose
-// message names the problem (the flag, the value, the file). Runs build/lm as a child process.
+// Bad command lines and bad inputs for build/lm and build/mt: each must fail before training,
+// within a fraction of a second, with exit status 1 and one line "error: <message>" on stderr
+// whose message names the problem (the flag, the value, the file). Runs them as child processes.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -20,13 +20,13 @@ struct BadRun {
     std::string expected;  // a part of the error message
 };
 
-// Runs build/lm on each bad input (with results going to `dir`) and checks how it fails.
-void check_failures(const std::string& lm, const ScratchDir& dir, const std::vector<BadRun>& runs) {
+// Runs the binary on each bad input (with results going to `dir`) and checks how it fails.
+void check_failures(const std::string& bin, const ScratchDir& dir, const std::vector<BadRun>& runs) {
     for (const BadRun& run : runs) {
         std::vector<std::string> args = {"--results-dir=" + dir / "results", "--preset=none"};
         args.insert(args.end(), run.args.begin(), run.args.end());
-        auto r = synth_test::run_process(lm, args, dir.path);
-        std::string cmd = "build/lm";
+        auto r = synth_test::run_process(bin, args, dir.path);
+        std::string cmd = bin;
         for (const std::string& a : args) cmd += " " + a;
         INFO(cmd);
         INFO("stderr: ", r.err);
@@ -142,4 +142,38 @@ TEST_CASE("cli: resuming from a missing, foreign or corrupt checkpoint names the
                     {{"--variants=R", "--resume=" + dir / "future.ckpt"}, dir / "future.ckpt" + ": checkpoint format version 9"},
                     // Well-formed, but not written by an lm run.
                     {{"--variants=R", "--resume=" + dir / "good.ckpt"}, "the checkpoint's config has no key 'd-model'"}});
+}
+
+// ---- build/mt ------------------------------------------------------------------------
+
+TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input") {
+    const std::string mt = synth_test::sibling_binary("mt");
+    if (mt.empty()) {
+        MESSAGE("skipped: build/mt is not built next to the test binary");
+        return;
+    }
+    ScratchDir dir;
+    write_file_atomic(dir / "train.en", "a small house\nthe dog\n");
+    write_file_atomic(dir / "train.de", "ein kleines haus\n");  // one line short
+    write_file_atomic(dir / "notes.txt", "not a checkpoint\n");
+    write_file_atomic(dir / "a-file", "not a directory\n");
+    const std::string data = "--data=" + dir.path;
+    check_failures(mt, dir,
+                   {{{"--bogus=1"}, "unknown flag --bogus"},
+                    {{"--beam=0"}, "--beam=0 must be positive"},
+                    {{"--d-model=0"}, "--d-model=0 must be positive"},
+                    {{"--epochs=-2"}, "--epochs=-2 must be positive"},
+                    {{"--label-smoothing=1"}, "--label-smoothing=1 must be in [0, 1)"},
+                    {{"--save-every=-1"}, "--save-every=-1 must be >= 0"},
+                    {{"--heads=3"}, "--heads=3 must divide --d-model=128"},
+                    {{"--fd-a=5", "--max-len=64"}, "--fd-a=5 must divide --max-len=64"},
+                    {{"--init=zeros"}, "--init must be glorot or normal, got 'zeros'"},
+                    {{"--variants=R+"}, "malformed variant 'R+': empty component"},
+                    {{"--variants=Q"}, "unknown attention variant 'Q'"},
+                    {{"--data=" + dir / "none"}, "'" + dir / "none/train.en" + "' not found"},
+                    {{data}, "train.en has 2 lines but " + dir / "train.de" + " has 1"},
+                    {{data, "--results-dir=" + dir / "a-file/results"}, "cannot create directory '" + dir / "a-file"},
+                    {{data, "--checkpoint-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
+                    {{"--translate"}, "--translate needs --checkpoint=FILE"},
+                    {{"--translate", "--checkpoint=" + dir / "notes.txt"}, dir / "notes.txt" + ": not a synth checkpoint"}});
 }

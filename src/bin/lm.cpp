@@ -128,25 +128,17 @@ LmConfig model_config(const Options& o, const std::string& variant, int vocab) {
 
 // Range checks; each message names the flag and the value it got.
 void validate(const Options& o) {
-    const std::pair<const char*, int> positive[] = {
-        {"d-model", o.d_model}, {"layers", o.layers}, {"heads", o.heads}, {"d-ff", o.d_ff}, {"seq", o.seq},
-        {"batch", o.batch}, {"steps", o.steps}, {"eval-every", o.eval_every}, {"eval-batches", o.eval_batches},
-        {"log-every", o.log_every}, {"fr-rank", o.fr_rank}, {"vocab", o.vocab}, {"bench-steps", o.bench_steps},
-        {"bench-infer-steps", o.bench_infer_steps}};
-    for (auto [name, v] : positive) SYNTH_CHECK(v > 0, "--", name, "=", v, " must be positive");
-    const std::pair<const char*, int> non_negative[] = {
-        {"warmup", o.warmup}, {"fd-a", o.fd_a}, {"sample", o.sample}, {"save-every", o.save_every}};
-    for (auto [name, v] : non_negative) SYNTH_CHECK(v >= 0, "--", name, "=", v, " must be >= 0");
+    require_positive({{"d-model", o.d_model}, {"layers", o.layers}, {"heads", o.heads}, {"d-ff", o.d_ff},
+                      {"seq", o.seq}, {"batch", o.batch}, {"steps", o.steps}, {"eval-every", o.eval_every},
+                      {"eval-batches", o.eval_batches}, {"log-every", o.log_every}, {"fr-rank", o.fr_rank},
+                      {"vocab", o.vocab}, {"bench-steps", o.bench_steps}, {"bench-infer-steps", o.bench_infer_steps}});
+    require_non_negative({{"warmup", o.warmup}, {"fd-a", o.fd_a}, {"sample", o.sample}, {"save-every", o.save_every}});
     SYNTH_CHECK(o.d_model % o.heads == 0, "--heads=", o.heads, " must divide --d-model=", o.d_model);
     SYNTH_CHECK(o.fd_a == 0 || o.seq % o.fd_a == 0, "--fd-a=", o.fd_a, " must divide --seq=", o.seq);
     SYNTH_CHECK(o.threads >= 1 && o.threads <= 256, "--threads=", o.threads, " must be in [1, 256]");
-    SYNTH_CHECK(o.lr > 0, "--lr=", o.lr, " must be positive");
-    const std::pair<const char*, float> non_negative_reals[] = {
-        {"min-lr", o.min_lr}, {"clip", o.clip}, {"weight-decay", o.weight_decay}};
-    for (auto [name, v] : non_negative_reals) SYNTH_CHECK(v >= 0, "--", name, "=", v, " must be >= 0");
-    const std::pair<const char*, float> fractions[] = {
-        {"dropout", o.dropout}, {"attn-dropout", o.attn_dropout}, {"beta2", o.beta2}};
-    for (auto [name, v] : fractions) SYNTH_CHECK(v >= 0 && v < 1, "--", name, "=", v, " must be in [0, 1)");
+    require_positive({{"lr", o.lr}});
+    require_non_negative({{"min-lr", o.min_lr}, {"clip", o.clip}, {"weight-decay", o.weight_decay}});
+    require_fraction({{"dropout", o.dropout}, {"attn-dropout", o.attn_dropout}, {"beta2", o.beta2}});
     lr_at(o.schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
     for (const std::string& v : split_list(o.variants)) parse_variant(v);
 }

@@ -186,23 +186,18 @@ Seq2SeqConfig config_from_checkpoint(const Checkpoint& ck) {
 }
 
 void validate(const Options& o) {
-    SYNTH_CHECK(o.d_model > 0 && o.layers > 0 && o.heads > 0 && o.d_ff > 0 && o.max_len > 0 && o.enc_layers >= 0 &&
-                    o.dec_layers >= 0,
-                "model sizes must be positive");
+    require_positive({{"d-model", o.d_model}, {"layers", o.layers}, {"heads", o.heads}, {"d-ff", o.d_ff},
+                      {"max-len", o.max_len}, {"batch-tokens", o.batch_tokens}, {"epochs", o.epochs},
+                      {"log-every", o.log_every}, {"lr", o.lr}, {"beam", o.beam}, {"decode-batch", o.decode_batch},
+                      {"fr-rank", o.fr_rank}, {"bpe-vocab", o.bpe_vocab}});
+    require_non_negative({{"enc-layers", o.enc_layers}, {"dec-layers", o.dec_layers}, {"steps", o.steps},
+                          {"warmup", o.warmup}, {"eval-every", o.eval_every}, {"save-every", o.save_every},
+                          {"clip", o.clip}, {"weight-decay", o.weight_decay}, {"decode-limit", o.decode_limit},
+                          {"max-extra", o.max_extra}, {"len-penalty", o.len_penalty}, {"fd-a", o.fd_a}});
+    require_fraction({{"dropout", o.dropout}, {"attn-dropout", o.attn_dropout}, {"label-smoothing", o.label_smoothing}});
     SYNTH_CHECK(o.d_model % o.heads == 0, "--heads=", o.heads, " must divide --d-model=", o.d_model);
-    SYNTH_CHECK(o.batch_tokens > 0 && o.steps >= 0 && o.epochs > 0 && o.warmup >= 0 && o.eval_every >= 0 &&
-                    o.log_every > 0 && o.save_every >= 0,
-                "--batch-tokens, --epochs and --log-every must be positive; --steps, --warmup, --eval-every, "
-                "--save-every >= 0");
-    SYNTH_CHECK(o.threads >= 1 && o.threads <= 256, "--threads must be in [1, 256]");
-    SYNTH_CHECK(o.lr > 0 && o.clip >= 0 && o.weight_decay >= 0, "--lr must be positive, --clip and --weight-decay >= 0");
-    SYNTH_CHECK(o.dropout >= 0 && o.dropout < 1 && o.attn_dropout >= 0 && o.attn_dropout < 1, "dropout must be in [0, 1)");
-    SYNTH_CHECK(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
-    SYNTH_CHECK(o.beam >= 1 && o.decode_batch >= 1 && o.decode_limit >= 0 && o.max_extra >= 0 && o.len_penalty >= 0,
-                "--beam and --decode-batch must be positive; --decode-limit, --max-extra, --len-penalty >= 0");
-    SYNTH_CHECK(o.fr_rank > 0, "--fr-rank must be positive");
-    SYNTH_CHECK(o.fd_a >= 0 && (o.fd_a == 0 || o.max_len % o.fd_a == 0), "--fd-a=", o.fd_a, " must divide --max-len=",
-                o.max_len);
+    SYNTH_CHECK(o.threads >= 1 && o.threads <= 256, "--threads=", o.threads, " must be in [1, 256]");
+    SYNTH_CHECK(o.fd_a == 0 || o.max_len % o.fd_a == 0, "--fd-a=", o.fd_a, " must divide --max-len=", o.max_len);
     SYNTH_CHECK(o.positions == "learned" || o.positions == "sinusoidal", "--positions must be learned or sinusoidal");
     SYNTH_CHECK(o.init == "glorot" || o.init == "normal", "--init must be glorot or normal, got '", o.init, "'");
     for (const std::string& v : split_list(o.variants)) parse_variant(v);
@@ -557,7 +552,7 @@ int run(int argc, char** argv) {
     if (!f.parse(argc, argv)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     if (o.translate) {
-        SYNTH_CHECK(o.beam >= 1 && o.decode_batch >= 1, "--beam and --decode-batch must be positive");
+        require_positive({{"beam", o.beam}, {"decode-batch", o.decode_batch}});
         set_threads(o.threads);
         return translate_stdin(o);
     }
