@@ -532,6 +532,22 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     CHECK(before[12] == "R+V");
     for (int i : {12, 13, 14, 15, 16, 17, 18, 19, 23}) CHECK(before[i] == after[i]);
 
+    // A finished 6-step run resumed with --steps=12 is the 12-step run (the rsqrt schedule and
+    // the batch order depend only on the step): how the full preset extends a shorter sweep.
+    const std::string shorter = dir / "short";
+    auto six = synth_test::run_process(
+        mt, with(args, {"--steps=6", "--save-every=6", "--checkpoint-dir=" + shorter, "--results-dir=" + shorter}),
+        dir.path);
+    REQUIRE(six.status == 0);
+    auto extended = synth_test::run_process(
+        mt, with(args, {"--save-every=6", "--checkpoint-dir=" + shorter, "--results-dir=" + shorter,
+                        "--resume=" + shorter + "/mt-none-R+V-step6.ckpt"}),
+        dir.path);
+    INFO("stderr: ", extended.err);
+    REQUIRE(extended.status == 0);
+    CHECK(extended.err.find("warning") == std::string::npos);
+    check_same_state(load_checkpoint(shorter + "/mt-none-R+V-step12.ckpt"), uninterrupted);
+
     // Refusals name the problem: another model shape, a missing companion, a foreign BPE.
     auto refused = [&](const std::vector<std::string>& more) {
         auto r = synth_test::run_process(mt, with(args, more), dir.path);
