@@ -8,7 +8,7 @@
 //   exp(r) by its degree-7 Taylor/minimax polynomial, 2^n built in the exponent bits.
 // Relative error below 2e-7 on [-87, 88] (8.2e-8 measured) (tests/test_ops.cpp checks it against std::exp);
 // below -87 (including -inf, a masked logit) it returns exactly 0, above 88 it saturates at
-// exp(88), about 1.65e38 (finite: callers subtract the row maximum first).
+// exp(88), about 1.65e38 (finite: callers subtract the row maximum first), and NaN stays NaN.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,10 @@
 namespace synth {
 
 inline float fast_exp(float x) {
-    const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    // Clamped so that n below is a small integer for every input, NaN included (a NaN fails
+    // the first comparison): converting and shifting it is then well defined.
+    float xc = x > -87.0f ? x : -87.0f;
+    xc = xc < 88.0f ? xc : 88.0f;
     // n = round(x / ln2) by the 1.5 * 2^23 trick (adding it leaves the integer part in the
     // mantissa): plain adds vectorise, floorf does not under strict IEEE flags.
     const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -33,7 +36,7 @@ inline float fast_exp(float x) {
     // 2^n from its exponent bits; __builtin_bit_cast, unlike memcpy into a local, keeps the
     // value in a register, which the vectoriser needs.
     const float scale = __builtin_bit_cast(float, ((int32_t)n + 127) << 23);
-    return x < -87.0f ? 0.0f : p * scale;
+    return x < -87.0f ? 0.0f : (x == x ? p * scale : x);  // NaN in, NaN out: divergence stays visible
 }
 
 }  // namespace synth
