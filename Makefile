@@ -55,6 +55,7 @@ test: deps
 	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	./$(BUILD)/tests
 
+bench: export SYNTH_WITH_PLOTS := 1
 bench: deps
 	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	bash scripts/bench.sh
