@@ -560,6 +560,11 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
           doctest::Contains(str("checkpoint " + ck6 + " holds variant R+V but --variants=V")));
     CHECK(refused({"--resume=" + ck6, "--steps=5"}) == doctest::Contains("is at step 6, past the 5 steps of this run"));
     CHECK(refused({"--resume=" + kept}) == doctest::Contains("has no optimizer state"));
+    std::filesystem::create_directories(dir / "other");
+    for (const char* f : {"train.en", "train.de", "val.en", "val.de", "test.en", "test.de"})
+        write_file_atomic(dir / ("other/" + std::string(f)), "quite different words here\nand more of them\n");
+    CHECK(refused({"--resume=" + ck6, "--data=" + dir / "other"}) ==
+          doctest::Contains(str("checkpoint " + ck6 + " has a different BPE from the one learned on --data=" + dir / "other")));
     std::filesystem::remove(dir / "ck/mt-none-R+V-step6.best.ckpt");
     CHECK(refused({"--resume=" + ck6}) == doctest::Contains(str("cannot open '" + dir / "ck/mt-none-R+V-step6.best.ckpt")));
 }
