@@ -446,10 +446,6 @@ void save_checkpoint(const std::string& path, const Checkpoint& ck) { write_file
 
 Checkpoint load_checkpoint(const std::string& path) { return deserialize_checkpoint(read_file(path), path); }
 
-}  // namespace synth
-
-namespace synth {
-
 std::map<std::string, std::string> config_map(const std::string& lines) {
     std::map<std::string, std::string> m;
     std::istringstream in(lines);
@@ -470,6 +466,8 @@ void check_resume(const Checkpoint& ck, const std::string& path, const std::vect
     SYNTH_CHECK(variants.size() == 1, "--resume continues one variant, but --variants=", list, " names ", variants.size(),
                 " (", path, " holds ", held, ": add --variants=", held, ")");
     SYNTH_CHECK(variants[0] == held, "checkpoint ", path, " holds variant ", held, " but --variants=", variants[0]);
+    SYNTH_CHECK(!ck.adam_m.empty(), "checkpoint ", path, " has no optimizer state, so training cannot continue from it "
+                "(--resume takes the -step<N>.ckpt files that --save-every writes)");
     const std::map<std::string, std::string> flags = config_map(now);
     auto current = [&](const char* key) {
         auto it = flags.find(key);
@@ -487,7 +485,6 @@ void check_resume(const Checkpoint& ck, const std::string& path, const std::vect
             std::fprintf(stderr, "warning: checkpoint %s was trained with --%s=%s, this run has --%s=%s: it will not "
                          "reproduce the uninterrupted run\n", path.c_str(), key, was.c_str(), key, current(key).c_str());
     }
-    SYNTH_CHECK(!ck.adam_m.empty(), "checkpoint ", path, " has no optimizer state, so training cannot continue from it");
 }
 
 }  // namespace synth

@@ -39,17 +39,10 @@ void check_failures(const std::string& bin, const ScratchDir& dir, const std::ve
     }
 }
 
-// The path of build/lm, or "" after printing why the test is skipped.
-std::string lm_or_skip() {
-    std::string lm = synth_test::sibling_binary("lm");
-    if (lm.empty()) MESSAGE("skipped: build/lm is not built next to the test binary");
-    return lm;
-}
-
 }  // namespace
 
 TEST_CASE("cli: missing, empty, binary and non-UTF-8 data files are named") {
-    const std::string lm = lm_or_skip();
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "empty.txt", "");
@@ -66,7 +59,7 @@ TEST_CASE("cli: missing, empty, binary and non-UTF-8 data files are named") {
 }
 
 TEST_CASE("cli: unknown flags, malformed values and out-of-range values name the flag") {
-    const std::string lm = lm_or_skip();
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     check_failures(lm, dir,
@@ -94,7 +87,7 @@ TEST_CASE("cli: unknown flags, malformed values and out-of-range values name the
 }
 
 TEST_CASE("cli: unknown and malformed variants are named") {
-    const std::string lm = lm_or_skip();
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     check_failures(lm, dir,
@@ -107,7 +100,7 @@ TEST_CASE("cli: unknown and malformed variants are named") {
 }
 
 TEST_CASE("cli: unwritable results and checkpoint directories fail before training") {
-    const std::string lm = lm_or_skip();
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "a-file", "not a directory\n");
@@ -118,13 +111,16 @@ TEST_CASE("cli: unwritable results and checkpoint directories fail before traini
 }
 
 TEST_CASE("cli: resuming from a missing, foreign or corrupt checkpoint names the file and the problem") {
-    const std::string lm = lm_or_skip();
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "notes.txt", "these are not the weights you are looking for\n");
     Checkpoint ck;
     ck.config = "variant=R\n";
     ck.params.push_back({"w", {2, 2}, true, {1, 2, 3, 4}});
+    write_file_atomic(dir / "weights-only.ckpt", serialize_checkpoint(ck));
+    ck.adam_t = 1;
+    ck.adam_m = ck.adam_v = {0, 0, 0, 0};
     const std::string good = serialize_checkpoint(ck);
     write_file_atomic(dir / "cut.ckpt", good.substr(0, good.size() - 20));
     std::string flipped = good;
@@ -140,18 +136,17 @@ TEST_CASE("cli: resuming from a missing, foreign or corrupt checkpoint names the
                     {{"--variants=R", "--resume=" + dir / "cut.ckpt"}, dir / "cut.ckpt" + ": truncated or corrupt"},
                     {{"--variants=R", "--resume=" + dir / "flipped.ckpt"}, dir / "flipped.ckpt" + ": checksum mismatch"},
                     {{"--variants=R", "--resume=" + dir / "future.ckpt"}, dir / "future.ckpt" + ": checkpoint format version 9"},
-                    // Well-formed, but not written by an lm run.
+                    // Well-formed, but without optimizer state, or not written by an lm run.
+                    {{"--variants=R", "--resume=" + dir / "weights-only.ckpt"},
+                     dir / "weights-only.ckpt" + " has no optimizer state, so training cannot continue from it"},
                     {{"--variants=R", "--resume=" + dir / "good.ckpt"}, "the checkpoint's config has no key 'd-model'"}});
 }
 
 // ---- build/mt ------------------------------------------------------------------------
 
 TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input") {
-    const std::string mt = synth_test::sibling_binary("mt");
-    if (mt.empty()) {
-        MESSAGE("skipped: build/mt is not built next to the test binary");
-        return;
-    }
+    const std::string mt = synth_test::binary_or_skip("mt");
+    if (mt.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "train.en", "a small house\nthe dog\n");
     write_file_atomic(dir / "train.de", "ein kleines haus\n");  // one line short
