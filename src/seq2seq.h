@@ -45,7 +45,8 @@ struct Seq2SeqConfig {
     // matrices (self-attention's included, but not R/FR, which follow --r-init), embeddings
     // N(0, 1/d) multiplied by sqrt(d) on input (unit scale; the tied output layer is not
     // scaled) and positions at unit scale. At d=128, glorot trains much faster: validation NLL
-    // 3.52 against 4.14 after 600 steps of V (results/mt-multi30k-full.md).
+    // 3.52 against 4.15 after 600 steps of V (`build/mt --preset=full --variants=V --steps=600
+    // --threads=1 --init=glorot|normal`; see src/bin/mt.cpp's full preset).
     std::string init = "glorot";
     AttnConfig attn;           // d_model, heads, max_len L, variant, variant flags, attention dropout
 };

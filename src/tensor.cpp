@@ -1,5 +1,6 @@
 #include "tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -28,19 +29,20 @@ int64_t numel_of(const Shape& s) {
     return n;
 }
 
+// n floats rounded up to whole 64-byte lines (aligned_alloc needs a multiple of the alignment).
+static size_t padded_bytes(size_t n) { return std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64); }
+
 // 64-byte aligned and uninitialised: the pages of a large block become resident (and count
 // towards the RSS) only when first written.
 static float* aligned_uninit(size_t n) {
-    size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-    if (bytes == 0) bytes = 64;
-    void* p = std::aligned_alloc(64, bytes);
-    SYNTH_CHECK(p, "out of memory allocating ", bytes, " bytes");
+    void* p = std::aligned_alloc(64, padded_bytes(n));
+    SYNTH_CHECK(p, "out of memory allocating ", padded_bytes(n), " bytes");
     return static_cast<float*>(p);
 }
 
 float* aligned_floats(size_t n) {
     float* p = aligned_uninit(n);
-    std::memset(p, 0, ((n * sizeof(float) + 63) / 64) * 64);
+    std::memset(p, 0, padded_bytes(n));
     return p;
 }
 

@@ -1,5 +1,5 @@
-// subprocess.h: helpers for tests that run the built binaries (build/lm) as child processes
-// and for tests that need a scratch directory.
+// subprocess.h: helpers for tests that run the built binaries (build/lm, build/mt) as child
+// processes and for tests that need a scratch directory.
 #pragma once
 
 #include <fcntl.h>
@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <doctest/doctest.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -43,6 +45,13 @@ inline std::string sibling_binary(const std::string& name) {
     if (ec) return "";
     std::filesystem::path bin = self.parent_path() / name;
     return std::filesystem::exists(bin, ec) ? bin.string() : "";
+}
+
+// sibling_binary(name), or "" after saying why the calling test is skipped.
+inline std::string binary_or_skip(const std::string& name) {
+    const std::string path = sibling_binary(name);
+    if (path.empty()) MESSAGE("skipped: build/" << name << " is not built next to the test binary");
+    return path;
 }
 
 struct ProcessResult {

@@ -333,13 +333,6 @@ std::vector<std::string> csv_fields(const std::string& csv) {
     return out;
 }
 
-// The path of build/<name>, or "" after saying why the test is skipped.
-std::string binary_or_skip(const std::string& name) {
-    const std::string path = synth_test::sibling_binary(name);
-    if (path.empty()) MESSAGE("skipped: build/" << name << " is not built next to the test binary");
-    return path;
-}
-
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
     args.insert(args.end(), more.begin(), more.end());
     return args;
@@ -348,7 +341,7 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
 }  // namespace
 
 TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted run bit for bit") {
-    const std::string lm = binary_or_skip("lm");
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
@@ -396,7 +389,7 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
 }
 
 TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, vocabulary or a corrupt file") {
-    const std::string lm = binary_or_skip("lm");
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
@@ -439,7 +432,7 @@ TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, v
 }
 
 TEST_CASE("checkpoint: build/lm names the step and the last good checkpoint when the loss diverges") {
-    const std::string lm = binary_or_skip("lm");
+    const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
@@ -498,7 +491,7 @@ std::vector<std::string> tiny_mt_args(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted run bit for bit") {
-    const std::string mt = binary_or_skip("mt");
+    const std::string mt = synth_test::binary_or_skip("mt");
     if (mt.empty()) return;
     ScratchDir dir;
     write_tiny_parallel(dir);
@@ -570,7 +563,7 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
 }
 
 TEST_CASE("checkpoint: build/mt names the step and the last good checkpoint when the loss diverges") {
-    const std::string mt = binary_or_skip("mt");
+    const std::string mt = synth_test::binary_or_skip("mt");
     if (mt.empty()) return;
     ScratchDir dir;
     write_tiny_parallel(dir);
