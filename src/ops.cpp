@@ -412,33 +412,53 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
     // Output row (bo, h, i) reads logits row (Bl == 1 ? 0 : bo, h, i).
     auto src_row = [=](int bo, int h, int i) { return ((int64_t)(Bl == 1 ? 0 : bo) * H + h) * Tq + i; };
     const int64_t rows = (int64_t)Bo * H * Tq;
+    // Keys j >= jmax(i) are causally masked: never read, output 0, no gradient. Skipping them
+    // halves the work of a causal softmax, forward and backward.
+    auto jmax_of = [=](int i) { return m.causal ? std::max(0, std::min(Tk, i + m.q_offset + 1)) : Tk; };
 #pragma omp parallel for if (rows * Tk > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         int i = (int)(r % Tq), h = (int)((r / Tq) % H), bo = (int)(r / ((int64_t)Tq * H));
         const float* x = logits.data + src_row(bo, h, i) * Tk;
         const uint8_t* pad = m.key_pad ? m.key_pad + (int64_t)bo * Tk : nullptr;
         float* out = y.data + r * Tk;
-        int jmax = m.causal ? std::min(Tk, i + m.q_offset + 1) : Tk;
+        const int jmax = jmax_of(i);
         float mx = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < jmax; ++j)
-            if (!pad || !pad[j]) mx = std::max(mx, x[j]);
+        if (pad) {
+            for (int j = 0; j < jmax; ++j)
+                if (!pad[j]) mx = std::max(mx, x[j]);
+        } else {
+#pragma omp simd reduction(max : mx)
+            for (int j = 0; j < jmax; ++j) mx = std::max(mx, x[j]);
+        }
+        std::memset(out + jmax, 0, (size_t)(Tk - jmax) * sizeof(float));
         if (mx == -std::numeric_limits<float>::infinity()) {  // every key masked
-            std::memset(out, 0, Tk * sizeof(float));
+            std::memset(out, 0, (size_t)jmax * sizeof(float));
             continue;
         }
         float s = 0.0f;
+        if (pad) {
 #pragma omp simd reduction(+ : s)
-        for (int j = 0; j < Tk; ++j) {
-            float e = (j < jmax && (!pad || !pad[j])) ? fast_exp(x[j] - mx) : 0.0f;
-            out[j] = e;
-            s += e;
+            for (int j = 0; j < jmax; ++j) {
+                float e = pad[j] ? 0.0f : fast_exp(x[j] - mx);
+                out[j] = e;
+                s += e;
+            }
+        } else {
+#pragma omp simd reduction(+ : s)
+            for (int j = 0; j < jmax; ++j) {
+                float e = fast_exp(x[j] - mx);
+                out[j] = e;
+                s += e;
+            }
         }
-        float inv = 1.0f / s;
-        for (int j = 0; j < Tk; ++j) out[j] *= inv;
+        const float inv = 1.0f / s;
+#pragma omp simd
+        for (int j = 0; j < jmax; ++j) out[j] *= inv;
     }
     if (y.grad) {
         record([=] {
-            // dx = y * (dy - sum(y * dy)); a broadcast logits row sums over the batch serially.
+            // dx = y * (dy - sum(y * dy)) over the unmasked keys; a broadcast logits row sums
+            // over the batch serially.
             const int64_t src_rows = (int64_t)Bl * H * Tq;
 #pragma omp parallel for if (rows * Tk > kParallelMin)
             for (int64_t sr = 0; sr < src_rows; ++sr) {
@@ -446,13 +466,16 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
                 int b_first = Bl == 1 ? 0 : (int)(sr / ((int64_t)H * Tq));
                 int b_last = Bl == 1 ? Bo : b_first + 1;
                 int64_t hi = sr % ((int64_t)H * Tq);
+                const int jmax = jmax_of((int)(hi % Tq));
                 for (int bo = b_first; bo < b_last; ++bo) {
                     int64_t r = (int64_t)bo * H * Tq + hi;
                     const float* yr = y.data + r * Tk;
                     const float* dy = y.grad + r * Tk;
                     float dot = 0.0f;
-                    for (int j = 0; j < Tk; ++j) dot += yr[j] * dy[j];
-                    for (int j = 0; j < Tk; ++j) dx[j] += yr[j] * (dy[j] - dot);
+#pragma omp simd reduction(+ : dot)
+                    for (int j = 0; j < jmax; ++j) dot += yr[j] * dy[j];
+#pragma omp simd
+                    for (int j = 0; j < jmax; ++j) dx[j] += yr[j] * (dy[j] - dot);
                 }
             }
         });
