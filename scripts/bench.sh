@@ -28,11 +28,14 @@
 #                                            is batch 32; quick runs shrink it)
 #   BENCH_SCALING_SEQS ["64 128 256 512 1024" | "64 256"]
 #                                            at BENCH_SCALING_TOKENS [4096 | 512] tokens per step
-#   BENCH_SYNTH_WAIT_POLICY [PASSIVE], BENCH_TORCH_WAIT_POLICY [PASSIVE]
-#                                            OMP_WAIT_POLICY of each side, build/bench included
-#                                            ('' = libgomp's default, spin then sleep). PASSIVE threads sleep at once when idle:
-#                                            on 2 busy cores spinning cost synth 8x (100 vs 810
-#                                            tok/s training V); try ACTIVE on a quiet machine
+#   BENCH_SYNTH_WAIT_POLICY [auto], BENCH_TORCH_WAIT_POLICY [auto]
+#                                            OMP_WAIT_POLICY of each side (synth's also for build/bench):
+#                                            PASSIVE, ACTIVE, '' (libgomp's default, spin then sleep), or
+#                                            auto: each side gets its own best, measured first on V
+#                                            (alternating PASSIVE and ACTIVE runs, 2 rounds, the higher
+#                                            geometric mean of training and inference tokens/s).
+#                                            On an idle machine ACTIVE usually wins for both; on busy
+#                                            cores spinning cost synth 8x (100 vs 810 tok/s training V)
 #   BENCH_GEMM_ONLY [0]                      1: only section 1 (results/bench-gemm.md)
 #   BENCH_TORCH [auto]                       1: require PyTorch, 0: synth only, auto: if importable
 #   BENCH_SCALING_TORCH [0]                  1: PyTorch in the scaling runs too
@@ -71,10 +74,51 @@ publish() {
     echo "wrote $out/$1"
 }
 
+shape=(--vocab=65 --d-model=256 --layers=4 --heads=4 --d-ff=1024)
+raw=$work/bench-raw.jsonl
+: >"$raw"
+
+# run_synth PART VARIANT SEQ BATCH: one JSON line tagged with impl and part onto $raw.
+run_synth() {
+    echo "bench: synth $2, seq $3, batch $4 (${synth_env[*]})" >&2
+    env "${synth_env[@]}" build/lm --bench --preset=none "${shape[@]}" --dropout=0 --attn-dropout=0 --threads="$threads" \
+        --seq="$3" --batch="$4" --variants="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
+        | grep '^{' | sed "s/^{/{\"impl\":\"synth\",\"part\":\"$1\",/" | tee -a "$raw" >&2
+}
+run_torch() {
+    echo "bench: PyTorch $2, seq $3, batch $4 (${torch_env[*]})" >&2
+    env "${torch_env[@]}" "$python" scripts/torch_reference.py bench "${shape[@]}" --threads="$threads" \
+        --seq="$3" --batch="$4" --variant="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
+        | sed "s/^{/{\"part\":\"$1\",/" | tee -a "$raw" >&2
+}
+
+# wait_policy IMPL SETTING BASE_ENV_ARRAY: prints the OMP_WAIT_POLICY to use. For auto, V runs
+# with PASSIVE and ACTIVE alternately, twice each; the runs stay in $raw as part "calibrate".
+wait_policy() {
+    local impl=$1 setting=$2 base=$3
+    [[ $setting == auto ]] || { echo "$setting"; return; }
+    local policy
+    for ((r = 0; r < 2; r++)); do
+        for policy in PASSIVE ACTIVE; do
+            if [[ $impl == synth ]]; then synth_env=(OMP_WAIT_POLICY=$policy); run_synth "calibrate-$policy" V 128 "$batch"
+            else torch_env=("${!base}" OMP_WAIT_POLICY=$policy); run_torch "calibrate-$policy" V 128 "$batch"; fi
+        done
+    done
+    "$python" - "$raw" "$impl" <<'PYEOF'
+import json, math, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def score(policy):
+    rs = [r for r in runs if r["impl"] == sys.argv[2] and r["part"] == "calibrate-" + policy]
+    return max(math.sqrt(r["train_tokens_per_s"] * r["infer_tokens_per_s"]) for r in rs)
+print(max(["PASSIVE", "ACTIVE"], key=score))
+PYEOF
+}
+
 # build/bench and build/lm run with the same OpenMP environment, so that the sgemm rate behind
 # the MFU column is measured the way the model runs.
+synth_policy=$(wait_policy synth "${BENCH_SYNTH_WAIT_POLICY-auto}" "")
 synth_env=()
-[[ -n ${BENCH_SYNTH_WAIT_POLICY-PASSIVE} ]] && synth_env+=(OMP_WAIT_POLICY="${BENCH_SYNTH_WAIT_POLICY-PASSIVE}")
+[[ -n $synth_policy ]] && synth_env+=(OMP_WAIT_POLICY="$synth_policy")
 
 # ---- 1. GEMM ---------------------------------------------------------------------------
 {
@@ -107,26 +151,12 @@ case ${BENCH_TORCH:-auto} in
 esac
 scaling_torch=$(( torch && ${BENCH_SCALING_TORCH:-0} ))
 
-shape=(--vocab=65 --d-model=256 --layers=4 --heads=4 --d-ff=1024)
-torch_env=(OMP_NUM_THREADS="$threads" OPENBLAS_THREAD_TIMEOUT=4)
-[[ -n $kernel ]] && torch_env+=(OPENBLAS_CORETYPE="$kernel")
-[[ -n ${BENCH_TORCH_WAIT_POLICY-PASSIVE} ]] && torch_env+=(OMP_WAIT_POLICY="${BENCH_TORCH_WAIT_POLICY-PASSIVE}")
-raw=$work/bench-raw.jsonl
-: >"$raw"
-
-# run_synth PART VARIANT SEQ BATCH: one JSON line tagged with impl and part onto $raw.
-run_synth() {
-    echo "bench: synth $2, seq $3, batch $4" >&2
-    env "${synth_env[@]}" build/lm --bench --preset=none "${shape[@]}" --dropout=0 --attn-dropout=0 --threads="$threads" \
-        --seq="$3" --batch="$4" --variants="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
-        | grep '^{' | sed "s/^{/{\"impl\":\"synth\",\"part\":\"$1\",/" | tee -a "$raw" >&2
-}
-run_torch() {
-    echo "bench: PyTorch $2, seq $3, batch $4" >&2
-    env "${torch_env[@]}" "$python" scripts/torch_reference.py bench "${shape[@]}" --threads="$threads" \
-        --seq="$3" --batch="$4" --variant="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
-        | sed "s/^{/{\"part\":\"$1\",/" | tee -a "$raw" >&2
-}
+torch_base=(OMP_NUM_THREADS="$threads" OPENBLAS_THREAD_TIMEOUT=4)
+[[ -n $kernel ]] && torch_base+=(OPENBLAS_CORETYPE="$kernel")
+torch_policy=""
+if ((torch)); then torch_policy=$(wait_policy torch "${BENCH_TORCH_WAIT_POLICY-auto}" "torch_base[@]"); fi
+torch_env=("${torch_base[@]}")
+[[ -n $torch_policy ]] && torch_env+=(OMP_WAIT_POLICY="$torch_policy")
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 1; rep <= reps; rep++)); do
@@ -254,6 +284,17 @@ if torch_on and torch_any:
              f"do not go through MKL-DNN. OpenBLAS kernel bound in the torch process: {torch_any['kernel']}.")
 else:
     o.append("- PyTorch: not run (not importable, or BENCH_TORCH=0)")
+calib = [r for r in runs if r["part"].startswith("calibrate-")]
+if calib:
+    cells = []
+    for impl, name in (("synth", "synth"), ("torch", "PyTorch")):
+        for policy in ("PASSIVE", "ACTIVE"):
+            rs = [r for r in calib if r["impl"] == impl and r["part"] == "calibrate-" + policy]
+            if rs:
+                cells.append(f"{name} {policy} {num(max(r['train_tokens_per_s'] for r in rs))} / "
+                             f"{num(max(r['infer_tokens_per_s'] for r in rs))}")
+    o.append("- OMP_WAIT_POLICY: each side runs with its own best, measured first on V (training / inference "
+             "tokens/s, best of 2 alternating runs): " + "; ".join(cells) + ".")
 o.append("- peak RSS: ru_maxrss of the benchmark process; PyTorch's includes the torch runtime itself "
          "(a few hundred MB before any model exists).\n")
 

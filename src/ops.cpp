@@ -49,9 +49,10 @@ static void colsum_add(const float* dy, int64_t rows, int cols, float* db) {
 // =====================================================================================
 // linear: y (R, N) = x (R, K) W (+ b)
 // =====================================================================================
-// The shape checks and the forward GEMM shared by linear and linear_relu: y = alpha x op(W) + b.
+// The shape checks and the forward GEMM shared by linear and linear_relu: y = alpha x op(W),
+// plus b if add_bias (the bias rows are copied into y first and the GEMM accumulates onto them).
 static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha,
-                             const char* name) {
+                             const char* name, bool add_bias = true) {
     SYNTH_CHECK(w.ndim == 2, name, ": weight must be 2-D, got ", w.shape_str());
     const int K = x.dim(-1);
     const int N = trans_w ? w.dim(0) : w.dim(1);
@@ -63,7 +64,7 @@ static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, 
     ys.back() = N;
     Tensor y = new_tensor(ys, needs_grad({&x, &w, &b}));
     float beta = 0.0f;
-    if (b.data) {
+    if (b.data && add_bias) {
 #pragma omp parallel for if (R * N > kParallelMin)
         for (int64_t r = 0; r < R; ++r) std::memcpy(y.data + r * N, b.data, N * sizeof(float));
         beta = 1.0f;
@@ -96,12 +97,24 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, f
 
 // y = relu(x W + b), fused: the pre-activation is never stored (relu(z) > 0 exactly when
 // z > 0, so y alone gives the mask), which saves one (R, N) tensor and its gradient per
-// feed-forward layer, and one pass over them.
+// feed-forward layer, and one pass over them. The bias is added in the ReLU's pass, not
+// copied into y before the GEMM: one pass over y fewer.
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
-    Tensor y = linear_forward(x, w, b, false, 1.0f, "linear_relu");
+    Tensor y = linear_forward(x, w, b, false, 1.0f, "linear_relu", false);
+    const int N = y.dim(-1);
+    const int64_t rows = y.numel() / N;
+#pragma omp parallel for if (rows * N > kParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+        float* yr = y.data + r * N;
+        if (b.data) {
+#pragma omp simd
+            for (int c = 0; c < N; ++c) yr[c] = std::max(yr[c] + b.data[c], 0.0f);
+        } else {
+#pragma omp simd
+            for (int c = 0; c < N; ++c) yr[c] = std::max(yr[c], 0.0f);
+        }
+    }
     const int64_t n = y.numel();
-#pragma omp parallel for if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) y.data[i] = std::max(y.data[i], 0.0f);
     if (y.grad) {
         record([=] {
             // dz = dy * [y > 0], in place: every consumer of y has already added into y.grad.
