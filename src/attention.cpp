@@ -54,7 +54,7 @@ public:
         w_q_ = s.add(p + "V.w_q", {c.d_model, c.d_model}, c.weights);
         w_k_ = s.add(p + "V.w_k", {c.d_model, c.d_model}, c.weights);
     }
-    Tensor logits(const Tensor& x, int, Tensor* key_cache) override {
+    Tensor logits(const Tensor& x, const Mask& mask, Tensor* key_cache) override {
         const int D = x.dim(2) / H_;
         // The 1/sqrt(d_h) scale is applied to Q inside its GEMM: the same logits, no extra pass.
         Tensor q = linear(x, *w_q_, Tensor{}, false, 1.0f / std::sqrt((float)D));  // (B, Tq, d)
@@ -63,7 +63,7 @@ public:
             if (key_cache->data) k = concat_seq(*key_cache, k);  // (B, Tk, d)
             *key_cache = k;
         }
-        return head_scores(q, k, H_);  // (B, H, Tq, Tk)
+        return head_scores(q, k, H_, mask);  // (B, H, Tq, Tk); causal: no work above the diagonal
     }
 
 private:
@@ -96,8 +96,8 @@ public:
             b3_ = s.add(n + "b_b", {c.heads, b_}, Init::Zeros);
         }
     }
-    Tensor logits(const Tensor& x, int q_offset, Tensor*) override {
-        const int Tk = q_offset + x.dim(1);
+    Tensor logits(const Tensor& x, const Mask& mask, Tensor*) override {
+        const int Tk = mask.q_offset + x.dim(1);
         Tensor h = split_heads(linear_relu(x, *w1_, *b1_), H_);  // (B, H, Tq, D)
         if (!factorized_) return head_linear(h, *w2_, *b2_, Tk);  // (B, H, Tq, Tk)
         Tensor A = head_linear(h, *w2_, *b2_, a_);                 // (B, H, Tq, a)
@@ -126,9 +126,10 @@ public:
         const std::string n = p + (trainable ? "R." : "Rfix.");
         r_ = s.add(n + "r", {c.heads, c.max_len, c.max_len}, r_init_of(c), 0.02f, trainable);
     }
-    Tensor logits(const Tensor& x, int q_offset, Tensor*) override {
+    Tensor logits(const Tensor& x, const Mask& mask, Tensor*) override {
         // Independent of x's content: (1, H, Tq, Tk), broadcast over the batch.
-        return crop(*r_, x.dim(1), q_offset + x.dim(1), q_offset);
+        const int q0 = mask.q_offset;
+        return crop(*r_, x.dim(1), q0 + x.dim(1), q0);
     }
 
 private:
@@ -142,9 +143,9 @@ public:
         r1_ = s.add(p + "FR.r1", {c.heads, c.max_len, k_}, r_init_of(c));
         r2_ = s.add(p + "FR.r2", {c.heads, c.max_len, k_}, r_init_of(c));
     }
-    Tensor logits(const Tensor& x, int q_offset, Tensor*) override {
-        const int Tq = x.dim(1), Tk = q_offset + Tq;
-        return bmm(crop(*r1_, Tq, k_, q_offset), crop(*r2_, Tk, k_), false, true);  // (1, H, Tq, Tk)
+    Tensor logits(const Tensor& x, const Mask& mask, Tensor*) override {
+        const int Tq = x.dim(1), Tk = mask.q_offset + Tq;
+        return bmm(crop(*r1_, Tq, k_, mask.q_offset), crop(*r2_, Tk, k_), false, true);  // (1, H, Tq, Tk)
     }
 
 private:
@@ -187,11 +188,11 @@ Tensor SelfAttention::forward(const Tensor& x, Mask mask, Ctx& ctx, AttnCache* c
     SYNTH_CHECK(!sized_by_L || Tk <= cfg_.max_len, "sequence of length ", Tk, " is longer than the maximum length L=",
                 cfg_.max_len, " of the ", cfg_.variant, " synthesizer (raise --seq / the model's L)");
     if (cache && cache->keys.empty()) cache->keys.resize(sources_.size());
+    mask.q_offset = q0;
     std::vector<Tensor> comps;
     for (size_t i = 0; i < sources_.size(); ++i)
-        comps.push_back(sources_[i]->logits(x, q0, cache ? &cache->keys[i] : nullptr));
+        comps.push_back(sources_[i]->logits(x, mask, cache ? &cache->keys[i] : nullptr));
     Tensor logits = comps.size() == 1 ? comps[0] : mix(comps, *w_mix_);  // (B or 1, H, Tq, Tk)
-    mask.q_offset = q0;
     Tensor p = softmax(logits, mask);  // (B or 1, H, Tq, Tk)
     if (ctx.train) p = dropout(p, cfg_.attn_dropout, ctx.seed, ctx.next_counter());
     Tensor v = linear(x, *w_v_, Tensor{});  // (B, Tq, d)
@@ -200,7 +201,7 @@ Tensor SelfAttention::forward(const Tensor& x, Mask mask, Ctx& ctx, AttnCache* c
         cache->values = v;
         cache->len = Tk;
     }
-    return linear(head_mix(p, v), *w_o_, Tensor{});  // (B, Tq, d)
+    return linear(head_mix(p, v, mask), *w_o_, Tensor{});  // (B, Tq, d)
 }
 
 std::vector<float> SelfAttention::alphas(int h) const {

@@ -63,10 +63,12 @@ int default_fd_a(int L);
 class LogitsSource {
 public:
     virtual ~LogitsSource() = default;
-    // x_new (B, Tq, d): the layer inputs at positions [q_offset, q_offset + Tq).
-    // Returns logits (B or 1, H, Tq, Tk) with Tk = q_offset + Tq. `key_cache` is this
-    // source's slot in AttnCache (nullptr when not decoding incrementally).
-    virtual Tensor logits(const Tensor& x_new, int q_offset, Tensor* key_cache) = 0;
+    // x_new (B, Tq, d): the layer inputs at positions [q0, q0 + Tq), q0 = mask.q_offset.
+    // Returns logits (B or 1, H, Tq, Tk) with Tk = q0 + Tq. With mask.causal a source may
+    // leave the entries above the causal diagonal at 0 instead of computing them (V does):
+    // the softmax masks them. `key_cache` is this source's slot in AttnCache (nullptr when
+    // not decoding incrementally).
+    virtual Tensor logits(const Tensor& x_new, const Mask& mask, Tensor* key_cache) = 0;
 };
 
 std::unique_ptr<LogitsSource> make_source(const std::string& name, ParamStore& store, const std::string& prefix,

@@ -23,16 +23,30 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w = 
 // relu(linear(x, w, b)) in one op that keeps only its output (the feed-forward layer's first half).
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 
+// What the softmax masks out, as an additive -inf bias on the logits (PAPER.md: masks
+// apply to synthetic logits exactly as to dot-product logits).
+struct Mask {
+    bool causal = false;              // key j > query i + q_offset is masked
+    int q_offset = 0;                 // position of query row 0 (incremental decoding)
+    const uint8_t* key_pad = nullptr; // (B, Tk), 1 = padding key; nullptr = none
+    int batch = 1;                    // B of key_pad
+};
+
 // Batched matmul over (batch, heads): a (Ba, H, M, K) (or (Ba, H, K, M) with ta),
 // b (Bb, H, K, N) (or (Bb, H, N, K) with tb); Ba and Bb are each 1 or B (broadcast).
 // Output (B, H, M, N). Each (batch, head) GEMM is small, so the loop over them is the
 // OpenMP parallel loop and each GEMM is single-threaded (see blas.h).
 Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb);
-// Attention on the heads of (B, T, H*D) activations, read in place (no split/merge copies):
-// head_scores: q (B, Tq, H*D), k (B, Tk, H*D) -> (B, H, Tq, Tk), per head Q_h K_h^T.
-Tensor head_scores(const Tensor& q, const Tensor& k, int H);
+// Attention on the heads of (B, T, H*D) activations, read in place (no split/merge copies).
+// With mask.causal (only causal and q_offset are read) both skip the work above the causal
+// diagonal in blocks of 64 query rows; they are meant to sit on either side of
+// softmax(logits, mask) with the same mask, which is what makes the skipping exact.
+// head_scores: q (B, Tq, H*D), k (B, Tk, H*D) -> (B, H, Tq, Tk), per head Q_h K_h^T. Causal:
+// an entry above the diagonal holds its product or 0, and its gradient must be 0.
+Tensor head_scores(const Tensor& q, const Tensor& k, int H, const Mask& mask = Mask{});
 // head_mix: p (B or 1, H, Tq, Tk), v (B, Tk, H*D) -> (B, Tq, H*D), head h's columns P_h V_h.
-Tensor head_mix(const Tensor& p, const Tensor& v);
+// Causal: p must be 0 above the diagonal; its gradient there is left incomplete.
+Tensor head_mix(const Tensor& p, const Tensor& v, const Mask& mask = Mask{});
 
 // ---- elementwise ------------------------------------------------------------------
 // a + b, where b has a's shape or a's trailing shape (broadcast over leading dims).
@@ -49,14 +63,6 @@ Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter);
 // LayerNorm over the last dim: (x - mean) / sqrt(var + eps) * g + b.
 Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps = 1e-5f);
 
-// What the softmax masks out, as an additive -inf bias on the logits (PAPER.md: masks
-// apply to synthetic logits exactly as to dot-product logits).
-struct Mask {
-    bool causal = false;              // key j > query i + q_offset is masked
-    int q_offset = 0;                 // position of query row 0 (incremental decoding)
-    const uint8_t* key_pad = nullptr; // (B, Tk), 1 = padding key; nullptr = none
-    int batch = 1;                    // B of key_pad
-};
 // Softmax over the last dim of logits (Bl, H, Tq, Tk) with the mask added. Output
 // (B, H, Tq, Tk) with B = Bl, or mask.batch when a padding mask turns batch-independent
 // logits (Bl = 1, e.g. Random Synthesizer) into per-sequence probabilities.

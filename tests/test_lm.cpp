@@ -136,11 +136,11 @@ TEST_CASE("lm: R, Rfix and FR logits do not depend on token content; V and D do"
         scramble(store, 9);
         NoGrad ng;
         Tensor x = random_input({1, 5, 8}, 10, false);
-        std::vector<float> a = copy_of(src->logits(x, 0, nullptr));
+        std::vector<float> a = copy_of(src->logits(x, Mask{}, nullptr));
         // Swap the embeddings of tokens 1 and 3, and change token 4 altogether.
         for (int c = 0; c < 8; ++c) std::swap(x.data[1 * 8 + c], x.data[3 * 8 + c]);
         for (int c = 0; c < 8; ++c) x.data[4 * 8 + c] += 1.0f;
-        std::vector<float> b = copy_of(src->logits(x, 0, nullptr));
+        std::vector<float> b = copy_of(src->logits(x, Mask{}, nullptr));
         bool same = a == b;
         CHECK(same == (v == "R" || v == "Rfix" || v == "FR"));
     }

@@ -32,6 +32,8 @@ namespace {
         CHECK(gc_.checked > 0);                            \
     } while (0)
 
+std::vector<double> copy_values(const Tensor& t) { return std::vector<double>(t.data, t.data + t.numel()); }
+
 Tensor randn(const Shape& shape, Rng& rng, bool with_grad = true) {
     Tensor t = new_tensor(shape, with_grad);
     rng.fill_normal(t.data, t.numel(), 0.0f, 1.0f);
@@ -382,6 +384,70 @@ TEST_CASE("op: head_scores and head_mix equal split_heads, bmm and merge_heads, 
                          Error);
     CHECK_THROWS_WITH_AS(head_mix(randn({B, H, Tq, Tq}, rng), v), doctest::Contains("head_mix: weights (2, 3, 5, 5)"),
                          Error);
+}
+
+TEST_CASE("op: causal head_scores and head_mix skip blocks above the diagonal, exactly") {
+    // Over 64 query rows, so the products run in several row blocks (64, 64, 22), the last
+    // one ragged; q_offset 3 is a query window that starts after 3 cached keys.
+    Rng rng(14);
+    const int B = 2, H = 2, D = 3, d = H * D, Tq = 150;
+    for (int q0 : {0, 3}) {
+        CAPTURE(q0);
+        const int Tk = Tq + q0;
+        Mask causal;
+        causal.causal = true;
+        causal.q_offset = q0;
+        Tensor q = randn({B, Tq, d}, rng), k = randn({B, Tk, d}, rng), v = randn({B, Tk, d}, rng);
+        Tensor r = randn({1, H, Tq, Tk}, rng);  // batch-independent logits, as R's
+        // Attention with the causal mask given to the softmax only (every product computed in
+        // full), and with it given to head_scores and head_mix too (blocks skipped).
+        auto attend = [&](const Mask& gemm_mask) {
+            return head_mix(softmax(head_scores(q, k, H, gemm_mask), causal), v, gemm_mask);
+        };
+        auto attend_r = [&](const Mask& gemm_mask) { return head_mix(softmax(r, causal), v, gemm_mask); };
+        {
+            NoGrad ng;
+            // Below the diagonal the product; above it the product or 0 (a skipped block).
+            const Tensor s = head_scores(q, k, H, causal), s_full = head_scores(q, k, H);
+            int64_t wrong = 0, zeros = 0;
+            for (int64_t row = 0; row < (int64_t)B * H * Tq; ++row)
+                for (int j = 0; j < Tk; ++j) {
+                    const float got = s.data[row * Tk + j], want = s_full.data[row * Tk + j];
+                    const bool same = std::fabs(got - want) <= 1e-5f * (1.0f + std::fabs(want));
+                    const bool above = j > (int)(row % Tq) + q0;
+                    zeros += above && got == 0.0f;
+                    wrong += !(same || (above && got == 0.0f));
+                }
+            CHECK(wrong == 0);
+            CHECK(zeros >= (int64_t)B * H * 64 * 64);  // at least the block right of rows 0..63
+            check_close(attend(causal), copy_values(attend(Mask{})), 1e-5, 1e-5);
+            check_close(attend_r(causal), copy_values(attend_r(Mask{})), 1e-5, 1e-5);
+        }
+        // The analytic gradients of every element agree with the unskipped computation's ...
+        auto grads = [&](std::vector<Tensor> inputs, const std::function<Tensor()>& f) {
+            for (Tensor& t : inputs) std::memset(t.grad, 0, t.numel() * sizeof(float));
+            backward(sum(f()));
+            std::vector<std::vector<double>> g;
+            for (const Tensor& t : inputs) g.emplace_back(t.grad, t.grad + t.numel());
+            return g;
+        };
+        const auto g_skip = grads({q, k, v}, [&] { return attend(causal); });
+        const auto g_full = grads({q, k, v}, [&] { return attend(Mask{}); });
+        const auto gr_skip = grads({r, v}, [&] { return attend_r(causal); });
+        const auto gr_full = grads({r, v}, [&] { return attend_r(Mask{}); });
+        auto max_diff = [](const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
+            double m = 0.0;
+            for (size_t t = 0; t < a.size(); ++t)
+                for (size_t i = 0; i < a[t].size(); ++i)
+                    m = std::max(m, std::fabs(a[t][i] - b[t][i]) / (1e-3 + std::fabs(b[t][i])));
+            return m;
+        };
+        CHECK(max_diff(g_skip, g_full) < 1e-4);
+        CHECK(max_diff(gr_skip, gr_full) < 1e-4);
+        // ... and with finite differences.
+        CHECK_GRADS({q, k, v}, [&] { return attend(causal); });
+        CHECK_GRADS({r, v}, [&] { return attend_r(causal); });
+    }
 }
 
 // =====================================================================================
