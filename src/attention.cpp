@@ -98,11 +98,11 @@ public:
     }
     Tensor logits(const Tensor& x, const Mask& mask, Tensor*) override {
         const int Tk = mask.q_offset + x.dim(1);
-        Tensor h = split_heads(linear_relu(x, *w1_, *b1_), H_);  // (B, H, Tq, D)
-        if (!factorized_) return head_linear(h, *w2_, *b2_, Tk);  // (B, H, Tq, Tk)
-        Tensor A = head_linear(h, *w2_, *b2_, a_);                 // (B, H, Tq, a)
-        Tensor Bf = head_linear(h, *w3_, *b3_, b_);                // (B, H, Tq, b)
-        return fd_outer(A, Bf, Tk);                                // (B, H, Tq, Tk)
+        Tensor h = linear_relu(x, *w1_, *b1_);  // (B, Tq, H*D), read per head in place
+        if (!factorized_) return head_linear(h, H_, *w2_, *b2_, Tk, mask);  // (B, H, Tq, Tk)
+        Tensor A = head_linear(h, H_, *w2_, *b2_, a_);                      // (B, H, Tq, a)
+        Tensor Bf = head_linear(h, H_, *w3_, *b3_, b_);                     // (B, H, Tq, b)
+        return fd_outer(A, Bf, Tk);                                          // (B, H, Tq, Tk)
     }
 
 private:

@@ -217,21 +217,26 @@ static void batched_gemm(const Tensor& a, Strided sa, bool ta, const Tensor& b, 
                 else sgemm(true, false, n, k, rows, 1.0f, dCi, sc.ld, Ai, sa.ld, 1.0f, dB, sb.ld);
             }
         };
-        // A broadcast operand's grad sums over the batch: keep that sum serial per head.
-        // Different heads of a (B, T, H*D) gradient are disjoint column blocks: no race.
-        auto for_each = [&](bool broadcast, auto grad) {
-            if (!broadcast) {
+        // A broadcast operand's grad sums over what it is shared by (the batch; also the heads
+        // for one matrix shared by all): keep that sum serial. Different heads of a
+        // (B, T, H*D) gradient are disjoint column blocks: no race.
+        auto for_each = [&](Strided s, auto grad) {
+            const bool per_batch = s.batch != 0 || B == 1, per_head = s.head != 0 || H == 1;
+            if (per_batch && per_head) {
 #pragma omp parallel for collapse(2)
                 for (int bi = 0; bi < B; ++bi)
                     for (int h = 0; h < H; ++h) grad(bi, h);
-            } else {
+            } else if (per_head) {
 #pragma omp parallel for
+                for (int h = 0; h < H; ++h)
+                    for (int bi = 0; bi < B; ++bi) grad(bi, h);
+            } else {
                 for (int h = 0; h < H; ++h)
                     for (int bi = 0; bi < B; ++bi) grad(bi, h);
             }
         };
-        if (a.grad) for_each(sa.batch == 0 && B > 1, grad_a);
-        if (b.grad) for_each(sb.batch == 0 && B > 1, grad_b);
+        if (a.grad) for_each(sa, grad_a);
+        if (b.grad) for_each(sb, grad_b);
     });
 }
 
@@ -806,50 +811,45 @@ Tensor crop(const Tensor& x, int rows, int cols, int row0) {
 // =====================================================================================
 // head_linear: (B, H, T, D) x W_h[:, :n] (+ b_h[:n]) -> (B, H, T, n)
 // =====================================================================================
-Tensor head_linear(const Tensor& x, const Tensor& w, const Tensor& b, int n) {
-    SYNTH_CHECK(x.ndim == 4 && w.ndim == 3 && b.ndim == 2, "head_linear: x (B,H,T,D), w (H,D,L), b (H,L) expected");
-    const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3);
+Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n, const Mask& mask) {
+    SYNTH_CHECK(x.ndim == 3 && w.ndim == 3 && b.ndim == 2 && H >= 1 && x.dim(2) % H == 0,
+                "head_linear: x (B, T, H*D), w (Hw, D, L), b (Hw, L) expected, got x ", x.shape_str(), " in ", H,
+                " heads");
+    const int B = x.dim(0), T = x.dim(1), d = x.dim(2), D = d / H;
     const int Hw = w.dim(0), L = w.dim(2);
     SYNTH_CHECK((Hw == H || Hw == 1) && w.dim(1) == D && b.dim(0) == Hw && b.dim(1) == L, "head_linear: x ",
-                x.shape_str(), " vs w ", w.shape_str(), " b ", b.shape_str());
+                x.shape_str(), " in ", H, " heads vs w ", w.shape_str(), " b ", b.shape_str());
     SYNTH_CHECK(n >= 1 && n <= L, "head_linear: ", n, " outputs requested from ", L);
     Tensor y = new_tensor({B, H, T, n}, needs_grad({&x, &w, &b}));
-    auto W = [=](const float* p, int h) { return p + (int64_t)(Hw == 1 ? 0 : h) * D * L; };
-    auto Bv = [=](const float* p, int h) { return p + (int64_t)(Hw == 1 ? 0 : h) * L; };
-    const int64_t sx = (int64_t)T * D, sy = (int64_t)T * n;
-#pragma omp parallel for collapse(2)
-    for (int bi = 0; bi < B; ++bi)
-        for (int h = 0; h < H; ++h) {
-            float* yo = y.data + ((int64_t)bi * H + h) * sy;
-            const float* bias = Bv(b.data, h);
-            for (int t = 0; t < T; ++t) std::memcpy(yo + (int64_t)t * n, bias, n * sizeof(float));
-            sgemm(false, false, T, n, D, 1.0f, x.data + ((int64_t)bi * H + h) * sx, D, W(w.data, h), L, 1.0f, yo, n);
-        }
-    if (y.grad) {
+    // y_h = x_h W_h[:, :n]: the heads of x read in place, W broadcast over the batch (and over
+    // the heads when shared); the first n columns of W are a (D, n) matrix with row stride L.
+    batched_gemm(x, {(int64_t)T * d, D, d}, false, w, {0, Hw == 1 ? 0 : (int64_t)D * L, L}, false, y,
+                 {(int64_t)H * T * n, (int64_t)T * n, n}, B, H, T, n, D,
+                 {mask.causal ? Causal::LimitN : Causal::None, mask.q_offset});
+    // + b_h[:n] on every row (above a causal diagonal too: those entries are masked anyway).
+    auto bias_of = [=](const float* p, int h) { return p + (int64_t)(Hw == 1 ? 0 : h) * L; };
+    const int64_t rows = (int64_t)B * H * T;
+#pragma omp parallel for if (rows * n > kParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+        float* yr = y.data + r * n;
+        const float* bias = bias_of(b.data, (int)((r / T) % H));
+#pragma omp simd
+        for (int j = 0; j < n; ++j) yr[j] += bias[j];
+    }
+    if (y.grad && b.grad) {
         record([=] {
-            if (x.grad) {
-#pragma omp parallel for collapse(2)
-                for (int bi = 0; bi < B; ++bi)
-                    for (int h = 0; h < H; ++h)  // dx (T, D) += dy (T, n) W[:, :n]^T
-                        sgemm(false, true, T, D, n, 1.0f, y.grad + ((int64_t)bi * H + h) * sy, n, W(w.data, h), L, 1.0f,
-                              x.grad + ((int64_t)bi * H + h) * sx, D);
-            }
-            // dW_h[:, :n] += x^T dy and db_h[:n] += colsum(dy), summed over the batch (and over
-            // heads when W is shared): parallel over weight heads, serial inside.
+            // db_h[:n] += the column sums of dy over batch and time (and heads when shared):
+            // parallel over weight heads, serial inside, so the sums are deterministic.
 #pragma omp parallel for if (Hw > 1)
-            for (int hw = 0; hw < Hw; ++hw)
-                for (int bi = 0; bi < B; ++bi)
-                    for (int h = (Hw == 1 ? 0 : hw); h < (Hw == 1 ? H : hw + 1); ++h) {
-                        const float* dy = y.grad + ((int64_t)bi * H + h) * sy;
-                        if (w.grad)
-                            sgemm(true, false, D, n, T, 1.0f, x.data + ((int64_t)bi * H + h) * sx, D, dy, n, 1.0f,
-                                  const_cast<float*>(W(w.grad, h)), L);
-                        if (b.grad) {
-                            float* db = const_cast<float*>(Bv(b.grad, h));
-                            for (int t = 0; t < T; ++t)
-                                for (int j = 0; j < n; ++j) db[j] += dy[(int64_t)t * n + j];
-                        }
-                    }
+            for (int hw = 0; hw < Hw; ++hw) {
+                float* db = const_cast<float*>(bias_of(b.grad, hw));
+                for (int64_t r = 0; r < rows; ++r) {
+                    if (Hw > 1 && (int)((r / T) % H) != hw) continue;
+                    const float* dy = y.grad + r * n;
+#pragma omp simd
+                    for (int j = 0; j < n; ++j) db[j] += dy[j];
+                }
+            }
         });
     }
     return y;

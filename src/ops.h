@@ -99,10 +99,12 @@ Tensor mean(const Tensor& x);  // (1)
 // x (H, L, M) -> (1, H, rows, cols). R and FR slice their L-sized parameters to the
 // actual length; row0 > 0 selects the query rows of incremental decoding.
 Tensor crop(const Tensor& x, int rows, int cols, int row0 = 0);
-// Per-head linear map to the first n of L outputs: x (B, H, T, D), w (Hw, D, L),
-// b (Hw, L) with Hw = H, or Hw = 1 for one W2 shared by all heads -> (B, H, T, n).
-// This is Dense Synthesizer's W2_h (Eq. for B_i): only the n columns needed are computed.
-Tensor head_linear(const Tensor& x, const Tensor& w, const Tensor& b, int n);
+// Per-head linear map to the first n of L outputs: the heads of x (B, T, H*D), read in
+// place, w (Hw, D, L), b (Hw, L) with Hw = H, or Hw = 1 for one W2 shared by all heads
+// -> (B, H, T, n). This is Dense Synthesizer's W2_h (Eq. for B_i): only the n columns needed
+// are computed, and with mask.causal only those below the diagonal (blocks of 64 rows, as
+// head_scores: entries above it are unspecified, their gradient must be 0).
+Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n, const Mask& mask = Mask{});
 // Factorized Dense: C[.., i, j] = A[.., i, j mod a] * Bf[.., i, j / a] for j < n.
 // A (B, H, T, a), Bf (B, H, T, b) -> (B, H, T, n).
 Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n);

@@ -154,9 +154,9 @@ NaiveCE naive_cross_entropy(const Tensor& logits, const std::vector<int32_t>& ta
     return r;
 }
 
-// x (B, H, T, D), w (Hw, D, L), b (Hw, L) -> (B, H, T, n)
-std::vector<double> naive_head_linear(const Tensor& x, const Tensor& w, const Tensor& b, int n) {
-    const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3), Hw = w.dim(0), L = w.dim(2);
+// x (B, T, H*D), w (Hw, D, L), b (Hw, L) -> (B, H, T, n)
+std::vector<double> naive_head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n) {
+    const int B = x.dim(0), T = x.dim(1), D = x.dim(2) / H, Hw = w.dim(0), L = w.dim(2);
     std::vector<double> y((size_t)B * H * T * n);
     for (int bi = 0; bi < B; ++bi)
         for (int h = 0; h < H; ++h) {
@@ -165,7 +165,7 @@ std::vector<double> naive_head_linear(const Tensor& x, const Tensor& w, const Te
                 for (int j = 0; j < n; ++j) {
                     double s = b.data[hw * L + j];
                     for (int d = 0; d < D; ++d)
-                        s += (double)x.data[(((size_t)bi * H + h) * T + t) * D + d] * w.data[((size_t)hw * D + d) * L + j];
+                        s += (double)x.data[((size_t)bi * T + t) * H * D + h * D + d] * w.data[((size_t)hw * D + d) * L + j];
                     y[(((size_t)bi * H + h) * T + t) * n + j] = s;
                 }
         }
@@ -386,7 +386,7 @@ TEST_CASE("op: head_scores and head_mix equal split_heads, bmm and merge_heads, 
                          Error);
 }
 
-TEST_CASE("op: causal head_scores and head_mix skip blocks above the diagonal, exactly") {
+TEST_CASE("op: causal head_scores, head_linear and head_mix skip blocks above the diagonal, exactly") {
     // Over 64 query rows, so the products run in several row blocks (64, 64, 22), the last
     // one ragged; q_offset 3 is a query window that starts after 3 cached keys.
     Rng rng(14);
@@ -405,6 +405,13 @@ TEST_CASE("op: causal head_scores and head_mix skip blocks above the diagonal, e
             return head_mix(softmax(head_scores(q, k, H, gemm_mask), causal), v, gemm_mask);
         };
         auto attend_r = [&](const Mask& gemm_mask) { return head_mix(softmax(r, causal), v, gemm_mask); };
+        // Dense Synthesizer's logits from the heads of q, one W2 per head or one shared.
+        Tensor w2 = randn({H, D, Tk + 5}, rng), b2 = randn({H, Tk + 5}, rng);
+        Tensor w2s = randn({1, D, Tk + 5}, rng), b2s = randn({1, Tk + 5}, rng);
+        auto attend_d = [&](const Mask& gemm_mask, bool shared) {
+            const Tensor logits = shared ? head_linear(q, H, w2s, b2s, Tk, gemm_mask) : head_linear(q, H, w2, b2, Tk, gemm_mask);
+            return head_mix(softmax(logits, causal), v, gemm_mask);
+        };
         {
             NoGrad ng;
             // Below the diagonal the product; above it the product or 0 (a skipped block).
@@ -422,6 +429,8 @@ TEST_CASE("op: causal head_scores and head_mix skip blocks above the diagonal, e
             CHECK(zeros >= (int64_t)B * H * 64 * 64);  // at least the block right of rows 0..63
             check_close(attend(causal), copy_values(attend(Mask{})), 1e-5, 1e-5);
             check_close(attend_r(causal), copy_values(attend_r(Mask{})), 1e-5, 1e-5);
+            for (bool shared : {false, true})
+                check_close(attend_d(causal, shared), copy_values(attend_d(Mask{}, shared)), 1e-5, 1e-5);
         }
         // The analytic gradients of every element agree with the unskipped computation's ...
         auto grads = [&](std::vector<Tensor> inputs, const std::function<Tensor()>& f) {
@@ -444,6 +453,14 @@ TEST_CASE("op: causal head_scores and head_mix skip blocks above the diagonal, e
         };
         CHECK(max_diff(g_skip, g_full) < 1e-4);
         CHECK(max_diff(gr_skip, gr_full) < 1e-4);
+        for (bool shared : {false, true}) {
+            CAPTURE(shared);
+            Tensor &w = shared ? w2s : w2, &b = shared ? b2s : b2;
+            const auto gd_skip = grads({q, w, b, v}, [&] { return attend_d(causal, shared); });
+            const auto gd_full = grads({q, w, b, v}, [&] { return attend_d(Mask{}, shared); });
+            CHECK(max_diff(gd_skip, gd_full) < 1e-4);
+            CHECK_GRADS({q, w, b, v}, [&] { return attend_d(causal, shared); });
+        }
         // ... and with finite differences.
         CHECK_GRADS({q, k, v}, [&] { return attend(causal); });
         CHECK_GRADS({r, v}, [&] { return attend_r(causal); });
@@ -793,17 +810,17 @@ TEST_CASE("op: crop") {
 TEST_CASE("op: head_linear, per-head and shared weights, n < L") {
     Rng rng(19);
     const int B = 2, H = 3, T = 5, D = 4, L = 6, n = 5;
-    Tensor x = randn({B, H, T, D}, rng);
+    Tensor x = randn({B, T, H * D}, rng);
     for (int Hw : {H, 1}) {
         CAPTURE(Hw);
         Tensor w = randn({Hw, D, L}, rng), b = randn({Hw, L}, rng);
         {
             NoGrad ng;
-            const Tensor y = head_linear(x, w, b, n);
+            const Tensor y = head_linear(x, H, w, b, n);
             CHECK(y.shape_str() == "(2, 3, 5, 5)");
-            check_close(y, naive_head_linear(x, w, b, n));
+            check_close(y, naive_head_linear(x, H, w, b, n));
         }
-        CHECK_GRADS({x, w, b}, [&] { return head_linear(x, w, b, n); });
+        CHECK_GRADS({x, w, b}, [&] { return head_linear(x, H, w, b, n); });
         for (int h = 0; h < Hw; ++h) {  // the unused column L-1 gets no gradient
             CHECK(b.grad[h * L + L - 1] == 0.0f);
             for (int d = 0; d < D; ++d) CHECK(w.grad[(h * D + d) * L + L - 1] == 0.0f);

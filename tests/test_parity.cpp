@@ -68,11 +68,23 @@ TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every
     for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;
     ProcessResult dump = run_process(parity, {"--out-dir=" + dir.path, "--variants=" + list}, dir.path);
     REQUIRE_MESSAGE(dump.status == 0, dump.err);
+    // Sequences over 64 tokens, where causal attention skips whole blocks above the diagonal
+    // (Q K^T and P V for V, Dense's W2 for D, P V with batch-shared weights for R), renamed
+    // long-<variant>.bin.
+    const std::vector<std::string> long_variants = {"V", "R", "D", "R+V"};
+    const std::string long_dir = dir / "long";
+    REQUIRE(std::filesystem::create_directory(long_dir));
+    ProcessResult dump_long = run_process(
+        parity, {"--out-dir=" + long_dir, "--variants=V,R,D,R+V", "--seq=160", "--tokens=150", "--batch=2"}, dir.path);
+    REQUIRE_MESSAGE(dump_long.status == 0, dump_long.err);
+    for (const std::string& v : long_variants)
+        std::filesystem::rename(long_dir + "/" + v + ".bin", dir / ("long-" + v + ".bin"));
 
     // All variants plus one tampered file in ONE Python process: importing torch takes seconds.
     write_tampered(dir / "V.bin", dir / "tampered.bin");
     std::vector<std::string> args = {script, "parity"};
     for (const std::string& v : variants) args.push_back(dir / (v + ".bin"));
+    for (const std::string& v : long_variants) args.push_back(dir / ("long-" + v + ".bin"));
     args.push_back(dir / "tampered.bin");
     ProcessResult check = run_process(kPython, args, dir.path);
     if (check.status == kExitNoTorch || check.status == -1) {
@@ -86,6 +98,12 @@ TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every
     for (const std::string& v : variants) {
         CAPTURE(v);
         std::vector<std::string> line = lines_with(check.out, "[" + v + ".bin]");
+        REQUIRE(line.size() == 1);
+        CHECK(line[0].rfind(v + ": ok ", 0) == 0);
+    }
+    for (const std::string& v : long_variants) {
+        CAPTURE(v);
+        std::vector<std::string> line = lines_with(check.out, "[long-" + v + ".bin]");
         REQUIRE(line.size() == 1);
         CHECK(line[0].rfind(v + ": ok ", 0) == 0);
     }
