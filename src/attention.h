@@ -65,9 +65,10 @@ public:
     virtual ~LogitsSource() = default;
     // x_new (B, Tq, d): the layer inputs at positions [q0, q0 + Tq), q0 = mask.q_offset.
     // Returns logits (B or 1, H, Tq, Tk) with Tk = q0 + Tq. With mask.causal a source may
-    // leave the entries above the causal diagonal at 0 instead of computing them (V does):
-    // the softmax masks them. `key_cache` is this source's slot in AttnCache (nullptr when
-    // not decoding incrementally).
+    // skip the entries above the causal diagonal (V and D do, in blocks): they then hold
+    // unspecified but finite values (the product, the bias or 0), since the softmax masks
+    // them but a mixture's weight gradient still multiplies them by their zero gradient.
+    // `key_cache` is this source's slot in AttnCache (nullptr when not decoding incrementally).
     virtual Tensor logits(const Tensor& x_new, const Mask& mask, Tensor* key_cache) = 0;
 };
 

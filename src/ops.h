@@ -42,7 +42,8 @@ Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb);
 // diagonal in blocks of 64 query rows; they are meant to sit on either side of
 // softmax(logits, mask) with the same mask, which is what makes the skipping exact.
 // head_scores: q (B, Tq, H*D), k (B, Tk, H*D) -> (B, H, Tq, Tk), per head Q_h K_h^T. Causal:
-// an entry above the diagonal holds its product or 0, and its gradient must be 0.
+// an entry above the diagonal holds its product or 0 (never garbage: a mixture's weight
+// gradient multiplies it by its gradient), and that gradient must be 0.
 Tensor head_scores(const Tensor& q, const Tensor& k, int H, const Mask& mask = Mask{});
 // head_mix: p (B or 1, H, Tq, Tk), v (B, Tk, H*D) -> (B, Tq, H*D), head h's columns P_h V_h.
 // Causal: p must be 0 above the diagonal; its gradient there is left incomplete.
@@ -103,7 +104,7 @@ Tensor crop(const Tensor& x, int rows, int cols, int row0 = 0);
 // place, w (Hw, D, L), b (Hw, L) with Hw = H, or Hw = 1 for one W2 shared by all heads
 // -> (B, H, T, n). This is Dense Synthesizer's W2_h (Eq. for B_i): only the n columns needed
 // are computed, and with mask.causal only those below the diagonal (blocks of 64 rows, as
-// head_scores: entries above it are unspecified, their gradient must be 0).
+// head_scores: entries above it hold finite unspecified values, their gradient must be 0).
 Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n, const Mask& mask = Mask{});
 // Factorized Dense: C[.., i, j] = A[.., i, j mod a] * Bf[.., i, j / a] for j < n.
 // A (B, H, T, a), Bf (B, H, T, b) -> (B, H, T, n).

@@ -69,13 +69,14 @@ TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every
     ProcessResult dump = run_process(parity, {"--out-dir=" + dir.path, "--variants=" + list}, dir.path);
     REQUIRE_MESSAGE(dump.status == 0, dump.err);
     // Sequences over 64 tokens, where causal attention skips whole blocks above the diagonal
-    // (Q K^T and P V for V, Dense's W2 for D, P V with batch-shared weights for R), renamed
+    // (Q K^T and P V for V, Dense's W2 for D, P V with batch-shared weights for R, and the
+    // mixtures, whose weights' gradient sums over the skipped entries too), renamed
     // long-<variant>.bin.
-    const std::vector<std::string> long_variants = {"V", "R", "D", "R+V"};
+    const std::vector<std::string> long_variants = {"V", "R", "D", "R+V", "D+V"};
     const std::string long_dir = dir / "long";
     REQUIRE(std::filesystem::create_directory(long_dir));
     ProcessResult dump_long = run_process(
-        parity, {"--out-dir=" + long_dir, "--variants=V,R,D,R+V", "--seq=160", "--tokens=150", "--batch=2"}, dir.path);
+        parity, {"--out-dir=" + long_dir, "--variants=V,R,D,R+V,D+V", "--seq=160", "--tokens=150", "--batch=2"}, dir.path);
     REQUIRE_MESSAGE(dump_long.status == 0, dump_long.err);
     for (const std::string& v : long_variants)
         std::filesystem::rename(long_dir + "/" + v + ".bin", dir / ("long-" + v + ".bin"));
