@@ -93,7 +93,8 @@ run_torch() {
 }
 
 # wait_policy IMPL SETTING BASE_ENV_ARRAY: prints the OMP_WAIT_POLICY to use. For auto, V runs
-# with PASSIVE and ACTIVE alternately, twice each; the runs stay in $raw as part "calibrate".
+# with PASSIVE and ACTIVE alternately, twice each; the runs stay in $raw as parts
+# "calibrate-PASSIVE" and "calibrate-ACTIVE".
 wait_policy() {
     local impl=$1 setting=$2 base=$3
     [[ $setting == auto ]] || { echo "$setting"; return; }

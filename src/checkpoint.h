@@ -78,9 +78,10 @@ std::map<std::string, std::string> config_map(const std::string& lines);
 
 // --resume continues the training of one variant from the checkpoint at `path`. Throws unless
 // `variants` (the --variants list) names exactly the checkpoint's variant, the checkpoint has
-// optimizer state (checked before the config, which a kept-parameters file lacks), and it was trained with the same value of every `model_key` as the flags
-// `now` (Flags::dump() lines). The `training_keys` may differ (e.g. more --steps), but then the
-// run no longer reproduces the uninterrupted one, so each difference is printed as a warning.
+// optimizer state (checked before the config, which a kept-parameters file lacks), and it was
+// trained with the same value of every `model_key` as the flags `now` (Flags::dump() lines).
+// The `training_keys` may differ (e.g. more --steps), but then the run no longer reproduces
+// the uninterrupted one, so each difference is printed as a warning.
 void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
                   const std::string& now, const std::vector<const char*>& model_keys,
                   const std::vector<const char*>& training_keys);

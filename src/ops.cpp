@@ -827,29 +827,26 @@ Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int
                  {(int64_t)H * T * n, (int64_t)T * n, n}, B, H, T, n, D,
                  {mask.causal ? Causal::LimitN : Causal::None, mask.q_offset});
     // + b_h[:n] on every row (above a causal diagonal too: those entries are masked anyway).
-    auto bias_of = [=](const float* p, int h) { return p + (int64_t)(Hw == 1 ? 0 : h) * L; };
     const int64_t rows = (int64_t)B * H * T;
 #pragma omp parallel for if (rows * n > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         float* yr = y.data + r * n;
-        const float* bias = bias_of(b.data, (int)((r / T) % H));
+        const float* bias = b.data + (Hw == 1 ? 0 : (r / T) % H) * L;
 #pragma omp simd
         for (int j = 0; j < n; ++j) yr[j] += bias[j];
     }
     if (y.grad && b.grad) {
         record([=] {
-            // db_h[:n] += the column sums of dy over batch and time (and heads when shared):
-            // parallel over weight heads, serial inside, so the sums are deterministic.
-#pragma omp parallel for if (Hw > 1)
-            for (int hw = 0; hw < Hw; ++hw) {
-                float* db = const_cast<float*>(bias_of(b.grad, hw));
-                for (int64_t r = 0; r < rows; ++r) {
-                    if (Hw > 1 && (int)((r / T) % H) != hw) continue;
-                    const float* dy = y.grad + r * n;
-#pragma omp simd
-                    for (int j = 0; j < n; ++j) db[j] += dy[j];
-                }
+            // db_h[:n] += the column sums of dy over batch and time (and heads when shared),
+            // each sum serial in a fixed order, so the result is deterministic.
+            if (Hw == 1) {
+                colsum_add(y.grad, rows, n, b.grad);
+                return;
             }
+#pragma omp parallel for
+            for (int h = 0; h < H; ++h)
+                for (int bi = 0; bi < B; ++bi)
+                    colsum_add(y.grad + ((int64_t)bi * H + h) * T * n, T, n, b.grad + (int64_t)h * L);
         });
     }
     return y;

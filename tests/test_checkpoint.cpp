@@ -338,6 +338,17 @@ std::vector<std::string> with(std::vector<std::string> args, const std::vector<s
     return args;
 }
 
+// Runs `bin` with `args` resumed from the step-6 checkpoint `ck6`; it must succeed, say so,
+// and warn about nothing (the flags are those of the run that wrote the checkpoint).
+void resume_from_step6(const std::string& bin, const std::vector<std::string>& args, const std::string& ck6,
+                       const ScratchDir& dir) {
+    auto resumed = synth_test::run_process(bin, with(args, {"--save-every=6", "--resume=" + ck6}), dir.path);
+    INFO("stderr: ", resumed.err);
+    REQUIRE(resumed.status == 0);
+    CHECK(resumed.err.find("resumed from " + ck6 + " at step 6") != std::string::npos);
+    CHECK(resumed.err.find("warning") == std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted run bit for bit") {
@@ -360,11 +371,7 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
 
     // Resume from step 6 into the same results directory: rows 1-6 of the curve come from the
     // CSV, rows 7-12 are recomputed and must be identical, as must the final model.
-    auto resumed = synth_test::run_process(lm, with(args, {"--save-every=6", "--resume=" + ck6}), dir.path);
-    INFO("stderr: ", resumed.err);
-    REQUIRE(resumed.status == 0);
-    CHECK(resumed.err.find("resumed from " + ck6 + " at step 6") != std::string::npos);
-    CHECK(resumed.err.find("warning") == std::string::npos);
+    resume_from_step6(lm, args, ck6, dir);
     CHECK(read_file(dir / "lm-tiny-none-curves.csv") == curves);
     const Checkpoint again = load_checkpoint(ck12);
     check_same_state(again, uninterrupted);
@@ -509,11 +516,7 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     CHECK(load_checkpoint(dir / "ck/mt-none-R+V-step6.best.ckpt").step == 4);
     CHECK(uninterrupted.config_value("variant") == "R+V");
 
-    auto resumed = synth_test::run_process(mt, with(args, {"--save-every=6", "--resume=" + ck6}), dir.path);
-    INFO("stderr: ", resumed.err);
-    REQUIRE(resumed.status == 0);
-    CHECK(resumed.err.find("resumed from " + ck6 + " at step 6") != std::string::npos);
-    CHECK(resumed.err.find("warning") == std::string::npos);
+    resume_from_step6(mt, args, ck6, dir);
     const Checkpoint again = load_checkpoint(ck12), again_kept = load_checkpoint(kept);
     check_same_state(again, uninterrupted);
     check_same_state(again_kept, uninterrupted_kept);

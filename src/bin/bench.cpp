@@ -119,6 +119,8 @@ __attribute__((noinline)) float fma_chains(long iters, float seed) {
     return s;
 }
 
+constexpr int kPeakRounds = 5;  // timed rounds per FMA-peak figure
+
 // GFLOP/s of `threads` threads running FMAs at once; best of `reps` timed rounds of ~0.2 s.
 double fma_peak_gflops(int threads, int reps) {
     constexpr long kIters = 100000000;
@@ -311,16 +313,16 @@ int run(int argc, char** argv) {
         SYNTH_CHECK(reps >= 1, "--reps must be >= 1, got ", reps);
         synth::set_threads(threads);
 
-        const double peak1 = fma_peak_gflops(1, 5), peak = fma_peak_gflops(threads, 5);
+        const double peak1 = fma_peak_gflops(1, kPeakRounds), peak = fma_peak_gflops(threads, kPeakRounds);
         const char* coretype = std::getenv("OPENBLAS_CORETYPE");
         std::printf("## GEMM throughput (GFLOP/s)\n\n");
         std::printf("- OpenBLAS kernel: %s\n", synth::blas_kernel_name().c_str());
         std::printf("- OpenBLAS config: %s\n", synth::blas_config().c_str());
         std::printf("- OPENBLAS_CORETYPE: %s\n", coretype ? coretype : "(unset)");
         std::printf("- threads: %d; reps: %d, interleaved, after one warm-up each\n", threads, reps);
-        std::printf("- measured FMA peak (%d-float vectors, no memory traffic, best of 5): %.1f GFLOP/s on 1 thread, "
+        std::printf("- measured FMA peak (%d-float vectors, no memory traffic, best of %d): %.1f GFLOP/s on 1 thread, "
                     "%.1f on %d\n",
-                    kLanes, peak1, peak, threads);
+                    kLanes, kPeakRounds, peak1, peak, threads);
 
         Report report(threads);
         report.json_line("fma_peak", 1, peak1);

@@ -269,8 +269,6 @@ struct VariantResult {
     std::map<std::string, SetScore> scores;  // by set name
 };
 
-// Trains on train_pairs, selects by the loss on val_pairs, then decodes and scores every split
-// of `decode_sets` (the validation set first).
 // What a run saves with its checkpoints and where it resumes from (--save-every, --resume).
 struct CheckpointPlan {
     std::string flags;               // the resolved flags (Flags::dump())
@@ -302,7 +300,9 @@ Checkpoint capture_values(const ParamStore& store, const std::vector<float>& val
     return ck;
 }
 
-// The batch order, learning rate and dropout masks are functions of (seed, step), so the model,
+// Trains on train_pairs, selects by the loss on val_pairs, then decodes and scores every split
+// of `decode_sets` (the validation set first). The batch order, learning rate and dropout masks
+// are functions of (seed, step), so the model,
 // the AdamW state, the step and the best parameters so far are all a resumed run needs to
 // continue exactly as the uninterrupted one would.
 VariantResult run_variant(const Options& o, const std::string& variant, const Bpe& bpe,
