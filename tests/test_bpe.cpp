@@ -7,6 +7,7 @@
 
 #include "bpe.h"
 #include "common.h"
+#include "data_cache.h"
 
 using synth::Bpe;
 
@@ -125,12 +126,11 @@ TEST_CASE("bpe: learning is deterministic") {
 }
 
 TEST_CASE("bpe: round trip on the Multi30k training text") {
-    const std::string dir = "../shared/data/multi30k_en_de/";
-    std::vector<std::string> de = read_lines(dir + "train.de"), en = read_lines(dir + "train.en");
-    if (de.empty() || en.empty()) {
-        MESSAGE("skipped: " << dir << "train.{de,en} not found (run from the repository root)");
-        return;
-    }
+    const std::string dir = cached_data_dir("multi30k_en_de");
+    if (dir.empty()) return;
+    std::vector<std::string> de = read_lines(dir + "/train.de"), en = read_lines(dir + "/train.en");
+    REQUIRE_MESSAGE(de.size() == 29000, dir << "/train.de should have 29,000 lines (data/README.md)");
+    REQUIRE_MESSAGE(en.size() == 29000, dir << "/train.en should have 29,000 lines (data/README.md)");
     // Learn on a subset, so many test words are split and some characters are unseen.
     std::vector<std::string> subset(de.begin(), de.begin() + 3000);
     subset.insert(subset.end(), en.begin(), en.begin() + 3000);
