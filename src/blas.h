@@ -6,10 +6,10 @@
 // KERNEL SELECTION. Debian's OpenBLAS is a DYNAMIC_ARCH build: at library load time a
 // constructor reads CPUID (or the environment variable OPENBLAS_CORETYPE) and binds one set of
 // kernels for the life of the process. When it does not recognise the CPU (new models,
-// hypervisors that mask CPUID) it falls back to an SSE kernel such as "Prescott", about 5x
-// slower on an AVX2 machine (4096x256x256, 2 threads, Zen3: 22 vs 117 GFLOP/s). Since the
-// choice is frozen at load time, setenv() from main() is too late (tests/test_blas.cpp checks
-// this); blas_select_kernel therefore sets OPENBLAS_CORETYPE and re-executes the program, once.
+// hypervisors that mask CPUID) it falls back to an SSE kernel such as "Prescott", several times
+// slower on an AVX2 machine (docs/performance.md has the measurement). Since the choice is
+// frozen at load time, setenv() from main() is too late (tests/test_blas.cpp checks this);
+// blas_select_kernel therefore sets OPENBLAS_CORETYPE and re-executes the program, once.
 //
 // THREAD OWNERSHIP. The machine has few cores, and two thread pools could fight over them:
 // OpenMP (our kernels) and OpenBLAS's own threads. Rule: OpenMP owns all n threads
@@ -22,21 +22,12 @@
 //     then runs on the calling thread, and so does OpenBLAS: its OpenMP build goes
 //     single-threaded when omp_in_parallel().
 //   - Element and row kernels (layernorm, softmax, GELU, AdamW) use `#pragma omp parallel for`.
-// Measured with build/bench, 2 vCPUs (AMD EPYC Zen3, KVM), OpenBLAS 0.3.21, GFLOP/s, best of
-// 20-30 interleaved calls. The machine is shared; the first column is from a quiet moment,
-// the second with load average 4-5 (other training jobs), where every figure drops:
-//                                                                       quiet       loaded
-//   4096x256x256  cblas_sgemm, 1 thread                                 58-79        46
-//                 cblas_sgemm, 2 threads (OpenBLAS's own threading)   107-133        25-38
-//                 cblas_sgemm by 1 thread of a 2-thread region          59        49
-//                 synth::sgemm, 2 row blocks x 1-thread OpenBLAS      124-151        40
-//   other LM shapes (4096x1024x256, A B^T, A^T B): the split is 0-15% faster, except the
-//   dW product 256x256x4096 A^T B, where either can win by up to 20% from run to run
-//   128 attention GEMMs, 128x128x64 (Q K^T) and 128x64x128 (P V), 32 batches x 4 heads:
-//     (a) loop, 2-thread cblas_sgemm per product                         59-65        23-25
-//     (b) omp parallel for over the products, 1-thread sgemm each        79-84        43-48
-//     (c) loop, synth::sgemm splitting each product                        -          31-36
-// A 2-MFLOP product is too small to share between threads; the batch of 128 is not.
+// Why this split: on few cores one big GEMM fills every thread, so n row blocks of
+// single-threaded calls beat OpenBLAS's own threading and never leave two pools competing for
+// the same cores; one per-head product (about 2 MFLOP) is too small to share between threads,
+// but a batch of them is not, so the parallel loop goes over the products. docs/performance.md
+// records the measurements behind both choices; `make bench` re-measures them
+// (results/bench-gemm.md).
 #pragma once
 
 #include <string>
