@@ -24,7 +24,7 @@ else
   CXXFLAGS += -O3 -march=native -fno-math-errno -g
 endif
 
-LIB_SRCS  := $(wildcard src/*.cpp)
+LIB_SRCS  := $(wildcard src/*.cpp src/attention/*.cpp)
 BIN_SRCS  := $(wildcard src/bin/*.cpp)
 TEST_SRCS := $(wildcard tests/*.cpp)
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
@@ -41,14 +41,13 @@ $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/lib.a: $(LIB_OBJS)
-	@rm -f $@
-	ar rcs $@ $^
-
-$(BUILD)/%: $(BUILD)/obj/src/bin/%.o $(BUILD)/lib.a
+# The library's objects are linked whole, not through an archive: each attention variant
+# registers itself from its own file at start-up (src/attention/variant.h), and nothing else
+# references that file, so an archive would leave it out.
+$(BUILD)/%: $(BUILD)/obj/src/bin/%.o $(LIB_OBJS)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests: $(TEST_OBJS) $(BUILD)/lib.a
+$(BUILD)/tests: $(TEST_OBJS) $(LIB_OBJS)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test: deps

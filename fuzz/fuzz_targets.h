@@ -45,7 +45,7 @@ inline void roundtrip_checkpoint(const std::string& bytes) {
     require(synth::serialize_checkpoint(synth::deserialize_checkpoint(once)) == once, "checkpoint re-serialization differs");
     // And it restores into a store built from its own table.
     synth::ParamStore store;
-    for (const auto& p : ck.params) store.add(p.name, p.shape, synth::Init::Zeros, 0.0f, p.trainable);
+    for (const auto& p : ck.params) store.add(p.name, p.shape, synth::Init::Zeros, synth::Decay::No, p.trainable ? synth::Trainable::Yes : synth::Trainable::No);
     store.finalize(0);
     synth::AdamW opt(store, synth::AdamWConfig{});
     synth::restore(ck, store, &opt);

@@ -242,10 +242,12 @@ class SynthLM(nn.Module):
 
 
 def adamw_for(model, lr, betas, eps, weight_decay, **kw):
-    """torch's AdamW with synth's decay rule: matrices (ndim >= 2) decay, except the mixture
-    weights; biases and gains do not; non-trainable parameters (Rfix) are not optimized."""
+    """torch's AdamW with synth's decay rule: weight matrices (ndim >= 2) decay; biases (b, b1,
+    b2, b_a, b_b, whatever their rank), gains and the mixture weights do not; non-trainable
+    parameters (Rfix) are not optimized."""
     def decays(name, p):
-        return p.ndim >= 2 and not name.endswith(".mix.w")
+        last = name.rsplit(".", 1)[-1]
+        return p.ndim >= 2 and not name.endswith(".mix.w") and not last.startswith("b")
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for n, p in named if decays(n, p)], "weight_decay": weight_decay},
@@ -303,9 +305,10 @@ def compare(name, got, want, tol):
 def check_parity(path, tol, verbose):
     meta, t = read_tensor_file(path)
     variant = meta["variant"]
-    model = SynthLM(int(meta["vocab"]), int(meta["d_model"]), int(meta["layers"]), int(meta["heads"]),
-                    int(meta["d_ff"]), int(meta["max_len"]), variant, fr_rank=int(meta["fr_rank"]),
-                    fd_a=int(meta["fd_a"]), share_w2=meta["share_w2"] == "1").double()
+    # The metadata holds synth's model flags (its field table), so the names are the flags'.
+    model = SynthLM(int(meta["vocab"]), int(meta["d-model"]), int(meta["layers"]), int(meta["heads"]),
+                    int(meta["d-ff"]), int(meta["seq"]), variant, fr_rank=int(meta["fr-rank"]),
+                    fd_a=int(meta["fd-a"]), share_w2=meta["share-w2"] in ("1", "true")).double()
     params = dict(model.named_parameters())
     results = []
     # The parameterisation itself: the same names and shapes as synth's ParamStore.

@@ -45,7 +45,7 @@ public:
         std::vector<int32_t> ids((size_t)B * S, pad);
         for (int i = 0; i < B; ++i) std::copy(srcs[i].begin(), srcs[i].end(), ids.begin() + (size_t)i * S);
         scratch().reset();
-        Ctx ctx;
+        StepContext ctx;
         mem_ = model.memory(model.encode(ids, B, S, ctx), ids);
         caches_.resize(model.config().dec_layers);
         origin_.resize(B);
@@ -58,7 +58,7 @@ public:
     Tensor step(const std::vector<int>& rows, const std::vector<int32_t>& tokens) {
         select(rows);
         scratch().reset();
-        Ctx ctx;
+        StepContext ctx;
         return model_.decode(tokens, (int)rows.size(), 1, mem_, ctx, &caches_);
     }
 
@@ -87,7 +87,7 @@ private:
             mem_.batch = (int)rows.size();
             mem_buf_.swap(mem_bufs);
         }
-        for (AttnCache& c : caches_) {
+        for (MixerCache& c : caches_) {
             keep(c.values, bufs);
             for (Tensor& k : c.keys) keep(k, bufs);
         }
@@ -97,7 +97,7 @@ private:
 
     Seq2Seq& model_;
     EncoderMemory mem_;
-    std::vector<AttnCache> caches_;
+    std::vector<MixerCache> caches_;
     std::vector<int> origin_;                  // the sentence (encoder row) of every row
     std::vector<std::vector<float>> mem_buf_;  // storage of mem_.kv
     std::vector<std::vector<float>> bufs_;     // storage of caches_

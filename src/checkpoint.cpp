@@ -458,8 +458,7 @@ std::map<std::string, std::string> config_map(const std::string& lines) {
 }
 
 void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
-                  const std::string& now, const std::vector<const char*>& model_keys,
-                  const std::vector<const char*>& training_keys) {
+                  const Flags& now, const std::vector<std::string>& exempt) {
     const std::string held = ck.config_value("variant");
     std::string list;
     for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;
@@ -468,22 +467,18 @@ void check_resume(const Checkpoint& ck, const std::string& path, const std::vect
     SYNTH_CHECK(variants[0] == held, "checkpoint ", path, " holds variant ", held, " but --variants=", variants[0]);
     SYNTH_CHECK(!ck.adam_m.empty(), "checkpoint ", path, " has no optimizer state, so training cannot continue from it "
                 "(--resume takes the -step<N>.ckpt files that --save-every writes)");
-    const std::map<std::string, std::string> flags = config_map(now);
-    auto current = [&](const char* key) {
-        auto it = flags.find(key);
-        SYNTH_CHECK(it != flags.end(), "check_resume: this binary has no flag --", key);
-        return it->second;
-    };
-    for (const char* key : model_keys) {
+    const std::map<std::string, std::string> flags = config_map(now.dump());
+    for (const std::string& key : now.names(FlagRole::Model)) {
         const std::string was = ck.config_value(key);
-        SYNTH_CHECK(was == current(key), "checkpoint ", path, " was trained with --", key, "=", was,
-                    " but this run has --", key, "=", current(key));
+        SYNTH_CHECK(was == flags.at(key), "checkpoint ", path, " was trained with --", key, "=", was,
+                    " but this run has --", key, "=", flags.at(key));
     }
-    for (const char* key : training_keys) {
+    for (const std::string& key : now.names(FlagRole::Training)) {
         const std::string was = ck.config_value(key);
-        if (was != current(key))
+        if (was != flags.at(key) && std::find(exempt.begin(), exempt.end(), key) == exempt.end())
             std::fprintf(stderr, "warning: checkpoint %s was trained with --%s=%s, this run has --%s=%s: it will not "
-                         "reproduce the uninterrupted run\n", path.c_str(), key, was.c_str(), key, current(key).c_str());
+                         "reproduce the uninterrupted run\n", path.c_str(), key.c_str(), was.c_str(), key.c_str(),
+                         flags.at(key).c_str());
     }
 }
 

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "flags.h"
 #include "optim.h"
 #include "params.h"
 
@@ -79,11 +80,11 @@ std::map<std::string, std::string> config_map(const std::string& lines);
 // --resume continues the training of one variant from the checkpoint at `path`. Throws unless
 // `variants` (the --variants list) names exactly the checkpoint's variant, the checkpoint has
 // optimizer state (checked before the config, which a kept-parameters file lacks), and it was
-// trained with the same value of every `model_key` as the flags `now` (Flags::dump() lines).
-// The `training_keys` may differ (e.g. more --steps), but then the run no longer reproduces
-// the uninterrupted one, so each difference is printed as a warning.
+// trained with the same value of every FlagRole::Model flag of `now`. The FlagRole::Training
+// flags may differ (e.g. more --steps), but then the run no longer reproduces the
+// uninterrupted one, so each difference is printed as a warning (except for `exempt` keys,
+// which the recipe does not depend on).
 void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
-                  const std::string& now, const std::vector<const char*>& model_keys,
-                  const std::vector<const char*>& training_keys);
+                  const Flags& now, const std::vector<std::string>& exempt = {});
 
 }  // namespace synth

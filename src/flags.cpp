@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 
 #include "common.h"
@@ -14,19 +15,19 @@ namespace synth {
 Flags::Flags(std::string program, std::string summary)
     : program_(std::move(program)), summary_(std::move(summary)) {}
 
-void Flags::add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help) {
+void Flags::add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role) {
     for (const Entry& e : entries_) SYNTH_CHECK(e.name != name, "flag --", name, " registered twice");
-    Entry e{name, help, "", kind, ptr};
+    Entry e{name, help, "", kind, ptr, role};
     e.default_text = value_text(e);
     entries_.push_back(e);
 }
 
-void Flags::add(const std::string& n, int* v, const std::string& h) { add_entry(n, Kind::Int, v, h); }
-void Flags::add(const std::string& n, int64_t* v, const std::string& h) { add_entry(n, Kind::Int64, v, h); }
-void Flags::add(const std::string& n, float* v, const std::string& h) { add_entry(n, Kind::Float, v, h); }
-void Flags::add(const std::string& n, double* v, const std::string& h) { add_entry(n, Kind::Double, v, h); }
-void Flags::add(const std::string& n, bool* v, const std::string& h) { add_entry(n, Kind::Bool, v, h); }
-void Flags::add(const std::string& n, std::string* v, const std::string& h) { add_entry(n, Kind::String, v, h); }
+void Flags::add(const std::string& n, int* v, const std::string& h, FlagRole r) { add_entry(n, Kind::Int, v, h, r); }
+void Flags::add(const std::string& n, int64_t* v, const std::string& h, FlagRole r) { add_entry(n, Kind::Int64, v, h, r); }
+void Flags::add(const std::string& n, float* v, const std::string& h, FlagRole r) { add_entry(n, Kind::Float, v, h, r); }
+void Flags::add(const std::string& n, double* v, const std::string& h, FlagRole r) { add_entry(n, Kind::Double, v, h, r); }
+void Flags::add(const std::string& n, bool* v, const std::string& h, FlagRole r) { add_entry(n, Kind::Bool, v, h, r); }
+void Flags::add(const std::string& n, std::string* v, const std::string& h, FlagRole r) { add_entry(n, Kind::String, v, h, r); }
 
 std::string Flags::value_text(const Entry& e) {
     std::ostringstream os;
@@ -88,27 +89,31 @@ bool Flags::parse(const std::vector<std::string>& args) {
             e->given = true;
             continue;
         }
-        std::string v = a.substr(eq + 1);
-        switch (e->kind) {
-            case Kind::Int: *static_cast<int*>(e->ptr) = (int)parse_integer(key, v, -2147483647LL - 1, 2147483647LL); break;
-            case Kind::Int64: *static_cast<int64_t*>(e->ptr) = parse_integer(key, v, INT64_MIN, INT64_MAX); break;
-            case Kind::Float: {
-                double x = parse_real(key, v);
-                SYNTH_CHECK(std::fabs(x) <= FLT_MAX, "flag --", key, ": ", v, " is out of range for a float");
-                *static_cast<float*>(e->ptr) = (float)x;
-                break;
-            }
-            case Kind::Double: *static_cast<double*>(e->ptr) = parse_real(key, v); break;
-            case Kind::String: *static_cast<std::string*>(e->ptr) = v; break;
-            case Kind::Bool:
-                if (v == "true" || v == "1") *static_cast<bool*>(e->ptr) = true;
-                else if (v == "false" || v == "0") *static_cast<bool*>(e->ptr) = false;
-                else fail("flag --", key, ": '", v, "' is not true/false");
-                break;
-        }
-        e->given = true;
+        set(*e, a.substr(eq + 1));
     }
     return true;
+}
+
+void Flags::set(Entry& e, const std::string& v) {
+    const std::string& key = e.name;
+    switch (e.kind) {
+        case Kind::Int: *static_cast<int*>(e.ptr) = (int)parse_integer(key, v, -2147483647LL - 1, 2147483647LL); break;
+        case Kind::Int64: *static_cast<int64_t*>(e.ptr) = parse_integer(key, v, INT64_MIN, INT64_MAX); break;
+        case Kind::Float: {
+            double x = parse_real(key, v);
+            SYNTH_CHECK(std::fabs(x) <= FLT_MAX, "flag --", key, ": ", v, " is out of range for a float");
+            *static_cast<float*>(e.ptr) = (float)x;
+            break;
+        }
+        case Kind::Double: *static_cast<double*>(e.ptr) = parse_real(key, v); break;
+        case Kind::String: *static_cast<std::string*>(e.ptr) = v; break;
+        case Kind::Bool:
+            if (v == "true" || v == "1") *static_cast<bool*>(e.ptr) = true;
+            else if (v == "false" || v == "0") *static_cast<bool*>(e.ptr) = false;
+            else fail("flag --", key, ": '", v, "' is not true/false");
+            break;
+    }
+    e.given = true;
 }
 
 bool Flags::given(const std::string& name) const {
@@ -133,6 +138,28 @@ std::string Flags::dump() const {
     std::ostringstream os;
     for (const Entry& e : entries_) os << e.name << "=" << value_text(e) << "\n";
     return os.str();
+}
+
+std::vector<std::string> Flags::names(FlagRole role) const {
+    std::vector<std::string> out;
+    for (const Entry& e : entries_)
+        if (e.role == role) out.push_back(e.name);
+    return out;
+}
+
+void Flags::load(const std::string& lines, FlagRole role) {
+    std::map<std::string, std::string> values;
+    std::istringstream is(lines);
+    for (std::string line; std::getline(is, line);) {
+        const size_t eq = line.find('=');
+        if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    for (Entry& e : entries_) {
+        if (e.role != role) continue;
+        auto it = values.find(e.name);
+        SYNTH_CHECK(it != values.end(), "the saved config has no value for --", e.name);
+        set(e, it->second);
+    }
 }
 
 void require_positive(FlagValues flags) {

@@ -9,6 +9,11 @@
 // Unknown flags, missing '=' for non-bool flags, malformed numbers and trailing junk
 // ("12abc") throw synth::Error naming the flag. A bool flag accepts --x, --x=true|false|1|0.
 // Range checks are the caller's job (use SYNTH_CHECK after parse()).
+//
+// A flag table is also a config's field table: each flag has a role. dump() is the resolved
+// config a checkpoint saves; load() reads a checkpoint's Model flags back (to rebuild its
+// network); check_resume() (checkpoint.h) compares the Model flags (must match) and the
+// Training flags (a difference is a warning) of a checkpoint with this run's.
 #pragma once
 
 #include <cstdint>
@@ -19,16 +24,22 @@
 
 namespace synth {
 
+enum class FlagRole {
+    Run,       // where and how to run: paths, logging, reports
+    Model,     // the network's shape and definition: a checkpoint is only valid with the same values
+    Training,  // the training recipe: a resumed run reproduces the uninterrupted one only with the same values
+};
+
 class Flags {
 public:
     Flags(std::string program, std::string summary);
 
-    void add(const std::string& name, int* v, const std::string& help);
-    void add(const std::string& name, int64_t* v, const std::string& help);
-    void add(const std::string& name, float* v, const std::string& help);
-    void add(const std::string& name, double* v, const std::string& help);
-    void add(const std::string& name, bool* v, const std::string& help);
-    void add(const std::string& name, std::string* v, const std::string& help);
+    void add(const std::string& name, int* v, const std::string& help, FlagRole role = FlagRole::Run);
+    void add(const std::string& name, int64_t* v, const std::string& help, FlagRole role = FlagRole::Run);
+    void add(const std::string& name, float* v, const std::string& help, FlagRole role = FlagRole::Run);
+    void add(const std::string& name, double* v, const std::string& help, FlagRole role = FlagRole::Run);
+    void add(const std::string& name, bool* v, const std::string& help, FlagRole role = FlagRole::Run);
+    void add(const std::string& name, std::string* v, const std::string& help, FlagRole role = FlagRole::Run);
 
     // Parses argv[1..]. Positional (non --) arguments are collected in positional().
     // Returns false if --help was given (usage already printed to stdout).
@@ -42,6 +53,11 @@ public:
     std::string usage() const;
     // "key=value" lines for every flag, in registration order: the resolved config.
     std::string dump() const;
+    // The names of the flags with this role, in registration order.
+    std::vector<std::string> names(FlagRole role) const;
+    // Sets every flag of `role` from "key=value" lines (a checkpoint's config), as if given.
+    // Throws naming the first flag the lines lack or whose value does not parse.
+    void load(const std::string& lines, FlagRole role);
 
 private:
     enum class Kind { Int, Int64, Float, Double, Bool, String };
@@ -49,9 +65,11 @@ private:
         std::string name, help, default_text;
         Kind kind;
         void* ptr;
+        FlagRole role;
         bool given = false;
     };
-    void add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help);
+    void add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role);
+    void set(Entry& e, const std::string& value);
     static std::string value_text(const Entry& e);
     std::string program_, summary_;
     std::vector<Entry> entries_;

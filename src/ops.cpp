@@ -961,4 +961,23 @@ Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
     return y;
 }
 
+// =====================================================================================
+// broadcast_batch: (1, ...) -> (B, ...)
+// =====================================================================================
+Tensor broadcast_batch(const Tensor& x, int B) {
+    SYNTH_CHECK(x.ndim >= 1 && x.dim(0) == 1 && B >= 1, "broadcast_batch: ", x.shape_str(), " to a batch of ", B);
+    Shape shape = shape_of(x);
+    shape[0] = B;
+    const int64_t n = x.numel();
+    Tensor y = new_tensor(shape, needs_grad({&x}));
+    for (int b = 0; b < B; ++b) std::memcpy(y.data + b * n, x.data, n * sizeof(float));
+    if (y.grad) {
+        record([=] {
+            for (int b = 0; b < B; ++b)
+                for (int64_t i = 0; i < n; ++i) x.grad[i] += y.grad[b * n + i];
+        });
+    }
+    return y;
+}
+
 }  // namespace synth

@@ -109,6 +109,10 @@ Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int
 // Factorized Dense: C[.., i, j] = A[.., i, j mod a] * Bf[.., i, j / a] for j < n.
 // A (B, H, T, a), Bf (B, H, T, b) -> (B, H, T, n).
 Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n);
+// Repeats a batch-1 tensor (1, ...) B times along dim 0 -> (B, ...); the backward sums the
+// copies. Attention dropout needs it for batch-shared probabilities (R, Rfix, FR): one mask
+// per sequence, not one for the whole batch.
+Tensor broadcast_batch(const Tensor& x, int B);
 // Mixture inside the softmax: sum_c softmax(w[h])_c * comps[c], w (H, C); each comp is
 // (Bc, H, Tq, Tk) with Bc = 1 or B. Output batch is max Bc.
 Tensor mix(const std::vector<Tensor>& comps, const Tensor& w);

@@ -63,4 +63,6 @@ float lr_at(const std::string& schedule, int64_t step, int64_t warmup, int64_t t
     fail("unknown learning-rate schedule '", schedule, "' (cosine, rsqrt, constant)");
 }
 
+bool schedule_uses_total(const std::string& schedule) { return schedule == "cosine"; }
+
 }  // namespace synth

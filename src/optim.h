@@ -37,5 +37,8 @@ double clip_grad_norm(ParamStore& store, float max_norm);
 // Linear warm-up to peak over `warmup` steps, then cosine decay to min_lr at total_steps
 // ("cosine"), or peak * sqrt(warmup / step) after warm-up ("rsqrt", Vaswani et al.).
 float lr_at(const std::string& schedule, int64_t step, int64_t warmup, int64_t total_steps, float peak, float min_lr);
+// Whether a schedule's learning rates depend on total_steps (cosine does; rsqrt and constant
+// do not, so a finished run continued with more steps is exactly the longer run).
+bool schedule_uses_total(const std::string& schedule);
 
 }  // namespace synth

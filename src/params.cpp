@@ -14,12 +14,18 @@ ParamStore::~ParamStore() {
     std::free(grad_);
 }
 
-Tensor* ParamStore::add(const std::string& name, const Shape& shape, Init init, float std, bool trainable) {
+InitSpec InitSpec::glorot(int64_t fan_in, int64_t fan_out) {
+    InitSpec s(Init::GlorotUniform);
+    s.fan_in = fan_in;
+    s.fan_out = fan_out;
+    return s;
+}
+
+Tensor* ParamStore::add(const std::string& name, const Shape& shape, InitSpec init, Decay decay, Trainable trainable) {
     SYNTH_CHECK(!final_, "parameter ", name, " declared after finalize()");
     SYNTH_CHECK(!find(name), "parameter ", name, " declared twice");
     for (int d : shape) SYNTH_CHECK(d > 0, "parameter ", name, " has a non-positive dimension");
-    // Matrices decay; biases, gains and per-head mixture weights do not.
-    params_.push_back(Param{name, shape, init, std, trainable, shape.size() >= 2, 0, Tensor{}});
+    params_.push_back(Param{name, shape, init, trainable == Trainable::Yes, decay == Decay::Yes, 0, Tensor{}});
     Param& p = params_.back();
     p.t.ndim = (int)shape.size();
     for (int i = 0; i < p.t.ndim; ++i) p.t.dims[i] = shape[i];
@@ -40,15 +46,17 @@ void ParamStore::finalize(uint64_t seed) {
         const int64_t n = numel_of(p.shape);
         p.t.data = data_ + p.offset;
         p.t.grad = p.trainable ? grad_ + p.offset : nullptr;
-        switch (p.init) {
+        switch (p.init.kind) {
             case Init::Zeros: break;
             case Init::Ones:
                 for (int64_t i = 0; i < n; ++i) p.t.data[i] = 1.0f;
                 break;
-            case Init::Normal: rng.fill_normal(p.t.data, n, 0.0f, p.std); break;
+            case Init::Normal: rng.fill_normal(p.t.data, n, 0.0f, p.init.std); break;
             case Init::GlorotUniform: {
-                // Over the last two dims, as mesh-tensorflow initialises its R matrices.
-                int fan_in = p.shape[p.shape.size() - 2], fan_out = p.shape.back();
+                SYNTH_CHECK(p.shape.size() >= 2 || p.init.fan_in > 0, "parameter ", p.name,
+                            ": Glorot initialisation needs a matrix or explicit fans");
+                const int64_t fan_in = p.init.fan_in > 0 ? p.init.fan_in : p.shape[p.shape.size() - 2];
+                const int64_t fan_out = p.init.fan_out > 0 ? p.init.fan_out : p.shape.back();
                 float lim = std::sqrt(6.0f / (float)(fan_in + fan_out));
                 rng.fill_uniform(p.t.data, n, -lim, lim);
                 break;

@@ -122,4 +122,16 @@ std::string fmt(double v, int decimals) {
     return buf;
 }
 
+Table merge_results(const std::string& stem, const std::vector<std::string>& columns, const std::vector<std::string>& row,
+                    const std::string& key, const std::function<std::string(const Table&)>& render,
+                    const std::function<void()>& also) {
+    FileLock lock(stem + ".lock");
+    Table table = Table::load_or_empty(stem + ".csv", columns);
+    table.upsert(row, key);
+    write_file_atomic(stem + ".md", render(table));
+    write_file_atomic(stem + ".csv", table.to_csv());
+    if (also) also();
+    return table;
+}
+
 }  // namespace synth

@@ -4,6 +4,7 @@
 // the existing CSV by key, so `--variants=V` then `--variants=R` yields one table.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,12 @@ struct Table {
 };
 
 std::string fmt(double v, int decimals);
+
+// Merges `row` into <stem>.csv by its `key` column and rewrites <stem>.md as render(table),
+// under the lock <stem>.lock, re-reading what other processes wrote (a sweep can be split
+// across processes). `also`, if given, runs under the same lock (e.g. a curve file).
+Table merge_results(const std::string& stem, const std::vector<std::string>& columns, const std::vector<std::string>& row,
+                    const std::string& key, const std::function<std::string(const Table&)>& render,
+                    const std::function<void()>& also = {});
 
 }  // namespace synth

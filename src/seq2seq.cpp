@@ -5,8 +5,29 @@
 #include <numeric>
 
 #include "common.h"
+#include "flags.h"
 
 namespace synth {
+
+void Seq2SeqConfig::bind(Flags& f) {
+    f.add("d-model", &attn.d_model, "model width d", FlagRole::Model);
+    f.add("enc-layers", &enc_layers, "encoder layers", FlagRole::Model);
+    f.add("dec-layers", &dec_layers, "decoder layers", FlagRole::Model);
+    f.add("heads", &attn.heads, "attention heads H", FlagRole::Model);
+    f.add("d-ff", &d_ff, "feed-forward width", FlagRole::Model);
+    f.add("max-len", &attn.max_len, "maximum sentence length L in BPE tokens (synthesizers and positions are sized by it)",
+          FlagRole::Model);
+    f.add("positions", &positions, "learned | sinusoidal position embeddings", FlagRole::Model);
+    f.add("init", &init,
+          "glorot (Vaswani et al.: Glorot-uniform matrices, unit-scale embeddings and positions) | normal "
+          "(N(0, 0.02) everywhere, GPT-2)",
+          FlagRole::Model);
+    f.add("share-embeddings", &share_embeddings, "one embedding table for source and target (joint BPE)",
+          FlagRole::Model);
+    f.add("dropout", &dropout, "embedding and residual dropout", FlagRole::Training);
+    f.add("attn-dropout", &attn.attn_dropout, "dropout on attention probabilities", FlagRole::Training);
+    add_setting_flags(f, attn.settings);
+}
 
 Seq2Seq::Seq2Seq(ParamStore& store, const Seq2SeqConfig& cfg) : cfg_(cfg) {
     const int d = cfg.attn.d_model, L = cfg.attn.max_len;
@@ -23,14 +44,14 @@ Seq2Seq::Seq2Seq(ParamStore& store, const Seq2SeqConfig& cfg) : cfg_(cfg) {
     // N(0, 1/d) times sqrt(d) = unit scale (glorot, see embed()).
     const float emb_std = glorot ? 1.0f / std::sqrt((float)d) : 0.02f, pos_scale = glorot ? 1.0f : 0.02f;
     if (cfg.share_embeddings) {
-        src_emb_ = tgt_emb_ = store.add("emb", {cfg.vocab, d}, Init::Normal, emb_std);
+        src_emb_ = tgt_emb_ = store.weight("emb", {cfg.vocab, d}, InitSpec(Init::Normal, emb_std));
     } else {
-        src_emb_ = store.add("src_emb", {cfg.vocab, d}, Init::Normal, emb_std);
-        tgt_emb_ = store.add("tgt_emb", {cfg.vocab, d}, Init::Normal, emb_std);
+        src_emb_ = store.weight("src_emb", {cfg.vocab, d}, InitSpec(Init::Normal, emb_std));
+        tgt_emb_ = store.weight("tgt_emb", {cfg.vocab, d}, InitSpec(Init::Normal, emb_std));
     }
     if (cfg.positions == "learned") {
-        src_pos_ = store.add("src_pos", {L, d}, Init::Normal, pos_scale);
-        tgt_pos_ = store.add("tgt_pos", {L, d}, Init::Normal, pos_scale);
+        src_pos_ = store.weight("src_pos", {L, d}, InitSpec(Init::Normal, pos_scale));
+        tgt_pos_ = store.weight("tgt_pos", {L, d}, InitSpec(Init::Normal, pos_scale));
     } else {
         // PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(p / 10000^(2i/d)), scaled to the
         // magnitude of the token embeddings so neither swamps the other.
@@ -44,28 +65,19 @@ Seq2Seq::Seq2Seq(ParamStore& store, const Seq2SeqConfig& cfg) : cfg_(cfg) {
         sin_table_.ndim = 2;
         sin_table_.dims = {L, d, 0, 0};
     }
-    AttnConfig attn = cfg.attn;
-    attn.weights = weights;
-    for (int l = 0; l < cfg.enc_layers; ++l) {
-        std::string p = "enc" + std::to_string(l) + ".";
-        enc_.push_back(std::unique_ptr<EncBlock>(new EncBlock{LayerNorm(store, p + "ln1.", d), LayerNorm(store, p + "ln2.", d),
-                                                              SelfAttention(store, p + "attn.", attn),
-                                                              FeedForward(store, p + "ffn.", d, cfg.d_ff, weights)}));
-    }
-    for (int l = 0; l < cfg.dec_layers; ++l) {
-        std::string p = "dec" + std::to_string(l) + ".";
-        dec_.push_back(std::unique_ptr<DecBlock>(
-            new DecBlock{LayerNorm(store, p + "ln1.", d), LayerNorm(store, p + "ln2.", d), LayerNorm(store, p + "ln3.", d),
-                         SelfAttention(store, p + "attn.", attn),
-                         CrossAttention(store, p + "cross.", d, cfg.attn.heads, cfg.attn.attn_dropout, weights),
-                         FeedForward(store, p + "ffn.", d, cfg.d_ff, weights)}));
-    }
+    BlockConfig block{cfg.attn, cfg.d_ff, cfg.dropout, /*cross=*/false, weights};
+    block.attn.weights = weights;
+    for (int l = 0; l < cfg.enc_layers; ++l)
+        enc_.push_back(std::make_unique<Block>(store, "enc" + std::to_string(l) + ".", block));
+    block.cross = true;
+    for (int l = 0; l < cfg.dec_layers; ++l)
+        dec_.push_back(std::make_unique<Block>(store, "dec" + std::to_string(l) + ".", block));
     enc_ln_ = std::make_unique<LayerNorm>(store, "enc_ln.", d);
     dec_ln_ = std::make_unique<LayerNorm>(store, "dec_ln.", d);
 }
 
 Tensor Seq2Seq::embed(const Tensor& table, const Tensor& pos, const std::vector<int32_t>& ids, int B, int T, int pos0,
-                      Ctx& ctx) {
+                      StepContext& ctx) {
     std::vector<int32_t> p(T);
     std::iota(p.begin(), p.end(), pos0);
     Tensor e = embedding(table, ids, B, T);  // (B, T, d)
@@ -80,7 +92,7 @@ std::vector<uint8_t> Seq2Seq::pad_mask(const std::vector<int32_t>& ids) const {
     return m;
 }
 
-Tensor Seq2Seq::encode(const std::vector<int32_t>& src, int B, int S, Ctx& ctx) {
+Tensor Seq2Seq::encode(const std::vector<int32_t>& src, int B, int S, StepContext& ctx) {
     const int L = cfg_.attn.max_len;
     SYNTH_CHECK(S <= L, "source sentence of ", S, " tokens (with <eos>) is longer than the model's maximum length L=", L,
                 " (positions and the ", cfg_.attn.variant, " attention are sized by L)");
@@ -90,10 +102,7 @@ Tensor Seq2Seq::encode(const std::vector<int32_t>& src, int B, int S, Ctx& ctx) 
     mask.key_pad = pad.data();
     mask.batch = B;
     Tensor x = embed(*src_emb_, src_pos_ ? *src_pos_ : sin_table_, src, B, S, 0, ctx);
-    for (auto& b : enc_) {
-        x = add(x, drop(b->attn.forward(b->ln1.forward(x), mask, ctx), cfg_.dropout, ctx));
-        x = add(x, drop(b->ffn.forward(b->ln2.forward(x)), cfg_.dropout, ctx));
-    }
+    for (auto& b : enc_) x = b->forward(x, mask, ctx);
     return enc_ln_->forward(x);  // (B, S, d)
 }
 
@@ -104,12 +113,12 @@ EncoderMemory Seq2Seq::memory(const Tensor& enc_out, const std::vector<int32_t>&
     SYNTH_CHECK((int64_t)src.size() == (int64_t)m.batch * m.len, "memory: ", src.size(), " source ids for an encoder output ",
                 enc_out.shape_str());
     m.pad = pad_mask(src);
-    for (auto& b : dec_) m.kv.push_back(b->cross.memory_kv(enc_out));
+    for (auto& b : dec_) m.kv.push_back(b->cross()->memory_kv(enc_out));
     return m;
 }
 
-Tensor Seq2Seq::decode(const std::vector<int32_t>& tgt_in, int B, int T, const EncoderMemory& mem, Ctx& ctx,
-                       std::vector<AttnCache>* caches) {
+Tensor Seq2Seq::decode(const std::vector<int32_t>& tgt_in, int B, int T, const EncoderMemory& mem, StepContext& ctx,
+                       std::vector<MixerCache>* caches) {
     const int L = cfg_.attn.max_len, d = cfg_.attn.d_model;
     const int pos0 = caches ? (*caches)[0].len : 0;
     SYNTH_CHECK(!caches || (int)caches->size() == cfg_.dec_layers, "decode: ", caches->size(), " caches for ",
@@ -132,10 +141,8 @@ Tensor Seq2Seq::decode(const std::vector<int32_t>& tgt_in, int B, int T, const E
     cross_mask.batch = B;
     Tensor y = embed(*tgt_emb_, tgt_pos_ ? *tgt_pos_ : sin_table_, tgt_in, B, T, pos0, ctx);
     for (size_t l = 0; l < dec_.size(); ++l) {
-        DecBlock& b = *dec_[l];
-        y = add(y, drop(b.attn.forward(b.ln1.forward(y), self_mask, ctx, caches ? &(*caches)[l] : nullptr), cfg_.dropout, ctx));
-        y = add(y, drop(b.cross.forward(b.ln2.forward(y), mem.kv[l], cross_mask, ctx), cfg_.dropout, ctx));
-        y = add(y, drop(b.ffn.forward(b.ln3.forward(y)), cfg_.dropout, ctx));
+        const CrossInput cross{&mem.kv[l], cross_mask};
+        y = dec_[l]->forward(y, self_mask, ctx, caches ? &(*caches)[l] : nullptr, &cross);
     }
     Tensor h = dec_ln_->forward(y);                                         // (B, T, d)
     return linear(reshape(h, {B * T, d}), *tgt_emb_, Tensor{}, true);      // (B*T, V)

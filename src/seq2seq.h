@@ -1,18 +1,16 @@
 // seq2seq.h: the pre-LayerNorm encoder-decoder Transformer for translation, and the padded
 // token-count batches it trains on.
 //
-//   encoder:  x = emb[src] + pos[0..S)                       // (B, S, d)
-//             per layer: x = x + Drop(SelfAttn(LN(x)))       // key-padding mask; any variant
-//                        x = x + Drop(FFN(LN(x)))
+//   encoder:  x = emb[src] + pos[0..S)                  // (B, S, d)
+//             per layer: x = Block(x)                   // key-padding mask; any variant (block.h)
 //             memory = LN(x)
-//   decoder:  y = emb[tgt_in] + pos[0..T)                    // tgt_in = <bos> y_1 .. y_n
-//             per layer: y = y + Drop(SelfAttn(LN(y)))       // causal + key-padding; any variant
-//                        y = y + Drop(CrossAttn(LN(y), memory))  // always dot product
-//                        y = y + Drop(FFN(LN(y)))
-//             logits = LN(y) emb_tgt^T                       // tied output embedding, (B*T, V)
+//   decoder:  y = emb[tgt_in] + pos[0..T)               // tgt_in = <bos> y_1 .. y_n
+//             per layer: y = Block(y, memory)           // causal + key-padding self-attention of any
+//                                                       // variant, then dot-product cross-attention
+//             logits = LN(y) emb_tgt^T                  // tied output embedding, (B*T, V)
 //
-// PAPER.md: the Synthesizer variant replaces encoder AND decoder self-attention; the
-// encoder-decoder attention stays vanilla. Source and target share one embedding table by
+// docs/variants.md: the Synthesizer variant replaces encoder AND decoder self-attention; the
+// encoder-decoder attention stays dot product. Source and target share one embedding table by
 // default (one joint BPE vocabulary); a flag gives each side its own. Positions are learned
 // (one (L, d) table per side) or fixed sinusoids (Vaswani et al. 2017, section 3.5); either way
 // L bounds the length, so a longer sentence is an error for every variant, V included.
@@ -28,10 +26,11 @@
 #include <utility>
 #include <vector>
 
-#include "attention.h"
-#include "transformer.h"
+#include "block.h"
 
 namespace synth {
+
+class Flags;
 
 struct Seq2SeqConfig {
     int vocab = 8000;          // joint BPE vocabulary (both sides)
@@ -42,13 +41,15 @@ struct Seq2SeqConfig {
     std::string positions = "learned";  // learned | sinusoidal
     int pad = 0;               // the padding id (Bpe::kPad)
     // normal: every weight N(0, 0.02) (GPT-2). glorot (Vaswani et al.): Glorot-uniform weight
-    // matrices (self-attention's included, but not R/FR, which follow --r-init), embeddings
-    // N(0, 1/d) multiplied by sqrt(d) on input (unit scale; the tied output layer is not
-    // scaled) and positions at unit scale. At d=128, glorot trains much faster: validation NLL
-    // 3.52 against 4.15 after 600 steps of V (`build/mt --preset=full --variants=V --steps=600
-    // --threads=1 --init=glorot|normal`; see src/bin/mt.cpp's full preset).
+    // matrices (self-attention's included, but not the random synthesizers', which follow
+    // --r-init), embeddings N(0, 1/d) multiplied by sqrt(d) on input (unit scale; the tied
+    // output layer is not scaled) and positions at unit scale. It trains much faster at d=128
+    // (docs/performance.md).
     std::string init = "glorot";
-    AttnConfig attn;           // d_model, heads, max_len L, variant, variant flags, attention dropout
+    AttnConfig attn;           // d_model, heads, max_len L, variant, its settings, attention dropout
+
+    // The field table: every field but vocab (the BPE's) and pad a flag, with its role.
+    void bind(Flags& f);
 };
 
 // What the decoder reads from the encoder: the cross-attention keys and values of every
@@ -65,7 +66,7 @@ public:
 
     // src: B*S ids, row-major, each row padded with cfg.pad on the right. Returns the
     // encoder output (B, S, d), after the final LayerNorm. Throws if S > L.
-    Tensor encode(const std::vector<int32_t>& src, int B, int S, Ctx& ctx);
+    Tensor encode(const std::vector<int32_t>& src, int B, int S, StepContext& ctx);
     // Projects the encoder output to every decoder layer's cross-attention keys and values.
     EncoderMemory memory(const Tensor& enc_out, const std::vector<int32_t>& src);
 
@@ -73,26 +74,15 @@ public:
     // Without caches: a full (teacher-forced) pass, causal + key-padding mask from tgt_in.
     // With caches (one per decoder layer): tgt_in holds only the next T positions of
     // unpadded sequences, continuing the cached ones; positions start at the caches' length.
-    Tensor decode(const std::vector<int32_t>& tgt_in, int B, int T, const EncoderMemory& mem, Ctx& ctx,
-                  std::vector<AttnCache>* caches = nullptr);
+    Tensor decode(const std::vector<int32_t>& tgt_in, int B, int T, const EncoderMemory& mem, StepContext& ctx,
+                  std::vector<MixerCache>* caches = nullptr);
 
     const Seq2SeqConfig& config() const { return cfg_; }
 
 private:
-    struct EncBlock {
-        LayerNorm ln1, ln2;
-        SelfAttention attn;
-        FeedForward ffn;
-    };
-    struct DecBlock {
-        LayerNorm ln1, ln2, ln3;
-        SelfAttention attn;
-        CrossAttention cross;
-        FeedForward ffn;
-    };
     // emb[ids] + pos[pos0 .. pos0+T), with embedding dropout: (B, T, d).
     Tensor embed(const Tensor& table, const Tensor& pos, const std::vector<int32_t>& ids, int B, int T, int pos0,
-                 Ctx& ctx);
+                 StepContext& ctx);
     std::vector<uint8_t> pad_mask(const std::vector<int32_t>& ids) const;
 
     Seq2SeqConfig cfg_;
@@ -100,8 +90,7 @@ private:
     Tensor *src_pos_ = nullptr, *tgt_pos_ = nullptr;  // learned positions
     std::vector<float> sinusoid_;         // (L, d) fixed table, when positions = sinusoidal
     Tensor sin_table_;
-    std::vector<std::unique_ptr<EncBlock>> enc_;
-    std::vector<std::unique_ptr<DecBlock>> dec_;
+    std::vector<std::unique_ptr<Block>> enc_, dec_;
     std::unique_ptr<LayerNorm> enc_ln_, dec_ln_;
 };
 

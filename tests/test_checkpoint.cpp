@@ -34,10 +34,10 @@ doctest::String error_of(F f) {
 struct Model {
     ParamStore store;
     explicit Model(uint64_t seed, int L = 6, bool with_v = false, bool r_trainable = true) {
-        store.add("embed.w", {7, 8}, Init::Normal);
-        store.add("block0.attn.R.r", {4, L, L}, Init::Normal, 0.02f, r_trainable);
-        if (with_v) store.add("block0.attn.V.w_q", {8, 8}, Init::GlorotUniform);
-        store.add("block0.ln.g", {8}, Init::Ones);
+        store.weight("embed.w", {7, 8}, Init::Normal);
+        store.add("block0.attn.R.r", {4, L, L}, Init::Normal, Decay::Yes, r_trainable ? Trainable::Yes : Trainable::No);
+        if (with_v) store.weight("block0.attn.V.w_q", {8, 8}, Init::GlorotUniform);
+        store.bias("block0.ln.g", {8}, Init::Ones);
         store.finalize(seed);
     }
 };
@@ -419,7 +419,9 @@ TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, v
     CHECK(refused({"--d-model=64"}) ==
           doctest::Contains(str("checkpoint " + ck + " was trained with --d-model=32 but this run has --d-model=64")));
     CHECK(refused({"--seq=32"}) == doctest::Contains("was trained with --seq=16 but this run has --seq=32"));
-    CHECK(refused({"--share-w2"}) == doctest::Contains("--share-w2=false but this run has --share-w2=true"));
+    CHECK(refused({"--r-init=glorot"}) == doctest::Contains("--r-init=normal but this run has --r-init=glorot"));
+    // A variant's setting that none of --variants reads would be silently ignored: an error.
+    CHECK(refused({"--share-w2"}) == doctest::Contains("--share-w2 is a setting of D, which none of the variants"));
     CHECK(refused({"--steps=1"}) == doctest::Contains("is at step 2, past --steps=1"));
 
     write_file_atomic(dir / "other.txt", "Completely different characters: XYZ 0123456789!\n" + tiny_text());

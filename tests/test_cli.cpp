@@ -73,7 +73,11 @@ TEST_CASE("cli: unknown flags, malformed values and out-of-range values name the
                     {{"--share-w2=maybe"}, "flag --share-w2: 'maybe' is not true/false"},
                     {{"data.txt"}, "unexpected argument 'data.txt'"},
                     {{"--heads=3", "--d-model=128"}, "--heads=3 must divide --d-model=128"},
-                    {{"--fd-a=7", "--seq=64"}, "--fd-a=7 must divide --seq=64"},
+                    {{"--fd-a=7", "--seq=64"}, "FD: --fd-a=7 must divide the maximum length L=64"},
+                    {{"--seq=13"}, "FD: L=13 has no divisor but 1 and itself"},
+                    {{"--fr-rank=0"}, "--fr-rank=0 must be positive"},
+                    {{"--r-init=bogus"}, "unknown --r-init 'bogus' (normal, glorot)"},
+                    {{"--variants=V,FD", "--share-w2"}, "--share-w2 is a setting of D, which none of the variants"},
                     {{"--d-model=0"}, "--d-model=0 must be positive"},
                     {{"--steps=-1"}, "--steps=-1 must be positive"},
                     {{"--batch=0"}, "--batch=0 must be positive"},
@@ -161,7 +165,7 @@ TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input")
                     {{"--label-smoothing=1"}, "--label-smoothing=1 must be in [0, 1)"},
                     {{"--save-every=-1"}, "--save-every=-1 must be >= 0"},
                     {{"--heads=3"}, "--heads=3 must divide --d-model=128"},
-                    {{"--fd-a=5", "--max-len=64"}, "--fd-a=5 must divide --max-len=64"},
+                    {{"--fd-a=5", "--max-len=64"}, "FD: --fd-a=5 must divide the maximum length L=64"},
                     {{"--init=zeros"}, "--init must be glorot or normal, got 'zeros'"},
                     {{"--variants=R+"}, "malformed variant 'R+': empty component"},
                     {{"--variants=Q"}, "unknown attention variant 'Q'"},
@@ -170,5 +174,7 @@ TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input")
                     {{data, "--results-dir=" + dir / "a-file/results"}, "cannot create directory '" + dir / "a-file"},
                     {{data, "--checkpoint-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
                     {{"--translate"}, "--translate needs --checkpoint=FILE"},
-                    {{"--translate", "--checkpoint=" + dir / "notes.txt"}, dir / "notes.txt" + ": not a synth checkpoint"}});
+                    {{"--translate", "--checkpoint=" + dir / "notes.txt"}, dir / "notes.txt" + ": not a synth checkpoint"},
+                    {{"--translate", "--checkpoint=" + dir / "notes.txt", "--max-extra=-100"},
+                     "--max-extra=-100 must be >= 0"}});
 }

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "attention.h"
+#include "attention/variant.h"
 #include "autograd.h"
 #include "gradcheck.h"
 #include "optim.h"
@@ -14,14 +14,22 @@ using namespace synth;
 
 namespace {
 
-const std::vector<std::string> kVariants = {"V", "D", "R", "Rfix", "FR", "FD", "R+V", "D+V", "R+D", "FR+V", "FD+V"};
+// Every registered variant, and every mixture of two logits sources.
+const std::vector<std::string> kVariants = [] {
+    std::vector<std::string> out;
+    for (const VariantInfo& v : variants()) out.push_back(v.name);
+    const std::vector<std::string> sources = logits_source_names();
+    for (size_t i = 0; i < sources.size(); ++i)
+        for (size_t j = i + 1; j < sources.size(); ++j) out.push_back(sources[i] + "+" + sources[j]);
+    return out;
+}();
 
 AttnConfig small_attn(const std::string& variant) {
     AttnConfig c;
     c.d_model = 8;
     c.heads = 2;
     c.max_len = 6;
-    c.fr_rank = 3;
+    c.settings.set("fr-rank", 3);
     c.variant = variant;
     return c;
 }
@@ -59,7 +67,7 @@ TEST_CASE("lm: gradient check of one self-attention layer, every variant") {
             CAPTURE(v);
             CAPTURE(causal);
             ParamStore store;
-            SelfAttention attn(store, "a.", small_attn(v));
+            auto attn = make_mixer(store, "a.", small_attn(v));
             store.finalize(1);
             scramble(store, 2);
             Tensor x = random_input({2, 5, 8}, 3, true);  // T=5 < L=6: the sliced case
@@ -68,10 +76,10 @@ TEST_CASE("lm: gradient check of one self-attention layer, every variant") {
                 if (p.trainable) inputs.push_back(p.t);
             Mask m;
             m.causal = causal;
-            Ctx ctx;
+            StepContext ctx;
             GradCheckOptions opt;
             opt.eps = 3e-3f;  // D and FD have a ReLU inside; a small step rarely crosses its kink
-            GradCheckResult r = gradcheck(inputs, [&] { return attn.forward(x, m, ctx); }, opt);
+            GradCheckResult r = gradcheck(inputs, [&] { return attn->forward(x, m, ctx, nullptr); }, opt);
             CHECK_MESSAGE(r.ok, r.summary());
         }
     }
@@ -81,7 +89,7 @@ TEST_CASE("lm: gradient check with a key-padding mask on synthetic logits") {
     for (std::string v : {"R", "D", "R+V"}) {
         CAPTURE(v);
         ParamStore store;
-        SelfAttention attn(store, "a.", small_attn(v));
+        auto attn = make_mixer(store, "a.", small_attn(v));
         store.finalize(1);
         scramble(store, 4);
         Tensor x = random_input({2, 4, 8}, 5, true);
@@ -89,12 +97,12 @@ TEST_CASE("lm: gradient check with a key-padding mask on synthetic logits") {
         Mask m;
         m.key_pad = pad;
         m.batch = 2;
-        Ctx ctx;
+        StepContext ctx;
         std::vector<Tensor> inputs = {x};
         for (const Param& p : store.params()) inputs.push_back(p.t);
         GradCheckOptions opt;
         opt.eps = 3e-3f;
-        GradCheckResult r = gradcheck(inputs, [&] { return attn.forward(x, m, ctx); }, opt);
+        GradCheckResult r = gradcheck(inputs, [&] { return attn->forward(x, m, ctx, nullptr); }, opt);
         CHECK_MESSAGE(r.ok, r.summary());
     }
 }
@@ -107,7 +115,7 @@ TEST_CASE("lm: causality, changing tokens after t leaves outputs at positions <=
         store.finalize(7);
         scramble(store, 8, 0.3f);
         NoGrad ng;
-        Ctx ctx;
+        StepContext ctx;
         std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1};  // (2, 6)
         std::vector<float> a = copy_of(lm.forward(ids, 2, 6, ctx));
         const int t = 2;
@@ -131,7 +139,7 @@ TEST_CASE("lm: R, Rfix and FR logits do not depend on token content; V and D do"
         CAPTURE(v);
         ParamStore store;
         AttnConfig cfg = small_attn(v);
-        auto src = make_source(v, store, "s.", cfg);
+        auto src = variant_info(v).make_source(store, "s.", cfg);
         store.finalize(3);
         scramble(store, 9);
         NoGrad ng;
@@ -148,13 +156,13 @@ TEST_CASE("lm: R, Rfix and FR logits do not depend on token content; V and D do"
 
 TEST_CASE("lm: mixture weights are a softmax that sums to 1 and starts uniform") {
     ParamStore store;
-    SelfAttention attn(store, "a.", small_attn("R+D+V"));
+    auto attn = make_mixer(store, "a.", small_attn("R+D+V"));
     store.finalize(1);
     for (int h = 0; h < 2; ++h)
-        for (float a : attn.alphas(h)) CHECK(a == doctest::Approx(1.0f / 3.0f));
+        for (float a : attn->mixture_weights(h)) CHECK(a == doctest::Approx(1.0f / 3.0f));
     scramble(store, 12, 2.0f);
     for (int h = 0; h < 2; ++h) {
-        std::vector<float> a = attn.alphas(h);
+        std::vector<float> a = attn->mixture_weights(h);
         REQUIRE(a.size() == 3);
         CHECK(a[0] + a[1] + a[2] == doctest::Approx(1.0f).epsilon(1e-6));
         CHECK(a[0] != doctest::Approx(a[1]));
@@ -167,9 +175,7 @@ TEST_CASE("lm: parameter counts equal PAPER.md's formulas") {
     c.d_model = 16;
     c.heads = 4;
     c.max_len = 12;
-    c.fr_rank = 8;
-    CHECK(default_fd_a(12) == 3);
-    CHECK(default_fd_a(128) == 8);
+    c.settings.set("fr-rank", 8);
     const std::vector<std::pair<std::string, int64_t>> expected = {
         {"V", 2 * 16 * 16},                                 // 512
         {"D", 16 * 16 + 16 + 4 * (4 * 12 + 12)},            // 512
@@ -184,10 +190,10 @@ TEST_CASE("lm: parameter counts equal PAPER.md's formulas") {
     for (const auto& [v, n] : expected) {
         CAPTURE(v);
         c.variant = v;
-        CHECK(paper_logit_params(v, c) == n);
+        CHECK(paper_logit_params(c) == n);
         // The layer really has that many trainable logit parameters, plus W_v and W_o.
         ParamStore store;
-        SelfAttention attn(store, "a.", c);
+        auto attn = make_mixer(store, "a.", c);
         store.finalize(1);
         CHECK(store.trainable_count() == n + 2 * 16 * 16);
         // And a whole LM matches lm_param_formula.
@@ -201,9 +207,9 @@ TEST_CASE("lm: parameter counts equal PAPER.md's formulas") {
         s2.finalize(1);
         CHECK(s2.trainable_count() == lm_param_formula(lc));
     }
-    c.share_w2 = true;  // one W2 (d_h x L) and b2 (L) for all heads
+    c.settings.set("share-w2", true);  // one W2 (d_h x L) and b2 (L) for all heads
     c.variant = "D";
-    CHECK(paper_logit_params("D", c) == 16 * 16 + 16 + 4 * 12 + 12);
+    CHECK(paper_logit_params(c) == 16 * 16 + 16 + 4 * 12 + 12);
 }
 
 TEST_CASE("lm: a tiny model overfits one batch") {
@@ -221,7 +227,7 @@ TEST_CASE("lm: a tiny model overfits one batch") {
         for (int step = 0; step < 150; ++step) {
             scratch().reset();
             store.zero_grad();
-            Ctx ctx{true, 1, (uint64_t)step, 0};
+            StepContext ctx{true, 1, (uint64_t)step, 0};
             Tensor loss = cross_entropy(lm.forward(x, 2, 6, ctx), y, -1, 0.0f);
             backward(loss);
             opt.step(1e-2f);
@@ -239,14 +245,14 @@ TEST_CASE("lm: a sequence longer than L is a clear error") {
         ParamStore store;
         TransformerLM lm(store, small_lm(v));
         store.finalize(1);
-        Ctx ctx;
+        StepContext ctx;
         std::vector<int32_t> ids(7, 1);  // L = 6
         CHECK_THROWS_WITH_AS(lm.forward(ids, 1, 7, ctx), doctest::Contains("longer than the"), Error);
         ParamStore s2;
-        SelfAttention attn(s2, "a.", small_attn(v));
+        auto attn = make_mixer(s2, "a.", small_attn(v));
         s2.finalize(1);
         if (v != "V")
-            CHECK_THROWS_WITH_AS(attn.forward(random_input({1, 7, 8}, 1, false), Mask{}, ctx),
+            CHECK_THROWS_WITH_AS(attn->forward(random_input({1, 7, 8}, 1, false), Mask{}, ctx, nullptr),
                                  doctest::Contains("longer than the maximum length L=6"), Error);
     }
     CHECK_THROWS_WITH_AS(parse_variant("R+"), doctest::Contains("empty component"), Error);
@@ -268,7 +274,7 @@ TEST_CASE("lm: training updates R but never Rfix") {
         for (int step = 0; step < 3; ++step) {
             scratch().reset();
             store.zero_grad();
-            Ctx ctx{true, 1, (uint64_t)step, 0};
+            StepContext ctx{true, 1, (uint64_t)step, 0};
             backward(cross_entropy(lm.forward(x, 1, 6, ctx), y, -1, 0.0f));
             opt.step(1e-2f);
         }
@@ -284,10 +290,10 @@ TEST_CASE("lm: incremental decoding equals the full forward, every variant") {
         store.finalize(5);
         scramble(store, 6, 0.3f);
         NoGrad ng;
-        Ctx ctx;
+        StepContext ctx;
         std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9};
         std::vector<float> full = copy_of(lm.forward(ids, 1, 6, ctx));
-        std::vector<AttnCache> caches(2);
+        std::vector<MixerCache> caches(2);
         double err = 0;
         // Two positions at once, then one at a time.
         std::vector<float> step = copy_of(lm.forward({3, 1}, 1, 2, ctx, &caches));
@@ -314,12 +320,12 @@ TEST_CASE("lm: causal block skipping, chunked prefill and one-token decoding agr
         store.finalize(9);
         scramble(store, 10, 0.3f);
         NoGrad ng;
-        Ctx ctx;
+        StepContext ctx;
         Rng rng(11);
         std::vector<int32_t> ids(T);
         for (int32_t& id : ids) id = (int32_t)rng.below(cfg.vocab);
         const std::vector<float> full = copy_of(lm.forward(ids, 1, T, ctx));
-        std::vector<AttnCache> caches(cfg.layers);
+        std::vector<MixerCache> caches(cfg.layers);
         double err = 0;
         int t0 = 0;
         for (int len : {70, 66, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}) {

@@ -36,7 +36,7 @@ Seq2SeqConfig tiny_config(const std::string& variant, const std::string& init = 
     c.attn.heads = 2;
     c.attn.max_len = 12;
     c.attn.variant = variant;
-    c.attn.fr_rank = 3;
+    c.attn.settings.set("fr-rank", 3);
     return c;
 }
 
@@ -98,10 +98,10 @@ TEST_CASE("mt: incremental decoding equals the full decoder pass for every varia
             for (int b = 0; b < B; ++b) tgt[b * T] = kBos;
             NoGrad ng;
             scratch().reset();
-            Ctx ctx;
+            StepContext ctx;
             EncoderMemory mem = tm.model.memory(tm.model.encode(src, B, S, ctx), src);
             Tensor full = tm.model.decode(tgt, B, T, mem, ctx);  // (B*T, V)
-            std::vector<AttnCache> caches(tm.model.config().dec_layers);
+            std::vector<MixerCache> caches(tm.model.config().dec_layers);
             float worst = 0.0f, spread = 0.0f;
             for (int t = 0; t < T; ++t) {
                 std::vector<int32_t> step = {tgt[t], tgt[T + t]};
@@ -135,7 +135,7 @@ TEST_CASE("mt: a padded batch gives the same encoder outputs, logits and transla
         const int B = 3, S = 8, T = 7;
         NoGrad ng;
         scratch().reset();
-        Ctx ctx;
+        StepContext ctx;
         std::vector<int32_t> src = pad_batch(srcs, S), tgt = pad_batch(tgts, T);
         Tensor enc = tm.model.encode(src, B, S, ctx);
         EncoderMemory mem = tm.model.memory(enc, src);
@@ -235,7 +235,7 @@ TEST_CASE("mt: cross-attention gradient check, and padded memory positions get z
     std::vector<Tensor> inputs = {x, mem};
     for (const Param& p : store.params()) inputs.push_back(p.t);
     GradCheckResult r = gradcheck(inputs, [&] {
-        Ctx ctx;
+        StepContext ctx;
         return ca.forward(x, ca.memory_kv(mem), mask, ctx);
     });
     CHECK_MESSAGE(r.ok, r.summary());
@@ -283,7 +283,7 @@ TEST_CASE("mt: a source longer than L is a clear error for every variant") {
                                                "model's maximum length L=12"),
                              Error);
         NoGrad ng;
-        Ctx ctx;
+        StepContext ctx;
         CHECK_THROWS_WITH_AS(tm.model.encode(pad_batch({srcs[1]}, 13), 1, 13, ctx),
                              doctest::Contains("longer than the model's maximum length L=12"), Error);
     }

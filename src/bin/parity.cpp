@@ -28,14 +28,17 @@
 #include <cstring>
 #include <sstream>
 
+#include "attention/variant.h"
 #include "autograd.h"
 #include "blas.h"
+#include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
 #include "flags.h"
 #include "io.h"
 #include "optim.h"
 #include "rng.h"
+#include "trainer.h"
 #include "transformer.h"
 
 namespace synth {
@@ -43,9 +46,12 @@ namespace {
 
 struct Options {
     std::string variants = "V,R,Rfix,D,FR,FD,R+V,D+V,R+D", out_dir;
-    int seed = 1, vocab = 23, d_model = 32, layers = 2, heads = 4, d_ff = 48, seq = 16, tokens = 12, batch = 3;
-    int fr_rank = 8, fd_a = 0, threads = 1;
-    bool share_w2 = false;
+    int seed = 1, vocab = 23, tokens = 12, batch = 3, threads = 1;
+    LmConfig model;  // its Model flags are the metadata the reference rebuilds the model from
+    Options() {
+        model.attn.d_model = 32, model.layers = 2, model.attn.heads = 4, model.d_ff = 48, model.attn.max_len = 16;
+        model.dropout = 0.0f;
+    }
     // eps is about the size of a typical gradient entry here, so the step is a smooth function
     // of the clipped gradient; with a tiny eps Adam's first step is lr * sign(g), which would
     // neither see clipping nor tolerate float32 noise flipping the sign of a near-zero entry.
@@ -82,10 +88,6 @@ private:
     uint32_t count_ = 0;
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Re-draws every parameter, including the ones initialised to 0 or 1 (biases, LayerNorm gains,
 // mixture weights), so that each enters the computation non-trivially: non-uniform mixtures,
 // non-zero biases, matrices with std 1/sqrt(fan-in) so activations stay O(1) through the layers,
@@ -93,12 +95,15 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 void redraw(ParamStore& store, Rng& rng) {
     for (Param& p : store.params()) {
         const int64_t n = numel_of(p.shape);
-        float mean = 0.0f, std;
-        if (ends_with(p.name, ".R.r") || ends_with(p.name, ".Rfix.r")) std = 1.0f;
-        else if (ends_with(p.name, ".FR.r1") || ends_with(p.name, ".FR.r2")) std = 1.0f / std::sqrt(std::sqrt((float)p.shape.back()));
-        else if (ends_with(p.name, ".mix.w")) std = 1.0f;
+        const size_t dot = p.name.rfind('.'), owner_dot = p.name.rfind('.', dot - 1);
+        const std::string owner = p.name.substr(owner_dot + 1, dot - owner_dot - 1), leaf = p.name.substr(dot + 1);
+        float mean = 0.0f, std = 0.0f;
+        for (const VariantInfo& v : variants())  // a variant's own scale (e.g. synthetic logits of O(1))
+            if (v.name == owner && v.parity_std) std = v.parity_std(leaf, p.shape);
+        if (std > 0.0f) {
+        } else if (p.name.size() >= 6 && p.name.compare(p.name.size() - 6, 6, ".mix.w") == 0) std = 1.0f;
         else if (p.shape.size() >= 2) std = 1.0f / std::sqrt((float)p.shape[p.shape.size() - 2]);
-        else if (ends_with(p.name, ".g")) mean = 1.0f, std = 0.1f;
+        else if (leaf == "g") mean = 1.0f, std = 0.1f;
         else std = 0.1f;
         rng.fill_normal(p.t.data, n, mean, std);
     }
@@ -109,30 +114,21 @@ void write_params(TensorWriter& w, const ParamStore& store, const std::string& p
         if (!grads || p.trainable) w.add(prefix + p.name, p.shape, grads ? p.t.grad : p.t.data);
 }
 
-std::string meta_of(const Options& o, const std::string& variant) {
+// The model flags (the field table's Model role, variant settings included) and the step's.
+std::string meta_of(const Options& o, const Flags& f, const std::string& variant) {
     std::ostringstream m;
     m.precision(9);
-    m << "variant=" << variant << "\nseed=" << o.seed << "\nvocab=" << o.vocab << "\nd_model=" << o.d_model
-      << "\nlayers=" << o.layers << "\nheads=" << o.heads << "\nd_ff=" << o.d_ff << "\nmax_len=" << o.seq
-      << "\nbatch=" << o.batch << "\ntokens=" << o.tokens << "\nfr_rank=" << o.fr_rank << "\nfd_a=" << o.fd_a
-      << "\nshare_w2=" << (o.share_w2 ? 1 : 0) << "\nlr=" << o.lr << "\nbeta1=" << o.beta1 << "\nbeta2=" << o.beta2
+    for (const std::string& key : f.names(FlagRole::Model)) m << key << "=" << config_map(f.dump()).at(key) << "\n";
+    m << "variant=" << variant << "\nseed=" << o.seed << "\nvocab=" << o.vocab << "\nbatch=" << o.batch
+      << "\ntokens=" << o.tokens << "\nlr=" << o.lr << "\nbeta1=" << o.beta1 << "\nbeta2=" << o.beta2
       << "\neps=" << o.eps << "\nweight_decay=" << o.weight_decay << "\n";
     return m.str();
 }
 
-void dump_variant(const Options& o, const std::string& variant) {
-    LmConfig cfg;
+void dump_variant(const Options& o, const Flags& f, const std::string& variant) {
+    LmConfig cfg = o.model;
     cfg.vocab = o.vocab;
-    cfg.layers = o.layers;
-    cfg.d_ff = o.d_ff;
-    cfg.dropout = 0.0f;
-    cfg.attn.d_model = o.d_model;
-    cfg.attn.heads = o.heads;
-    cfg.attn.max_len = o.seq;
     cfg.attn.variant = variant;
-    cfg.attn.share_w2 = o.share_w2;
-    cfg.attn.fr_rank = o.fr_rank;
-    cfg.attn.fd_a = o.fd_a;
     ParamStore store;
     TransformerLM model(store, cfg);
     store.finalize(o.seed);
@@ -151,14 +147,14 @@ void dump_variant(const Options& o, const std::string& variant) {
         }
     }
 
-    TensorWriter w(meta_of(o, variant));
+    TensorWriter w(meta_of(o, f, variant));
     write_params(w, store, "param/", false);
     w.add("x", {B, T}, xf.data());
     w.add("y", {B, T}, yf.data());
 
     scratch().reset();
     store.zero_grad();
-    Ctx ctx{true, (uint64_t)o.seed, 0, 0};
+    StepContext ctx{true, (uint64_t)o.seed, 0, 0};
     Tensor logits = model.forward(x, B, T, ctx);  // (B*T, vocab)
     Tensor loss = cross_entropy(logits, y, -1, 0.0f);
     backward(loss);
@@ -181,17 +177,6 @@ void dump_variant(const Options& o, const std::string& variant) {
                 (long long)store.trainable_count(), path.c_str());
 }
 
-std::vector<std::string> split_list(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        SYNTH_CHECK(!item.empty(), "empty entry in --variants='", s, "'");
-        out.push_back(item);
-    }
-    return out;
-}
-
 int run(int argc, char** argv) {
     Options o;
     Flags f("parity", "Dump a forward, backward and AdamW step of a small LM for scripts/torch_reference.py.");
@@ -199,16 +184,9 @@ int run(int argc, char** argv) {
     f.add("variants", &o.variants, "comma-separated attention variants");
     f.add("seed", &o.seed, "seed of the parameters and the batch");
     f.add("vocab", &o.vocab, "vocabulary size");
-    f.add("d-model", &o.d_model, "model width d");
-    f.add("layers", &o.layers, "Transformer blocks");
-    f.add("heads", &o.heads, "attention heads H");
-    f.add("d-ff", &o.d_ff, "feed-forward width");
-    f.add("seq", &o.seq, "maximum length L (the synthesizers' size)");
+    o.model.bind(f);
     f.add("tokens", &o.tokens, "tokens per sequence in the batch, T <= L");
     f.add("batch", &o.batch, "sequences in the batch");
-    f.add("fr-rank", &o.fr_rank, "FR: rank k");
-    f.add("fd-a", &o.fd_a, "FD: a (0 = divisor of L nearest sqrt(L))");
-    f.add("share-w2", &o.share_w2, "D: one W2 for all heads");
     f.add("lr", &o.lr, "AdamW learning rate");
     f.add("beta1", &o.beta1, "AdamW beta1");
     f.add("beta2", &o.beta2, "AdamW beta2");
@@ -219,13 +197,15 @@ int run(int argc, char** argv) {
     if (!f.parse(argc, argv)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     SYNTH_CHECK(!o.out_dir.empty(), "--out-dir is required");
-    SYNTH_CHECK(o.tokens >= 1 && o.tokens <= o.seq, "--tokens=", o.tokens, " must be in [1, --seq=", o.seq, "]");
+    SYNTH_CHECK(o.tokens >= 1 && o.tokens <= o.model.attn.max_len, "--tokens=", o.tokens, " must be in [1, --seq=",
+                o.model.attn.max_len, "]");
+    check_settings(o.model.attn.settings);
     SYNTH_CHECK(o.batch >= 1 && o.vocab >= 1, "--batch and --vocab must be positive");
     SYNTH_CHECK(o.clip_fraction > 0, "--clip-fraction=", o.clip_fraction, " must be positive");
     SYNTH_CHECK(o.threads >= 1, "--threads=", o.threads, " must be >= 1");
     ensure_writable_dir(o.out_dir);
     set_threads(o.threads);
-    for (const std::string& v : split_list(o.variants)) dump_variant(o, v);
+    for (const std::string& v : split_list(o.variants)) dump_variant(o, f, v);
     return 0;
 }
 

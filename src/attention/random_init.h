@@ -1,0 +1,23 @@
+// attention/random_init.h: how the random synthesizers (R, Rfix, FR) draw their matrices, the
+// setting they share.
+#pragma once
+
+#include "attention/variant.h"
+
+namespace synth {
+
+inline Setting random_init_setting() {
+    return Setting::choice("r-init", "normal",
+                           "initialisation of the random synthesizer matrices: normal (N(0, 0.02)) or glorot "
+                           "(Glorot-uniform with mesh-tensorflow's fans)",
+                           {"normal", "glorot"});
+}
+
+// normal: N(0, 0.02). glorot: Glorot-uniform with the given fans (0 = the last two dims).
+// R passes the fans mesh-tensorflow computes for its R variable, of shape [L, H, L] there:
+// TensorFlow's fans of a 3-D shape [r, i, o] are (r i, r o), so fan_in = L H, fan_out = L L.
+inline InitSpec random_init(const AttnConfig& c, int64_t fan_in, int64_t fan_out) {
+    return c.settings.text("r-init") == "glorot" ? InitSpec::glorot(fan_in, fan_out) : InitSpec(Init::Normal);
+}
+
+}  // namespace synth

@@ -1,0 +1,197 @@
+#include "trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "autograd.h"
+#include "common.h"
+#include "flags.h"
+#include "report.h"
+
+namespace synth {
+
+void TrainConfig::bind(Flags& f) {
+    f.add("seed", &seed, "seed of initialisation, data order and dropout", FlagRole::Training);
+    f.add("threads", &threads, "threads for OpenMP and OpenBLAS", FlagRole::Training);
+    f.add("steps", &steps, "training steps", FlagRole::Training);
+    f.add("lr", &lr, "peak learning rate", FlagRole::Training);
+    f.add("min-lr", &min_lr, "final learning rate of the cosine schedule", FlagRole::Training);
+    f.add("warmup", &warmup, "linear warm-up steps", FlagRole::Training);
+    f.add("schedule", &schedule, "learning-rate schedule after warm-up: cosine | rsqrt | constant", FlagRole::Training);
+    f.add("weight-decay", &weight_decay, "AdamW weight decay (weight matrices only)", FlagRole::Training);
+    f.add("beta2", &beta2, "AdamW beta2", FlagRole::Training);
+    f.add("adam-eps", &adam_eps, "AdamW epsilon", FlagRole::Training);
+    f.add("clip", &clip, "global gradient-norm clip (0 = off)", FlagRole::Training);
+    f.add("eval-every", &eval_every, "steps between validation evaluations", FlagRole::Training);
+    f.add("log-every", &log_every, "steps between progress lines");
+    f.add("save-every", &save_every, "save a resumable checkpoint every N steps (0 = never)");
+    f.add("checkpoint-dir", &checkpoint_dir, "where checkpoints are written");
+    f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
+}
+
+void TrainConfig::validate() const {
+    require_positive({{"lr", lr}, {"log-every", log_every}, {"beta2", beta2}, {"adam-eps", adam_eps}});
+    require_non_negative({{"steps", steps}, {"warmup", warmup}, {"min-lr", min_lr}, {"weight-decay", weight_decay},
+                          {"clip", clip}, {"eval-every", eval_every}, {"save-every", save_every}});
+    require_fraction({{"beta2", beta2}});
+    SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
+    lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
+}
+
+Trainer::Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix,
+                 bool keep_best)
+    : store_(store), cfg_(cfg), opt_(store, cfg.adamw()), name_(std::move(name)),
+      prefix_(std::move(checkpoint_prefix)), keep_best_(keep_best) {
+    r_.best_val = INFINITY;
+    r_.last_val = NAN;
+    if (keep_best_) best_.assign(store.data(), store.data() + store.size());
+}
+
+void Trainer::resume(const Checkpoint& ck, const std::string& path) {
+    r_.best_step = (int64_t)ck.config_number("best-step");
+    if (keep_best_ && r_.best_step > 0) {
+        // Restored through the store, which checks every name and shape.
+        const std::string best_path = best_companion(path);
+        const Checkpoint b = load_checkpoint(best_path);
+        SYNTH_CHECK(b.step == r_.best_step && b.best_val == ck.best_val, "checkpoint ", best_path, " holds step ", b.step,
+                    ", not the best parameters (step ", r_.best_step, ") that ", path, " expects beside it");
+        restore(b, store_, nullptr);
+        std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
+    }
+    restore(ck, store_, &opt_);
+    start_ = ck.step;
+    r_.best_val = ck.best_val;
+    r_.compute_s = ck.config_number("compute-seconds");
+    r_.tokens = (int64_t)ck.config_number("tokens");
+    prev_wall_s_ = ck.config_number("wall-seconds");
+    last_checkpoint_ = path;
+    std::fprintf(stderr, "[%s] resumed from %s at step %lld (best validation loss so far %s)\n", name_.c_str(),
+                 path.c_str(), (long long)start_, fmt(r_.best_val, 4).c_str());
+}
+
+void Trainer::save(const TrainTask& task, int64_t step, const std::vector<float>& best) {
+    const std::string path = prefix_ + "-step" + std::to_string(step) + ".ckpt";
+    if (keep_best_ && r_.best_step > 0) {  // first, so that a complete training checkpoint always has its companion
+        Checkpoint b = capture_values(store_, best);
+        b.step = r_.best_step;
+        b.best_val = r_.best_val;
+        save_checkpoint(best_companion(path), b);
+    }
+    Checkpoint ck = capture(store_, &opt_);
+    ck.config = task.config + "variant=" + name_ + "\nbest-step=" + std::to_string(r_.best_step) +
+                "\ncompute-seconds=" + fmt(r_.compute_s, 3) + "\ntokens=" + std::to_string(r_.tokens) +
+                "\nwall-seconds=" + fmt(r_.wall_s, 3) + "\n";
+    ck.tokenizer = task.tokenizer;
+    ck.step = step;
+    ck.best_val = r_.best_val;
+    save_checkpoint(path, ck);
+    if (after_save) after_save(step);
+    last_checkpoint_ = path;
+}
+
+TrainResult Trainer::run(const TrainTask& task, int64_t total) {
+    SYNTH_CHECK(start_ <= total, "the checkpoint is at step ", start_, ", past the ", total, " steps of this run");
+    const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : task.steps_per_epoch;
+    SYNTH_CHECK(eval_every > 0, "--eval-every must be positive");
+    const double t_start = now_seconds();
+    double window_loss = 0;
+    int window = 0;
+    for (int64_t step = start_; step < total; ++step) {
+        const float lr = lr_at(cfg_.schedule, step, cfg_.warmup, total, cfg_.lr, cfg_.min_lr);
+        StepContext ctx{true, (uint64_t)cfg_.seed, (uint64_t)step, 0};
+        const double t0 = now_seconds();
+        int64_t tokens = 0;
+        const float l = train_step(store_, opt_, [&] { return task.loss(step, ctx, tokens); }, lr, cfg_.clip);
+        r_.compute_s += now_seconds() - t0;
+        r_.tokens += tokens;
+        SYNTH_CHECK(std::isfinite(l), "[", name_, "] the training loss became ", l, " at step ", step + 1, " of ", total,
+                    " (lower --lr or raise --warmup); no results were written for this variant; ",
+                    last_checkpoint_.empty() ? "no checkpoint was saved (see --save-every)"
+                                             : "the last good checkpoint is " + last_checkpoint_ +
+                                                   " (continue from it with --resume=" + last_checkpoint_ + ")");
+        window_loss += l;
+        ++window;
+        const bool eval_now = (step + 1) % eval_every == 0 || step + 1 == total;
+        bool improved = false;
+        if (eval_now) {
+            r_.last_val = task.validate();
+            improved = r_.last_val < r_.best_val;
+            if (improved) {
+                r_.best_val = r_.last_val;
+                r_.best_step = step + 1;
+                if (keep_best_) std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
+            }
+        }
+        curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr});
+        r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
+        if (cfg_.save_every > 0 && (step + 1) % cfg_.save_every == 0) save(task, step + 1, best_);
+        if ((step + 1) % cfg_.log_every == 0 || eval_now) {
+            const double eta = (now_seconds() - t_start) / (double)(step + 1 - start_) * (double)(total - step - 1);
+            std::string epoch = task.steps_per_epoch > 0 ? "  epoch " + fmt((double)(step + 1) / task.steps_per_epoch, 2) : "";
+            std::string val = eval_now ? "  val " + fmt(r_.last_val, 4) + (improved ? " (best)" : "") : "";
+            std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s  ETA %s\n", name_.c_str(),
+                         (long long)(step + 1), (long long)total, epoch.c_str(), window_loss / window, val.c_str(), lr,
+                         r_.tokens_per_s(), task.tokens_unit.c_str(), hms(eta).c_str());
+            window_loss = 0;
+            window = 0;
+        }
+    }
+    r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
+    if (keep_best_) std::copy(best_.begin(), best_.end(), store_.data());
+    return r_;
+}
+
+float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip) {
+    scratch().reset();
+    store.zero_grad();
+    Tensor l = loss();  // (1)
+    backward(l);
+    clip_grad_norm(store, clip);
+    opt.step(lr);
+    return l.data[0];
+}
+
+std::string best_companion(const std::string& path) {
+    const std::string ext = ".ckpt";
+    const bool has_ext = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+    return (has_ext ? path.substr(0, path.size() - ext.size()) : path) + ".best.ckpt";
+}
+
+Checkpoint capture_values(const ParamStore& store, const std::vector<float>& values) {
+    Checkpoint ck = capture(store, nullptr);
+    for (size_t i = 0; i < ck.params.size(); ++i) {
+        const Param& p = store.params()[i];
+        std::copy(values.begin() + p.offset, values.begin() + p.offset + (int64_t)ck.params[i].values.size(),
+                  ck.params[i].values.begin());
+    }
+    return ck;
+}
+
+std::string hms(double s) {
+    char buf[32];
+    int t = (int)std::lround(s);
+    if (t >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", t / 3600, t / 60 % 60);
+    else std::snprintf(buf, sizeof buf, "%dm%02ds", t / 60, t % 60);
+    return buf;
+}
+
+double now_seconds() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        SYNTH_CHECK(!item.empty(), "empty entry in list '", s, "'");
+        out.push_back(item);
+    }
+    SYNTH_CHECK(!out.empty(), "empty list '", s, "'");
+    return out;
+}
+
+}  // namespace synth

@@ -1,0 +1,111 @@
+// trainer.h: the training loop every runner shares (build/lm, build/mt).
+//
+// One step is: the task's loss on the step's batch -> backward -> clip the global gradient
+// norm -> AdamW at the step's learning rate. Around it the Trainer keeps the evaluation
+// cadence (and, if asked, the parameters of the best validation loss), stops on a non-finite
+// loss naming the last good checkpoint, saves resumable checkpoints, prints a progress line
+// and records the loss curve. The batch order, the learning rate and the dropout masks are
+// functions of (seed, step), so the parameters, the AdamW state, the step and the best
+// parameters so far are all a resumed run needs to continue exactly as the uninterrupted run.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "attention/variant.h"
+#include "checkpoint.h"
+#include "optim.h"
+
+namespace synth {
+
+class Flags;
+
+// The training recipe's flags (each binary sets its own defaults before bind()).
+struct TrainConfig {
+    int seed = 1337, threads = 2;
+    int steps = 1000;
+    int warmup = 100;
+    float lr = 1e-3f, min_lr = 1e-4f;
+    std::string schedule = "cosine";  // cosine | rsqrt | constant (optim.h)
+    float weight_decay = 0.1f, beta2 = 0.99f, adam_eps = 1e-8f;
+    float clip = 1.0f;
+    int eval_every = 200;  // 0: once per epoch
+    int log_every = 50;
+    int save_every = 0;    // 0: never
+    std::string checkpoint_dir = "checkpoints", resume;
+
+    void bind(Flags& f);
+    void validate() const;
+    AdamWConfig adamw() const { return AdamWConfig{0.9f, beta2, adam_eps, weight_decay}; }
+};
+
+// What a runner supplies: the loss of a step and the validation loss.
+struct TrainTask {
+    // Builds step `step`'s batch (a function of the seed and the step) and returns the scalar
+    // training loss; `tokens` receives the tokens the step counts towards throughput.
+    std::function<Tensor(int64_t step, StepContext& ctx, int64_t& tokens)> loss;
+    std::function<double()> validate;  // mean validation loss, without gradients
+    int64_t steps_per_epoch = 0;       // > 0: epochs in the progress line, eval_every 0 = once per epoch
+    std::string tokens_unit = "tok/s"; // what the progress line calls the throughput
+    std::string config;                // saved with checkpoints (the resolved flags)
+    std::string tokenizer;             // saved with checkpoints
+};
+
+struct CurveRow {
+    int64_t step;
+    double train_loss, val_loss, lr;  // val_loss NaN between evaluations
+};
+
+struct TrainResult {
+    double best_val = 0, last_val = 0;
+    int64_t best_step = 0, tokens = 0;
+    double compute_s = 0, wall_s = 0;  // compute: the training steps only; wall: everything, validation included
+    double tokens_per_s() const { return tokens / compute_s; }
+};
+
+class Trainer {
+public:
+    // name: the variant, which labels progress lines and checkpoints; checkpoints are
+    // <checkpoint_prefix>-step<N>.ckpt (and .best.ckpt beside each, with keep_best).
+    Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix, bool keep_best);
+    // --resume: restores the parameters, the AdamW state, the counters, the best parameters.
+    void resume(const Checkpoint& ck, const std::string& path);
+    // Trains steps [start, total); with keep_best, the store holds the best parameters after.
+    TrainResult run(const TrainTask& task, int64_t total_steps);
+
+    int64_t start_step() const { return start_; }
+    std::vector<CurveRow> curve;  // one row per step; a resumed run's runner restores the rows before start_step()
+    std::function<void(int64_t step)> after_save;  // e.g. writing the curve beside the checkpoint
+
+private:
+    void save(const TrainTask& task, int64_t step, const std::vector<float>& best);
+
+    ParamStore& store_;
+    TrainConfig cfg_;
+    AdamW opt_;
+    std::string name_, prefix_;
+    bool keep_best_;
+    int64_t start_ = 0;
+    TrainResult r_;
+    double prev_wall_s_ = 0;
+    std::vector<float> best_;
+    std::string last_checkpoint_;
+};
+
+// One optimisation step: zero the gradients, loss() (forward), backward, clip the global
+// gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
+float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip);
+
+// The file of the best parameters saved beside a keep_best training checkpoint.
+std::string best_companion(const std::string& checkpoint_path);
+// A checkpoint of `values` (a flat copy of the store's data) with the store's table.
+Checkpoint capture_values(const ParamStore& store, const std::vector<float>& values);
+// "1h02m" / "3m07s".
+std::string hms(double seconds);
+double now_seconds();  // monotonic
+// "a,b,c" -> {"a", "b", "c"}; throws on an empty list or entry.
+std::vector<std::string> split_list(const std::string& s);
+
+}  // namespace synth
