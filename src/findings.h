@@ -1,6 +1,6 @@
-// findings.h: the paper's findings (docs/variants.md, "Findings") read off a results table.
-//
-// This is where the variants are compared by name: the comparisons are the paper's, as data.
+// findings.h: the paper's comparisons: its default sweep, and its findings (docs/variants.md,
+// "Findings") read off a results table. Outside src/attention/, this is the one place that
+// names variants: the comparisons are the paper's, as data; no code path depends on a name.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,9 @@
 #include <string>
 
 namespace synth {
+
+// The paper's nine variants, the default sweep of every runner.
+inline const char* paper_sweep() { return "V,R,Rfix,D,FR,FD,R+V,D+V,R+D"; }
 
 struct FindingRow {
     int64_t params;

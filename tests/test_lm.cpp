@@ -9,20 +9,13 @@
 #include "gradcheck.h"
 #include "optim.h"
 #include "transformer.h"
+#include "variant_list.h"
 
 using namespace synth;
 
 namespace {
 
-// Every registered variant, and every mixture of two logits sources.
-const std::vector<std::string> kVariants = [] {
-    std::vector<std::string> out;
-    for (const VariantInfo& v : variants()) out.push_back(v.name);
-    const std::vector<std::string> sources = logits_source_names();
-    for (size_t i = 0; i < sources.size(); ++i)
-        for (size_t j = i + 1; j < sources.size(); ++j) out.push_back(sources[i] + "+" + sources[j]);
-    return out;
-}();
+const std::vector<std::string> kVariants = variants_and_pairs();
 
 AttnConfig small_attn(const std::string& variant) {
     AttnConfig c;

@@ -14,12 +14,13 @@
 #include "gradcheck.h"
 #include "rng.h"
 #include "seq2seq.h"
+#include "variant_list.h"
 
 using namespace synth;
 
 namespace {
 
-const std::vector<std::string> kVariants = {"V", "R", "Rfix", "D", "FR", "FD", "R+V", "D+V", "R+D"};
+const std::vector<std::string> kVariants = variants_and_pairs();
 constexpr int kBos = 1, kEos = 2;  // as Bpe::kBos, Bpe::kEos; pad is 0
 
 // The tests overwrite the parameters with N(0, 0.4) (TinyModel), so `init` matters only for

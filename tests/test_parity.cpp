@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "variant_list.h"
 #include "io.h"
 #include "subprocess.h"
 
@@ -54,14 +55,14 @@ void write_tampered(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every default variant") {
+TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every variant and every pair") {
     const std::string parity = sibling_binary("parity"), script = reference_script();
     if (parity.empty() || script.empty()) {
         MESSAGE("skipped: " << (parity.empty() ? "build/parity is not built next to the test binary"
                                                : "scripts/torch_reference.py not found above the test binary"));
         return;
     }
-    const std::vector<std::string> variants = {"V", "R", "Rfix", "D", "FR", "FD", "R+V", "D+V", "R+D"};
+    const std::vector<std::string> variants = variants_and_pairs();
     ScratchDir dir;
     REQUIRE(!dir.path.empty());
     std::string list;

@@ -35,7 +35,7 @@ class Flags;
 using SettingValue = std::variant<int, float, bool, std::string>;
 
 struct Setting {
-    std::string name;             // the flag name, e.g. "fd-a"
+    std::string name;             // the flag name (lower case, hyphens)
     SettingValue value;           // the default
     std::string help;
     enum class Bound { Any, Positive, NonNegative } bound = Bound::Any;  // numbers
@@ -75,7 +75,7 @@ struct AttnConfig {
     int heads = 4;
     int max_len = 128;          // L: the synthesizers are sized by it
     std::string variant = "V";  // "V", "R", "D+V", ...
-    Settings settings;          // the variants' own settings (fr-rank, fd-a, ...)
+    Settings settings;          // the variants' own settings, by flag name
     Init weights = Init::Normal;  // the projection matrices: N(0, 0.02), or GlorotUniform
     float attn_dropout = 0.0f;
 };

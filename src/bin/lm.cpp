@@ -38,7 +38,7 @@ namespace synth {
 namespace {
 
 struct Options {
-    std::string data = "tinyshakespeare", variants = "V,R,Rfix,D,FR,FD,R+V,D+V,R+D", preset = "quick";
+    std::string data = "tinyshakespeare", variants = paper_sweep(), preset = "quick";
     std::string results_dir = "results", tag;
     int batch = 32, eval_batches = 20, sample = 0, vocab = 65, bench_steps = 10, bench_infer_steps = 20;
     bool bench = false, bench_one = false, report_only = false;

@@ -28,6 +28,7 @@
 #include "cli.h"
 #include "common.h"
 #include "data.h"
+#include "findings.h"
 #include "flags.h"
 #include "io.h"
 #include "report.h"
@@ -39,7 +40,7 @@ namespace synth {
 namespace {
 
 struct Options {
-    std::string data = "multi30k", src = "en", tgt = "de", variants = "V,R,Rfix,D,FR,FD,R+V,D+V,R+D";
+    std::string data = "multi30k", src = "en", tgt = "de", variants = paper_sweep();
     std::string preset = "quick", valid_set = "val", test_sets = "test2016,test2017_flickr,test2017_mscoco";
     std::string results_dir = "results", tag, checkpoint;
     int layers = 3, bpe_vocab = 8000, batch_tokens = 4096, beam = 5, max_extra = 50, decode_batch = 32, decode_limit = 0;

@@ -34,6 +34,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
+#include "findings.h"
 #include "flags.h"
 #include "io.h"
 #include "optim.h"
@@ -45,7 +46,7 @@ namespace synth {
 namespace {
 
 struct Options {
-    std::string variants = "V,R,Rfix,D,FR,FD,R+V,D+V,R+D", out_dir;
+    std::string variants = paper_sweep(), out_dir;
     int seed = 1, vocab = 23, tokens = 12, batch = 3, threads = 1;
     LmConfig model;  // its Model flags are the metadata the reference rebuilds the model from
     Options() {

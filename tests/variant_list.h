@@ -1,0 +1,17 @@
+// The variants the tests loop over, derived from the registry: every registered variant and
+// every mixture of two logits sources, so a new variant is tested without editing a list.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "attention/variant.h"
+
+inline std::vector<std::string> variants_and_pairs() {
+    std::vector<std::string> out;
+    for (const synth::VariantInfo& v : synth::variants()) out.push_back(v.name);
+    const std::vector<std::string> sources = synth::logits_source_names();
+    for (size_t i = 0; i < sources.size(); ++i)
+        for (size_t j = i + 1; j < sources.size(); ++j) out.push_back(sources[i] + "+" + sources[j]);
+    return out;
+}
