@@ -57,7 +57,7 @@ public:
     Tensor logits(const Tensor& x, const Mask& mask, Tensor* key_cache) override {
         const int D = x.dim(2) / H_;
         // The 1/sqrt(d_h) scale is applied to Q inside its GEMM: the same logits, no extra pass.
-        Tensor q = linear(x, *w_q_, Tensor{}, false, 1.0f / std::sqrt((float)D));  // (B, Tq, d)
+        Tensor q = linear(x, *w_q_, Tensor{}, Transpose::No, 1.0f / std::sqrt((float)D));  // (B, Tq, d)
         Tensor k = linear(x, *w_k_, Tensor{});                                                      // (B, Tq, d)
         if (key_cache) {
             if (key_cache->data) k = concat_seq(*key_cache, k);  // (B, Tk, d)
@@ -145,7 +145,7 @@ public:
     }
     Tensor logits(const Tensor& x, const Mask& mask, Tensor*) override {
         const int Tq = x.dim(1), Tk = mask.q_offset + Tq;
-        return bmm(crop(*r1_, Tq, k_, mask.q_offset), crop(*r2_, Tk, k_), false, true);  // (1, H, Tq, Tk)
+        return bmm(crop(*r1_, Tq, k_, mask.q_offset), crop(*r2_, Tk, k_), Transpose::No, Transpose::Yes);  // (1, H, Tq, Tk)
     }
 
 private:
@@ -233,7 +233,7 @@ std::pair<Tensor, Tensor> CrossAttention::memory_kv(const Tensor& memory) {
 
 Tensor CrossAttention::forward(const Tensor& x, const std::pair<Tensor, Tensor>& kv, const Mask& mask, Ctx& ctx) {
     const float s = 1.0f / std::sqrt((float)(d_ / H_));
-    Tensor q = linear(x, *w_q_, Tensor{}, false, s);   // (B, T, d)
+    Tensor q = linear(x, *w_q_, Tensor{}, Transpose::No, s);   // (B, T, d)
     Tensor logits = head_scores(q, kv.first, H_);      // (B, H, T, S)
     Tensor p = softmax(logits, mask);
     if (ctx.train) p = dropout(p, attn_dropout_, ctx.seed, ctx.next_counter());

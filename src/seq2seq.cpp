@@ -138,7 +138,7 @@ Tensor Seq2Seq::decode(const std::vector<int32_t>& tgt_in, int B, int T, const E
         y = add(y, drop(b.ffn.forward(b.ln3.forward(y)), cfg_.dropout, ctx));
     }
     Tensor h = dec_ln_->forward(y);                                         // (B, T, d)
-    return linear(reshape(h, {B * T, d}), *tgt_emb_, Tensor{}, true);      // (B*T, V)
+    return linear(reshape(h, {B * T, d}), *tgt_emb_, Tensor{}, Transpose::Yes);      // (B*T, V)
 }
 
 // ---- batches -----------------------------------------------------------------------------

@@ -59,7 +59,7 @@ Tensor TransformerLM::forward(const std::vector<int32_t>& ids, int B, int T, Ctx
         x = add(x, drop(b.ffn.forward(b.ln2.forward(x)), cfg_.dropout, ctx));
     }
     Tensor h = ln_f_->forward(x);                                                // (B, T, d)
-    return linear(reshape(h, {B * T, cfg_.attn.d_model}), *tok_emb_, Tensor{}, true);  // (B*T, V)
+    return linear(reshape(h, {B * T, cfg_.attn.d_model}), *tok_emb_, Tensor{}, Transpose::Yes);  // (B*T, V)
 }
 
 int64_t lm_param_formula(const LmConfig& cfg) {

@@ -48,7 +48,7 @@ std::vector<float> composite_step() {
     causal.causal = true;
     const Tensor h = layernorm(gelu(linear(x, w, b)), g, beta);
     const Tensor p = softmax(reshape(h, {4, 4, 64, 64}), causal);
-    const Tensor o = merge_heads(bmm(p, v, false, false));
+    const Tensor o = merge_heads(bmm(p, v, Transpose::No, Transpose::No));
     const Tensor loss = cross_entropy(reshape(o, {256, 64}), targets, -1, 0.1f);
     backward(loss);
     std::vector<float> out(loss.data, loss.data + 1);

@@ -130,32 +130,33 @@ TEST_CASE("op: linear") {
     const int B = 2, T = 5, K = 7, N = 3;
     Tensor x = randn({B, T, K}, rng);
     Tensor b = randn({N}, rng);
-    for (bool trans_w : {false, true}) {
+    for (Transpose w_layout : {Transpose::No, Transpose::Yes}) {
         for (bool with_bias : {true, false}) {
+            const bool trans_w = w_layout == Transpose::Yes;
             CAPTURE(trans_w);
             CAPTURE(with_bias);
             Tensor w = trans_w ? randn({N, K}, rng) : randn({K, N}, rng);
             const Tensor bias = with_bias ? b : Tensor{};
             {
                 NoGrad ng;
-                const Tensor y = linear(x, w, bias, trans_w);
+                const Tensor y = linear(x, w, bias, w_layout);
                 CHECK(y.shape_str() == "(2, 5, 3)");
-                check_close(y, reference::linear(x, w, bias, trans_w ? Transpose::Yes : Transpose::No));
+                check_close(y, reference::linear(x, w, bias, w_layout));
             }
             if (with_bias)
-                CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, trans_w); });
+                CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, w_layout); });
             else
-                CHECK_GRADS({x, w}, [&] { return linear(x, w, Tensor{}, trans_w); });
+                CHECK_GRADS({x, w}, [&] { return linear(x, w, Tensor{}, w_layout); });
             // alpha scales x op(W) but not the bias.
             {
                 NoGrad ng;
-                const Tensor y = linear(x, w, bias, trans_w), ys = linear(x, w, bias, trans_w, -0.375f);
+                const Tensor y = linear(x, w, bias, w_layout), ys = linear(x, w, bias, w_layout, -0.375f);
                 for (int i = 0; i < B * T * N; ++i) {
                     const float bi = with_bias ? b.data[i % N] : 0.0f;
                     CHECK(ys.data[i] == doctest::Approx(-0.375f * (y.data[i] - bi) + bi).epsilon(1e-5));
                 }
             }
-            CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, trans_w, -0.375f); });
+            CHECK_GRADS({x, w, b}, [&] { return linear(x, w, b, w_layout, -0.375f); });
         }
     }
 }
@@ -200,15 +201,16 @@ TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {
                 CAPTURE(tb);
                 CAPTURE(Ba);
                 CAPTURE(Bb);
+                const Transpose op_a = ta ? Transpose::Yes : Transpose::No, op_b = tb ? Transpose::Yes : Transpose::No;
                 Tensor a = ta ? randn({Ba, H, K, M}, rng) : randn({Ba, H, M, K}, rng);
                 Tensor b = tb ? randn({Bb, H, N, K}, rng) : randn({Bb, H, K, N}, rng);
                 {
                     NoGrad ng;
-                    const Tensor c = bmm(a, b, ta, tb);
+                    const Tensor c = bmm(a, b, op_a, op_b);
                     CHECK(c.shape_str() == "(2, 3, 5, 7)");
-                    check_close(c, reference::bmm(a, b, ta ? Transpose::Yes : Transpose::No, tb ? Transpose::Yes : Transpose::No));
+                    check_close(c, reference::bmm(a, b, op_a, op_b));
                 }
-                CHECK_GRADS({a, b}, [&] { return bmm(a, b, ta, tb); });
+                CHECK_GRADS({a, b}, [&] { return bmm(a, b, op_a, op_b); });
             }
 }
 
@@ -221,10 +223,10 @@ TEST_CASE("op: head_scores and head_mix equal split_heads, bmm and merge_heads, 
         Tensor p = randn({Bp, H, Tq, Tk}, rng);
         {
             NoGrad ng;
-            const Tensor s = head_scores(q, k, H), s_ref = bmm(split_heads(q, H), split_heads(k, H), false, true);
+            const Tensor s = head_scores(q, k, H), s_ref = bmm(split_heads(q, H), split_heads(k, H), Transpose::No, Transpose::Yes);
             CHECK(s.shape_str() == "(2, 3, 5, 6)");
             for (int64_t i = 0; i < s.numel(); ++i) CHECK(s.data[i] == s_ref.data[i]);
-            const Tensor o = head_mix(p, v), o_ref = merge_heads(bmm(p, split_heads(v, H), false, false));
+            const Tensor o = head_mix(p, v), o_ref = merge_heads(bmm(p, split_heads(v, H), Transpose::No, Transpose::No));
             CHECK(o.shape_str() == "(2, 5, 12)");
             for (int64_t i = 0; i < o.numel(); ++i) CHECK(o.data[i] == o_ref.data[i]);
         }
