@@ -81,7 +81,7 @@ static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, T
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_layout, float alpha) {
     Tensor y = linear_output(x, w, b, w_layout, "linear");
     linear_forward(x, w, b.data, w_layout, alpha, y);
-    if (y.grad) record([=] { linear_backward(x, w, b, w_layout, alpha, y.grad); });
+    if (y.grad) record("linear", {x, w, b}, y, [=] { linear_backward(x, w, b, w_layout, alpha, y.grad); });
     return y;
 }
 
@@ -107,7 +107,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
     }
     const int64_t n = y.numel();
     if (y.grad) {
-        record([=] {
+        record("linear_relu", {x, w, b}, y, [=] {
             // dz = dy * [y > 0], in place: every consumer of y has already added into y.grad.
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) y.grad[i] = y.data[i] > 0.0f ? y.grad[i] : 0.0f;
@@ -127,11 +127,11 @@ static kernel::Causal causal_blocks(const Mask& mask, kernel::Causal::Limit limi
 
 // c = op(a) op(b) per (batch, head) as g lays them out; backward da += dc op(b)^T,
 // db += op(a)^T dc.
-static void batched_matmul(const kernel::BatchedGemm& g, const Tensor& a, const Tensor& b,
+static void batched_matmul(const char* name, const kernel::BatchedGemm& g, const Tensor& a, const Tensor& b,
                            const Tensor& c) {
     kernel::batched_gemm_forward(g, a.data, b.data, c.data);
     if (c.grad)
-        record([=] { kernel::batched_gemm_backward(g, a.data, b.data, c.grad, a.grad, b.grad); });
+        record(name, {a, b}, c, [=] { kernel::batched_gemm_backward(g, a.data, b.data, c.grad, a.grad, b.grad); });
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb) {
@@ -151,7 +151,7 @@ Tensor bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb) {
                                 Strided::contiguous(Ba, H, a.dim(2), a.dim(3)), ta,
                                 Strided::contiguous(Bb, H, b.dim(2), b.dim(3)), tb,
                                 Strided::contiguous(B, H, M, N), {}};
-    batched_matmul(g, a, b, c);
+    batched_matmul("bmm", g, a, b, c);
     return c;
 }
 
@@ -165,7 +165,7 @@ Tensor head_scores(const Tensor& q, const Tensor& k, int H, const Mask& mask) {
                                 Strided::heads_of(Tq, H, D), Transpose::No,
                                 Strided::heads_of(Tk, H, D), Transpose::Yes,
                                 Strided::contiguous(B, H, Tq, Tk), causal_blocks(mask, kernel::Causal::OutputColumns)};
-    batched_matmul(g, q, k, c);
+    batched_matmul("head_scores", g, q, k, c);
     return c;
 }
 
@@ -180,7 +180,7 @@ Tensor head_mix(const Tensor& p, const Tensor& v, const Mask& mask) {
                                 Strided::contiguous(p.dim(0), H, Tq, Tk), Transpose::No,
                                 Strided::heads_of(Tk, H, D), Transpose::No,
                                 Strided::heads_of(Tq, H, D), causal_blocks(mask, kernel::Causal::InnerDim)};
-    batched_matmul(g, p, v, out);
+    batched_matmul("head_mix", g, p, v, out);
     return out;
 }
 
@@ -196,7 +196,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i % m];
     if (y.grad) {
-        record([=] {
+        record("add", {a, b}, y, [=] {
             // da += dy; db += dy summed over the leading dims b is broadcast over
             if (a.grad) {
 #pragma omp parallel for if (n > kParallelMin)
@@ -217,7 +217,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * b.data[i];
     if (y.grad) {
-        record([=] {
+        record("mul", {a, b}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) {
                 if (a.grad) a.grad[i] += y.grad[i] * b.data[i];
@@ -234,7 +234,7 @@ Tensor scale(const Tensor& a, float s) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * s;
     if (y.grad) {
-        record([=] {
+        record("scale", {a}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) a.grad[i] += y.grad[i] * s;
         });
@@ -251,7 +251,7 @@ Tensor relu(const Tensor& x) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = x.data[i] > 0.0f ? x.data[i] : 0.0f;
     if (y.grad) {
-        record([=] {
+        record("relu", {x}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) x.grad[i] += x.data[i] > 0.0f ? y.grad[i] : 0.0f;  // branch-free: vectorises
         });
@@ -271,7 +271,7 @@ Tensor gelu(const Tensor& x) {
     }
     if (y.grad) {
         // dx = dy (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx)
-        record([=] {
+        record("gelu", {x}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) {
                 float v = x.data[i];
@@ -307,7 +307,8 @@ Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
     Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
     apply_dropout_mask(x.data, y.data, n, p, keep, seed, counter, kernel::Write::Assign);
     if (y.grad)
-        record([=] { apply_dropout_mask(y.grad, x.grad, n, p, keep, seed, counter, kernel::Write::Accumulate); });
+        record("dropout", {x}, y,
+               [=] { apply_dropout_mask(y.grad, x.grad, n, p, keep, seed, counter, kernel::Write::Accumulate); });
     return y;
 }
 
@@ -336,7 +337,7 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
         for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
     }
     if (y.grad) {
-        record([=] {
+        record("layernorm", {x, g, b}, y, [=] {
             // Per row, with xh = (x - mean) * rstd and dxh = dy * g:
             //   dx += rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)),
             //   dg += dy * xh and db += dy, summed over the rows as per-thread partial sums.
@@ -433,7 +434,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
         for (int j = 0; j < jmax; ++j) out[j] *= inv;
     }
     if (y.grad) {
-        record([=] {
+        record("softmax", {logits}, y, [=] {
             // dx = y * (dy - sum(y * dy)) over the unmasked keys; a broadcast logits row sums
             // over the batch serially.
             const int64_t src_rows = (int64_t)Bl * H * Tq;
@@ -475,7 +476,7 @@ Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids, int B, in
     for (int64_t i = 0; i < n; ++i) std::memcpy(y.data + i * C, table.data + (int64_t)ids[i] * C, C * sizeof(float));
     if (y.grad) {
         const int32_t* idp = scratch_ids(ids);
-        record([=] {
+        record("embedding", {table}, y, [=] {
             // Scatter-add: serial over positions, since two positions may share a token.
             for (int64_t i = 0; i < n; ++i) {
                 float* dst = table.grad + (int64_t)idp[i] * C;
@@ -557,7 +558,7 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
     loss.data[0] = count ? (float)(total / count) : 0.0f;
     if (loss.grad && count) {
         const int32_t* tg = scratch_ids(targets);
-        record([=] {
+        record("cross_entropy", {logits}, loss, [=] {
             // d/dx_v = g / count * (softmax_v - (1 - eps) [v == t] - eps / V)
             const float g = loss.grad[0] / (float)count;
 #pragma omp parallel for if ((int64_t)N * V > kParallelMin)
@@ -583,7 +584,7 @@ Tensor split_heads(const Tensor& x, int H) {
     Tensor y = new_tensor({B, H, T, D}, needs_grad({&x}));
     kernel::permute_heads(x.data, y.data, B, T, H, D, kernel::Heads::ToHeads, kernel::Write::Assign);
     if (y.grad)
-        record([=] {
+        record("split_heads", {x}, y, [=] {
             kernel::permute_heads(y.grad, x.grad, B, T, H, D, kernel::Heads::FromHeads, kernel::Write::Accumulate);
         });
     return y;
@@ -595,7 +596,7 @@ Tensor merge_heads(const Tensor& x) {
     Tensor y = new_tensor({B, T, H * D}, needs_grad({&x}));
     kernel::permute_heads(x.data, y.data, B, T, H, D, kernel::Heads::FromHeads, kernel::Write::Assign);
     if (y.grad)
-        record([=] {
+        record("merge_heads", {x}, y, [=] {
             kernel::permute_heads(y.grad, x.grad, B, T, H, D, kernel::Heads::ToHeads, kernel::Write::Accumulate);
         });
     return y;
@@ -612,7 +613,7 @@ Tensor slice_seq(const Tensor& x, int t0, int t1) {
     for (int b = 0; b < B; ++b)
         std::memcpy(y.data + (int64_t)b * n * C, x.data + ((int64_t)b * T + t0) * C, (size_t)n * C * sizeof(float));
     if (y.grad) {
-        record([=] {
+        record("slice_seq", {x}, y, [=] {
             for (int b = 0; b < B; ++b) {
                 float* dx = x.grad + ((int64_t)b * T + t0) * C;
                 const float* dy = y.grad + (int64_t)b * n * C;
@@ -633,7 +634,7 @@ Tensor concat_seq(const Tensor& a, const Tensor& b) {
         std::memcpy(y.data + ((int64_t)i * T + Ta) * C, b.data + (int64_t)i * Tb * C, (size_t)Tb * C * sizeof(float));
     }
     if (y.grad) {
-        record([=] {
+        record("concat_seq", {a, b}, y, [=] {
             for (int i = 0; i < B; ++i) {
                 const float* dy = y.grad + (int64_t)i * T * C;
                 if (a.grad)
@@ -658,22 +659,22 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 // =====================================================================================
 // sum / mean
 // =====================================================================================
-static Tensor reduce_scaled(const Tensor& x, float s) {
+static Tensor reduce_scaled(const Tensor& x, float s, const char* name) {
     const int64_t n = x.numel();
     double acc = 0.0;
     for (int64_t i = 0; i < n; ++i) acc += x.data[i];
     Tensor y = new_tensor({1}, needs_grad({&x}));
     y.data[0] = (float)(acc * s);
     if (y.grad) {
-        record([=] {
+        record(name, {x}, y, [=] {
             const float g = y.grad[0] * s;
             for (int64_t i = 0; i < n; ++i) x.grad[i] += g;
         });
     }
     return y;
 }
-Tensor sum(const Tensor& x) { return reduce_scaled(x, 1.0f); }
-Tensor mean(const Tensor& x) { return reduce_scaled(x, 1.0f / (float)x.numel()); }
+Tensor sum(const Tensor& x) { return reduce_scaled(x, 1.0f, "sum"); }
+Tensor mean(const Tensor& x) { return reduce_scaled(x, 1.0f / (float)x.numel(), "mean"); }
 
 // =====================================================================================
 // crop: (H, L, M) -> (1, H, rows, cols)
@@ -689,7 +690,7 @@ Tensor crop(const Tensor& x, int rows, int cols, int row0) {
             std::memcpy(y.data + ((int64_t)h * rows + i) * cols, x.data + ((int64_t)h * L + row0 + i) * M,
                         cols * sizeof(float));
     if (y.grad) {
-        record([=] {
+        record("crop", {x}, y, [=] {
             for (int h = 0; h < H; ++h)
                 for (int i = 0; i < rows; ++i) {
                     float* dx = x.grad + ((int64_t)h * L + row0 + i) * M;
@@ -731,7 +732,7 @@ Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int
         for (int j = 0; j < n; ++j) yr[j] += bias[j];
     }
     if (y.grad) {
-        record([=] {
+        record("head_linear", {x, w, b}, y, [=] {
             // db_h[:n] += the column sums of dy_h over batch and time (and heads when shared).
             if (b.grad) {
                 if (w_heads == 1) kernel::colsum_add(y.grad, rows, n, b.grad);
@@ -764,7 +765,7 @@ Tensor fd_outer(const Tensor& a_factor, const Tensor& b_factor, int n) {
         for (int j = 0; j < n; ++j) yr[j] = ar[j % a] * br[j / a];
     }
     if (y.grad) {
-        record([=] {
+        record("fd_outer", {a_factor, b_factor}, y, [=] {
             // dA[i, j mod a] += dC[i, j] B[i, j / a],  dB[i, j / a] += dC[i, j] A[i, j mod a]
             float *dA = a_factor.grad, *dB = b_factor.grad;
 #pragma omp parallel for if (rows * n > kParallelMin)
@@ -829,7 +830,9 @@ Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
             }
         }
     if (y.grad) {
-        record([=] {
+        std::vector<Tensor> inputs = comps;
+        inputs.push_back(w);
+        record("mix", std::move(inputs), y, [=] {
             // Per head (parallel): dcomp_c += alpha_c dy (summed over the batch for broadcast
             // components); dalpha_c = sum dy * comp_c; dw = alpha * (dalpha - alpha . dalpha),
             // the softmax's Jacobian.

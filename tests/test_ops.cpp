@@ -58,7 +58,7 @@ Tensor twice(const Tensor& x, float backward_factor, bool accumulate = true) {
     Tensor y = new_tensor(Shape(x.dims.begin(), x.dims.begin() + x.ndim), needs_grad({&x}));
     for (int64_t i = 0; i < x.numel(); ++i) y.data[i] = 2.0f * x.data[i];
     if (y.grad)
-        record([=] {
+        record("twice", {x}, y, [=] {
             for (int64_t i = 0; i < x.numel(); ++i)
                 x.grad[i] = backward_factor * y.grad[i] + (accumulate ? x.grad[i] : 0.0f);
         });
@@ -103,7 +103,7 @@ TEST_CASE("op: gradcheck passes a correct backward and catches a 5% wrong one") 
         const GradCheckResult r = gradcheck({x, z}, [&] {
             Tensor y = new_tensor({3, 5}, needs_grad({&z}));
             for (int i = 0; i < 15; ++i) y.data[i] = x.data[i] * z.data[i];
-            record([=] {
+            record("mul_z", {x, z}, y, [=] {
                 for (int i = 0; i < 15; ++i) z.grad[i] += x.data[i] * y.grad[i];
             });
             return y;
