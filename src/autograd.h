@@ -1,14 +1,25 @@
 // autograd.h: the tape.
 //
-// Ops run eagerly. When an op's output needs a gradient, the op pushes one closure, its
-// backward, onto the tape. Because ops run in program order, the tape is already a
-// topological order of the computation: backward() seeds d(loss)/d(loss) = 1, walks the
-// tape in reverse, and clears it. Every backward accumulates (+=) into its inputs'
-// grad buffers, so a tensor used twice receives the sum of both contributions
-// (micrograd's rule, at the granularity of whole layers).
+// Ops run eagerly. When an op's output needs a gradient, the op pushes one entry onto the
+// tape: its name, its inputs and output (for their shapes) and a closure, its backward.
+// Because ops run in program order, the tape is already a topological order of the
+// computation: backward() seeds d(loss)/d(loss) = 1, runs the closures in reverse, and
+// clears the tape. Every backward accumulates (+=) into its inputs' grad buffers, so a
+// tensor used twice receives the sum of both contributions (micrograd's rule, at the
+// granularity of whole layers).
+//
+// Tracing: run any binary with SYNTH_TRACE=1 and the tape of its first training step is
+// printed to stderr, one line per op as it is recorded, then one per backward as it runs
+// (the same index, in reverse), after which tracing stops:
+//     fwd    0 linear        (32, 64, 128), (128, 128) -> (32, 64, 128)
+//     ...
+//     bwd    0 linear        (32, 64, 128), (128, 128) -> (32, 64, 128)
+// trace_next_step(sink) does the same for the next step, handing the lines to sink.
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "tensor.h"
 
@@ -36,11 +47,24 @@ inline bool needs_grad(std::initializer_list<const Tensor*> inputs) {
     return false;
 }
 
-void record(std::function<void()> backward_fn);
+// One recorded op. Tensors never own memory, so keeping them costs no copy of their data;
+// only their shapes are read here (an input without data, such as a missing bias, is not shown).
+struct TapeEntry {
+    const char* op;  // a string literal: "linear"
+    std::vector<Tensor> inputs;
+    Tensor output;
+    std::function<void()> backward;
+};
+
+void record(const char* op, std::vector<Tensor> inputs, const Tensor& output, std::function<void()> backward);
 // loss must be a one-element tensor with a gradient.
 void backward(const Tensor& loss);
 // Drops recorded closures without running them (e.g. after a forward-only pass).
 void clear_tape();
 size_t tape_size();
+
+// Traces the tape from now until the end of the next backward(), one line per op to sink.
+using TraceSink = std::function<void(const std::string& line)>;
+void trace_next_step(TraceSink sink);
 
 }  // namespace synth

@@ -1,11 +1,10 @@
 // ops.cpp: forward and backward of every op, side by side.
 //
-// Threading (see blas.h for the measured policy): element and row kernels are OpenMP
-// loops with static schedules, so a given thread count always splits work the same way
-// and every reduction adds in the same order: same seed + same threads = same bits.
+// Each op checks its shapes, computes its forward formula, and records its backward formula
+// on the tape (autograd.h). How the work is split over threads, summed deterministically and
+// skipped above a causal diagonal lives in kernels.h; element loops here are plain OpenMP
+// loops with static schedules (same seed + same threads = same bits).
 #include "ops.h"
-
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,12 +15,13 @@
 #include "blas.h"
 #include "common.h"
 #include "fastmath.h"
+#include "kernels.h"
 #include "rng.h"
 
 namespace synth {
 
-// Elementwise loops only go parallel when there is enough work to pay for the fork.
-static constexpr int64_t kParallelMin = 1 << 15;
+using kernel::kParallelMin;
+using kernel::Strided;
 
 static Shape shape_of(const Tensor& t) { return Shape(t.dims.begin(), t.dims.begin() + t.ndim); }
 
@@ -33,65 +33,55 @@ static const int32_t* scratch_ids(const std::vector<int32_t>& ids) {
     return p;
 }
 
-// db[c] += sum_r dy[r, c], split by columns across threads so each sum is serial: deterministic.
-static void colsum_add(const float* dy, int64_t rows, int cols, float* db) {
-#pragma omp parallel if (rows * cols > kParallelMin)
-    {
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        int c0 = (int)((int64_t)cols * id / nt), c1 = (int)((int64_t)cols * (id + 1) / nt);
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* row = dy + r * cols;
-            for (int c = c0; c < c1; ++c) db[c] += row[c];
-        }
-    }
-}
-
 // =====================================================================================
-// linear: y (R, N) = x (R, K) W (+ b)
+// linear: y (R, N) = alpha x (R, K) op(W) (+ b)
 // =====================================================================================
-// The shape checks and the forward GEMM shared by linear and linear_relu: y = alpha x op(W),
-// plus b if add_bias (the bias rows are copied into y first and the GEMM accumulates onto them).
-static Tensor linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha,
-                             const char* name, bool add_bias = true) {
+// The shape checks shared by linear and linear_relu, and their output (x's shape, last dim N).
+static Tensor linear_output(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_layout, const char* name) {
+    const bool wt = w_layout == Transpose::Yes;
     SYNTH_CHECK(w.ndim == 2, name, ": weight must be 2-D, got ", w.shape_str());
     const int K = x.dim(-1);
-    const int N = trans_w ? w.dim(0) : w.dim(1);
-    SYNTH_CHECK((trans_w ? w.dim(1) : w.dim(0)) == K, name, ": x ", x.shape_str(), " does not match weight ",
-                w.shape_str(), trans_w ? " (transposed)" : "");
+    const int N = wt ? w.dim(0) : w.dim(1);
+    SYNTH_CHECK((wt ? w.dim(1) : w.dim(0)) == K, name, ": x ", x.shape_str(), " does not match weight ",
+                w.shape_str(), wt ? " (transposed)" : "");
     SYNTH_CHECK(!b.data || (b.ndim == 1 && b.dim(0) == N), name, ": bias must be (", N, ")");
-    const int64_t R = x.numel() / K;
     Shape ys = shape_of(x);
     ys.back() = N;
-    Tensor y = new_tensor(ys, needs_grad({&x, &w, &b}));
-    float beta = 0.0f;
-    if (b.data && add_bias) {
-#pragma omp parallel for if (R * N > kParallelMin)
-        for (int64_t r = 0; r < R; ++r) std::memcpy(y.data + r * N, b.data, N * sizeof(float));
-        beta = 1.0f;
-    }
-    sgemm(false, trans_w, (int)R, N, K, alpha, x.data, K, w.data, trans_w ? K : N, beta, y.data, N);
-    return y;
+    return new_tensor(ys, needs_grad({&x, &w, &b}));
 }
 
-// Accumulates the gradients of y = alpha x op(W) + b, given dy (R, N).
-static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha,
-                            const float* dy) {
-    const int K = x.dim(-1), N = trans_w ? w.dim(0) : w.dim(1);
+// y = alpha x op(W) + bias, bias (N) or nullptr: the bias rows are copied into y first and
+// the GEMM accumulates onto them.
+static void linear_forward(const Tensor& x, const Tensor& w, const float* bias, Transpose w_layout, float alpha,
+                           const Tensor& y) {
+    const bool wt = w_layout == Transpose::Yes;
+    const int K = x.dim(-1), N = y.dim(-1);
     const int64_t R = x.numel() / K;
-    // dx (R, K) += alpha dy (R, N) op(W)^T
-    if (x.grad) sgemm(false, !trans_w, (int)R, K, N, alpha, dy, N, w.data, trans_w ? K : N, 1.0f, x.grad, K);
+    if (bias) kernel::fill_rows(bias, R, N, y.data);
+    sgemm(false, wt, (int)R, N, K, alpha, x.data, K, w.data, wt ? K : N, bias ? 1.0f : 0.0f, y.data, N);
+}
+
+// dx (R, K) += alpha dy op(W)^T, dW += alpha (x^T dy, or dy^T x when W is (N, K)),
+// db += the column sums of dy (R, N).
+static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_layout, float alpha,
+                            const float* dy) {
+    const bool wt = w_layout == Transpose::Yes;
+    const int K = x.dim(-1), N = wt ? w.dim(0) : w.dim(1);
+    const int64_t R = x.numel() / K;
+    if (x.grad) sgemm(false, !wt, (int)R, K, N, alpha, dy, N, w.data, wt ? K : N, 1.0f, x.grad, K);
     if (w.grad) {
-        if (trans_w)  // dW (N, K) += alpha dy^T x
+        if (wt)  // dW (N, K) += alpha dy^T x
             sgemm(true, false, N, K, (int)R, alpha, dy, N, x.data, K, 1.0f, w.grad, K);
         else  // dW (K, N) += alpha x^T dy
             sgemm(true, false, K, N, (int)R, alpha, x.data, K, dy, N, 1.0f, w.grad, N);
     }
-    if (b.grad) colsum_add(dy, R, N, b.grad);
+    if (b.grad) kernel::colsum_add(dy, R, N, b.grad);
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, float alpha) {
-    Tensor y = linear_forward(x, w, b, trans_w, alpha, "linear");
-    if (y.grad) record([=] { linear_backward(x, w, b, trans_w, alpha, y.grad); });
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_layout, float alpha) {
+    Tensor y = linear_output(x, w, b, w_layout, "linear");
+    linear_forward(x, w, b.data, w_layout, alpha, y);
+    if (y.grad) record("linear", {x, w, b}, y, [=] { linear_backward(x, w, b, w_layout, alpha, y.grad); });
     return y;
 }
 
@@ -100,7 +90,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w, f
 // feed-forward layer, and one pass over them. The bias is added in the ReLU's pass, not
 // copied into y before the GEMM: one pass over y fewer.
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
-    Tensor y = linear_forward(x, w, b, false, 1.0f, "linear_relu", false);
+    Tensor y = linear_output(x, w, b, Transpose::No, "linear_relu");
+    linear_forward(x, w, nullptr, Transpose::No, 1.0f, y);
     const int N = y.dim(-1);
     const int64_t rows = y.numel() / N;
 #pragma omp parallel for if (rows * N > kParallelMin)
@@ -116,155 +107,65 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
     }
     const int64_t n = y.numel();
     if (y.grad) {
-        record([=] {
+        record("linear_relu", {x, w, b}, y, [=] {
             // dz = dy * [y > 0], in place: every consumer of y has already added into y.grad.
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) y.grad[i] = y.data[i] > 0.0f ? y.grad[i] : 0.0f;
-            linear_backward(x, w, b, false, 1.0f, y.grad);
+            linear_backward(x, w, b, Transpose::No, 1.0f, y.grad);
         });
     }
     return y;
 }
 
 // =====================================================================================
-// bmm: batched over (batch, head), batch broadcast for operands with batch 1
+// bmm and the attention products: batched over (batch, head), see kernels.h
 // =====================================================================================
-// How a batch of (batch, head) matrices lies in memory: matrix (bi, h) starts at
-// bi * batch + h * head and its rows are ld apart. batch = 0 broadcasts one matrix per head
-// over the batch. Contiguous (B, H, M, N) is {H*M*N, M*N, N}; the heads of a (B, T, H*D)
-// activation are {T*H*D, D, H*D}, read in place, without a split_heads copy.
-struct Strided {
-    int64_t batch, head;
-    int ld;
-    float* at(float* p, int bi, int h) const { return p + bi * batch + h * head; }
-};
-
-// Causal attention needs only the lower triangle: query row i sees keys j <= i + q_offset.
-// A product can skip what lies above it in blocks of rows: for rows [i0, i1) only the first
-// lim = i1 + q_offset keys matter. head_scores limits N (the key columns of Q K^T),
-// head_mix limits K (the key rows of V in P V, where P is zero above the diagonal). With
-// 64-row blocks a 128-token sequence does 3/4 of the work, a 1024-token one 17/32.
-struct Causal {
-    enum Limit { None, LimitN, LimitK } limit = None;
-    int q_offset = 0;
-};
-static constexpr int kCausalBlock = 64;
-
-// c(bi, h) = op(a(bi, h)) op(b(bi, h)) for bi < B, h < H, with op(a) (M, K), op(b) (K, N),
-// c (M, N); c is written, its gradient records the backward. One single-threaded GEMM per
-// (batch, head) on each OpenMP thread (blas.h), or per block of rows under `causal`, which
-// needs !ta (rows of C are rows of A). With LimitN, the columns a block skips are set to 0,
-// and the gradient arriving there must be 0, as a causal softmax's is; with LimitK, a must be
-// 0 above the diagonal, and the gradient left there for it is incomplete (a causal softmax
-// never reads it).
-static void batched_gemm(const Tensor& a, Strided sa, bool ta, const Tensor& b, Strided sb, bool tb, const Tensor& c,
-                         Strided sc, int B, int H, int M, int N, int K, Causal causal = {}) {
-    SYNTH_CHECK(causal.limit == Causal::None || !ta, "batched_gemm: causal blocks need rows of a");
-    const int block = causal.limit == Causal::None ? std::max(M, 1) : kCausalBlock;
-    // The extent of N and K that rows [i0, i0 + block) use.
-    auto extent = [=](int i0, Causal::Limit which, int full) {
-        if (causal.limit != which) return full;
-        return std::max(0, std::min(full, std::min(M, i0 + block) + causal.q_offset));
-    };
-#pragma omp parallel for collapse(2)
-    for (int bi = 0; bi < B; ++bi)
-        for (int h = 0; h < H; ++h)
-            for (int i0 = 0; i0 < M; i0 += block) {
-                const int rows = std::min(block, M - i0), n = extent(i0, Causal::LimitN, N);
-                const int k = extent(i0, Causal::LimitK, K);
-                float* C = sc.at(c.data, bi, h) + (int64_t)i0 * sc.ld;
-                if (k > 0)
-                    sgemm(ta, tb, rows, n, k, 1.0f, sa.at(a.data, bi, h) + (int64_t)i0 * sa.ld, sa.ld,
-                          sb.at(b.data, bi, h), sb.ld, 0.0f, C, sc.ld);
-                const int from = k > 0 ? n : 0;  // no keys at all: the whole row is 0
-                if (from < N)
-                    for (int r = 0; r < rows; ++r)
-                        std::memset(C + (int64_t)r * sc.ld + from, 0, (size_t)(N - from) * sizeof(float));
-            }
-    if (!c.grad) return;
-    record([=] {
-        // d op(A) = dC op(B)^T and d op(B) = op(A)^T dC, written for the stored layouts; under
-        // `causal`, block by block over the extents the forward used.
-        auto grad_a = [&](int bi, int h) {
-            const float *dC = sc.at(c.grad, bi, h), *Bm = sb.at(b.data, bi, h);
-            float* dA = sa.at(a.grad, bi, h);
-            if (ta) {
-                sgemm(tb, true, K, M, N, 1.0f, Bm, sb.ld, dC, sc.ld, 1.0f, dA, sa.ld);
-                return;
-            }
-            for (int i0 = 0; i0 < M; i0 += block) {
-                const int rows = std::min(block, M - i0), n = extent(i0, Causal::LimitN, N);
-                const int k = extent(i0, Causal::LimitK, K);
-                if (n > 0 && k > 0)
-                    sgemm(false, !tb, rows, k, n, 1.0f, dC + (int64_t)i0 * sc.ld, sc.ld, Bm, sb.ld, 1.0f,
-                          dA + (int64_t)i0 * sa.ld, sa.ld);
-            }
-        };
-        auto grad_b = [&](int bi, int h) {
-            const float *dC = sc.at(c.grad, bi, h), *Am = sa.at(a.data, bi, h);
-            float* dB = sb.at(b.grad, bi, h);
-            if (ta) {
-                if (!tb) sgemm(false, false, K, N, M, 1.0f, Am, sa.ld, dC, sc.ld, 1.0f, dB, sb.ld);
-                else sgemm(true, true, N, K, M, 1.0f, dC, sc.ld, Am, sa.ld, 1.0f, dB, sb.ld);
-                return;
-            }
-            for (int i0 = 0; i0 < M; i0 += block) {
-                const int rows = std::min(block, M - i0), n = extent(i0, Causal::LimitN, N);
-                const int k = extent(i0, Causal::LimitK, K);
-                if (n == 0 || k == 0) continue;
-                const float *Ai = Am + (int64_t)i0 * sa.ld, *dCi = dC + (int64_t)i0 * sc.ld;
-                if (!tb) sgemm(true, false, k, n, rows, 1.0f, Ai, sa.ld, dCi, sc.ld, 1.0f, dB, sb.ld);
-                else sgemm(true, false, n, k, rows, 1.0f, dCi, sc.ld, Ai, sa.ld, 1.0f, dB, sb.ld);
-            }
-        };
-        // A broadcast operand's grad sums over what it is shared by (the batch; also the heads
-        // for one matrix shared by all): keep that sum serial. Different heads of a
-        // (B, T, H*D) gradient are disjoint column blocks: no race.
-        auto for_each = [&](Strided s, auto grad) {
-            const bool per_batch = s.batch != 0 || B == 1, per_head = s.head != 0 || H == 1;
-            if (per_batch && per_head) {
-#pragma omp parallel for collapse(2)
-                for (int bi = 0; bi < B; ++bi)
-                    for (int h = 0; h < H; ++h) grad(bi, h);
-            } else if (per_head) {
-#pragma omp parallel for
-                for (int h = 0; h < H; ++h)
-                    for (int bi = 0; bi < B; ++bi) grad(bi, h);
-            } else {
-                for (int h = 0; h < H; ++h)
-                    for (int bi = 0; bi < B; ++bi) grad(bi, h);
-            }
-        };
-        if (a.grad) for_each(sa, grad_a);
-        if (b.grad) for_each(sb, grad_b);
-    });
+// The causal block skipping a mask allows a product (only causal and q_offset are read).
+static kernel::Causal causal_blocks(const Mask& mask, kernel::Causal::Limit limit) {
+    return {mask.causal ? limit : kernel::Causal::None, mask.q_offset};
 }
 
-Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+// c = op(a) op(b) per (batch, head) as g lays them out; backward da += dc op(b)^T,
+// db += op(a)^T dc.
+static void batched_matmul(const char* name, const kernel::BatchedGemm& g, const Tensor& a, const Tensor& b,
+                           const Tensor& c) {
+    kernel::batched_gemm_forward(g, a.data, b.data, c.data);
+    if (c.grad)
+        record(name, {a, b}, c, [=] { kernel::batched_gemm_backward(g, a.data, b.data, c.grad, a.grad, b.grad); });
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb) {
     SYNTH_CHECK(a.ndim == 4 && b.ndim == 4, "bmm: operands must be 4-D, got ", a.shape_str(), " and ", b.shape_str());
     const int Ba = a.dim(0), Bb = b.dim(0), H = a.dim(1);
     SYNTH_CHECK(b.dim(1) == H, "bmm: head counts differ: ", a.shape_str(), " vs ", b.shape_str());
     SYNTH_CHECK(Ba == Bb || Ba == 1 || Bb == 1, "bmm: batch sizes ", Ba, " and ", Bb, " do not broadcast");
-    const int M = ta ? a.dim(3) : a.dim(2), K = ta ? a.dim(2) : a.dim(3);
-    const int N = tb ? b.dim(2) : b.dim(3);
-    SYNTH_CHECK((tb ? b.dim(3) : b.dim(2)) == K, "bmm: inner dimensions differ: ", a.shape_str(), " vs ",
+    const bool a_t = ta == Transpose::Yes, b_t = tb == Transpose::Yes;
+    const int M = a_t ? a.dim(3) : a.dim(2), K = a_t ? a.dim(2) : a.dim(3);
+    const int N = b_t ? b.dim(2) : b.dim(3);
+    SYNTH_CHECK((b_t ? b.dim(3) : b.dim(2)) == K, "bmm: inner dimensions differ: ", a.shape_str(), " vs ",
                 b.shape_str());
     const int B = std::max(Ba, Bb);
-    const int64_t sa = (int64_t)M * K, sb = (int64_t)K * N, sc = (int64_t)M * N;
     Tensor c = new_tensor({B, H, M, N}, needs_grad({&a, &b}));
-    batched_gemm(a, {Ba == 1 ? 0 : H * sa, sa, ta ? M : K}, ta, b, {Bb == 1 ? 0 : H * sb, sb, tb ? K : N}, tb, c,
-                 {H * sc, sc, N}, B, H, M, N, K);
+    // c (B, H, M, N) = op(a) op(b), each as stored; a batch of 1 is shared by the whole batch.
+    const kernel::BatchedGemm g{B, H, M, N, K,
+                                Strided::contiguous(Ba, H, a.dim(2), a.dim(3)), ta,
+                                Strided::contiguous(Bb, H, b.dim(2), b.dim(3)), tb,
+                                Strided::contiguous(B, H, M, N), {}};
+    batched_matmul("bmm", g, a, b, c);
     return c;
 }
 
 Tensor head_scores(const Tensor& q, const Tensor& k, int H, const Mask& mask) {
     SYNTH_CHECK(q.ndim == 3 && k.ndim == 3 && q.dim(0) == k.dim(0) && q.dim(2) == k.dim(2) && q.dim(2) % H == 0,
                 "head_scores: q ", q.shape_str(), " and k ", k.shape_str(), " in ", H, " heads");
-    const int B = q.dim(0), Tq = q.dim(1), Tk = k.dim(1), d = q.dim(2), D = d / H;
+    const int B = q.dim(0), Tq = q.dim(1), Tk = k.dim(1), D = q.dim(2) / H;
     Tensor c = new_tensor({B, H, Tq, Tk}, needs_grad({&q, &k}));
-    batched_gemm(q, {(int64_t)Tq * d, D, d}, false, k, {(int64_t)Tk * d, D, d}, true, c,
-                 {(int64_t)H * Tq * Tk, (int64_t)Tq * Tk, Tk}, B, H, Tq, Tk, D,
-                 {mask.causal ? Causal::LimitN : Causal::None, mask.q_offset});
+    // c_h (Tq, Tk) = q_h k_h^T on the heads of q and k in place.
+    const kernel::BatchedGemm g{B, H, Tq, Tk, D,
+                                Strided::heads_of(Tq, H, D), Transpose::No,
+                                Strided::heads_of(Tk, H, D), Transpose::Yes,
+                                Strided::contiguous(B, H, Tq, Tk), causal_blocks(mask, kernel::Causal::OutputColumns)};
+    batched_matmul("head_scores", g, q, k, c);
     return c;
 }
 
@@ -272,11 +173,14 @@ Tensor head_mix(const Tensor& p, const Tensor& v, const Mask& mask) {
     SYNTH_CHECK(p.ndim == 4 && v.ndim == 3 && (p.dim(0) == v.dim(0) || p.dim(0) == 1) && p.dim(3) == v.dim(1) &&
                     v.dim(2) % p.dim(1) == 0,
                 "head_mix: weights ", p.shape_str(), " and values ", v.shape_str());
-    const int B = v.dim(0), H = p.dim(1), Tq = p.dim(2), Tk = p.dim(3), d = v.dim(2), D = d / H;
-    Tensor out = new_tensor({B, Tq, d}, needs_grad({&p, &v}));
-    batched_gemm(p, {p.dim(0) == 1 ? 0 : (int64_t)H * Tq * Tk, (int64_t)Tq * Tk, Tk}, false, v,
-                 {(int64_t)Tk * d, D, d}, false, out, {(int64_t)Tq * d, D, d}, B, H, Tq, D, Tk,
-                 {mask.causal ? Causal::LimitK : Causal::None, mask.q_offset});
+    const int B = v.dim(0), H = p.dim(1), Tq = p.dim(2), Tk = p.dim(3), D = v.dim(2) / H;
+    Tensor out = new_tensor({B, Tq, H * D}, needs_grad({&p, &v}));
+    // out_h (Tq, D) = p_h v_h, written into head h's columns of out.
+    const kernel::BatchedGemm g{B, H, Tq, D, Tk,
+                                Strided::contiguous(p.dim(0), H, Tq, Tk), Transpose::No,
+                                Strided::heads_of(Tk, H, D), Transpose::No,
+                                Strided::heads_of(Tq, H, D), causal_blocks(mask, kernel::Causal::InnerDim)};
+    batched_matmul("head_mix", g, p, v, out);
     return out;
 }
 
@@ -292,12 +196,13 @@ Tensor add(const Tensor& a, const Tensor& b) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i % m];
     if (y.grad) {
-        record([=] {
+        record("add", {a, b}, y, [=] {
+            // da += dy; db += dy summed over the leading dims b is broadcast over
             if (a.grad) {
 #pragma omp parallel for if (n > kParallelMin)
                 for (int64_t i = 0; i < n; ++i) a.grad[i] += y.grad[i];
             }
-            if (b.grad) colsum_add(y.grad, n / m, (int)m, b.grad);
+            if (b.grad) kernel::colsum_add(y.grad, n / m, (int)m, b.grad);
         });
     }
     return y;
@@ -312,7 +217,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * b.data[i];
     if (y.grad) {
-        record([=] {
+        record("mul", {a, b}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) {
                 if (a.grad) a.grad[i] += y.grad[i] * b.data[i];
@@ -329,7 +234,7 @@ Tensor scale(const Tensor& a, float s) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] * s;
     if (y.grad) {
-        record([=] {
+        record("scale", {a}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) a.grad[i] += y.grad[i] * s;
         });
@@ -346,7 +251,7 @@ Tensor relu(const Tensor& x) {
 #pragma omp parallel for if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) y.data[i] = x.data[i] > 0.0f ? x.data[i] : 0.0f;
     if (y.grad) {
-        record([=] {
+        record("relu", {x}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) x.grad[i] += x.data[i] > 0.0f ? y.grad[i] : 0.0f;  // branch-free: vectorises
         });
@@ -365,7 +270,8 @@ Tensor gelu(const Tensor& x) {
         y.data[i] = 0.5f * v * (1.0f + std::tanh(kGeluC * (v + 0.044715f * v * v * v)));
     }
     if (y.grad) {
-        record([=] {
+        // dx = dy (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx)
+        record("gelu", {x}, y, [=] {
 #pragma omp parallel for if (n > kParallelMin)
             for (int64_t i = 0; i < n; ++i) {
                 float v = x.data[i];
@@ -384,7 +290,8 @@ Tensor gelu(const Tensor& x) {
 // out[i] (+)= in[i] * keep where hash_uniform(seed, counter, i) >= p, else 0 (or nothing):
 // the forward applies the mask, the backward applies the same mask to the gradient.
 static void apply_dropout_mask(const float* in, float* out, int64_t n, float p, float keep, uint64_t seed,
-                               uint64_t counter, bool accumulate) {
+                               uint64_t counter, kernel::Write write) {
+    const bool accumulate = write == kernel::Write::Accumulate;
 #pragma omp parallel for simd if (n > kParallelMin)
     for (int64_t i = 0; i < n; ++i) {
         const float v = hash_uniform(seed, counter, i) < p ? 0.0f : in[i] * keep;
@@ -398,8 +305,10 @@ Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
     const int64_t n = x.numel();
     const float keep = 1.0f / (1.0f - p);
     Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
-    apply_dropout_mask(x.data, y.data, n, p, keep, seed, counter, false);
-    if (y.grad) record([=] { apply_dropout_mask(y.grad, x.grad, n, p, keep, seed, counter, true); });
+    apply_dropout_mask(x.data, y.data, n, p, keep, seed, counter, kernel::Write::Assign);
+    if (y.grad)
+        record("dropout", {x}, y,
+               [=] { apply_dropout_mask(y.grad, x.grad, n, p, keep, seed, counter, kernel::Write::Accumulate); });
     return y;
 }
 
@@ -428,45 +337,41 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
         for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
     }
     if (y.grad) {
-        record([=] {
-            // dx = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = dy * g.
-            // dg, db are per-thread partial sums added in thread order (deterministic).
-            int nt = omp_get_max_threads();
-            float* part = scratch().alloc_zero((size_t)nt * 2 * C);
-#pragma omp parallel if (R * C > kParallelMin)
-            {
-                float* pg = part + (size_t)omp_get_thread_num() * 2 * C;
-                float* pb = pg + C;
-#pragma omp for schedule(static)
-                for (int64_t r = 0; r < R; ++r) {
-                    const float* xr = x.data + r * C;
-                    const float* dy = y.grad + r * C;
-                    float m = mean[r], s = rstd[r];
-                    float sum_dxh = 0.0f, sum_dxh_xh = 0.0f;
+        record("layernorm", {x, g, b}, y, [=] {
+            // Per row, with xh = (x - mean) * rstd and dxh = dy * g:
+            //   dx += rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)),
+            //   dg += dy * xh and db += dy, summed over the rows as per-thread partial sums.
+            auto row = [&](int64_t r, float* part) {
+                float *pg = part, *pb = part + C;
+                const float* xr = x.data + r * C;
+                const float* dy = y.grad + r * C;
+                float m = mean[r], s = rstd[r];
+                float sum_dxh = 0.0f, sum_dxh_xh = 0.0f;
+                for (int c = 0; c < C; ++c) {
+                    float xh = (xr[c] - m) * s;
+                    float dxh = dy[c] * g.data[c];
+                    sum_dxh += dxh;
+                    sum_dxh_xh += dxh * xh;
+                    pg[c] += dy[c] * xh;
+                    pb[c] += dy[c];
+                }
+                if (x.grad) {
+                    float* dx = x.grad + r * C;
+                    sum_dxh /= C;
+                    sum_dxh_xh /= C;
                     for (int c = 0; c < C; ++c) {
                         float xh = (xr[c] - m) * s;
-                        float dxh = dy[c] * g.data[c];
-                        sum_dxh += dxh;
-                        sum_dxh_xh += dxh * xh;
-                        pg[c] += dy[c] * xh;
-                        pb[c] += dy[c];
-                    }
-                    if (x.grad) {
-                        float* dx = x.grad + r * C;
-                        sum_dxh /= C;
-                        sum_dxh_xh /= C;
-                        for (int c = 0; c < C; ++c) {
-                            float xh = (xr[c] - m) * s;
-                            dx[c] += s * (dy[c] * g.data[c] - sum_dxh - xh * sum_dxh_xh);
-                        }
+                        dx[c] += s * (dy[c] * g.data[c] - sum_dxh - xh * sum_dxh_xh);
                     }
                 }
-            }
-            for (int t = 0; t < nt; ++t)
+            };
+            auto add_partials = [&](const float* part) {
                 for (int c = 0; c < C; ++c) {
-                    if (g.grad) g.grad[c] += part[(size_t)t * 2 * C + c];
-                    if (b.grad) b.grad[c] += part[(size_t)t * 2 * C + C + c];
+                    if (g.grad) g.grad[c] += part[c];
+                    if (b.grad) b.grad[c] += part[C + c];
                 }
+            };
+            kernel::rows_with_partial_sums(R, 2 * C, R * C > kParallelMin, row, add_partials);
         });
     }
     return y;
@@ -529,7 +434,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
         for (int j = 0; j < jmax; ++j) out[j] *= inv;
     }
     if (y.grad) {
-        record([=] {
+        record("softmax", {logits}, y, [=] {
             // dx = y * (dy - sum(y * dy)) over the unmasked keys; a broadcast logits row sums
             // over the batch serially.
             const int64_t src_rows = (int64_t)Bl * H * Tq;
@@ -571,7 +476,7 @@ Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids, int B, in
     for (int64_t i = 0; i < n; ++i) std::memcpy(y.data + i * C, table.data + (int64_t)ids[i] * C, C * sizeof(float));
     if (y.grad) {
         const int32_t* idp = scratch_ids(ids);
-        record([=] {
+        record("embedding", {table}, y, [=] {
             // Scatter-add: serial over positions, since two positions may share a token.
             for (int64_t i = 0; i < n; ++i) {
                 float* dst = table.grad + (int64_t)idp[i] * C;
@@ -653,7 +558,7 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
     loss.data[0] = count ? (float)(total / count) : 0.0f;
     if (loss.grad && count) {
         const int32_t* tg = scratch_ids(targets);
-        record([=] {
+        record("cross_entropy", {logits}, loss, [=] {
             // d/dx_v = g / count * (softmax_v - (1 - eps) [v == t] - eps / V)
             const float g = loss.grad[0] / (float)count;
 #pragma omp parallel for if ((int64_t)N * V > kParallelMin)
@@ -673,29 +578,15 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
 // =====================================================================================
 // split_heads / merge_heads: (B, T, H*D) <-> (B, H, T, D)
 // =====================================================================================
-// Copies (B, T, H, D) -> (B, H, T, D) when forward, the reverse otherwise; accumulate adds.
-static void permute_bthd(const float* src, float* dst, int B, int T, int H, int D, bool to_heads, bool accumulate) {
-#pragma omp parallel for collapse(2) if ((int64_t)B * T * H * D > kParallelMin)
-    for (int b = 0; b < B; ++b)
-        for (int h = 0; h < H; ++h)
-            for (int t = 0; t < T; ++t) {
-                const int64_t bthd = (((int64_t)b * T + t) * H + h) * D;
-                const int64_t bhtd = (((int64_t)b * H + h) * T + t) * D;
-                const float* s = src + (to_heads ? bthd : bhtd);
-                float* d = dst + (to_heads ? bhtd : bthd);
-                if (accumulate)
-                    for (int i = 0; i < D; ++i) d[i] += s[i];
-                else
-                    std::memcpy(d, s, D * sizeof(float));
-            }
-}
-
 Tensor split_heads(const Tensor& x, int H) {
     SYNTH_CHECK(x.ndim == 3 && x.dim(2) % H == 0, "split_heads: ", x.shape_str(), " into ", H, " heads");
     const int B = x.dim(0), T = x.dim(1), D = x.dim(2) / H;
     Tensor y = new_tensor({B, H, T, D}, needs_grad({&x}));
-    permute_bthd(x.data, y.data, B, T, H, D, true, false);
-    if (y.grad) record([=] { permute_bthd(y.grad, x.grad, B, T, H, D, false, true); });
+    kernel::permute_heads(x.data, y.data, B, T, H, D, kernel::Heads::ToHeads, kernel::Write::Assign);
+    if (y.grad)
+        record("split_heads", {x}, y, [=] {
+            kernel::permute_heads(y.grad, x.grad, B, T, H, D, kernel::Heads::FromHeads, kernel::Write::Accumulate);
+        });
     return y;
 }
 
@@ -703,8 +594,11 @@ Tensor merge_heads(const Tensor& x) {
     SYNTH_CHECK(x.ndim == 4, "merge_heads: expects (B, H, T, D), got ", x.shape_str());
     const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3);
     Tensor y = new_tensor({B, T, H * D}, needs_grad({&x}));
-    permute_bthd(x.data, y.data, B, T, H, D, false, false);
-    if (y.grad) record([=] { permute_bthd(y.grad, x.grad, B, T, H, D, true, true); });
+    kernel::permute_heads(x.data, y.data, B, T, H, D, kernel::Heads::FromHeads, kernel::Write::Assign);
+    if (y.grad)
+        record("merge_heads", {x}, y, [=] {
+            kernel::permute_heads(y.grad, x.grad, B, T, H, D, kernel::Heads::ToHeads, kernel::Write::Accumulate);
+        });
     return y;
 }
 
@@ -719,7 +613,7 @@ Tensor slice_seq(const Tensor& x, int t0, int t1) {
     for (int b = 0; b < B; ++b)
         std::memcpy(y.data + (int64_t)b * n * C, x.data + ((int64_t)b * T + t0) * C, (size_t)n * C * sizeof(float));
     if (y.grad) {
-        record([=] {
+        record("slice_seq", {x}, y, [=] {
             for (int b = 0; b < B; ++b) {
                 float* dx = x.grad + ((int64_t)b * T + t0) * C;
                 const float* dy = y.grad + (int64_t)b * n * C;
@@ -740,7 +634,7 @@ Tensor concat_seq(const Tensor& a, const Tensor& b) {
         std::memcpy(y.data + ((int64_t)i * T + Ta) * C, b.data + (int64_t)i * Tb * C, (size_t)Tb * C * sizeof(float));
     }
     if (y.grad) {
-        record([=] {
+        record("concat_seq", {a, b}, y, [=] {
             for (int i = 0; i < B; ++i) {
                 const float* dy = y.grad + (int64_t)i * T * C;
                 if (a.grad)
@@ -765,22 +659,22 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 // =====================================================================================
 // sum / mean
 // =====================================================================================
-static Tensor reduce_scaled(const Tensor& x, float s) {
+static Tensor reduce_scaled(const Tensor& x, float s, const char* name) {
     const int64_t n = x.numel();
     double acc = 0.0;
     for (int64_t i = 0; i < n; ++i) acc += x.data[i];
     Tensor y = new_tensor({1}, needs_grad({&x}));
     y.data[0] = (float)(acc * s);
     if (y.grad) {
-        record([=] {
+        record(name, {x}, y, [=] {
             const float g = y.grad[0] * s;
             for (int64_t i = 0; i < n; ++i) x.grad[i] += g;
         });
     }
     return y;
 }
-Tensor sum(const Tensor& x) { return reduce_scaled(x, 1.0f); }
-Tensor mean(const Tensor& x) { return reduce_scaled(x, 1.0f / (float)x.numel()); }
+Tensor sum(const Tensor& x) { return reduce_scaled(x, 1.0f, "sum"); }
+Tensor mean(const Tensor& x) { return reduce_scaled(x, 1.0f / (float)x.numel(), "mean"); }
 
 // =====================================================================================
 // crop: (H, L, M) -> (1, H, rows, cols)
@@ -796,7 +690,7 @@ Tensor crop(const Tensor& x, int rows, int cols, int row0) {
             std::memcpy(y.data + ((int64_t)h * rows + i) * cols, x.data + ((int64_t)h * L + row0 + i) * M,
                         cols * sizeof(float));
     if (y.grad) {
-        record([=] {
+        record("crop", {x}, y, [=] {
             for (int h = 0; h < H; ++h)
                 for (int i = 0; i < rows; ++i) {
                     float* dx = x.grad + ((int64_t)h * L + row0 + i) * M;
@@ -809,74 +703,77 @@ Tensor crop(const Tensor& x, int rows, int cols, int row0) {
 }
 
 // =====================================================================================
-// head_linear: (B, H, T, D) x W_h[:, :n] (+ b_h[:n]) -> (B, H, T, n)
+// head_linear: the heads of x (B, T, H*D) times W_h[:, :n] (+ b_h[:n]) -> (B, H, T, n)
 // =====================================================================================
 Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n, const Mask& mask) {
     SYNTH_CHECK(x.ndim == 3 && w.ndim == 3 && b.ndim == 2 && H >= 1 && x.dim(2) % H == 0,
-                "head_linear: x (B, T, H*D), w (Hw, D, L), b (Hw, L) expected, got x ", x.shape_str(), " in ", H,
-                " heads");
-    const int B = x.dim(0), T = x.dim(1), d = x.dim(2), D = d / H;
-    const int Hw = w.dim(0), L = w.dim(2);
-    SYNTH_CHECK((Hw == H || Hw == 1) && w.dim(1) == D && b.dim(0) == Hw && b.dim(1) == L, "head_linear: x ",
-                x.shape_str(), " in ", H, " heads vs w ", w.shape_str(), " b ", b.shape_str());
+                "head_linear: x (B, T, H*D), w (H or 1, D, L), b (H or 1, L) expected, got x ", x.shape_str(),
+                " in ", H, " heads");
+    const int B = x.dim(0), T = x.dim(1), D = x.dim(2) / H;
+    const int w_heads = w.dim(0), L = w.dim(2);  // w_heads = 1: one W shared by all heads
+    SYNTH_CHECK((w_heads == H || w_heads == 1) && w.dim(1) == D && b.dim(0) == w_heads && b.dim(1) == L,
+                "head_linear: x ", x.shape_str(), " in ", H, " heads vs w ", w.shape_str(), " b ", b.shape_str());
     SYNTH_CHECK(n >= 1 && n <= L, "head_linear: ", n, " outputs requested from ", L);
     Tensor y = new_tensor({B, H, T, n}, needs_grad({&x, &w, &b}));
     // y_h = x_h W_h[:, :n]: the heads of x read in place, W broadcast over the batch (and over
     // the heads when shared); the first n columns of W are a (D, n) matrix with row stride L.
-    batched_gemm(x, {(int64_t)T * d, D, d}, false, w, {0, Hw == 1 ? 0 : (int64_t)D * L, L}, false, y,
-                 {(int64_t)H * T * n, (int64_t)T * n, n}, B, H, T, n, D,
-                 {mask.causal ? Causal::LimitN : Causal::None, mask.q_offset});
+    const kernel::BatchedGemm g{B, H, T, n, D,
+                                Strided::heads_of(T, H, D), Transpose::No,
+                                Strided::contiguous(1, w_heads, D, L), Transpose::No,
+                                Strided::contiguous(B, H, T, n), causal_blocks(mask, kernel::Causal::OutputColumns)};
+    kernel::batched_gemm_forward(g, x.data, w.data, y.data);
     // + b_h[:n] on every row (above a causal diagonal too: those entries are masked anyway).
     const int64_t rows = (int64_t)B * H * T;
 #pragma omp parallel for if (rows * n > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         float* yr = y.data + r * n;
-        const float* bias = b.data + (Hw == 1 ? 0 : (r / T) % H) * L;
+        const float* bias = b.data + (w_heads == 1 ? 0 : (r / T) % H) * L;
 #pragma omp simd
         for (int j = 0; j < n; ++j) yr[j] += bias[j];
     }
-    if (y.grad && b.grad) {
-        record([=] {
-            // db_h[:n] += the column sums of dy over batch and time (and heads when shared),
-            // each sum serial in a fixed order, so the result is deterministic.
-            if (Hw == 1) {
-                colsum_add(y.grad, rows, n, b.grad);
-                return;
+    if (y.grad) {
+        record("head_linear", {x, w, b}, y, [=] {
+            // db_h[:n] += the column sums of dy_h over batch and time (and heads when shared).
+            if (b.grad) {
+                if (w_heads == 1) kernel::colsum_add(y.grad, rows, n, b.grad);
+                else kernel::head_colsum_add(y.grad, B, H, T, n, b.grad, L);
             }
-#pragma omp parallel for
-            for (int h = 0; h < H; ++h)
-                for (int bi = 0; bi < B; ++bi)
-                    colsum_add(y.grad + ((int64_t)bi * H + h) * T * n, T, n, b.grad + (int64_t)h * L);
+            // dx_h += dy_h W_h[:, :n]^T, dW_h[:, :n] += x_h^T dy_h
+            kernel::batched_gemm_backward(g, x.data, w.data, y.grad, x.grad, w.grad);
         });
     }
     return y;
 }
 
 // =====================================================================================
-// fd_outer: Factorized Dense logits C[i, j] = A[i, j mod a] * Bf[i, j / a]
+// fd_outer: Factorized Dense logits C[i, j] = A[i, j mod a] * B[i, j / a]
 // =====================================================================================
-Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n) {
-    SYNTH_CHECK(A.ndim == 4 && Bf.ndim == 4, "fd_outer: 4-D inputs expected");
-    const int a = A.dim(3), bdim = Bf.dim(3);
-    SYNTH_CHECK(n >= 1 && n <= a * bdim, "fd_outer: ", n, " columns from a=", a, " b=", bdim);
-    const int64_t rows = A.numel() / a;
-    SYNTH_CHECK(Bf.numel() / bdim == rows, "fd_outer: A ", A.shape_str(), " and B ", Bf.shape_str(), " differ");
-    Tensor y = new_tensor({A.dim(0), A.dim(1), A.dim(2), n}, needs_grad({&A, &Bf}));
+Tensor fd_outer(const Tensor& a_factor, const Tensor& b_factor, int n) {
+    SYNTH_CHECK(a_factor.ndim == 4 && b_factor.ndim == 4, "fd_outer: 4-D inputs expected");
+    const int a = a_factor.dim(3), b = b_factor.dim(3);
+    SYNTH_CHECK(n >= 1 && n <= a * b, "fd_outer: ", n, " columns from a=", a, " b=", b);
+    const int64_t rows = a_factor.numel() / a;
+    SYNTH_CHECK(b_factor.numel() / b == rows, "fd_outer: A ", a_factor.shape_str(), " and B ", b_factor.shape_str(),
+                " differ");
+    Tensor y = new_tensor({a_factor.dim(0), a_factor.dim(1), a_factor.dim(2), n}, needs_grad({&a_factor, &b_factor}));
+    const float *A = a_factor.data, *B = b_factor.data;
 #pragma omp parallel for if (rows * n > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
-        const float* ar = A.data + r * a;
-        const float* br = Bf.data + r * bdim;
+        const float* ar = A + r * a;
+        const float* br = B + r * b;
         float* yr = y.data + r * n;
         for (int j = 0; j < n; ++j) yr[j] = ar[j % a] * br[j / a];
     }
     if (y.grad) {
-        record([=] {
+        record("fd_outer", {a_factor, b_factor}, y, [=] {
+            // dA[i, j mod a] += dC[i, j] B[i, j / a],  dB[i, j / a] += dC[i, j] A[i, j mod a]
+            float *dA = a_factor.grad, *dB = b_factor.grad;
 #pragma omp parallel for if (rows * n > kParallelMin)
             for (int64_t r = 0; r < rows; ++r) {
                 const float* dy = y.grad + r * n;
                 for (int j = 0; j < n; ++j) {
-                    if (A.grad) A.grad[r * a + j % a] += dy[j] * Bf.data[r * bdim + j / a];
-                    if (Bf.grad) Bf.grad[r * bdim + j / a] += dy[j] * A.data[r * a + j % a];
+                    if (dA) dA[r * a + j % a] += dy[j] * B[r * b + j / a];
+                    if (dB) dB[r * b + j / a] += dy[j] * A[r * a + j % a];
                 }
             }
         });
@@ -885,11 +782,18 @@ Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n) {
 }
 
 // =====================================================================================
-// mix: sum_c softmax(w[h])_c * comps[c]   (mixing inside the softmax, PAPER.md)
+// mix: sum_c softmax(w[h])_c * comps[c]   (mixing inside the softmax, docs/variants.md)
 // =====================================================================================
+void mixture_weights(const float* w, int C, float* alpha) {
+    float mx = *std::max_element(w, w + C), s = 0.0f;
+    for (int c = 0; c < C; ++c) s += (alpha[c] = std::exp(w[c] - mx));
+    for (int c = 0; c < C; ++c) alpha[c] /= s;
+}
+
 Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
-    const int Cn = (int)comps.size();
-    SYNTH_CHECK(Cn >= 1 && Cn <= 16 && w.ndim == 2 && w.dim(1) == Cn, "mix: weights ", w.shape_str(), " for ", Cn, " components");
+    const int C = (int)comps.size();  // components
+    SYNTH_CHECK(C >= 1 && C <= 16 && w.ndim == 2 && w.dim(1) == C, "mix: weights ", w.shape_str(), " for ", C,
+                " components");
     const int H = w.dim(0), Tq = comps[0].dim(2), Tk = comps[0].dim(3);
     int B = 1;
     bool any_grad = needs_grad({&w});
@@ -900,28 +804,25 @@ Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
         any_grad = any_grad || needs_grad({&c});
     }
     for (const Tensor& c : comps) SYNTH_CHECK(c.dim(0) == 1 || c.dim(0) == B, "mix: batch sizes do not broadcast");
-    float* alpha = scratch().alloc((size_t)H * Cn);  // (H, C), saved for backward
-    for (int h = 0; h < H; ++h) {
-        const float* wh = w.data + (int64_t)h * Cn;
-        float mx = *std::max_element(wh, wh + Cn), s = 0.0f;
-        for (int c = 0; c < Cn; ++c) s += (alpha[h * Cn + c] = std::exp(wh[c] - mx));
-        for (int c = 0; c < Cn; ++c) alpha[h * Cn + c] /= s;
-    }
+    float* alpha = scratch().alloc((size_t)H * C);  // (H, C), saved for backward
+    for (int h = 0; h < H; ++h) mixture_weights(w.data + (int64_t)h * C, C, alpha + (int64_t)h * C);
     Tensor y = new_tensor({B, H, Tq, Tk}, any_grad);
     const int64_t plane = (int64_t)Tq * Tk;
-    // Component c's plane for (batch bi, head h).
-    Tensor* cp = reinterpret_cast<Tensor*>(scratch().alloc((sizeof(Tensor) * Cn + 3) / 4));
-    for (int c = 0; c < Cn; ++c) cp[c] = comps[c];
+    // The components, copied to the arena so the backward closure can keep them.
+    Tensor* cp = reinterpret_cast<Tensor*>(scratch().alloc((sizeof(Tensor) * C + 3) / 4));
+    for (int c = 0; c < C; ++c) cp[c] = comps[c];
+    // Component c's (Tq, Tk) plane for (batch bi, head h): a batch-1 component serves every bi.
     auto plane_of = [=](const float* base, int bc, int bi, int h) {
         return base + ((int64_t)(bc == 1 ? 0 : bi) * H + h) * plane;
     };
+    // y (bi, h) = sum_c alpha[h, c] comp_c (bi, h)
 #pragma omp parallel for collapse(2)
     for (int bi = 0; bi < B; ++bi)
         for (int h = 0; h < H; ++h) {
             float* yo = y.data + ((int64_t)bi * H + h) * plane;
-            for (int c = 0; c < Cn; ++c) {
+            for (int c = 0; c < C; ++c) {
                 const float* src = plane_of(cp[c].data, cp[c].dim(0), bi, h);
-                const float a = alpha[h * Cn + c];
+                const float a = alpha[h * C + c];
                 if (c == 0)
                     for (int64_t k = 0; k < plane; ++k) yo[k] = a * src[k];
                 else
@@ -929,31 +830,34 @@ Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
             }
         }
     if (y.grad) {
-        record([=] {
+        std::vector<Tensor> inputs = comps;
+        inputs.push_back(w);
+        record("mix", std::move(inputs), y, [=] {
             // Per head (parallel): dcomp_c += alpha_c dy (summed over the batch for broadcast
-            // components); dalpha_c = sum dy * comp_c; dw = alpha * (dalpha - alpha . dalpha).
+            // components); dalpha_c = sum dy * comp_c; dw = alpha * (dalpha - alpha . dalpha),
+            // the softmax's Jacobian.
 #pragma omp parallel for
             for (int h = 0; h < H; ++h) {
                 double dalpha[16] = {0};
                 for (int bi = 0; bi < B; ++bi) {
                     const float* dy = y.grad + ((int64_t)bi * H + h) * plane;
-                    for (int c = 0; c < Cn; ++c) {
+                    for (int c = 0; c < C; ++c) {
                         const float* src = plane_of(cp[c].data, cp[c].dim(0), bi, h);
                         double acc = 0.0;
                         for (int64_t k = 0; k < plane; ++k) acc += (double)dy[k] * src[k];
                         dalpha[c] += acc;
                         if (cp[c].grad) {
                             float* dc = const_cast<float*>(plane_of(cp[c].grad, cp[c].dim(0), bi, h));
-                            const float a = alpha[h * Cn + c];
+                            const float a = alpha[h * C + c];
                             for (int64_t k = 0; k < plane; ++k) dc[k] += a * dy[k];
                         }
                     }
                 }
                 if (w.grad) {
                     double dot = 0.0;
-                    for (int c = 0; c < Cn; ++c) dot += alpha[h * Cn + c] * dalpha[c];
-                    for (int c = 0; c < Cn; ++c)
-                        w.grad[(int64_t)h * Cn + c] += (float)(alpha[h * Cn + c] * (dalpha[c] - dot));
+                    for (int c = 0; c < C; ++c) dot += alpha[h * C + c] * dalpha[c];
+                    for (int c = 0; c < C; ++c)
+                        w.grad[(int64_t)h * C + c] += (float)(alpha[h * C + c] * (dalpha[c] - dot));
                 }
             }
         });
@@ -972,7 +876,7 @@ Tensor broadcast_batch(const Tensor& x, int B) {
     Tensor y = new_tensor(shape, needs_grad({&x}));
     for (int b = 0; b < B; ++b) std::memcpy(y.data + b * n, x.data, n * sizeof(float));
     if (y.grad) {
-        record([=] {
+        record("broadcast_batch", {x}, y, [=] {  // dx += sum_b dy[b]
             for (int b = 0; b < B; ++b)
                 for (int64_t i = 0; i < n; ++i) x.grad[i] += y.grad[b * n + i];
         });

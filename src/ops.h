@@ -1,9 +1,11 @@
 // ops.h: the differentiable operations of synth.
 //
 // Each op is a function from Tensors to a new Tensor (from the scratch arena). In
-// ops.cpp every op's forward kernel sits directly above its backward kernel, in the
-// order listed here. An op records its backward on the tape only when its output
-// needs a gradient (see autograd.h); gradients always accumulate with +=.
+// ops.cpp every op's forward formula sits directly above its backward formula, in the
+// order listed here; the threading and blocking machinery they call is in kernels.h, and
+// a plain double-precision loop for each op, the tests' oracle, is in ops_reference.h.
+// An op records its backward on the tape only when its output needs a gradient (see
+// autograd.h); gradients always accumulate with +=.
 //
 // Shapes are written (B, T, C) = (batch, time, channels), H = heads, D = head width.
 #pragma once
@@ -16,15 +18,17 @@
 namespace synth {
 
 // ---- linear algebra -------------------------------------------------------------
-// y = alpha x W (+ b). x (..., K), W (K, N) or, with trans_w, (N, K); b (N) or empty Tensor.
+// y = alpha x W (+ b). x (..., K), W (K, N) or, with Transpose::Yes, (N, K) (a tied (V, C)
+// embedding as output layer); b (N) or empty Tensor.
 // All leading dims of x are flattened into one GEMM, split over the OpenMP threads (blas.h).
 // alpha rides on the GEMM for free (attention's 1/sqrt(d_h) on Q, without a scaled copy).
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, bool trans_w = false, float alpha = 1.0f);
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_layout = Transpose::No,
+              float alpha = 1.0f);
 // relu(linear(x, w, b)) in one op that keeps only its output (the feed-forward layer's first half).
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 
-// What the softmax masks out, as an additive -inf bias on the logits (PAPER.md: masks
-// apply to synthetic logits exactly as to dot-product logits).
+// What the softmax masks out, as an additive -inf bias on the logits (docs/variants.md:
+// masks apply to synthetic logits exactly as to dot-product logits).
 struct Mask {
     bool causal = false;              // key j > query i + q_offset is masked
     int q_offset = 0;                 // position of query row 0 (incremental decoding)
@@ -32,11 +36,11 @@ struct Mask {
     int batch = 1;                    // B of key_pad
 };
 
-// Batched matmul over (batch, heads): a (Ba, H, M, K) (or (Ba, H, K, M) with ta),
-// b (Bb, H, K, N) (or (Bb, H, N, K) with tb); Ba and Bb are each 1 or B (broadcast).
+// Batched matmul over (batch, heads): a (Ba, H, M, K) (or (Ba, H, K, M) with ta = Yes),
+// b (Bb, H, K, N) (or (Bb, H, N, K) with tb = Yes); Ba and Bb are each 1 or B (broadcast).
 // Output (B, H, M, N). Each (batch, head) GEMM is small, so the loop over them is the
 // OpenMP parallel loop and each GEMM is single-threaded (see blas.h).
-Tensor bmm(const Tensor& a, const Tensor& b, bool ta, bool tb);
+Tensor bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb);
 // Attention on the heads of (B, T, H*D) activations, read in place (no split/merge copies).
 // With mask.causal (only causal and q_offset are read) both skip the work above the causal
 // diagonal in blocks of 64 query rows; they are meant to sit on either side of
@@ -95,26 +99,29 @@ Tensor reshape(const Tensor& x, const Shape& shape);
 Tensor sum(const Tensor& x);   // (1)
 Tensor mean(const Tensor& x);  // (1)
 
-// ---- synthetic-attention building blocks (PAPER.md table) ------------------------------
+// ---- synthetic-attention building blocks (docs/variants.md) ----------------------------
 // Rows [row0, row0 + rows) and columns [0, cols) of each of x's (L, M) matrices:
 // x (H, L, M) -> (1, H, rows, cols). R and FR slice their L-sized parameters to the
 // actual length; row0 > 0 selects the query rows of incremental decoding.
 Tensor crop(const Tensor& x, int rows, int cols, int row0 = 0);
 // Per-head linear map to the first n of L outputs: the heads of x (B, T, H*D), read in
-// place, w (Hw, D, L), b (Hw, L) with Hw = H, or Hw = 1 for one W2 shared by all heads
+// place, w (H, D, L), b (H, L), or w (1, D, L), b (1, L) for one W2 shared by all heads
 // -> (B, H, T, n). This is Dense Synthesizer's W2_h (Eq. for B_i): only the n columns needed
 // are computed, and with mask.causal only those below the diagonal (blocks of 64 rows, as
 // head_scores: entries above it hold finite unspecified values, their gradient must be 0).
 Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n, const Mask& mask = Mask{});
-// Factorized Dense: C[.., i, j] = A[.., i, j mod a] * Bf[.., i, j / a] for j < n.
-// A (B, H, T, a), Bf (B, H, T, b) -> (B, H, T, n).
-Tensor fd_outer(const Tensor& A, const Tensor& Bf, int n);
+// Factorized Dense: C[.., i, j] = A[.., i, j mod a] * B[.., i, j / a] for j < n.
+// a_factor (B, H, T, a), b_factor (B, H, T, b) -> (B, H, T, n).
+Tensor fd_outer(const Tensor& a_factor, const Tensor& b_factor, int n);
 // Repeats a batch-1 tensor (1, ...) B times along dim 0 -> (B, ...); the backward sums the
 // copies. Attention dropout needs it for batch-shared probabilities (R, Rfix, FR): one mask
 // per sequence, not one for the whole batch.
 Tensor broadcast_batch(const Tensor& x, int B);
-// Mixture inside the softmax: sum_c softmax(w[h])_c * comps[c], w (H, C); each comp is
-// (Bc, H, Tq, Tk) with Bc = 1 or B. Output batch is max Bc.
+// Mixture inside the softmax: sum_c alpha[h]_c * comps[c], alpha[h] = softmax(w[h]), w (H, C);
+// each comp is (Bc, H, Tq, Tk) with Bc = 1 or B. Output batch is max Bc.
 Tensor mix(const std::vector<Tensor>& comps, const Tensor& w);
+// The mixture weights of one head: alpha (C) = softmax(w (C)), in the float arithmetic mix()
+// uses, so a report of the learnt weights shows what the model computes.
+void mixture_weights(const float* w, int C, float* alpha);
 
 }  // namespace synth

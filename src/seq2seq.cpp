@@ -145,7 +145,7 @@ Tensor Seq2Seq::decode(const std::vector<int32_t>& tgt_in, int B, int T, const E
         y = dec_[l]->forward(y, self_mask, ctx, caches ? &(*caches)[l] : nullptr, &cross);
     }
     Tensor h = dec_ln_->forward(y);                                         // (B, T, d)
-    return linear(reshape(h, {B * T, d}), *tgt_emb_, Tensor{}, true);      // (B*T, V)
+    return linear(reshape(h, {B * T, d}), *tgt_emb_, Tensor{}, Transpose::Yes);      // (B*T, V)
 }
 
 // ---- batches -----------------------------------------------------------------------------

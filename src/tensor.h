@@ -34,6 +34,9 @@ struct Tensor {
 
 using Shape = std::vector<int>;
 
+// How a matrix operand is read: as stored, or transposed (e.g. a (N, K) weight used as (K, N)).
+enum class Transpose { No, Yes };
+
 int64_t numel_of(const Shape& s);
 
 // A growable bump allocator of 64-byte aligned float blocks.

@@ -46,8 +46,8 @@ Tensor TransformerLM::forward(const std::vector<int32_t>& ids, int B, int T, Ste
     Mask causal;
     causal.causal = true;
     for (size_t l = 0; l < blocks_.size(); ++l) x = blocks_[l]->forward(x, causal, ctx, caches ? &(*caches)[l] : nullptr);
-    Tensor h = ln_f_->forward(x);                                       // (B, T, d)
-    return linear(reshape(h, {B * T, d}), *tok_emb_, Tensor{}, true);  // (B*T, V)
+    Tensor h = ln_f_->forward(x);                                                 // (B, T, d)
+    return linear(reshape(h, {B * T, d}), *tok_emb_, Tensor{}, Transpose::Yes);  // (B*T, V)
 }
 
 int64_t lm_param_formula(const LmConfig& cfg) {

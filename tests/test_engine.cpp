@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "autograd.h"
@@ -48,7 +49,7 @@ std::vector<float> composite_step() {
     causal.causal = true;
     const Tensor h = layernorm(gelu(linear(x, w, b)), g, beta);
     const Tensor p = softmax(reshape(h, {4, 4, 64, 64}), causal);
-    const Tensor o = merge_heads(bmm(p, v, false, false));
+    const Tensor o = merge_heads(bmm(p, v, Transpose::No, Transpose::No));
     const Tensor loss = cross_entropy(reshape(o, {256, 64}), targets, -1, 0.1f);
     backward(loss);
     std::vector<float> out(loss.data, loss.data + 1);
@@ -159,6 +160,35 @@ TEST_CASE("engine: backward accumulates over every use of a tensor") {
     backward(sum(add(x, scale(x, 3.0f))));
     for (int i = 0; i < 6; ++i) CHECK(x.grad[i] == doctest::Approx(2.0f * x.data[i] + 4.0f));
     CHECK_THROWS_AS(backward(x), Error);  // not a scalar
+}
+
+TEST_CASE("engine: the trace lists the ops in forward order, then their backwards in reverse") {
+    Rng rng(3);
+    Tensor x = randn({2, 3}, rng), w = randn({3, 4}, rng);
+    clear_tape();
+    std::vector<std::string> lines;
+    trace_next_step([&](const std::string& line) { lines.push_back(line); });
+    backward(sum(gelu(linear(x, w, Tensor{}))));
+    const std::vector<std::string> want = {
+        "fwd    0 linear        (2, 3), (3, 4) -> (2, 4)",
+        "fwd    1 gelu          (2, 4) -> (2, 4)",
+        "fwd    2 sum           (2, 4) -> (1)",
+        "bwd    2 sum           (2, 4) -> (1)",
+        "bwd    1 gelu          (2, 4) -> (2, 4)",
+        "bwd    0 linear        (2, 3), (3, 4) -> (2, 4)",
+    };
+    CHECK(lines == want);
+    // Tracing covers one step: the next one is not traced.
+    backward(sum(scale(x, 2.0f)));
+    CHECK(lines.size() == want.size());
+    // Ops under NoGrad record nothing, so they are not traced either.
+    trace_next_step([&](const std::string& line) { lines.push_back(line); });
+    {
+        NoGrad ng;
+        gelu(x);
+    }
+    CHECK(lines.size() == want.size());
+    trace_next_step(nullptr);
 }
 
 // =====================================================================================

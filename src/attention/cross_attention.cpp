@@ -22,7 +22,7 @@ std::pair<Tensor, Tensor> CrossAttention::memory_kv(const Tensor& memory) {
 Tensor CrossAttention::forward(const Tensor& x, const std::pair<Tensor, Tensor>& kv, const Mask& mask,
                                StepContext& ctx) {
     const float s = 1.0f / std::sqrt((float)(d_ / H_));
-    Tensor q = linear(x, *w_q_, Tensor{}, false, s);  // (B, T, d)
+    Tensor q = linear(x, *w_q_, Tensor{}, Transpose::No, s);  // (B, T, d)
     Tensor logits = head_scores(q, kv.first, H_);     // (B, H, T, S)
     Tensor p = softmax(logits, mask);
     if (ctx.train) p = dropout(p, attn_dropout_, ctx.seed, ctx.next_counter());

@@ -15,7 +15,7 @@ public:
     Tensor logits(const Tensor& x, const Mask& mask, Tensor* key_cache) override {
         const int D = x.dim(2) / H_;
         // The 1/sqrt(d_h) scale rides on Q's GEMM: the same logits, no extra pass.
-        Tensor q = linear(x, *w_q_, Tensor{}, false, 1.0f / std::sqrt((float)D));  // (B, Tq, d)
+        Tensor q = linear(x, *w_q_, Tensor{}, Transpose::No, 1.0f / std::sqrt((float)D));  // (B, Tq, d)
         Tensor k = linear(x, *w_k_, Tensor{});                                      // (B, Tq, d)
         if (key_cache) {
             if (key_cache->data) k = concat_seq(*key_cache, k);  // (B, Tk, d)

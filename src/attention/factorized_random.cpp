@@ -18,7 +18,7 @@ public:
     }
     Tensor logits(const Tensor& x, const Mask& mask, Tensor*) override {
         const int Tq = x.dim(1), Tk = mask.q_offset + Tq;
-        return bmm(crop(*r1_, Tq, k_, mask.q_offset), crop(*r2_, Tk, k_), false, true);  // (1, H, Tq, Tk)
+        return bmm(crop(*r1_, Tq, k_, mask.q_offset), crop(*r2_, Tk, k_), Transpose::No, Transpose::Yes);  // (1, H, Tq, Tk)
     }
 
 private:

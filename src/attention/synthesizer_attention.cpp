@@ -51,12 +51,9 @@ Tensor SynthesizerAttention::forward(const Tensor& x, Mask mask, StepContext& ct
 std::vector<float> SynthesizerAttention::mixture_weights(int h) const {
     if (!w_mix_) return {};
     const int C = (int)sources_.size();
-    std::vector<float> a(C);
-    const float* w = w_mix_->data + (int64_t)h * C;
-    float mx = *std::max_element(w, w + C), s = 0.0f;
-    for (int c = 0; c < C; ++c) s += (a[c] = std::exp(w[c] - mx));
-    for (float& v : a) v /= s;
-    return a;
+    std::vector<float> alpha(C);
+    synth::mixture_weights(w_mix_->data + (int64_t)h * C, C, alpha.data());
+    return alpha;
 }
 
 }  // namespace synth

@@ -207,7 +207,7 @@ void bench_large(Report& report, bool ta, bool tb, int M, int N, int K, int reps
         fns.push_back([&] {
             synth::NoGrad ng;
             synth::scratch().reset();
-            synth::linear(x, w, synth::Tensor{}, tb);
+            synth::linear(x, w, synth::Tensor{}, tb ? synth::Transpose::Yes : synth::Transpose::No);
         });
     const std::vector<Timing> t = time_interleaved(fns, 2.0 * M * N * K, reps);
     const std::string shape = shape_text(ta, tb, M, N, K);
