@@ -309,7 +309,7 @@ for v in variants:
              f"| {num(s['infer'])} | {num(t and t['infer'])} | {ratio(s['infer'], t and t['infer'])} "
              f"| {num(s['rss'])} | {num(t and t['rss'])} |")
 if "R" in synth and "V" in synth:
-    line = (f"\nR against V (PAPER.md finding 5, no Q K^T): synth trains R at {synth['R']['train'] / synth['V']['train']:.2f}x "
+    line = (f"\nR against V (the paper's finding 5, no Q K^T): synth trains R at {synth['R']['train'] / synth['V']['train']:.2f}x "
             f"V's tokens/s and infers at {synth['R']['infer'] / synth['V']['infer']:.2f}x")
     if torch.get("R") and torch.get("V"):
         line += (f"; PyTorch {torch['R']['train'] / torch['V']['train']:.2f}x and "

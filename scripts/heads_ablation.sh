@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PAPER.md finding 6: "Synthesizers need several heads to work well".
+# The paper's finding 6 (docs/variants.md): "Synthesizers need several heads to work well".
 # Trains V, R and D on Tiny Shakespeare (quick preset shapes, d=128) with 1, 2, 4 and 8 heads
 # and collects the validation losses into results/lm-tinyshakespeare-heads.md.
 #   bash scripts/heads_ablation.sh [extra build/lm flags]
@@ -11,7 +11,7 @@ for h in 1 2 4 8; do
     ./build/lm --data=tinyshakespeare --preset=quick --variants="$variants" --heads="$h" --tag="heads$h" "$@" >/dev/null
 done
 {
-    echo "# Heads ablation (PAPER.md finding 6): Tiny Shakespeare, quick preset shapes"
+    echo "# Heads ablation (the paper's finding 6, docs/variants.md): Tiny Shakespeare, quick preset shapes"
     echo
     echo "Produced by \`bash scripts/heads_ablation.sh\`: \`build/lm --preset=quick --variants=$variants --heads=H\`"
     echo "for H in 1, 2, 4, 8 (d_model 128, so d_h = 128 / H). Validation loss in nats (bpc in brackets)."

@@ -15,7 +15,7 @@ column of `make bench` use this file. On Debian: `apt-get install python3-torch`
         Throughput of the same model in PyTorch, printed as one JSON line with the keys of
         `build/lm --bench` (see scripts/bench.sh).
 
-The model is written from PAPER.md and mirrors synth's parameterisation exactly: the same
+The model is written from docs/variants.md and mirrors synth's parameterisation exactly: the same
 parameter names and shapes as synth's ParamStore (tok_emb, pos_emb, block0.ln1.g,
 block0.attn.V.w_q, block0.attn.R.r, block0.attn.mix.w, block0.attn.w_v, ...), weights stored
 (in, out) so y = x W, pre-LayerNorm blocks (eps 1e-5), ReLU FFN, no biases on the attention
@@ -79,7 +79,7 @@ def merge_heads(x):  # (B, H, T, D) -> (B, T, H*D)
     return x.transpose(1, 2).reshape(B, T, H * D)
 
 
-# ---- logits sources (PAPER.md's table); each returns (B or 1, H, T, T) -------------------
+# ---- logits sources (docs/variants.md); each returns (B or 1, H, T, T) -------------------
 
 class DotSource(nn.Module):
     """V: Q K^T / sqrt(d_h), the scale applied to Q."""

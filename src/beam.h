@@ -3,7 +3,7 @@
 //
 // Every decoding step feeds only the newest token of each hypothesis: the decoder's
 // self-attention reads the earlier positions from its MixerCache (cached keys and values for V;
-// R, D, FR, FD and mixtures compute row t of their synthetic logits, PAPER.md), and the
+// R, D, FR, FD and mixtures compute row t of their synthetic logits, docs/variants.md), and the
 // cross-attention keys and values of the encoder output are computed once per batch. A
 // "row" of the decoder state is one hypothesis: sentence i's beam k is row i*K + k, so
 // reordering beams, expanding sentences to K beams and dropping finished sentences are all

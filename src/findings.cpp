@@ -20,7 +20,7 @@ std::string lm_findings(const std::map<std::string, FindingRow>& r, bool is_char
     // "Competitive" = within 3% of V's validation loss.
     auto close = [&](const char* a, const char* b) { return std::fabs(m(a) - m(b)) <= 0.03 * m(b); };
     std::ostringstream os;
-    os << "\n## Findings (PAPER.md 1-5), from the validation losses above\n\n";
+    os << "\n## Findings (the paper's 1-5, docs/variants.md), from the validation losses above\n\n";
     if (has("V") && has("R") && has("Rfix"))
         os << "1. **Trainable R vs V; Rfix vs R.** " << show("R") << " vs " << show("V") << ": "
            << (close("R", "V") ? "competitive (within 3%)" : m("R") < m("V") ? "R is better" : "R is clearly worse")

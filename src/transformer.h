@@ -42,7 +42,7 @@ private:
     std::unique_ptr<LayerNorm> ln_f_;
 };
 
-// Trainable parameters of a TransformerLM from PAPER.md's per-layer formula (mixer_params)
+// Trainable parameters of a TransformerLM from the paper's per-layer formula (docs/variants.md) (mixer_params)
 // plus the parts every variant shares (embeddings, LayerNorms, FFN).
 int64_t lm_param_formula(const LmConfig& cfg);
 

@@ -1,4 +1,4 @@
-// Tests that pin the Synthesizer definitions of PAPER.md on the attention layer and the LM.
+// Tests that pin the Synthesizer definitions of docs/variants.md on the attention layer and the LM.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -162,7 +162,7 @@ TEST_CASE("lm: mixture weights are a softmax that sums to 1 and starts uniform")
     }
 }
 
-TEST_CASE("lm: parameter counts equal PAPER.md's formulas") {
+TEST_CASE("lm: parameter counts equal the paper's formulas (docs/variants.md)") {
     // d = 16, H = 4, d_h = 4, L = 12, k = 8; FD's default a = 3 (divisor of 12 nearest 3.46), b = 4.
     AttnConfig c;
     c.d_model = 16;

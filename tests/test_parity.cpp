@@ -1,6 +1,6 @@
 // Parity with an independent PyTorch implementation (scripts/torch_reference.py): for each
 // default variant, build/parity dumps one forward, backward and clipped AdamW step of a small
-// LM in float32, and the script recomputes all of it in float64 from PAPER.md's definitions.
+// LM in float32, and the script recomputes all of it in float64 from docs/variants.md's definitions.
 // Skipped, with a message, when build/parity, the script or PyTorch is not available.
 #include <doctest/doctest.h>
 

@@ -11,7 +11,7 @@
 //
 // A variant is one file under src/attention/ that registers a VariantInfo: its name, a one-line
 // description, its own settings (which become flags, checkpoint config and parity metadata),
-// whether it is sized by L, its PAPER.md parameter count and its factory. Everything that lists,
+// whether it is sized by L, its parameter count (docs/variants.md) and its factory. Everything that lists,
 // validates, counts or builds variants asks this registry. docs/adding-a-variant.md is the recipe.
 #pragma once
 
@@ -130,7 +130,7 @@ struct VariantInfo {
     std::string description;  // one line, for --help and docs
     std::vector<Setting> settings;
     bool sized_by_L = true;   // parameters sized by the maximum length L: longer inputs are an error
-    // PAPER.md's count of the parameters it adds to one layer (for a logits source: its logits).
+    // The paper's count (docs/variants.md) of the parameters it adds to one layer (for a logits source: its logits).
     std::function<int64_t(const AttnConfig&)> param_count;
     // Exactly one of the two factories: a mixable logits source, or a whole sequence mixer.
     // `prefix` ends with '.'; a source names its parameters prefix + name + "." + ...
@@ -182,7 +182,7 @@ void add_setting_flags(Flags& f, Settings& s);
 // The layer's mixer for cfg.variant: a SynthesizerAttention over the logits sources, or the
 // variant's own mixer.
 std::unique_ptr<SequenceMixer> make_mixer(ParamStore& store, const std::string& prefix, const AttnConfig& cfg);
-// PAPER.md's parameter table: the parameters the variant's logits add to one layer (the mixture
+// The paper's parameter table (docs/variants.md): the parameters the variant's logits add to one layer (the mixture
 // weights included), and all of one layer's mixer parameters (the shared W_v, W_o included).
 int64_t paper_logit_params(const AttnConfig& cfg);
 int64_t mixer_params(const AttnConfig& cfg);
