@@ -9,7 +9,7 @@ namespace synth {
 inline Setting random_init_setting() {
     return Setting::choice("r-init", "normal",
                            "initialisation of the random synthesizer matrices: normal (N(0, 0.02)) or glorot "
-                           "(Glorot-uniform with mesh-tensorflow's fans)",
+                           "(Glorot-uniform; R with mesh-tensorflow's fans)",
                            {"normal", "glorot"});
 }
 
