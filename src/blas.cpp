@@ -22,9 +22,8 @@ static const char* const kFastKernels[] = {"Haswell", "Zen", "SkylakeX", "Cooper
                                            "SapphireRapids"};
 
 // On an AVX2 CPU "Haswell" rather than "Zen" (both 8-wide FMA kernels, different blocking),
-// even on AMD: on a Zen3 VM, single-threaded, Haswell ran the attention-sized products
-// (128x128x64, 128x64x128) at 70-76 GFLOP/s against Zen's 58-70, and the large LM shapes
-// within run-to-run noise of each other (+-10%).
+// even on AMD: it ran the attention-sized products faster on a Zen 3 VM and the large shapes
+// as fast (docs/performance.md, "Which AVX2 kernel").
 static const char* const kAvx2Kernel = "Haswell";
 static const char* const kAvx512Kernel = "SkylakeX";
 
