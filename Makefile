@@ -7,6 +7,7 @@
 #   make fuzz       libFuzzer targets (clang)
 #   make clean
 #   DEBUG=1         -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
+#   PORTABLE=1      no -march=native: one build for a cluster of mixed CPUs (build/portable)
 
 CXX      ?= g++
 BUILD    := build
@@ -18,6 +19,9 @@ ifeq ($(DEBUG),1)
   BUILD    := build/debug
   CXXFLAGS += -O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer
   LDFLAGS  += -fsanitize=address,undefined
+else ifeq ($(PORTABLE),1)
+  BUILD    := build/portable
+  CXXFLAGS += -O3 -fno-math-errno -g
 else
   # -fno-math-errno: nothing here reads errno after sqrt/log, and without it GCC cannot
   # vectorise a loop that calls sqrt (AdamW). IEEE results are unchanged.

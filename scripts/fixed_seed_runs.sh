@@ -13,7 +13,7 @@ set -euo pipefail
 bin=$(cd "$1" && pwd); out=$2
 cd "$(dirname "$0")/.."
 rm -rf "$out"; mkdir -p "$out"
-common=(--threads=2 --checkpoint-dir="$out/ck" --results-dir="$out/res")
+common=(--threads=2 --checkpoint-dir="$out/ck" --runs-dir="$out/runs")
 "$bin/lm" --data=tinyshakespeare --preset=quick --steps=50 --save-every=50 --log-every=10 "${common[@]}" \
     > "$out/lm.out" 2> "$out/lm.err"
 "$bin/mt" --data=multi30k --preset=quick --steps=30 --save-every=30 --log-every=5 "${common[@]}" \

@@ -4,68 +4,103 @@
 #include <sstream>
 
 #include "report.h"
+#include "stats.h"
 
 namespace synth {
 
-std::string lm_findings(const std::map<std::string, FindingRow>& r, bool is_char) {
-    auto has = [&](const char* v) { return r.count(v) > 0; };
-    auto m = [&](const char* v) { return r.at(v).val_loss; };
-    auto show = [&](const char* v) {
-        return std::string(v) + " " + fmt(m(v), 4) + (is_char ? " nats (" + fmt(m(v) / std::log(2.0), 3) + " bpc)"
-                                                              : " nats (ppl " + fmt(std::exp(m(v)), 1) + ")");
-    };
-    auto pct = [&](const char* a, const char* b) {
-        return std::string(a) + " vs " + b + ": " + (m(a) >= m(b) ? "+" : "") + fmt(100.0 * (m(a) - m(b)) / m(b), 1) + "% loss";
-    };
-    // "Competitive" = within 3% of V's validation loss.
-    auto close = [&](const char* a, const char* b) { return std::fabs(m(a) - m(b)) <= 0.03 * m(b); };
-    std::ostringstream os;
-    os << "\n## Findings (the paper's 1-5, docs/variants.md), from the validation losses above\n\n";
-    if (has("V") && has("R") && has("Rfix"))
-        os << "1. **Trainable R vs V; Rfix vs R.** " << show("R") << " vs " << show("V") << ": "
-           << (close("R", "V") ? "competitive (within 3%)" : m("R") < m("V") ? "R is better" : "R is clearly worse")
-           << " (" << pct("R", "V") << ")"
-           << ". " << show("Rfix") << ": " << (m("Rfix") > m("R") + 0.01 ? "worse than R — confirmed." : "not worse than R — refuted here.")
-           << "\n";
-    if (has("D") && has("R"))
-        os << "2. **D about as good as R.** " << show("D") << " vs " << show("R") << ": "
-           << (std::fabs(m("D") - m("R")) <= 0.03 * m("R") ? "within 3% — confirmed."
-               : m("D") < m("R")                            ? "D is better than R by more than 3% — D is at least as good."
-                                                            : "D is worse than R by more than 3% — not confirmed.")
-           << " (" << pct("D", "R") << ")"
-           << "\n";
-    if (has("V") && (has("R+V") || has("D+V"))) {
-        os << "3. **Mixtures with V beat V.** ";
-        for (const char* mv : {"R+V", "D+V"})
-            if (has(mv)) os << show(mv) << " vs " << show("V") << (m(mv) < m("V") ? " (better); " : " (not better); ");
-        os << "\n";
+namespace {
+
+// How a finding reads the paired relative differences d = (a - b) / b, in percent.
+enum class Claim {
+    Better,       // a beats b: d < 0
+    ClearlyWorse, // a is worse than b: d > 0
+    Competitive,  // a is not worse than b by more than 3%: d < 3
+    AboutEqual,   // |d| <= 3%
+    Faster,       // on speed: a's tokens/s above b's, d > 0
+};
+
+struct Comparison {
+    const char* finding;
+    const char* a;
+    const char* b;
+    Claim claim;
+};
+
+// The paper's findings 1-5 (docs/variants.md); 6 (heads) compares groups, not variants.
+const Comparison kComparisons[] = {
+    {"1. Trainable R is competitive with V", "R", "V", Claim::Competitive},
+    {"1. Fixed R is clearly worse than R", "Rfix", "R", Claim::ClearlyWorse},
+    {"2. D is about as good as R", "D", "R", Claim::AboutEqual},
+    {"3. R+V beats V", "R+V", "V", Claim::Better},
+    {"3. D+V beats V", "D+V", "V", Claim::Better},
+    {"4. FR stays close to R (with fewer parameters)", "FR", "R", Claim::Competitive},
+    {"4. FD stays close to D (with fewer parameters)", "FD", "D", Claim::Competitive},
+    {"5. R is faster per step than V", "R", "V", Claim::Faster},
+};
+
+// "confirmed", "refuted" or "inconclusive" for the interval of d.
+std::string verdict(Claim c, const Interval& d) {
+    if (!d.valid()) return "inconclusive (1 seed: no interval)";
+    bool yes = false, no = false;
+    switch (c) {
+        case Claim::Better: yes = d.hi < 0, no = d.lo > 0; break;
+        case Claim::ClearlyWorse: yes = d.lo > 0, no = d.hi < 0; break;
+        case Claim::Competitive: yes = d.hi < 3, no = d.lo > 3; break;
+        case Claim::AboutEqual: yes = d.lo > -3 && d.hi < 3, no = d.lo > 3 || d.hi < -3; break;
+        case Claim::Faster: yes = d.lo > 0, no = d.hi < 0; break;
     }
-    if ((has("FR") && has("R")) || (has("FD") && has("D"))) {
-        os << "4. **Factorized close to full, with fewer parameters.** ";
-        for (auto [f, full] : {std::pair<const char*, const char*>{"FR", "R"}, {"FD", "D"}})
-            if (has(f) && has(full))
-                os << show(f) << " with " << r.at(f).params << " params vs " << show(full) << " with "
-                   << r.at(full).params << " (" << fmt(100.0 * (m(f) - m(full)) / m(full), 1) << "% loss difference); ";
-        os << "\n";
-    }
-    if (has("V") && has("R"))
-        os << "5. **R faster than V.** Training throughput R " << fmt(r.at("R").tok_s, 0) << " tok/s vs V "
-           << fmt(r.at("V").tok_s, 0) << " tok/s: R is " << fmt(r.at("R").tok_s / r.at("V").tok_s, 2)
-           << "x V's speed (wall-clock throughput of this run, model shape above; other jobs may have shared the "
-              "cores, so results/bench.md, measured on a quiet machine, is the controlled comparison).\n";
-    return os.str();
+    const std::string n = " at " + std::to_string(d.n) + " seeds";
+    return yes ? "confirmed" + n : no ? "refuted" + n : "inconclusive" + n;
 }
 
-std::string lm_reference_note(const std::string& data, const std::map<std::string, FindingRow>& rows, int steps) {
-    if (!rows.count("V")) return "";
-    const FindingRow& v = rows.at("V");
+}  // namespace
+
+std::string seeded_findings(const std::vector<SeedRun>& runs) {
+    std::ostringstream os;
+    for (const Comparison& c : kComparisons) {
+        std::map<int, const SeedRun*> a, b;
+        for (const SeedRun& r : runs) {
+            if (r.variant == c.a) a[r.seed] = &r;
+            if (r.variant == c.b) b[r.seed] = &r;
+        }
+        std::vector<double> d;
+        double pa = 0, pb = 0;
+        for (const auto& [seed, ra] : a)
+            if (b.count(seed)) {
+                const SeedRun* rb = b.at(seed);
+                const bool speed = c.claim == Claim::Faster;
+                const double x = speed ? ra->speed : ra->loss, y = speed ? rb->speed : rb->loss;
+                d.push_back(100.0 * (x - y) / y);
+                pa = ra->params, pb = rb->params;
+            }
+        if (d.empty()) continue;
+        const Interval ci = ci95(d);
+        os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired "
+           << (c.claim == Claim::Faster ? "training tokens/s" : "validation loss") << " difference "
+           << (ci.mean >= 0 ? "+" : "") << fmt(ci.mean, 2) << "%";
+        if (ci.valid()) os << " (95% CI " << fmt(ci.lo, 2) << "% to " << fmt(ci.hi, 2) << "%)";
+        if (c.claim == Claim::Competitive && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
+        os << ": " << verdict(c.claim, ci) << ".\n";
+    }
+    std::string s = os.str();
+    if (s.empty()) return "";
+    return "\nFindings (the paper's 1-5, docs/variants.md; a claim is confirmed when the whole 95% interval of the "
+           "paired per-seed difference agrees with it, \"competitive\" and \"about as good\" meaning within 3%):\n\n" +
+           s;
+}
+
+std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {
+    std::vector<double> v;
+    for (const SeedRun& r : runs)
+        if (r.variant == "V") v.push_back(r.loss);
+    if (v.empty()) return "";
     if (data == "tinyshakespeare")
         return "\n**Reference.** nanoGPT's CPU setting (4 layers, d=128, context 64, batch 12, 2,000 iterations) "
                "reaches ~1.88 nats/char validation and its 6x384 baby GPT 1.4697; our V here: " +
-               fmt(v.val_loss, 4) + ".\n";
+               fmt(mean_of(v), 4) + ".\n";
     if (data == "ptb")
         return "\n**Reference.** Zaremba et al.'s small LSTM (2x200, 13 epochs) reaches 115.91 test perplexity; our V "
-               "here: " + fmt(std::exp(v.test_loss), 1) + " after " + std::to_string(steps) + " steps.\n";
+               "here: " + fmt(std::exp(v_test_loss), 1) + ".\n";
     return "";
 }
 

@@ -84,16 +84,4 @@ void ensure_writable_dir(const std::string& dir) {
     ::unlink(probe.c_str());
 }
 
-FileLock::FileLock(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-    SYNTH_CHECK(fd_ >= 0, "cannot open lock file '", path, "': ", std::strerror(errno));
-    if (::flock(fd_, LOCK_EX) != 0) {
-        int e = errno;
-        ::close(fd_);
-        fail("cannot lock '", path, "': ", std::strerror(e));
-    }
-}
-
-FileLock::~FileLock() { ::close(fd_); }
-
 }  // namespace synth

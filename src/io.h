@@ -19,17 +19,4 @@ extern long long write_fail_after_for_testing;
 // Runners call this before training so an unwritable results directory fails in second one.
 void ensure_writable_dir(const std::string& dir);
 
-// An exclusive advisory lock (flock) on `path`, created if needed, held for the object's
-// lifetime: processes sweeping different variants merge their rows into one results file.
-class FileLock {
-public:
-    explicit FileLock(const std::string& path);
-    ~FileLock();
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-
-private:
-    int fd_;
-};
-
 }  // namespace synth

@@ -1,9 +1,12 @@
 #include "trainer.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "autograd.h"
@@ -13,9 +16,22 @@
 
 namespace synth {
 
+int default_threads() {
+    for (const char* var : {"SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"})
+        if (const char* v = std::getenv(var)) {
+            const int n = std::atoi(v);  // OMP_NUM_THREADS may be a list ("4,2"): its first entry
+            if (n >= 1 && n <= 256) return n;
+        }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, std::min(256, CPU_COUNT(&set)));
+    return 1;
+}
+
 void TrainConfig::bind(Flags& f) {
     f.add("seed", &seed, "seed of initialisation, data order and dropout", FlagRole::Training);
-    f.add("threads", &threads, "threads for OpenMP and OpenBLAS", FlagRole::Training);
+    f.add("threads", &threads,
+          "threads for OpenMP and OpenBLAS (default: SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else the cores)",
+          FlagRole::Training);
     f.add("steps", &steps, "training steps", FlagRole::Training);
     f.add("lr", &lr, "peak learning rate", FlagRole::Training);
     f.add("min-lr", &min_lr, "final learning rate of the cosine schedule", FlagRole::Training);
@@ -28,7 +44,7 @@ void TrainConfig::bind(Flags& f) {
     f.add("eval-every", &eval_every, "steps between validation evaluations", FlagRole::Training);
     f.add("log-every", &log_every, "steps between progress lines");
     f.add("save-every", &save_every, "save a resumable checkpoint every N steps (0 = never)");
-    f.add("checkpoint-dir", &checkpoint_dir, "where checkpoints are written");
+    f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
 }
 
@@ -41,18 +57,17 @@ void TrainConfig::validate() const {
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
 }
 
-Trainer::Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix,
-                 bool keep_best)
+Trainer::Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix)
     : store_(store), cfg_(cfg), opt_(store, cfg.adamw()), name_(std::move(name)),
-      prefix_(std::move(checkpoint_prefix)), keep_best_(keep_best) {
+      prefix_(std::move(checkpoint_prefix)) {
     r_.best_val = INFINITY;
     r_.last_val = NAN;
-    if (keep_best_) best_.assign(store.data(), store.data() + store.size());
+    best_.assign(store.data(), store.data() + store.size());
 }
 
 void Trainer::resume(const Checkpoint& ck, const std::string& path) {
     r_.best_step = (int64_t)ck.config_number("best-step");
-    if (keep_best_ && r_.best_step > 0) {
+    if (r_.best_step > 0) {
         // Restored through the store, which checks every name and shape.
         const std::string best_path = best_companion(path);
         const Checkpoint b = load_checkpoint(best_path);
@@ -74,7 +89,8 @@ void Trainer::resume(const Checkpoint& ck, const std::string& path) {
 
 void Trainer::save(const TrainTask& task, int64_t step, const std::vector<float>& best) {
     const std::string path = prefix_ + "-step" + std::to_string(step) + ".ckpt";
-    if (keep_best_ && r_.best_step > 0) {  // first, so that a complete training checkpoint always has its companion
+    if (before_save) before_save(step);
+    if (r_.best_step > 0) {  // first, so that a complete training checkpoint always has its companion
         Checkpoint b = capture_values(store_, best);
         b.step = r_.best_step;
         b.best_val = r_.best_val;
@@ -88,7 +104,6 @@ void Trainer::save(const TrainTask& task, int64_t step, const std::vector<float>
     ck.step = step;
     ck.best_val = r_.best_val;
     save_checkpoint(path, ck);
-    if (after_save) after_save(step);
     last_checkpoint_ = path;
 }
 
@@ -122,7 +137,7 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
             if (improved) {
                 r_.best_val = r_.last_val;
                 r_.best_step = step + 1;
-                if (keep_best_) std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
+                std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
             }
         }
         curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr});
@@ -140,7 +155,6 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         }
     }
     r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
-    if (keep_best_) std::copy(best_.begin(), best_.end(), store_.data());
     return r_;
 }
 

@@ -2,7 +2,7 @@
 //
 // One step is: the task's loss on the step's batch -> backward -> clip the global gradient
 // norm -> AdamW at the step's learning rate. Around it the Trainer keeps the evaluation
-// cadence (and, if asked, the parameters of the best validation loss), stops on a non-finite
+// cadence and the parameters of the best validation loss, stops on a non-finite
 // loss naming the last good checkpoint, saves resumable checkpoints, prints a progress line
 // and records the loss curve. The batch order, the learning rate and the dropout masks are
 // functions of (seed, step), so the parameters, the AdamW state, the step and the best
@@ -23,8 +23,11 @@ namespace synth {
 class Flags;
 
 // The training recipe's flags (each binary sets its own defaults before bind()).
+// SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else the cores this process may use.
+int default_threads();
+
 struct TrainConfig {
-    int seed = 1337, threads = 2;
+    int seed = 1337, threads = default_threads();
     int steps = 1000;
     int warmup = 100;
     float lr = 1e-3f, min_lr = 1e-4f;
@@ -34,7 +37,7 @@ struct TrainConfig {
     int eval_every = 200;  // 0: once per epoch
     int log_every = 50;
     int save_every = 0;    // 0: never
-    std::string checkpoint_dir = "checkpoints", resume;
+    std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
 
     void bind(Flags& f);
     void validate() const;
@@ -68,16 +71,19 @@ struct TrainResult {
 class Trainer {
 public:
     // name: the variant, which labels progress lines and checkpoints; checkpoints are
-    // <checkpoint_prefix>-step<N>.ckpt (and .best.ckpt beside each, with keep_best).
-    Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix, bool keep_best);
+    // <checkpoint_prefix>-step<N>.ckpt, with the best parameters so far in .best.ckpt beside each.
+    Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix);
     // --resume: restores the parameters, the AdamW state, the counters, the best parameters.
     void resume(const Checkpoint& ck, const std::string& path);
-    // Trains steps [start, total); with keep_best, the store holds the best parameters after.
+    // Trains steps [start, total); the store then holds the last parameters, best() the best.
     TrainResult run(const TrainTask& task, int64_t total_steps);
+    const std::vector<float>& best() const { return best_; }  // a flat copy of the store's data
 
     int64_t start_step() const { return start_; }
     std::vector<CurveRow> curve;  // one row per step; a resumed run's runner restores the rows before start_step()
-    std::function<void(int64_t step)> after_save;  // e.g. writing the curve beside the checkpoint
+    // Runs before each checkpoint is written (e.g. the run's metrics up to that step), so a kill
+    // between the two never leaves a checkpoint whose curve lacks rows.
+    std::function<void(int64_t step)> before_save;
 
 private:
     void save(const TrainTask& task, int64_t step, const std::vector<float>& best);
@@ -86,7 +92,6 @@ private:
     TrainConfig cfg_;
     AdamW opt_;
     std::string name_, prefix_;
-    bool keep_best_;
     int64_t start_ = 0;
     TrainResult r_;
     double prev_wall_s_ = 0;
@@ -98,7 +103,7 @@ private:
 // gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
 float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip);
 
-// The file of the best parameters saved beside a keep_best training checkpoint.
+// The file of the best parameters saved beside a training checkpoint.
 std::string best_companion(const std::string& checkpoint_path);
 // A checkpoint of `values` (a flat copy of the store's data) with the store's table.
 Checkpoint capture_values(const ParamStore& store, const std::vector<float>& values);

@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "io.h"
+#include "json.h"
 #include "subprocess.h"
 
 using namespace synth;
@@ -319,17 +320,16 @@ std::string tiny_text() {
 std::vector<std::string> tiny_lm_args(const std::string& data, const std::string& dir) {
     return {"--data=" + data, "--preset=none", "--variants=R+V", "--d-model=32", "--layers=1", "--heads=2",
             "--d-ff=64", "--seq=16", "--batch=4", "--steps=12", "--warmup=2", "--eval-every=6", "--eval-batches=2",
-            "--dropout=0.1", "--threads=1", "--results-dir=" + dir, "--checkpoint-dir=" + dir + "/ck"};
+            "--dropout=0.1", "--threads=1", "--runs-dir=" + dir, "--checkpoint-dir=" + dir + "/ck"};
 }
 
-// The comma- and newline-separated fields of a CSV without quoted fields.
-std::vector<std::string> csv_fields(const std::string& csv) {
-    std::vector<std::string> out(1);
-    for (char c : csv) {
-        if (c == ',' || c == '\n') out.emplace_back();
-        else out.back() += c;
-    }
-    if (out.back().empty()) out.pop_back();
+// A run's result.json without its timings, which differ between any two runs.
+std::string result_without_timings(const std::string& run_dir) {
+    const JsonObject r = parse_json_object(read_file(run_dir + "/result.json"), run_dir);
+    std::string out;
+    for (const auto& [k, v] : r.fields)
+        if (k.find("tok_s") == std::string::npos && k != "wall_s" && k != "train_s" && k != "decode_sent_s")
+            out += k + "=" + v + "\n";
     return out;
 }
 
@@ -362,37 +362,36 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
     auto full = synth_test::run_process(lm, with(args, {"--save-every=6"}), dir.path);
     INFO("stderr: ", full.err);
     REQUIRE(full.status == 0);
-    const std::string curves = read_file(dir / "lm-tiny-none-curves.csv"), table = read_file(dir / "lm-tiny-none.csv");
-    const Checkpoint uninterrupted = load_checkpoint(ck12);
+    const std::string run = dir / "lm-tiny-none/R+V-seed1337";
+    const std::string curves = read_file(run + "/metrics.jsonl"), result = result_without_timings(run);
+    const Checkpoint uninterrupted = load_checkpoint(ck12), final_params = load_checkpoint(run + "/final.ckpt");
     CHECK(load_checkpoint(ck6).step == 6);
     CHECK(uninterrupted.step == 12);
     CHECK(uninterrupted.config_value("variant") == "R+V");
     CHECK(uninterrupted.config_value("d-model") == "32");
+    CHECK(result.find("variant=R+V\n") != std::string::npos);
 
-    // Resume from step 6 into the same results directory: rows 1-6 of the curve come from the
-    // CSV, rows 7-12 are recomputed and must be identical, as must the final model.
+    // Resume from step 6 into the same run directory: rows 1-6 of the curve come from its
+    // metrics.jsonl, rows 7-12 are recomputed and must be identical, as must the final model.
     resume_from_step6(lm, args, ck6, dir);
-    CHECK(read_file(dir / "lm-tiny-none-curves.csv") == curves);
+    CHECK(read_file(run + "/metrics.jsonl") == curves);
     const Checkpoint again = load_checkpoint(ck12);
     check_same_state(again, uninterrupted);
     CHECK(again.adam_t == 12);
-    // The results row agrees in everything but the timings (train_tok_s, wall_s).
-    std::vector<std::string> before = csv_fields(table), after = csv_fields(read_file(dir / "lm-tiny-none.csv"));
-    REQUIRE(before.size() == 20);
-    REQUIRE(after.size() == 20);
-    CHECK(before[10] == "R+V");
-    for (int i : {10, 11, 12, 13, 14, 15, 18, 19}) CHECK(before[i] == after[i]);
+    CHECK(load_checkpoint(run + "/final.ckpt").params[0].values == final_params.params[0].values);
+    // The result agrees in everything but the timings.
+    CHECK(result_without_timings(run) == result);
 
-    // Resumed into an empty results directory, the curve lacks rows 1-6 (with a warning) and
+    // Resumed into an empty runs directory, the curve lacks rows 1-6 (with a warning) and
     // rows 7-12 are still those of the uninterrupted run.
     const std::string other = dir / "other";
     auto elsewhere = synth_test::run_process(
-        lm, with(args, {"--resume=" + ck6, "--results-dir=" + other, "--checkpoint-dir=" + other}), dir.path);
+        lm, with(args, {"--resume=" + ck6, "--runs-dir=" + other, "--checkpoint-dir=" + other}), dir.path);
     INFO("stderr: ", elsewhere.err);
     REQUIRE(elsewhere.status == 0);
-    CHECK(str(elsewhere.err) == doctest::Contains("has 0 of the 6 loss-curve rows before the checkpoint"));
-    const std::string tail = curves.substr(curves.find("\nR+V,7,") + 1);
-    CHECK(read_file(other + "/lm-tiny-none-curves.csv") == "variant,step,train_loss,val_loss,lr\n" + tail);
+    CHECK(str(elsewhere.err) == doctest::Contains("has 0 of the 6 rows before the checkpoint"));
+    const std::string tail = curves.substr(curves.find("{\"step\": 7,"));
+    CHECK(read_file(other + "/lm-tiny-none/R+V-seed1337/metrics.jsonl") == tail);
 }
 
 TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, vocabulary or a corrupt file") {
@@ -494,7 +493,7 @@ std::vector<std::string> tiny_mt_args(const std::string& dir) {
     return {"--data=" + dir + "/toy", "--preset=none", "--variants=R+V", "--d-model=16", "--layers=1", "--heads=2",
             "--d-ff=32", "--max-len=48", "--bpe-vocab=320", "--batch-tokens=256", "--steps=12", "--warmup=2",
             "--lr=3e-3", "--eval-every=4", "--dropout=0.1", "--beam=1", "--test-sets=test", "--threads=1",
-            "--results-dir=" + dir + "/results", "--checkpoint-dir=" + dir + "/ck"};
+            "--runs-dir=" + dir + "/runs", "--checkpoint-dir=" + dir + "/ck"};
 }
 
 }  // namespace
@@ -506,13 +505,14 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     write_tiny_parallel(dir);
     const auto args = tiny_mt_args(dir.path);
     const std::string ck6 = dir / "ck/mt-none-R+V-step6.ckpt", ck12 = dir / "ck/mt-none-R+V-step12.ckpt";
-    const std::string kept = dir / "ck/mt-none-R+V.ckpt", hyps = dir / "results/mt-hyps/none/R+V.test.de";
+    const std::string run = dir / "runs/mt-toy-none/R+V-seed1337";
+    const std::string kept = run + "/final.ckpt", hyps = run + "/hyps/test.de";
 
     auto full = synth_test::run_process(mt, with(args, {"--save-every=6"}), dir.path);
     INFO("stderr: ", full.err);
     REQUIRE(full.status == 0);
     const Checkpoint uninterrupted = load_checkpoint(ck12), uninterrupted_kept = load_checkpoint(kept);
-    const std::string translations = read_file(hyps), table = read_file(dir / "results/mt-toy-none.csv");
+    const std::string translations = read_file(hyps), result = result_without_timings(run);
     CHECK(load_checkpoint(ck6).step == 6);
     CHECK(load_checkpoint(ck6).config_value("best-step") == "4");
     CHECK(load_checkpoint(dir / "ck/mt-none-R+V-step6.best.ckpt").step == 4);
@@ -523,22 +523,20 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     check_same_state(again, uninterrupted);
     check_same_state(again_kept, uninterrupted_kept);
     CHECK(read_file(hyps) == translations);
-    // The results row agrees in everything but the timings (train_s, train_tgt_tok_s, decode_sent_s).
-    std::vector<std::string> before = csv_fields(table), after = csv_fields(read_file(dir / "results/mt-toy-none.csv"));
-    REQUIRE(before.size() == after.size());
-    REQUIRE(before.size() == 24);
-    CHECK(before[12] == "R+V");
-    for (int i : {12, 13, 14, 15, 16, 17, 18, 19, 23}) CHECK(before[i] == after[i]);
+    // The result agrees in everything but the timings (train_s, train_tgt_tok_s, decode_sent_s).
+    CHECK(result.find("variant=R+V\n") != std::string::npos);
+    CHECK(result.find("test_bleu=") != std::string::npos);
+    CHECK(result_without_timings(run) == result);
 
     // A finished 6-step run resumed with --steps=12 is the 12-step run (the rsqrt schedule and
     // the batch order depend only on the step): how the full preset extends a shorter sweep.
     const std::string shorter = dir / "short";
     auto six = synth_test::run_process(
-        mt, with(args, {"--steps=6", "--save-every=6", "--checkpoint-dir=" + shorter, "--results-dir=" + shorter}),
+        mt, with(args, {"--steps=6", "--save-every=6", "--checkpoint-dir=" + shorter, "--runs-dir=" + shorter}),
         dir.path);
     REQUIRE(six.status == 0);
     auto extended = synth_test::run_process(
-        mt, with(args, {"--save-every=6", "--checkpoint-dir=" + shorter, "--results-dir=" + shorter,
+        mt, with(args, {"--save-every=6", "--checkpoint-dir=" + shorter, "--runs-dir=" + shorter,
                         "--resume=" + shorter + "/mt-none-R+V-step6.ckpt"}),
         dir.path);
     INFO("stderr: ", extended.err);

@@ -23,7 +23,7 @@ struct BadRun {
 // Runs the binary on each bad input (with results going to `dir`) and checks how it fails.
 void check_failures(const std::string& bin, const ScratchDir& dir, const std::vector<BadRun>& runs) {
     for (const BadRun& run : runs) {
-        std::vector<std::string> args = {"--results-dir=" + dir / "results", "--preset=none"};
+        std::vector<std::string> args = {"--runs-dir=" + dir / "runs", "--preset=none"};
         args.insert(args.end(), run.args.begin(), run.args.end());
         auto r = synth_test::run_process(bin, args, dir.path);
         std::string cmd = bin;
@@ -109,8 +109,8 @@ TEST_CASE("cli: unwritable results and checkpoint directories fail before traini
     ScratchDir dir;
     write_file_atomic(dir / "a-file", "not a directory\n");
     check_failures(lm, dir,
-                   {{{"--results-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
-                    {{"--results-dir=" + dir / "a-file/results"}, "cannot create directory '" + dir / "a-file"},
+                   {{{"--runs-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
+                    {{"--runs-dir=" + dir / "a-file/runs"}, "cannot create directory '" + dir / "a-file"},
                     {{"--save-every=10", "--checkpoint-dir=/proc/nope"}, "cannot create directory '/proc/nope'"}});
 }
 
@@ -171,8 +171,8 @@ TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input")
                     {{"--variants=Q"}, "unknown attention variant 'Q'"},
                     {{"--data=" + dir / "none"}, "'" + dir / "none/train.en" + "' not found"},
                     {{data}, "train.en has 2 lines but " + dir / "train.de" + " has 1"},
-                    {{data, "--results-dir=" + dir / "a-file/results"}, "cannot create directory '" + dir / "a-file"},
-                    {{data, "--checkpoint-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
+                    {{data, "--runs-dir=" + dir / "a-file/runs"}, "cannot create directory '" + dir / "a-file"},
+                    {{data, "--save-every=1", "--checkpoint-dir=/proc/nope"}, "cannot create directory '/proc/nope'"},
                     {{"--translate"}, "--translate needs --checkpoint=FILE"},
                     {{"--translate", "--checkpoint=" + dir / "notes.txt"}, dir / "notes.txt" + ": not a synth checkpoint"},
                     {{"--translate", "--checkpoint=" + dir / "notes.txt", "--max-extra=-100"},

@@ -4,9 +4,11 @@
 //   build/lm --data=ptb --variants=V,R,R+V --preset=full
 //   build/lm --bench --variants=V,R                           # throughput, one JSON line each
 //
-// Every variant trains with the same seed, so the same initialisation stream and the same
-// data order. Results are merged by variant into results/lm-<data>-<preset>.{csv,md}
-// (so a sweep can be split across processes) with a per-step loss curve CSV beside them.
+// Every variant trains with the same seeds, so the same initialisation streams and the same
+// data order. Each (variant, seed) is one run that writes only its own directory,
+// runs/lm-<data>-<preset>/<variant>-seed<seed>/ (src/run_dir.h); the invocation's runs are then
+// summarised in runs/lm-<data>-<preset>/report.{csv,md}. Committed tables come from the
+// report step: build/lm --report RUN_DIRS... --out=results/<name>.
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -29,6 +31,9 @@
 #include "io.h"
 #include "report.h"
 #include "rng.h"
+#include "stats.h"
+#include "run_report.h"
+#include "run_dir.h"
 #include "trainer.h"
 #include "transformer.h"
 
@@ -39,9 +44,9 @@ namespace {
 
 struct Options {
     std::string data = "tinyshakespeare", variants = paper_sweep(), preset = "quick";
-    std::string results_dir = "results", tag;
+    std::string runs_dir = "runs", run_dir, seeds, tag, out;
     int batch = 32, eval_batches = 20, sample = 0, vocab = 65, bench_steps = 10, bench_infer_steps = 20;
-    bool bench = false, bench_one = false, report_only = false;
+    bool bench = false, bench_one = false, report = false;
     LmConfig model;     // the variant is set per run
     TrainConfig train;  // lm's defaults: below
     Options() {
@@ -151,56 +156,37 @@ std::string sample_text(TransformerLM& model, const LmCorpus& corpus, int n, uin
     return corpus.decode(out);
 }
 
-using Row = std::vector<std::string>;
-const std::vector<std::string> kCurveColumns = {"variant", "step", "train_loss", "val_loss", "lr"};
-
-Row curve_row(const std::string& variant, const CurveRow& c) {
-    return {variant, std::to_string(c.step), fmt(c.train_loss, 4), std::isnan(c.val_loss) ? "" : fmt(c.val_loss, 4),
-            fmt(c.lr, 6)};
+std::string data_stem(const std::string& data) {
+    std::string s = data.substr(data.find_last_of('/') + 1);
+    size_t dot = s.find('.');
+    return dot == std::string::npos || dot == 0 ? s : s.substr(0, dot);
 }
 
-// Replaces the variant's rows of <stem>-curves.csv by `curve`. The caller holds the results lock
-// (other processes may be sweeping other variants into the same file).
-void replace_curve(const std::string& stem, const std::string& variant, const std::vector<CurveRow>& curve) {
-    Table curves = Table::load_or_empty(stem + "-curves.csv", kCurveColumns);
-    curves.remove("variant", variant);
-    for (const CurveRow& c : curve) curves.rows.push_back(curve_row(variant, c));
-    write_file_atomic(stem + "-curves.csv", curves.to_csv());
+// The sweep's name: lm-<data>-<preset>[-<tag>].
+std::string run_name(const Options& o) {
+    return "lm-" + data_stem(o.data) + "-" + o.preset + (o.tag.empty() ? "" : "-" + o.tag);
 }
 
-// The variant's curve rows for steps 1..step, as the checkpointed run wrote them.
-std::vector<CurveRow> curve_until(const std::string& stem, const std::string& variant, int64_t step) {
-    FileLock lock(stem + ".lock");
-    Table curves = Table::load_or_empty(stem + "-curves.csv", kCurveColumns);
-    std::map<int64_t, CurveRow> by_step;
-    for (const Row& r : curves.rows) {
-        int64_t s = std::atoll(r[1].c_str());
-        if (r[0] == variant && s >= 1 && s <= step)
-            by_step[s] = CurveRow{s, std::atof(r[2].c_str()), r[3].empty() ? NAN : std::atof(r[3].c_str()),
-                                  std::atof(r[4].c_str())};
-    }
-    if ((int64_t)by_step.size() != step)
-        std::fprintf(stderr, "[%s] warning: %s-curves.csv has %zu of the %lld loss-curve rows before the checkpoint; "
-                     "the curve will have a gap\n", variant.c_str(), stem.c_str(), by_step.size(), (long long)step);
-    std::vector<CurveRow> rows;
-    for (auto& [s, r] : by_step) rows.push_back(r);
-    return rows;
+// A hash of the data a run saw: the tokenizer and every token of the three splits.
+std::string corpus_hash(const LmCorpus& c) {
+    std::string bytes = c.serialize_tokenizer();
+    for (const std::vector<int32_t>* split : {&c.train, &c.valid, &c.test})
+        bytes.append(reinterpret_cast<const char*>(split->data()), split->size() * sizeof(int32_t));
+    return short_hash(bytes);
 }
 
-struct VariantResult {
-    int64_t params;
-    double val_loss, test_loss, tok_s, wall_s;
-    std::vector<CurveRow> curve;
-};
-
-// Trains one variant with the shared Trainer (resuming from `resume` if given), then
-// evaluates it on the whole validation and test splits.
-VariantResult train_variant(const Options& o, const Flags& f, const LmCorpus& corpus, const std::string& variant,
-                            const std::string& name, const Checkpoint* resume) {
+// Trains one (variant, seed) run in its directory with the shared Trainer (resuming from
+// `resume` if given), evaluates it on the whole validation and test splits, and writes
+// final.ckpt, best.ckpt, metrics.jsonl and, last, result.json.
+JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, const std::string& variant, int seed,
+                     const std::string& dir, const Checkpoint* resume) {
+    TrainConfig tc = o.train;
+    tc.seed = seed;
     ParamStore store;
     TransformerLM model(store, model_config(o, variant, corpus.vocab));
-    store.finalize(o.train.seed);
-    std::fprintf(stderr, "[%s] %lld trainable parameters\n", variant.c_str(), (long long)store.trainable_count());
+    store.finalize(tc.seed);
+    std::fprintf(stderr, "[%s] seed %d, %lld trainable parameters, run directory %s\n", variant.c_str(), seed,
+                 (long long)store.trainable_count(), dir.c_str());
 
     std::vector<LmBatch> all_val = eval_lm_batches(corpus.valid, o.batch, o.model.attn.max_len), val;
     const int n_val = std::min<int>(o.eval_batches, all_val.size());
@@ -210,7 +196,7 @@ VariantResult train_variant(const Options& o, const Flags& f, const LmCorpus& co
     std::vector<int32_t> x((size_t)B * T), y((size_t)B * T);
     TrainTask task;
     task.loss = [&](int64_t step, StepContext& ctx, int64_t& tokens) {
-        sample_lm_batch(corpus.train, B, T, o.train.seed, step, x.data(), y.data());
+        sample_lm_batch(corpus.train, B, T, tc.seed, step, x.data(), y.data());
         tokens = (int64_t)B * T;
         return cross_entropy(model.forward(x, B, T, ctx), y, -1, 0.0f);
     };
@@ -218,36 +204,53 @@ VariantResult train_variant(const Options& o, const Flags& f, const LmCorpus& co
     task.config = f.dump();
     task.tokenizer = corpus.serialize_tokenizer();
 
-    const std::string stem = o.results_dir + "/" + name;
-    Trainer trainer(store, o.train, variant, o.train.checkpoint_dir + "/" + name + "-" + variant, /*keep_best=*/false);
-    // So that a resumed run finds the curve up to its checkpoint.
-    trainer.after_save = [&](int64_t) {
-        FileLock lock(stem + ".lock");
-        replace_curve(stem, variant, trainer.curve);
-    };
+    const std::string prefix = o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
+                                                              : o.train.checkpoint_dir + "/" + run_name(o) + "-" + variant;
+    Trainer trainer(store, tc, variant, prefix);
+    trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
     if (resume) {
         trainer.resume(*resume, o.train.resume);
-        trainer.curve = curve_until(stem, variant, trainer.start_step());
+        trainer.curve = read_metrics(dir, trainer.start_step(), variant);
     }
-    const TrainResult t = trainer.run(task, o.train.steps);
+    const TrainResult t = trainer.run(task, tc.steps);
+    write_metrics(dir, trainer.curve);
+    Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, trainer.best());
+    for (Checkpoint* ck : {&final_ck, &best_ck}) {
+        ck->config = f.dump() + "model=lm\nvariant=" + variant + "\n";
+        ck->tokenizer = corpus.serialize_tokenizer();
+        ck->best_val = t.best_val;
+    }
+    final_ck.step = tc.steps;
+    best_ck.step = t.best_step;
+    save_checkpoint(dir + "/final.ckpt", final_ck);
+    save_checkpoint(dir + "/best.ckpt", best_ck);
 
-    VariantResult r;
-    r.params = store.trainable_count();
-    r.val_loss = evaluate(model, all_val);
-    r.test_loss = corpus.test_is_valid ? r.val_loss : evaluate(model, eval_lm_batches(corpus.test, o.batch, T));
-    r.tok_s = t.tokens_per_s();
-    r.wall_s = t.wall_s;
-    r.curve = trainer.curve;
+    const bool is_char = corpus.kind == "char";
+    const double val_loss = evaluate(model, all_val);
+    const double test_loss = corpus.test_is_valid ? val_loss : evaluate(model, eval_lm_batches(corpus.test, o.batch, T));
+    auto metric = [&](double nats) { return is_char ? nats / std::log(2.0) : std::exp(nats); };
+    const std::string m = is_char ? "bpc" : "ppl";
+    JsonObject r;
+    r.text("variant", variant);
+    r.integer("seed", seed);
+    r.integer("params", store.trainable_count());
+    r.number("val_loss", val_loss, 4);
+    r.number("val_" + m, metric(val_loss), is_char ? 3 : 1);
+    r.number("test_loss", test_loss, 4);
+    r.number("test_" + m, metric(test_loss), is_char ? 3 : 1);
+    r.number("best_val_loss", t.best_val, 4);
+    r.integer("best_step", t.best_step);
+    r.number("train_tok_s", t.tokens_per_s(), 0);
+    r.number("wall_s", t.wall_s, 0);
+    r.integer("steps", tc.steps);
+    r.text("data", o.data);
+    r.text("data_hash", corpus_hash(corpus));
+    r.text("group_hash", short_hash(run_group(f)));
+    r.text("group", run_group(f));
+    write_result(dir, r);
     if (o.sample > 0)
-        std::printf("--- sample from %s ---\n%s\n---\n", variant.c_str(),
-                    sample_text(model, corpus, o.sample, o.train.seed).c_str());
+        std::printf("--- sample from %s ---\n%s\n---\n", variant.c_str(), sample_text(model, corpus, o.sample, seed).c_str());
     return r;
-}
-
-std::string data_stem(const std::string& data) {
-    std::string s = data.substr(data.find_last_of('/') + 1);
-    size_t dot = s.find('.');
-    return dot == std::string::npos || dot == 0 ? s : s.substr(0, dot);
 }
 
 // ---- --bench: throughput on random tokens, one child process per variant ------------------
@@ -306,26 +309,30 @@ void bench_all(const Options& o, int argc, char** argv) {
     }
 }
 
-// The Markdown report of a merged LM table.
-std::string report(const Options& o, const Table& table, const LmCorpus& corpus) {
-    const bool is_char = corpus.kind == "char";
-    std::map<std::string, FindingRow> all;
-    for (const auto& row : table.rows)
-        all[row[0]] = FindingRow{std::stoll(row[1]), std::stod(row[2]), std::stod(row[4]), std::stod(row[6])};
-    const LmConfig& m = o.model;
-    std::ostringstream md;
-    md << "# LM: " << o.data << ", preset " << o.preset << "\n\n"
-       << "Decoder-only pre-LN Transformer, d=" << m.attn.d_model << ", layers=" << m.layers << ", heads=" << m.attn.heads
-       << ", d_ff=" << m.d_ff << ", context L=" << m.attn.max_len << ", batch=" << o.batch << ", steps=" << o.train.steps
-       << ", lr=" << o.train.lr << " (" << o.train.schedule << "), dropout=" << m.dropout << ", seed=" << o.train.seed
-       << ", " << o.train.threads << " threads, OpenBLAS kernel " << blas_kernel_name() << ".\n"
-       << "Losses are mean NLL per token in nats over the whole split (non-overlapping windows of L tokens); "
-       << (is_char ? "bpc = nats / ln 2" : "ppl = exp(nats)")
-       << (corpus.test_is_valid ? "; this data set has no test split, so test = validation" : "")
-       << ". `params` counts trainable parameters.\n"
-       << "Produced by `build/lm --data=" << o.data << " --preset=" << o.preset << "`.\n\n"
-       << table.to_markdown() << lm_findings(all, is_char) << lm_reference_note(o.data, all, o.train.steps);
-    return md.str();
+// The report of finished LM runs: STEM.csv and STEM.md (src/run_report.h).
+void report(const std::vector<std::string>& dirs, const std::string& stem) {
+    const std::vector<RunRecord> runs = find_runs(dirs);
+    ReportSpec spec;
+    spec.title = "LM: decoder-only pre-LN Transformer";
+    spec.intro = "Losses are mean NLL per token in nats over the whole split (non-overlapping windows of L tokens); "
+                 "bpc = nats / ln 2, ppl = exp(nats). best_val_loss is the best of the periodic evaluations (a subset "
+                 "of the validation split). `params` counts trainable parameters; train_tok_s is the training "
+                 "throughput of each run (other jobs may have shared the cores: results/bench.md is the controlled "
+                 "comparison).\n";
+    const bool is_char = runs[0].result.has("val_bpc");
+    const std::string m = is_char ? "bpc" : "ppl";
+    spec.metrics = {"params", "val_loss", "val_" + m, "test_loss", "test_" + m, "train_tok_s"};
+    spec.speed_key = "train_tok_s";
+    spec.group_note = [](const std::vector<const RunRecord*>& members) {
+        std::vector<SeedRun> v;
+        std::vector<double> test;
+        for (const RunRecord* r : members) {
+            v.push_back({r->result.at("variant"), 0, r->result.num("val_loss"), 0, 0});
+            if (r->result.at("variant") == "V") test.push_back(r->result.num("test_loss"));
+        }
+        return test.empty() ? std::string() : lm_reference_note(members[0]->result.at("data"), v, mean_of(test));
+    };
+    write_report(runs, spec, stem);
 }
 
 int run(int argc, char** argv) {
@@ -333,21 +340,31 @@ int run(int argc, char** argv) {
     Flags f("lm", "Train and evaluate Synthesizer variants as decoder-only Transformer language models.");
     f.add("data", &o.data, "tinyshakespeare | ptb | PATH to a UTF-8 text file (character level)", FlagRole::Training);
     f.add("variants", &o.variants, "comma-separated attention variants: " + variant_names() + ", mixtures like R+V");
+    f.add("seeds", &o.seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
     f.add("preset", &o.preset, "quick | full | none: defaults for the flags not given");
     o.model.bind(f);
     f.add("vocab", &o.vocab, "vocabulary size for --bench (random tokens)", FlagRole::Model);
     f.add("batch", &o.batch, "sequences per step", FlagRole::Training);
     o.train.bind(f);
     f.add("eval-batches", &o.eval_batches, "validation batches per evaluation (spread over the split)");
-    f.add("sample", &o.sample, "after training, print N sampled tokens per variant");
-    f.add("results-dir", &o.results_dir, "where the CSV and Markdown results go");
-    f.add("tag", &o.tag, "suffix for result file names (e.g. heads1)");
-    f.add("report-only", &o.report_only, "rewrite the Markdown report from the merged CSV without training");
+    f.add("sample", &o.sample, "after training, print N sampled tokens per run");
+    f.add("runs-dir", &o.runs_dir, "runs go to <runs-dir>/lm-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
+    f.add("run-dir", &o.run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
+    f.add("tag", &o.tag, "suffix of the sweep's name (e.g. heads1)");
+    f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
+    f.add("out", &o.out, "--report: the output stem, e.g. results/lm-tinyshakespeare-full");
     f.add("bench", &o.bench, "throughput benchmark on random tokens instead of training");
     f.add("bench-steps", &o.bench_steps, "--bench: timed training steps per variant");
     f.add("bench-infer-steps", &o.bench_infer_steps, "--bench: timed forward-only steps per variant");
     f.add("bench-one", &o.bench_one, "internal: benchmark one variant in this process");
     if (!f.parse(argc, argv)) return 0;
+    if (o.report) {
+        SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/lm-tinyshakespeare-full)");
+        SYNTH_CHECK(!f.positional().empty(), "--report needs the run directories to merge as arguments");
+        report(f.positional(), o.out);
+        std::printf("%s", read_file(o.out + ".md").c_str());
+        return 0;
+    }
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     apply_preset(o, f);
     validate(o, f);
@@ -363,14 +380,25 @@ int run(int argc, char** argv) {
         return 0;
     }
 
-    // Fail in the first second, not after hours: an unwritable results or checkpoint directory,
-    // a bad checkpoint to resume from, or missing data.
-    ensure_writable_dir(o.results_dir);
-    if (o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
+    const std::vector<std::string> variants = split_list(o.variants);
+    const std::vector<int> seeds = parse_seeds(o.seeds, o.train.seed);
+    SYNTH_CHECK(o.run_dir.empty() || variants.size() * seeds.size() == 1, "--run-dir names one run, but --variants and "
+                "--seeds give ", variants.size() * seeds.size(), " (use --runs-dir for several)");
+    const std::string sweep = run_name(o), sweep_dir = o.runs_dir + "/" + sweep;
+    auto dir_of = [&](const std::string& v, int seed) {
+        return o.run_dir.empty() ? run_dir_path(o.runs_dir, sweep, v, seed) : o.run_dir;
+    };
+    // Fail in the first second, not after hours: unwritable run or checkpoint directories, a bad
+    // checkpoint to resume from, or missing data.
+    for (const std::string& v : variants)
+        for (int seed : seeds) ensure_writable_dir(dir_of(v, seed));
+    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
     Checkpoint resume;
     if (!o.train.resume.empty()) {
+        SYNTH_CHECK(seeds.size() == 1, "--resume continues one run, but --seeds names ", seeds.size());
+        o.train.seed = seeds[0];
         resume = load_checkpoint(o.train.resume);
-        check_resume(resume, o.train.resume, split_list(o.variants), f);
+        check_resume(resume, o.train.resume, variants, f);
         SYNTH_CHECK(resume.step <= o.train.steps, "checkpoint ", o.train.resume, " is at step ", resume.step,
                     ", past --steps=", o.train.steps);
     }
@@ -378,32 +406,26 @@ int run(int argc, char** argv) {
     SYNTH_CHECK(o.train.resume.empty() || resume.tokenizer == corpus.serialize_tokenizer(), "checkpoint ",
                 o.train.resume, " has a different vocabulary from the one --data=", o.data,
                 " gives (was it trained on other data?)");
-    const bool is_char = corpus.kind == "char";
-    const std::string name = "lm-" + data_stem(o.data) + "-" + o.preset + (o.tag.empty() ? "" : "-" + o.tag);
-    const std::string stem = o.results_dir + "/" + name;
     std::fprintf(stderr, "lm: %s (%s level, vocab %d, %zu train / %zu valid / %zu test tokens), OpenBLAS kernel %s, %d threads\n",
                  o.data.c_str(), corpus.kind.c_str(), corpus.vocab, corpus.train.size(), corpus.valid.size(),
                  corpus.test.size(), blas_kernel_name().c_str(), o.train.threads);
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
-    const std::string metric = is_char ? "bpc" : "ppl";
-    const std::vector<std::string> cols = {"variant", "params", "val_loss", "val_" + metric, "test_loss", "test_" + metric,
-                                           "train_tok_s", "wall_s", "steps", "seed"};
-    auto metric_of = [&](double nats) { return fmt(is_char ? nats / std::log(2.0) : std::exp(nats), is_char ? 3 : 1); };
-    auto render = [&](const Table& t) { return report(o, t, corpus); };
-    for (const std::string& v : (o.report_only ? std::vector<std::string>{} : split_list(o.variants))) {
-        VariantResult r = train_variant(o, f, corpus, v, name, o.train.resume.empty() ? nullptr : &resume);
-        merge_results(stem, cols,
-                      {v, std::to_string(r.params), fmt(r.val_loss, 4), metric_of(r.val_loss), fmt(r.test_loss, 4),
-                       metric_of(r.test_loss), fmt(r.tok_s, 0), fmt(r.wall_s, 0), std::to_string(o.train.steps),
-                       std::to_string(o.train.seed)},
-                      "variant", render, [&] { replace_curve(stem, v, r.curve); });
+    std::vector<std::string> done;
+    for (const std::string& v : variants)
+        for (int seed : seeds) {
+            const std::string dir = dir_of(v, seed);
+            o.train.seed = seed;  // so that the saved flags (config.json, checkpoints) are this run's
+            write_run_config(dir, f, "lm", o.train.threads);
+            const JsonObject r = train_run(o, f, corpus, v, seed, dir, o.train.resume.empty() ? nullptr : &resume);
+            std::printf("%s\n", r.dump().c_str());  // the run's result, one JSON line
+            std::fflush(stdout);
+            done.push_back(dir);
+        }
+    if (o.run_dir.empty()) {
+        report(done, sweep_dir + "/report");
+        std::fprintf(stderr, "%s", read_file(sweep_dir + "/report.md").c_str());
     }
-    if (o.report_only) {
-        FileLock lock(stem + ".lock");
-        write_file_atomic(stem + ".md", render(Table::load_or_empty(stem + ".csv", cols)));
-    }
-    std::printf("%s", read_file(stem + ".md").c_str());
     return 0;
 }
 

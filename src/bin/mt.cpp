@@ -9,10 +9,11 @@
 // parameters of the best validation loss, save them with the config and the BPE to
 // checkpoints/, decode the validation and test sets with beam search, and score the
 // detokenised output with sacreBLEU-exact BLEU and chrF against the raw reference lines.
-// Results are merged by variant into results/mt-<data>-<preset>.{csv,md}, so a sweep can be
-// split across processes; hypotheses go to results/mt-hyps/<preset>/<variant>.<set>.<tgt>.
-// Checkpoints are checkpoints/mt-<variant>.ckpt for the full preset and
-// checkpoints/mt-<preset>-<variant>.ckpt otherwise.
+// Each (variant, seed) is one run that writes only its own directory,
+// runs/mt-<data>-<preset>/<variant>-seed<seed>/ (src/run_dir.h): config, metrics, checkpoints,
+// final.ckpt (the kept parameters, for --translate), hyps/<set>.<tgt> and result.json. The
+// invocation's runs are summarised in runs/mt-<data>-<preset>/report.{csv,md}; committed tables
+// come from the report step: build/mt --report RUN_DIRS... --out=results/<name>.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -33,6 +34,8 @@
 #include "io.h"
 #include "report.h"
 #include "rng.h"
+#include "run_report.h"
+#include "run_dir.h"
 #include "seq2seq.h"
 #include "trainer.h"
 
@@ -42,10 +45,10 @@ namespace {
 struct Options {
     std::string data = "multi30k", src = "en", tgt = "de", variants = paper_sweep();
     std::string preset = "quick", valid_set = "val", test_sets = "test2016,test2017_flickr,test2017_mscoco";
-    std::string results_dir = "results", tag, checkpoint;
+    std::string runs_dir = "runs", run_dir, seeds, tag, out, checkpoint;
     int layers = 3, bpe_vocab = 8000, batch_tokens = 4096, beam = 5, max_extra = 50, decode_batch = 32, decode_limit = 0;
     float epochs = 8, label_smoothing = 0.1f, len_penalty = 0.6f;
-    bool translate = false;
+    bool translate = false, report = false;
     Seq2SeqConfig model;  // enc/dec layers 0 = --layers; the variant is set per run
     TrainConfig train;    // mt's defaults: below (Vaswani et al.'s schedule and AdamW)
     Options() {
@@ -178,16 +181,19 @@ struct VariantResult {
     int64_t params = 0;
     double val_loss = 0, train_s = 0, tok_s = 0, decode_sent_s = 0;
     int steps = 0;
+    int64_t best_step = 0;
     double epochs = 0;
-    std::map<std::string, SetScore> scores;  // by set name
+    std::map<std::string, SetScore> scores;  // by set name, the validation set first
+    std::vector<std::string> order;          // the set names in decoding order
 };
 
-// The checkpoints of a variant are <base>.ckpt (the kept parameters, for --translate) and, with
-// --save-every N, <base>-step<N>.ckpt (the training state) beside <base>-step<N>.best.ckpt
-// (the parameters with the best validation loss so far, which training must also carry on).
-std::string checkpoint_base(const Options& o, const std::string& variant) {
-    return o.train.checkpoint_dir + "/mt-" + (o.preset == "full" ? "" : o.preset + "-") + variant +
-           (o.tag.empty() ? "" : "-" + o.tag);
+// With --save-every N, <base>-step<N>.ckpt (the training state) beside <base>-step<N>.best.ckpt
+// (the best parameters so far, which training must also carry on): in the run directory, or in
+// --checkpoint-dir as mt-<preset>[-<tag>]-<variant>.
+std::string checkpoint_base(const Options& o, const std::string& variant, const std::string& dir) {
+    return o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
+                                          : o.train.checkpoint_dir + "/mt-" + o.preset + (o.tag.empty() ? "" : "-" + o.tag) +
+                                                "-" + variant;
 }
 
 // Everything a run trains on and scores against, shared by its variants.
@@ -196,12 +202,13 @@ struct MtData {
     std::vector<TokenPair> train_pairs, val_pairs;  // the pairs that fit in L
     std::vector<Split> sets;                        // the validation set, then the test sets
     size_t dropped = 0;                             // training pairs longer than L
+    std::string hash;                               // of every raw line of every split read
 };
 
 // Trains with the shared Trainer (the parameters of the best validation loss are kept), saves
 // them for --translate, then decodes and scores every set of data.sets.
 VariantResult run_variant(const Options& o, const Flags& f, const std::string& variant, const MtData& data,
-                          const std::string& hyp_dir, const Checkpoint* resume) {
+                          const std::string& dir, const Checkpoint* resume) {
     const Bpe& bpe = data.bpe;
     ParamStore store;
     Seq2Seq model(store, model_config(o, variant, bpe.vocab_size()));
@@ -235,11 +242,18 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
     task.config = f.dump();
     task.tokenizer = bpe.serialize();
 
-    Trainer trainer(store, o.train, variant, checkpoint_base(o, variant), /*keep_best=*/true);
-    if (resume) trainer.resume(*resume, o.train.resume);
+    Trainer trainer(store, o.train, variant, checkpoint_base(o, variant, dir));
+    trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
+    if (resume) {
+        trainer.resume(*resume, o.train.resume);
+        trainer.curve = read_metrics(dir, trainer.start_step(), variant);
+    }
     const TrainResult t = trainer.run(task, total);
+    write_metrics(dir, trainer.curve);
+    std::copy(trainer.best().begin(), trainer.best().end(), store.data());
     VariantResult r;
     r.params = store.trainable_count();
+    r.best_step = t.best_step;
     r.val_loss = t.best_val;
     r.steps = total;
     r.epochs = (double)total / per_epoch;
@@ -253,7 +267,7 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
     ck.tokenizer = bpe.serialize();
     ck.step = t.best_step;
     ck.best_val = t.best_val;
-    const std::string ck_path = checkpoint_base(o, variant) + ".ckpt";
+    const std::string ck_path = dir + "/final.ckpt";
     save_checkpoint(ck_path, ck);
     std::fprintf(stderr, "[%s] saved %s\n", variant.c_str(), ck_path.c_str());
 
@@ -271,9 +285,10 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
         const std::vector<std::string> refs(s->text.tgt.begin(), s->text.tgt.begin() + n);
         SetScore sc{corpus_bleu(hyps, refs).score, corpus_chrf(hyps, refs)};
         r.scores[s->name] = sc;
+        r.order.push_back(s->name);
         std::string text;
         for (const std::string& h : hyps) text += h + "\n";
-        write_file_atomic(hyp_dir + "/" + variant + "." + s->name + "." + o.tgt, text);
+        write_file_atomic(dir + "/hyps/" + s->name + "." + o.tgt, text);
         std::fprintf(stderr, "[%s] %s: BLEU %.2f  chrF %.2f  (%zu sentences)\n", variant.c_str(), s->name.c_str(), sc.bleu,
                      sc.chrf, n);
     }
@@ -321,7 +336,7 @@ MtData load_data(const Options& o, const std::string& dir) {
     const double t0 = now_seconds();
     std::vector<std::string> lines = raw_train.src;
     lines.insert(lines.end(), raw_train.tgt.begin(), raw_train.tgt.end());
-    MtData d{Bpe::learn(lines, o.bpe_vocab), {}, {}, {}, 0};
+    MtData d{Bpe::learn(lines, o.bpe_vocab), {}, {}, {}, 0, ""};
     std::fprintf(stderr, "mt: joint BPE of %d tokens (%d merges) learned in %.1f s\n", d.bpe.vocab_size(),
                  d.bpe.num_merges(), now_seconds() - t0);
     const Split train = load_split(dir, "train", o, d.bpe);
@@ -336,6 +351,13 @@ MtData load_data(const Options& o, const std::string& dir) {
             if ((int)p.src.size() <= L && (int)p.tgt.size() + 1 <= L) kept.push_back(p);
         return kept;
     };
+    std::string raw;
+    for (const std::string& l : raw_train.src) raw += l + "\n";
+    for (const std::string& l : raw_train.tgt) raw += l + "\n";
+    for (const Split& set : d.sets)
+        for (const std::vector<std::string>* side : {&set.text.src, &set.text.tgt})
+            for (const std::string& l : *side) raw += l + "\n";
+    d.hash = short_hash(raw);
     d.train_pairs = fitting(train.pairs);
     d.val_pairs = fitting(d.sets[0].pairs);
     d.dropped = train.pairs.size() - d.train_pairs.size();
@@ -350,32 +372,22 @@ MtData load_data(const Options& o, const std::string& dir) {
     return d;
 }
 
-// The Markdown report of a merged MT table.
-std::string report(const Options& o, const MtData& d, const Table& table) {
-    const Seq2SeqConfig& m = o.model;
-    std::ostringstream md;
-    md << "# MT: " << o.data << " " << o.src << "->" << o.tgt << ", preset " << o.preset << "\n\n"
-       << "Pre-LN encoder-decoder Transformer, d=" << m.attn.d_model << ", layers=" << m.enc_layers << "+"
-       << m.dec_layers << ", heads=" << m.attn.heads << ", d_ff=" << m.d_ff << ", L=" << m.attn.max_len << ", "
-       << m.positions << " positions, " << m.init << " initialisation, "
-       << (m.share_embeddings ? "shared" : "separate") << " source/target embeddings (tied output), joint BPE "
-       << d.bpe.vocab_size() << ". Synthesizer variants replace encoder and decoder self-attention; cross-attention "
-       << "is dot product. Training: " << o.batch_tokens << " padded tokens per batch, "
-       << (o.train.steps > 0 ? std::to_string(o.train.steps) + " steps" : fmt(o.epochs, 1) + " epochs") << ", AdamW lr "
-       << o.train.lr << " (inverse square root, " << o.train.warmup << " warm-up steps), label smoothing "
-       << o.label_smoothing << ", dropout " << m.dropout << ", seed " << o.train.seed << ", " << o.train.threads
-       << " threads; " << d.dropped
-       << " training pairs longer than L dropped. The parameters with the best validation loss are kept.\n"
-       << "Decoding: " << (o.beam == 1 ? std::string("greedy") : "beam " + std::to_string(o.beam))
-       << ", GNMT length penalty alpha=" << o.len_penalty << ", at most min(L, source length + " << o.max_extra
-       << ") tokens" << (o.decode_limit > 0 ? ", first " + std::to_string(o.decode_limit) + " sentences of each set" : "")
-       << ". BLEU and chrF are sacreBLEU-exact (" << kBleuSignature << "; chrF2 " << kChrfSignature
-       << ") on detokenised output against the raw references.\n"
-       << "val_loss is the NLL in nats per target token (no smoothing); train_s is the wall time of training "
-       << "including validation; decode_sent_s counts every decoded sentence.\n"
-       << "Produced by `build/mt --data=" << o.data << " --preset=" << o.preset << "`.\n\n"
-       << table.to_markdown();
-    return md.str();
+// The report of finished MT runs: STEM.csv and STEM.md (src/run_report.h).
+void report(const std::vector<std::string>& dirs, const std::string& stem) {
+    const std::vector<RunRecord> runs = find_runs(dirs);
+    ReportSpec spec;
+    spec.title = "MT: pre-LN encoder-decoder Transformer";
+    spec.intro = std::string("Synthesizer variants replace encoder and decoder self-attention; cross-attention is dot "
+                 "product. The parameters with the best validation loss are kept. val_loss is the NLL in nats per "
+                 "target token (no smoothing). BLEU and chrF are sacreBLEU-exact (") + kBleuSignature + "; chrF2 " +
+                 kChrfSignature + ") on detokenised output against the raw references; train_tgt_tok_s is the "
+                 "training throughput of each run.\n";
+    spec.metrics = {"params", "val_loss"};
+    for (const auto& [k, v] : runs[0].result.fields)
+        if (k.size() > 5 && k.compare(k.size() - 5, 5, "_bleu") == 0) spec.metrics.push_back(k);
+    spec.metrics.push_back("train_tgt_tok_s");
+    spec.speed_key = "train_tgt_tok_s";
+    write_report(runs, spec, stem);
 }
 
 int run(int argc, char** argv) {
@@ -402,11 +414,22 @@ int run(int argc, char** argv) {
     f.add("max-extra", &o.max_extra, "outputs have at most source length + this many tokens (and at most L)");
     f.add("decode-batch", &o.decode_batch, "sentences decoded together");
     f.add("decode-limit", &o.decode_limit, "decode only the first N sentences of each set (0 = all)");
-    f.add("results-dir", &o.results_dir, "where the CSV and Markdown results and hypotheses go");
+    f.add("seeds", &o.seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
+    f.add("runs-dir", &o.runs_dir, "runs go to <runs-dir>/mt-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
+    f.add("run-dir", &o.run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
+    f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
+    f.add("out", &o.out, "--report: the output stem, e.g. results/mt-multi30k-full");
     f.add("tag", &o.tag, "suffix for result and checkpoint names");
     f.add("translate", &o.translate, "translate stdin to stdout with --checkpoint (one sentence per line)");
     f.add("checkpoint", &o.checkpoint, "--translate: the checkpoint to load");
     if (!f.parse(argc, argv)) return 0;
+    if (o.report) {
+        SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/mt-multi30k-full)");
+        SYNTH_CHECK(!f.positional().empty(), "--report needs the run directories to merge as arguments");
+        report(f.positional(), o.out);
+        std::printf("%s", read_file(o.out + ".md").c_str());
+        return 0;
+    }
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     if (o.translate) {
         set_threads(o.train.threads);
@@ -419,20 +442,27 @@ int run(int argc, char** argv) {
     set_threads(o.train.threads);
 
     // Fail in the first second, not after an hour: unwritable directories or missing data.
-    const std::string stem_name = "mt-" + (o.data == "multi30k" ? std::string("multi30k") : data_stem(o.data)) + "-" +
-                                  o.preset + (o.tag.empty() ? "" : "-" + o.tag);
-    const std::string stem = o.results_dir + "/" + stem_name;
-    const std::string hyp_dir = o.results_dir + "/mt-hyps/" + o.preset + (o.tag.empty() ? "" : "-" + o.tag);
-    ensure_writable_dir(o.results_dir);
-    ensure_writable_dir(hyp_dir);
-    ensure_writable_dir(o.train.checkpoint_dir);
+    const std::string sweep = "mt-" + (o.data == "multi30k" ? std::string("multi30k") : data_stem(o.data)) + "-" +
+                              o.preset + (o.tag.empty() ? "" : "-" + o.tag);
+    const std::vector<std::string> variants = split_list(o.variants);
+    const std::vector<int> seeds = parse_seeds(o.seeds, o.train.seed);
+    SYNTH_CHECK(o.run_dir.empty() || variants.size() * seeds.size() == 1, "--run-dir names one run, but --variants and "
+                "--seeds give ", variants.size() * seeds.size(), " (use --runs-dir for several)");
+    auto dir_of = [&](const std::string& v, int seed) {
+        return o.run_dir.empty() ? run_dir_path(o.runs_dir, sweep, v, seed) : o.run_dir;
+    };
+    for (const std::string& v : variants)
+        for (int seed : seeds) ensure_writable_dir(dir_of(v, seed) + "/hyps");
+    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
     const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     Checkpoint resume;
     if (!o.train.resume.empty()) {
+        SYNTH_CHECK(seeds.size() == 1, "--resume continues one run, but --seeds names ", seeds.size());
+        o.train.seed = seeds[0];
         resume = load_checkpoint(o.train.resume);
         // Not --steps: the inverse-square-root schedule and the batch order depend only on the
         // step, so a finished run resumed with more steps is exactly the longer run.
-        check_resume(resume, o.train.resume, split_list(o.variants), f,
+        check_resume(resume, o.train.resume, variants, f,
                      schedule_uses_total(o.train.schedule) ? std::vector<std::string>{} : std::vector<std::string>{"steps"});
     }
     const MtData data = load_data(o, dir);
@@ -440,24 +470,40 @@ int run(int argc, char** argv) {
                 " has a different BPE from the one learned on --data=", o.data);
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
-    std::vector<std::string> test_names;
-    for (size_t i = 1; i < data.sets.size(); ++i) test_names.push_back(data.sets[i].name);
-    std::vector<std::string> cols = {"variant", "params", "val_loss", "val_bleu"};
-    for (const std::string& t : test_names) cols.push_back(t + "_bleu");
-    for (const std::string& t : test_names) cols.push_back(t + "_chrf");
-    for (const char* c : {"steps", "epochs", "train_s", "train_tgt_tok_s", "decode_sent_s", "seed"}) cols.push_back(c);
-    for (const std::string& v : split_list(o.variants)) {
-        VariantResult r = run_variant(o, f, v, data, hyp_dir, o.train.resume.empty() ? nullptr : &resume);
-        std::vector<std::string> row = {v, std::to_string(r.params), fmt(r.val_loss, 4),
-                                        fmt(r.scores[data.sets[0].name].bleu, 2)};
-        for (const std::string& t : test_names) row.push_back(fmt(r.scores[t].bleu, 2));
-        for (const std::string& t : test_names) row.push_back(fmt(r.scores[t].chrf, 2));
-        for (const std::string& x : {std::to_string(r.steps), fmt(r.epochs, 2), fmt(r.train_s, 0), fmt(r.tok_s, 0),
-                                     fmt(r.decode_sent_s, 1), std::to_string(o.train.seed)})
-            row.push_back(x);
-        merge_results(stem, cols, row, "variant", [&](const Table& t) { return report(o, data, t); });
+    std::vector<std::string> done;
+    for (const std::string& v : variants)
+        for (int seed : seeds) {
+            const std::string run = dir_of(v, seed);
+            o.train.seed = seed;  // so that the saved flags (config.json, checkpoints) are this run's
+            write_run_config(run, f, "mt", o.train.threads);
+            const VariantResult r = run_variant(o, f, v, data, run, o.train.resume.empty() ? nullptr : &resume);
+            JsonObject j;
+            j.text("variant", v);
+            j.integer("seed", seed);
+            j.integer("params", r.params);
+            j.number("val_loss", r.val_loss, 4);
+            for (const std::string& set : r.order) j.number(set + "_bleu", r.scores.at(set).bleu, 2);
+            for (const std::string& set : r.order) j.number(set + "_chrf", r.scores.at(set).chrf, 2);
+            j.integer("steps", r.steps);
+            j.integer("best_step", r.best_step);
+            j.number("epochs", r.epochs, 2);
+            j.number("train_s", r.train_s, 0);
+            j.number("train_tgt_tok_s", r.tok_s, 0);
+            j.number("decode_sent_s", r.decode_sent_s, 1);
+            j.text("data", o.data);
+            j.text("data_hash", data.hash);
+            j.text("group_hash", short_hash(run_group(f)));
+            j.text("group", run_group(f));
+            write_result(run, j);
+            std::printf("%s\n", j.dump().c_str());  // the run's result, one JSON line
+            std::fflush(stdout);
+            done.push_back(run);
+        }
+    if (o.run_dir.empty()) {
+        const std::string stem = o.runs_dir + "/" + sweep + "/report";
+        report(done, stem);
+        std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
     }
-    std::printf("%s", read_file(stem + ".md").c_str());
     return 0;
 }
 

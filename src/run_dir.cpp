@@ -1,0 +1,147 @@
+#include "run_dir.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "blas.h"
+#include "checkpoint.h"
+#include "common.h"
+#include "flags.h"
+#include "io.h"
+
+namespace synth {
+
+namespace fs = std::filesystem;
+
+std::vector<int> parse_seeds(const std::string& seeds, int default_seed) {
+    if (seeds.empty()) return {default_seed};
+    std::vector<int> out;
+    for (const std::string& s : split_list(seeds)) {
+        char* end = nullptr;
+        const long v = std::strtol(s.c_str(), &end, 10);
+        SYNTH_CHECK(*end == '\0' && v >= 0 && v <= 2147483647L, "--seeds: '", s, "' is not a seed (an integer >= 0)");
+        SYNTH_CHECK(std::find(out.begin(), out.end(), (int)v) == out.end(), "--seeds repeats ", v);
+        out.push_back((int)v);
+    }
+    return out;
+}
+
+std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, const std::string& variant, int seed) {
+    return runs_dir + "/" + sweep + "/" + variant + "-seed" + std::to_string(seed);
+}
+
+std::string run_group(const Flags& f) {
+    const std::map<std::string, std::string> values = config_map(f.dump());
+    std::string out;
+    for (FlagRole role : {FlagRole::Model, FlagRole::Training})
+        for (const std::string& k : f.names(role))
+            if (k != "seed") out += k + "=" + values.at(k) + "\n";
+    return out;
+}
+
+std::string short_hash(const std::string& bytes) {
+    uint64_t h = 1469598103934665603ULL;
+    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ULL;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+    return buf;
+}
+
+// The commit of the checkout the binary was built in (build/<bin> -> ..), or "unknown".
+static std::string git_commit() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return "unknown";
+    const std::string cmd = "git -C '" + exe.parent_path().parent_path().string() +
+                            "' rev-parse HEAD 2>/dev/null && git -C '" + exe.parent_path().parent_path().string() +
+                            "' status --porcelain --untracked-files=no 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return "unknown";
+    std::string out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    if (out.size() < 40) return "unknown";
+    return out.substr(0, 40) + (out.size() > 41 ? "-dirty" : "");
+}
+
+void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads) {
+    JsonObject o;
+    o.text("binary", binary);
+    o.text("git_commit", git_commit());
+    o.text("blas_kernel", blas_kernel_name());
+    o.text("precision", "fp32");
+    o.integer("threads", threads);
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    o.text("host", host);
+    o.text("group_hash", short_hash(run_group(f)));
+    for (const auto& [k, v] : config_map(f.dump())) o.text("flag." + k, v);
+    write_file_atomic(dir + "/config.json", o.dump() + "\n");
+}
+
+void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve) {
+    std::string out;
+    for (const CurveRow& c : curve) {
+        JsonObject o;
+        o.integer("step", c.step);
+        o.number("train_loss", c.train_loss);
+        if (!std::isnan(c.val_loss)) o.number("val_loss", c.val_loss);
+        o.number("lr", c.lr);
+        out += o.dump() + "\n";
+    }
+    write_file_atomic(dir + "/metrics.jsonl", out);
+}
+
+std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until, const std::string& name) {
+    std::map<int64_t, CurveRow> by_step;
+    const std::string path = dir + "/metrics.jsonl";
+    if (fs::exists(path)) {
+        std::istringstream is(read_file(path));
+        int line_no = 0;
+        for (std::string line; std::getline(is, line);) {
+            ++line_no;
+            const JsonObject o = parse_json_object(line, path + ":" + std::to_string(line_no));
+            const int64_t s = (int64_t)o.num("step");
+            if (s >= 1 && s <= until)
+                by_step[s] = CurveRow{s, o.num("train_loss"), o.has("val_loss") ? o.num("val_loss") : NAN, o.num("lr")};
+        }
+    }
+    if ((int64_t)by_step.size() != until)
+        std::fprintf(stderr, "[%s] warning: %s has %zu of the %lld rows before the checkpoint; the curve will have a gap\n",
+                     name.c_str(), path.c_str(), by_step.size(), (long long)until);
+    std::vector<CurveRow> rows;
+    for (auto& [s, r] : by_step) rows.push_back(r);
+    return rows;
+}
+
+void write_result(const std::string& dir, const JsonObject& result) {
+    write_file_atomic(dir + "/result.json", result.dump() + "\n");
+}
+
+std::vector<RunRecord> find_runs(const std::vector<std::string>& paths) {
+    std::vector<std::string> dirs;
+    for (const std::string& p : paths) {
+        SYNTH_CHECK(fs::is_directory(p), "report: '", p, "' is not a directory of runs");
+        if (fs::exists(p + "/result.json")) dirs.push_back(p);
+        else
+            for (const auto& e : fs::recursive_directory_iterator(p))
+                if (e.is_regular_file() && e.path().filename() == "result.json") dirs.push_back(e.path().parent_path());
+    }
+    std::sort(dirs.begin(), dirs.end());
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+    SYNTH_CHECK(!dirs.empty(), "report: no finished run (a directory with result.json) under the given paths");
+    std::vector<RunRecord> runs;
+    for (const std::string& d : dirs)
+        runs.push_back({d, parse_json_object(read_file(d + "/result.json"), d + "/result.json")});
+    return runs;
+}
+
+}  // namespace synth

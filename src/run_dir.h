@@ -1,0 +1,52 @@
+// run_dir.h: the directory of one training run, which holds everything the run writes:
+//
+//   runs/<sweep>/<variant>-seed<seed>/
+//     config.json    every resolved flag, and the facts around them: binary, git commit, OpenBLAS
+//                    kernel, precision, threads, host
+//     metrics.jsonl  one object per step: {"step", "train_loss", "lr"} and "val_loss" when evaluated
+//     step<N>.ckpt   resumable checkpoints (--save-every); final.ckpt and best.ckpt at the end
+//     result.json    the final metrics, written last: a finished run is a directory that has one
+//
+// A run writes only its own directory, so runs of a sweep never share a file (no locks, safe on
+// NFS); committed tables are made from run directories by an explicit report step
+// (`build/lm --report RUNS... --out=STEM`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "json.h"
+#include "trainer.h"
+
+namespace synth {
+
+class Flags;
+
+// --seeds ("1,2,3", or empty for the single --seed) as integers; throws naming a bad entry.
+std::vector<int> parse_seeds(const std::string& seeds, int default_seed);
+
+// <runs_dir>/<sweep>/<variant>-seed<seed> (the variant's '+' kept: it is filesystem-safe).
+std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, const std::string& variant, int seed);
+
+// The run's identity for grouping runs into a table: every Model and Training flag but the
+// seed, as "key=value" lines; and a short hash of it.
+std::string run_group(const Flags& f);
+std::string short_hash(const std::string& bytes);  // 16 hex digits of FNV-1a 64
+
+void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads);
+// metrics.jsonl from the trainer's curve, atomically.
+void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve);
+// The rows for steps 1..until_step of a run's metrics.jsonl; warns if some are missing.
+std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until_step, const std::string& name);
+void write_result(const std::string& dir, const JsonObject& result);
+
+struct RunRecord {
+    std::string dir;
+    JsonObject result;
+};
+// The finished runs under `paths` (each a run directory, or a directory searched recursively),
+// in path order. Throws if a path does not exist or no finished run is found.
+std::vector<RunRecord> find_runs(const std::vector<std::string>& paths);
+
+}  // namespace synth

@@ -1,0 +1,108 @@
+#include "run_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common.h"
+#include "findings.h"
+#include "io.h"
+#include "report.h"
+#include "stats.h"
+#include "trainer.h"
+
+namespace synth {
+
+namespace {
+
+// "k=v\n" lines -> map.
+std::map<std::string, std::string> group_map(const std::string& group) {
+    std::map<std::string, std::string> m;
+    std::istringstream is(group);
+    for (std::string line; std::getline(is, line);) {
+        const size_t eq = line.find('=');
+        if (eq != std::string::npos) m[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return m;
+}
+
+// Variants in the paper's order, then any others by name.
+int variant_rank(const std::string& v) {
+    const std::vector<std::string> paper = split_list(paper_sweep());
+    auto it = std::find(paper.begin(), paper.end(), v);
+    return it == paper.end() ? (int)paper.size() : (int)(it - paper.begin());
+}
+
+}  // namespace
+
+void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, const std::string& stem) {
+    // ---- CSV: one row per run, the union of the result keys in first-seen order ----
+    Table csv;
+    csv.columns = {"run"};
+    for (const RunRecord& r : runs)
+        for (const auto& [k, v] : r.result.fields)
+            if (k != "group" && std::find(csv.columns.begin(), csv.columns.end(), k) == csv.columns.end())
+                csv.columns.push_back(k);
+    for (const RunRecord& r : runs) {
+        std::vector<std::string> row = {r.dir};
+        for (size_t c = 1; c < csv.columns.size(); ++c) row.push_back(r.result.has(csv.columns[c]) ? r.result.at(csv.columns[c]) : "");
+        csv.rows.push_back(row);
+    }
+
+    // ---- groups of runs with the same config, labelled by what differs between groups ----
+    std::map<std::string, std::vector<const RunRecord*>> groups;
+    for (const RunRecord& r : runs) groups[r.result.at("group")].push_back(&r);
+    std::set<std::string> differing;
+    for (const auto& [g, _] : groups)
+        for (const auto& [k, v] : group_map(g))
+            for (const auto& [h, __] : groups)
+                if (group_map(h)[k] != v) differing.insert(k);
+
+    std::ostringstream md;
+    md << "# " << spec.title << "\n\n" << spec.intro << "\n"
+       << "Each row is the mean +- sample standard deviation over the seeds (n) of the runs with that variant. "
+       << "Produced by the report step from " << runs.size() << " run directories (one row each in the CSV beside this "
+       << "file).\n";
+    for (const auto& [g, members] : groups) {
+        std::string label;
+        for (const auto& [k, v] : group_map(g))
+            if (differing.count(k)) label += (label.empty() ? "" : ", ") + k + "=" + v;
+        if (groups.size() > 1) md << "\n## " << label << "\n";
+        std::map<std::string, std::vector<const RunRecord*>> by_variant;
+        for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
+        std::vector<std::string> order;
+        for (const auto& [v, _] : by_variant) order.push_back(v);
+        std::stable_sort(order.begin(), order.end(),
+                         [](const std::string& a, const std::string& b) { return variant_rank(a) < variant_rank(b); });
+        Table t;
+        t.columns = {"variant", "n", "seeds"};
+        for (const std::string& m : spec.metrics) t.columns.push_back(m);
+        std::vector<SeedRun> seeded;
+        for (const std::string& v : order) {
+            std::vector<std::string> row = {v, std::to_string(by_variant[v].size()), ""};
+            for (const RunRecord* r : by_variant[v]) row[2] += (row[2].empty() ? "" : ",") + r->result.at("seed");
+            for (const std::string& m : spec.metrics) {
+                std::vector<double> x;
+                for (const RunRecord* r : by_variant[v])
+                    if (r->result.has(m) && r->result.at(m) != "null") x.push_back(r->result.num(m));
+                // Counts and throughputs print whole; losses, BLEU and the like with 4 decimals.
+                const int dec = std::all_of(x.begin(), x.end(), [](double v) { return v == std::floor(v); }) ? 0 : 4;
+                row.push_back(x.empty()       ? ""
+                              : x.size() == 1 ? fmt(x[0], dec)
+                                              : fmt(mean_of(x), dec) + " +- " + fmt(stddev_of(x), dec));
+            }
+            t.rows.push_back(row);
+            for (const RunRecord* r : by_variant[v])
+                seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
+                                  spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key), r->result.num("params")});
+        }
+        md << "\n" << t.to_markdown() << seeded_findings(seeded);
+        if (spec.group_note) md << spec.group_note(members);
+    }
+    write_file_atomic(stem + ".csv", csv.to_csv());
+    write_file_atomic(stem + ".md", md.str());
+}
+
+}  // namespace synth

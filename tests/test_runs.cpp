@@ -1,0 +1,146 @@
+// Run directories, seeds and the report step: what a run writes, a 2-variant x 2-seed sweep
+// merged into mean +- std with a finding's confidence interval, and the statistics and JSON
+// underneath.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "io.h"
+#include "json.h"
+#include "stats.h"
+#include "subprocess.h"
+
+using namespace synth;
+using synth_test::ScratchDir;
+
+namespace {
+
+std::string tiny_corpus() {
+    const char* words[] = {"to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"};
+    std::string text;
+    uint32_t x = 7;
+    for (int line = 0; line < 80; ++line) {
+        for (int w = 0; w < 8; ++w) {
+            x = x * 1664525u + 1013904223u;
+            text += std::string(w ? " " : "") + words[(x >> 16) % 11];
+        }
+        text += "\n";
+    }
+    return text;
+}
+
+std::vector<std::string> tiny_sweep(const std::string& dir) {
+    return {"--data=" + dir + "/tiny.txt", "--preset=none", "--variants=R,V", "--seeds=1,2", "--d-model=16",
+            "--layers=1", "--heads=2", "--d-ff=32", "--seq=16", "--batch=4", "--steps=8", "--warmup=2",
+            "--eval-every=4", "--eval-batches=2", "--threads=1", "--runs-dir=" + dir + "/runs"};
+}
+
+}  // namespace
+
+TEST_CASE("runs: t critical values, sample std and the 95% interval") {
+    CHECK(t_critical_95(1) == doctest::Approx(12.706));
+    CHECK(t_critical_95(4) == doctest::Approx(2.776));
+    CHECK(t_critical_95(200) == doctest::Approx(1.972).epsilon(1e-3));
+    CHECK(stddev_of({1, 2, 3, 4}) == doctest::Approx(std::sqrt(5.0 / 3.0)));
+    const Interval ci = ci95({1.0, 2.0, 3.0});  // mean 2, s 1, half-width 4.303 / sqrt(3)
+    CHECK(ci.mean == doctest::Approx(2.0));
+    CHECK(ci.hi - ci.mean == doctest::Approx(4.303 / std::sqrt(3.0)));
+    CHECK(!ci95({5.0}).valid());
+}
+
+TEST_CASE("runs: flat JSON objects round-trip, and malformed ones name the file and the byte") {
+    JsonObject o;
+    o.text("variant", "R+V \"quoted\"\n");
+    o.integer("seed", 3);
+    o.number("val_loss", 2.5, 4);
+    o.number("nan", NAN);
+    const JsonObject back = parse_json_object(o.dump(), "x.json");
+    CHECK(back.at("variant") == "R+V \"quoted\"\n");
+    CHECK(back.num("seed") == 3);
+    CHECK(back.num("val_loss") == 2.5);
+    CHECK(back.at("nan") == "null");
+    for (const char* bad : {"", "{", "{\"a\": }", "{\"a\": [1]}", "{\"a\": 1,}", "{\"a\": 1} x", "{\"a\" 1}"})
+        CHECK_THROWS_WITH_AS(parse_json_object(bad, "bad.json"), doctest::Contains("bad.json: "), Error);
+}
+
+TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a report with mean +- std and CIs") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    auto r = synth_test::run_process(lm, tiny_sweep(dir.path), dir.path);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.status == 0);
+    const std::string sweep = dir / "runs/lm-tiny-none";
+    for (const char* run : {"R-seed1", "R-seed2", "V-seed1", "V-seed2"}) {
+        CAPTURE(run);
+        const std::string d = sweep + "/" + run;
+        for (const char* f : {"config.json", "metrics.jsonl", "final.ckpt", "best.ckpt", "result.json"})
+            CHECK(std::filesystem::exists(d + "/" + f));
+        const JsonObject config = parse_json_object(read_file(d + "/config.json"), "config.json");
+        CHECK(config.at("binary") == "lm");
+        CHECK(config.at("flag.seed") == std::string(run).substr(std::string(run).size() - 1));
+        CHECK(config.has("git_commit"));
+        CHECK(config.has("blas_kernel"));
+        const JsonObject result = parse_json_object(read_file(d + "/result.json"), "result.json");
+        CHECK(result.at("seed") == config.at("flag.seed"));
+        CHECK(std::isfinite(result.num("val_loss")));
+        // 8 steps: 8 lines, evaluations at steps 4 and 8.
+        const std::string metrics = read_file(d + "/metrics.jsonl");
+        CHECK(std::count(metrics.begin(), metrics.end(), '\n') == 8);
+        CHECK(metrics.find("\"val_loss\"") != std::string::npos);
+    }
+    // Different seeds are different runs.
+    CHECK(read_file(sweep + "/V-seed1/metrics.jsonl") != read_file(sweep + "/V-seed2/metrics.jsonl"));
+    // One JSON line per run on stdout.
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 4);
+
+    // The report step, run explicitly, writes only the stem it is given.
+    auto rep = synth_test::run_process(lm, {"--report", "--out=" + dir / "table", sweep}, dir.path);
+    INFO("report stderr: ", rep.err);
+    REQUIRE(rep.status == 0);
+    const std::string md = read_file(dir / "table.md"), csv = read_file(dir / "table.csv");
+    CHECK(md.find("| V | 2 | 1,2 |") != std::string::npos);
+    CHECK(md.find("| R | 2 | 1,2 |") != std::string::npos);
+    CHECK(md.find(" +- ") != std::string::npos);
+    CHECK(md.find("Trainable R is competitive with V") != std::string::npos);
+    CHECK(md.find("95% CI") != std::string::npos);
+    CHECK(std::count(csv.begin(), csv.end(), '\n') == 5);  // a header and one row per run
+    CHECK(read_file(sweep + "/report.md") == md);          // the sweep's own report is the same
+
+    // A second report of the same runs is the same bytes; a bad path is named.
+    auto again = synth_test::run_process(lm, {"--report", "--out=" + dir / "table2", sweep}, dir.path);
+    REQUIRE(again.status == 0);
+    CHECK(read_file(dir / "table2.md") == md);
+    auto missing = synth_test::run_process(lm, {"--report", "--out=" + dir / "t3", dir / "nope"}, dir.path);
+    CHECK(missing.status == 1);
+    CHECK(missing.err.find("is not a directory of runs") != std::string::npos);
+    auto no_out = synth_test::run_process(lm, {"--report", sweep}, dir.path);
+    CHECK(no_out.err.find("--report needs --out=STEM") != std::string::npos);
+    auto bad_seeds = synth_test::run_process(lm, {"--seeds=1,x", "--runs-dir=" + dir / "r"}, dir.path);
+    CHECK(bad_seeds.err.find("--seeds: 'x' is not a seed") != std::string::npos);
+}
+
+TEST_CASE("runs: --run-dir names exactly one run") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    std::vector<std::string> args = tiny_sweep(dir.path);
+    args.push_back("--run-dir=" + dir / "one");
+    auto refused = synth_test::run_process(lm, args, dir.path);
+    CHECK(refused.status == 1);
+    CHECK(refused.err.find("--run-dir names one run, but --variants and --seeds give 4") != std::string::npos);
+    args.push_back("--variants=V");
+    args.push_back("--seeds=5");
+    auto one = synth_test::run_process(lm, args, dir.path);
+    INFO("stderr: ", one.err);
+    REQUIRE(one.status == 0);
+    CHECK(parse_json_object(read_file(dir / "one/result.json"), "result.json").at("seed") == "5");
+    CHECK(!std::filesystem::exists(dir / "runs"));
+}
