@@ -144,3 +144,50 @@ TEST_CASE("runs: --run-dir names exactly one run") {
     CHECK(parse_json_object(read_file(dir / "one/result.json"), "result.json").at("seed") == "5");
     CHECK(!std::filesystem::exists(dir / "runs"));
 }
+
+TEST_CASE("runs: generation from a checkpoint is a function of the seed; --eval-only repeats the run's evaluation") {
+    const std::string lm = synth_test::binary_or_skip("lm"), mt = synth_test::binary_or_skip("mt");
+    if (lm.empty() || mt.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    std::vector<std::string> args = tiny_sweep(dir.path);
+    args.push_back("--variants=R+V");
+    args.push_back("--seeds=1");
+    REQUIRE(synth_test::run_process(lm, args, dir.path).status == 0);
+    const std::string run = dir / "runs/lm-tiny-none/R+V-seed1", ck = run + "/final.ckpt";
+    auto gen = [&](const std::string& seed, const std::string& top_k) {
+        auto r = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt=to be", "--tokens=30",
+                                              "--seed=" + seed, "--temperature=0.8", "--top-k=" + top_k}, dir.path);
+        INFO("stderr: ", r.err);
+        REQUIRE(r.status == 0);
+        return r.out;
+    };
+    const std::string a = gen("1", "0");
+    CHECK(a.rfind("to be", 0) == 0);
+    CHECK(a.size() == std::string("to be").size() + 30 + 1);  // 30 characters and a newline
+    CHECK(gen("1", "0") == a);
+    CHECK(gen("2", "0") != a);
+    CHECK(gen("1", "1") == gen("2", "1"));  // top-1 is greedy: the seed no longer matters
+
+    auto eval = synth_test::run_process(lm, {"--eval-only", "--checkpoint=" + ck, "--data=" + dir / "tiny.txt",
+                                             "--batch=4"}, dir.path);
+    INFO("stderr: ", eval.err);
+    REQUIRE(eval.status == 0);
+    const JsonObject e = parse_json_object(eval.out, "stdout");
+    const JsonObject r = parse_json_object(read_file(run + "/result.json"), "result.json");
+    CHECK(e.at("val_loss") == r.at("val_loss"));
+    CHECK(e.at("test_loss") == r.at("test_loss"));
+
+    // Checkpoints given to the wrong binary, or a training checkpoint where a kept model is
+    // expected, are named as such.
+    auto wrong = synth_test::run_process(mt, {"--translate", "--checkpoint=" + ck}, dir.path);
+    CHECK(wrong.err.find("(written by build/lm), not a translation model") != std::string::npos);
+    args.push_back("--save-every=4");
+    args.push_back("--run-dir=" + dir / "saved");
+    REQUIRE(synth_test::run_process(lm, args, dir.path).status == 0);
+    auto step = synth_test::run_process(mt, {"--translate", "--checkpoint=" + dir / "saved/checkpoint-step4.ckpt"},
+                                        dir.path);
+    CHECK(step.err.find("is a training checkpoint") != std::string::npos);
+    auto empty = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt="}, dir.path);
+    CHECK(empty.err.find("--prompt is empty") != std::string::npos);
+}

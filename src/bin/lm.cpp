@@ -46,7 +46,11 @@ struct Options {
     std::string data = "tinyshakespeare", variants = paper_sweep(), preset = "quick";
     std::string runs_dir = "runs", run_dir, seeds, tag, out;
     int batch = 32, eval_batches = 20, sample = 0, vocab = 65, bench_steps = 10, bench_infer_steps = 20;
-    bool bench = false, bench_one = false, report = false;
+    bool bench = false, bench_one = false, report = false, generate = false, eval_only = false;
+    std::string checkpoint, prompt;
+    int tokens = 200;
+    float temperature = 1.0f;
+    int top_k = 0;
     LmConfig model;     // the variant is set per run
     TrainConfig train;  // lm's defaults: below
     Options() {
@@ -124,36 +128,51 @@ double evaluate(TransformerLM& model, const std::vector<LmBatch>& batches) {
     return st.sum_nll / (double)st.count;
 }
 
-// Samples n tokens with incremental decoding (cached keys/values and synthetic rows).
-std::string sample_text(TransformerLM& model, const LmCorpus& corpus, int n, uint64_t seed) {
+// How --generate and --sample draw each token.
+struct Sampling {
+    float temperature = 1.0f;  // logits / temperature before the softmax
+    int top_k = 0;             // keep only the k most likely tokens (0 = all)
+};
+
+// Continues `prompt` by n tokens with incremental decoding (cached keys/values and synthetic
+// rows), drawing from softmax(logits / temperature) over the top k; the seed fixes the draws.
+std::vector<int32_t> generate(TransformerLM& model, std::vector<int32_t> out, int n, const Sampling& how,
+                              uint64_t seed) {
+    SYNTH_CHECK(!out.empty(), "generation needs a prompt of at least one token");
     NoGrad ng;
     StepContext ctx;
     Rng rng(seed);
-    const int L = model.config().attn.max_len;
-    std::vector<int32_t> out = {corpus.valid[0]};
-    while ((int)out.size() <= n) {
+    const int L = model.config().attn.max_len, V = model.config().vocab;
+    const size_t target = out.size() + n;
+    while (out.size() < target) {
         // Re-prime from the last L/2 tokens whenever the context is full.
         scratch().reset();
         std::vector<MixerCache> caches(model.config().layers);
         size_t start = out.size() > (size_t)L / 2 ? out.size() - L / 2 : 0;
         std::vector<int32_t> prompt(out.begin() + start, out.end());
         Tensor logits = model.forward(prompt, 1, (int)prompt.size(), ctx, &caches);
-        const float* last = logits.data + (int64_t)(prompt.size() - 1) * corpus.vocab;
-        while ((int)out.size() <= n) {
+        const float* last = logits.data + (int64_t)(prompt.size() - 1) * V;  // (V)
+        while (out.size() < target) {
+            std::vector<double> p(V);
             double mx = last[0], s = 0;
-            for (int v = 1; v < corpus.vocab; ++v) mx = std::max(mx, (double)last[v]);
-            std::vector<double> p(corpus.vocab);
-            for (int v = 0; v < corpus.vocab; ++v) s += (p[v] = std::exp(last[v] - mx));
+            for (int v = 1; v < V; ++v) mx = std::max(mx, (double)last[v]);
+            double floor = -INFINITY;  // logits below the k-th largest are dropped
+            if (how.top_k > 0 && how.top_k < V) {
+                std::vector<float> sorted(last, last + V);
+                std::nth_element(sorted.begin(), sorted.begin() + (how.top_k - 1), sorted.end(), std::greater<float>());
+                floor = sorted[how.top_k - 1];
+            }
+            for (int v = 0; v < V; ++v) s += (p[v] = last[v] < floor ? 0.0 : std::exp((last[v] - mx) / how.temperature));
             double u = rng.uniform() * s;
             int tok = 0;
-            while (tok < corpus.vocab - 1 && (u -= p[tok]) > 0) ++tok;
+            while (tok < V - 1 && (u -= p[tok]) > 0) ++tok;
             out.push_back(tok);
             if (caches[0].len >= L) break;
             logits = model.forward({tok}, 1, 1, ctx, &caches);
             last = logits.data;
         }
     }
-    return corpus.decode(out);
+    return out;
 }
 
 std::string data_stem(const std::string& data) {
@@ -249,7 +268,8 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     r.text("group", run_group(f));
     write_result(dir, r);
     if (o.sample > 0)
-        std::printf("--- sample from %s ---\n%s\n---\n", variant.c_str(), sample_text(model, corpus, o.sample, seed).c_str());
+        std::printf("--- sample from %s ---\n%s\n---\n", variant.c_str(),
+                    corpus.decode(generate(model, {corpus.valid[0]}, o.sample, Sampling{}, seed)).c_str());
     return r;
 }
 
@@ -309,6 +329,67 @@ void bench_all(const Options& o, int argc, char** argv) {
     }
 }
 
+// ---- from a checkpoint: --generate and --eval-only ------------------------------------------
+
+// A model rebuilt from a build/lm checkpoint (final.ckpt, best.ckpt or a step checkpoint): its
+// Model flags restore the shape, its tokenizer the vocabulary.
+struct LoadedLm {
+    LmCorpus tokenizer;  // only the tokenizer fields are set
+    ParamStore store;
+    std::unique_ptr<TransformerLM> model;
+};
+
+void load_lm(LoadedLm& m, Options& o, Flags& f) {
+    SYNTH_CHECK(!o.checkpoint.empty(), "--generate and --eval-only need --checkpoint=FILE (a run's final.ckpt or best.ckpt)");
+    const Checkpoint ck = load_checkpoint(o.checkpoint);
+    const std::string kind = config_map(ck.config).count("model") ? ck.config_value("model") : "";
+    SYNTH_CHECK(kind != "seq2seq", "checkpoint ", o.checkpoint, " holds a translation model (written by build/mt), "
+                "not a language model");
+    SYNTH_CHECK(kind == "lm" || ck.config_value("variant") != "", "checkpoint ", o.checkpoint, " is not a language model");
+    f.load(ck.config, FlagRole::Model);
+    LmCorpus& t = m.tokenizer;
+    if (ck.tokenizer.rfind("synth-char-vocab", 0) == 0) t.kind = "char", t.chars = CharTokenizer::deserialize(ck.tokenizer);
+    else t.kind = "word", t.words = WordTokenizer::deserialize(ck.tokenizer);
+    t.vocab = t.kind == "char" ? t.chars.size() : t.words.size();
+    LmConfig cfg = model_config(o, ck.config_value("variant"), t.vocab);
+    cfg.dropout = 0.0f;
+    m.model = std::make_unique<TransformerLM>(m.store, cfg);
+    m.store.finalize(0);
+    restore(ck, m.store, nullptr);
+}
+
+int generate_text(Options& o, Flags& f) {
+    SYNTH_CHECK(o.temperature > 0, "--temperature=", o.temperature, " must be positive");
+    require_non_negative({{"tokens", o.tokens}, {"top-k", o.top_k}});
+    LoadedLm m;
+    load_lm(m, o, f);
+    const LmCorpus& t = m.tokenizer;
+    std::vector<int32_t> prompt = t.kind == "char" ? t.chars.encode(o.prompt) : t.words.encode(o.prompt, "--prompt");
+    SYNTH_CHECK(!prompt.empty(), "--prompt is empty: give at least one token of text to continue");
+    const std::vector<int32_t> out = generate(*m.model, prompt, o.tokens, Sampling{o.temperature, o.top_k},
+                                              (uint64_t)o.train.seed);
+    std::printf("%s\n", t.decode(out).c_str());
+    return 0;
+}
+
+int eval_only(Options& o, Flags& f) {
+    LoadedLm m;
+    load_lm(m, o, f);
+    const LmCorpus corpus = load_lm_corpus(o.data);
+    SYNTH_CHECK(corpus.serialize_tokenizer() == m.tokenizer.serialize_tokenizer(), "checkpoint ", o.checkpoint,
+                " has a different vocabulary from the one --data=", o.data, " gives (was it trained on other data?)");
+    const int T = m.model->config().attn.max_len;
+    const double val = evaluate(*m.model, eval_lm_batches(corpus.valid, o.batch, T));
+    const double test = corpus.test_is_valid ? val : evaluate(*m.model, eval_lm_batches(corpus.test, o.batch, T));
+    JsonObject r;
+    r.text("checkpoint", o.checkpoint);
+    r.text("data", o.data);
+    r.number("val_loss", val, 4);
+    r.number("test_loss", test, 4);
+    std::printf("%s\n", r.dump().c_str());
+    return 0;
+}
+
 // The report of finished LM runs: STEM.csv and STEM.md (src/run_report.h).
 void report(const std::vector<std::string>& dirs, const std::string& stem) {
     const std::vector<RunRecord> runs = find_runs(dirs);
@@ -353,6 +434,13 @@ int run(int argc, char** argv) {
     f.add("tag", &o.tag, "suffix of the sweep's name (e.g. heads1)");
     f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
     f.add("out", &o.out, "--report: the output stem, e.g. results/lm-tinyshakespeare-full");
+    f.add("generate", &o.generate, "continue --prompt by --tokens tokens with the model of --checkpoint; no training");
+    f.add("eval-only", &o.eval_only, "the validation and test loss of --checkpoint's model on --data; no training");
+    f.add("checkpoint", &o.checkpoint, "--generate, --eval-only: the checkpoint to load (a run's final.ckpt or best.ckpt)");
+    f.add("prompt", &o.prompt, "--generate: the text to continue");
+    f.add("tokens", &o.tokens, "--generate: how many tokens to add");
+    f.add("temperature", &o.temperature, "--generate: logits are divided by it before the softmax");
+    f.add("top-k", &o.top_k, "--generate: sample only among the k most likely tokens (0 = all)");
     f.add("bench", &o.bench, "throughput benchmark on random tokens instead of training");
     f.add("bench-steps", &o.bench_steps, "--bench: timed training steps per variant");
     f.add("bench-infer-steps", &o.bench_infer_steps, "--bench: timed forward-only steps per variant");
@@ -366,6 +454,10 @@ int run(int argc, char** argv) {
         return 0;
     }
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
+    if (o.generate || o.eval_only) {
+        set_threads(o.train.threads);
+        return o.generate ? generate_text(o, f) : eval_only(o, f);
+    }
     apply_preset(o, f);
     validate(o, f);
     set_threads(o.train.threads);

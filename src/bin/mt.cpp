@@ -303,8 +303,10 @@ int translate_stdin(Options& o, Flags& f) {
     SYNTH_CHECK(!o.checkpoint.empty(), "--translate needs --checkpoint=FILE");
     validate_decoding(o);
     const Checkpoint ck = load_checkpoint(o.checkpoint);
-    SYNTH_CHECK(ck.config_value("model") == "seq2seq", "the checkpoint holds a '", ck.config_value("model"),
-                "' model, not a translation model");
+    SYNTH_CHECK(config_map(ck.config).count("model"), "checkpoint ", o.checkpoint, " is a training checkpoint (from "
+                "--save-every); --translate takes the kept parameters, a run's final.ckpt");
+    SYNTH_CHECK(ck.config_value("model") == "seq2seq", "checkpoint ", o.checkpoint, " holds a '", ck.config_value("model"),
+                "' model (written by build/lm), not a translation model");
     f.load(ck.config, FlagRole::Model);
     const Bpe bpe = Bpe::deserialize(ck.tokenizer);
     Seq2SeqConfig cfg = model_config(o, ck.config_value("variant"), bpe.vocab_size());
