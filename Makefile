@@ -3,6 +3,7 @@
 #   make test       install missing Debian packages, build and run the doctest suite
 #   make bench      GEMM + model throughput benchmarks (results/bench.md)
 #   make run        the quick LM sweep on Tiny Shakespeare, printing the table
+#   make test-sweeps scripts/sweep on a local pool, GNU parallel and a one-node Slurm (as root)
 #   make data       fetch (or mirror) and sha256-check every data set
 #   make fuzz       libFuzzer targets (clang)
 #   make clean
@@ -35,7 +36,7 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
 
-.PHONY: all test bench run data deps fuzz clean
+.PHONY: all test test-sweeps bench run data deps fuzz clean
 all: $(BINS) $(BUILD)/tests
 
 deps:
@@ -57,6 +58,15 @@ $(BUILD)/tests: $(TEST_OBJS) $(LIB_OBJS)
 test: deps
 	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	./$(BUILD)/tests
+
+# The Slurm test starts munged, slurmctld and slurmd on this machine and writes the report that
+# the GNU parallel test compares its own and the local pool's with (docs/sweeps.md).
+test-sweeps: export SYNTH_WITH_SWEEPS := 1
+test-sweeps: deps
+	@$(MAKE) --no-print-directory -j$(shell nproc) all
+	bash tests/sweeps/sweep_test.sh
+	bash tests/sweeps/slurm_test.sh
+	SWEEP_TEST_REQUIRE_SLURM=1 bash tests/sweeps/parallel_test.sh
 
 bench: export SYNTH_WITH_PLOTS := 1
 bench: deps

@@ -4,14 +4,17 @@
 #   bash scripts/deps.sh                    (run by `make deps`, `make test`, ...)
 #   SYNTH_WITH_TORCH=1 bash scripts/deps.sh also require python3-torch (reference checks)
 #   SYNTH_WITH_PLOTS=1 bash scripts/deps.sh also require python3-matplotlib (make bench's plot)
+#   SYNTH_WITH_SWEEPS=1 bash scripts/deps.sh also require GNU parallel, Slurm and MUNGE (make test-sweeps)
 #
 # Silent when everything is installed. Otherwise, as root it installs what is missing with
 # apt-get; as anyone else it prints the exact apt-get command and exits 1.
 set -euo pipefail
 
-packages=(g++ make libopenblas-openmp-dev doctest-dev)
+# curl, ca-certificates and unzip: data/fetch.sh downloads and unpacks the data sets.
+packages=(g++ make libopenblas-openmp-dev doctest-dev curl ca-certificates unzip)
 if [[ ${SYNTH_WITH_TORCH:-0} == 1 ]]; then packages+=(python3-torch); fi
 if [[ ${SYNTH_WITH_PLOTS:-0} == 1 ]]; then packages+=(python3-matplotlib); fi
+if [[ ${SYNTH_WITH_SWEEPS:-0} == 1 ]]; then packages+=(parallel slurm-wlm munge); fi
 
 if ! command -v dpkg >/dev/null; then
     echo "scripts/deps.sh: dpkg not found (not Debian?); make sure these are installed: ${packages[*]}" >&2

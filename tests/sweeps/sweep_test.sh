@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# tests/sweeps/sweep_test.sh: scripts/sweep itself, in a second, against the test double
+# tests/sweeps/fake_runner.sh: the commands and run names, the sweep file and --grid agreeing,
+# errors, threads, resuming, failed runs, and the Slurm batch script (--dry-run, no Slurm).
+source "$(dirname "$0")/common.sh"
+W=$(mktemp -d /tmp/synth-sweep.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+sweep=scripts/sweep
+fake=tests/sweeps/fake_runner.sh
+
+cat >"$W/g.sweep" <<SWEEP
+# comment
+binary: $fake
+fixed: --steps=5   --preset=quick
+grid: --variants=V,R+V
+grid: --seeds=1,2
+grid: --data=a/b.txt,c
+SWEEP
+
+# The commands: one per run, first axis slowest, names from the axis values, deterministic.
+expected=""
+for v in V R+V; do for s in 1 2; do for d in a/b.txt c; do
+    expected+="$fake --steps=5 --preset=quick --variants=$v --seeds=$s --data=$d --run-dir=runs/g/variants-${v}_seeds-${s}_data-${d//\//_}"$'\n'
+done; done; done
+got=$("$sweep" commands "$W/g.sweep")
+[[ "$got"$'\n' == "$expected" ]] || { diff <(echo "$got") <(printf %s "$expected") >&2; fail "commands"; }
+[[ $("$sweep" commands "$W/g.sweep") == "$got" ]] || fail "commands are not deterministic"
+
+# The same grid from the command line.
+cli=$("$sweep" commands --name=g --binary="$fake" --fixed='--steps=5 --preset=quick' \
+    --grid=--variants=V,R+V --grid --seeds=1,2 --grid=--data=a/b.txt,c)
+[[ $cli == "$got" ]] || fail "--grid/--fixed/--name differ from the sweep file"
+[[ $("$sweep" commands --name=one --fixed=--steps=1) == "build/lm --steps=1 --run-dir=runs/one/run" ]] ||
+    fail "a sweep without axes is one run named 'run'"
+
+# Errors: exit 2 and a message.
+must_fail() {
+    local what=$1; shift
+    if out=$("$@" 2>&1); then fail "$what: succeeded"; fi
+    [[ $out == scripts/sweep:* ]] || fail "$what: no message ($out)"
+}
+must_fail "two axes for one flag" "$sweep" commands "$W/g.sweep" --grid=--seeds=3
+must_fail "an axis that is also fixed" "$sweep" commands "$W/g.sweep" --grid=--steps=1,2
+must_fail "--run-dir given" "$sweep" commands "$W/g.sweep" --fixed=--run-dir=x
+must_fail "run names that collide" "$sweep" commands --name=x --grid=--data=a/b,a_b
+must_fail "an empty value" "$sweep" commands --name=x --grid=--heads=1,,2
+must_fail "no name" "$sweep" commands --grid=--heads=1,2
+must_fail "-j 0" "$sweep" local "$W/g.sweep" -j 0
+printf 'binary: lm\nsteps: 5\n' >"$W/bad.sweep"
+must_fail "an unknown key" "$sweep" commands "$W/bad.sweep"
+"$sweep" --help | grep -q '^Usage: scripts/sweep' || fail "--help"
+
+# local: every run, with cores / N threads, then the report.
+cat >"$W/t.sweep" <<SWEEP
+binary: $fake
+grid: --variants=V,R
+grid: --seeds=1,2
+SWEEP
+R="$W/runs/t"
+"$sweep" local "$W/t.sweep" -j 2 --runs-dir="$W/runs" 2>"$W/out" || fail "local: $(cat "$W/out")"
+check_report "$R/report" 4
+t=$(($(nproc) / 2)); ((t >= 1)) || t=1
+grep -q -- "--threads=$t" "$R/variants-V_seeds-1/config.json" || fail "local -j 2 did not give --threads=$t"
+# Resuming: nothing to run, then only the run whose result.json is gone.
+"$sweep" local "$W/t.sweep" -j 2 --runs-dir="$W/runs" 2>"$W/out"
+grep -q '4 runs, 0 to run' "$W/out" || fail "a finished sweep ran again: $(cat "$W/out")"
+rm "$R/variants-R_seeds-2/result.json"
+"$sweep" local "$W/t.sweep" --runs-dir="$W/runs" 2>"$W/out"
+grep -q '4 runs, 1 to run' "$W/out" && grep -q '\[1/1\] variants-R_seeds-2' "$W/out" || fail "resume: $(cat "$W/out")"
+grep -q -- "--threads=$(nproc)" "$R/variants-R_seeds-2/config.json" || fail "local -j 1 did not give every core"
+
+# A failed run: the others finish, the report has them, the exit status says so.
+rm -rf "$R"
+if FAKE_RUNNER_FAIL=--variants=R "$sweep" local "$W/t.sweep" -j 2 --threads=1 --runs-dir="$W/runs" 2>"$W/out"; then
+    fail "a sweep with failed runs exited 0"
+fi
+grep -q 'run variants-R_seeds-1 failed (exit 3), log: ' "$W/out" || fail "the failure is not reported: $(cat "$W/out")"
+grep -q 'failing as FAKE_RUNNER_FAIL asks' "$R/logs/variants-R_seeds-1.log" || fail "the run's log"
+check_report "$R/report" 2
+# The sweep's own --threads wins over the back-end's.
+rm -rf "$R"
+"$sweep" local "$W/t.sweep" --fixed=--threads=7 -j 2 --runs-dir="$W/runs" 2>/dev/null
+[[ $(grep -o -- '--threads=[0-9]*' "$R/variants-V_seeds-1/config.json") == --threads=7 ]] || fail "--threads in the sweep"
+# report alone: a partial report exits 1, a missing sweep too.
+rm "$R/variants-V_seeds-2/result.json"
+if "$sweep" report "$W/t.sweep" --runs-dir="$W/runs" --out="$W/partial" 2>"$W/out"; then fail "a partial report exited 0"; fi
+check_report "$W/partial" 3
+grep -q '1 runs have not finished.*variants-V_seeds-2' "$W/out" || fail "the missing run is not named"
+must_fail "a report of nothing" "$sweep" report "$W/t.sweep" --runs-dir="$W/none"
+
+# slurm --dry-run: the batch script and its commands file, without Slurm.
+rm -rf "$R"
+"$sweep" slurm "$W/t.sweep" --runs-dir="$W/runs" --cpus-per-task=2 --partition=p --time=5 -j 3 --dry-run >"$W/out" 2>/dev/null
+script=$(ls "$R"/slurm/*.sh) cmds=$(ls "$R"/slurm/*.commands)
+grep -qx -- '#SBATCH --array=0-3%3' "$script" && grep -qx -- '#SBATCH --cpus-per-task=2' "$script" &&
+    grep -qx -- '#SBATCH --partition=p' "$script" && grep -qx -- '#SBATCH --time=5' "$script" || fail "batch script: $(cat "$script")"
+[[ $(wc -l <"$cmds") == 4 ]] || fail "the commands file has not 4 lines"
+grep -qF -- '--threads="${SLURM_CPUS_PER_TASK:-1}"' "$cmds" || fail "Slurm runs do not take --cpus-per-task as --threads"
+[[ $(cat "$W/out") == "sbatch $script " ]] || fail "dry run: $(cat "$W/out")"
+# Task 2 of the array runs run 2 (line 3), as Slurm would start it.
+SLURM_ARRAY_TASK_ID=2 SLURM_CPUS_PER_TASK=2 bash "$script"
+[[ -e $R/variants-R_seeds-1/result.json && ! -e $R/variants-V_seeds-2/result.json ]] || fail "task 2 ran the wrong run"
+grep -q -- '--threads=2' "$R/variants-R_seeds-1/config.json" || fail "task did not pass SLURM_CPUS_PER_TASK"
+say ok
