@@ -126,11 +126,13 @@ std::string Flags::usage() const {
     std::ostringstream os;
     os << "usage: " << program_ << " [--key=value ...]\n" << summary_ << "\n\nflags:\n";
     for (const Entry& e : entries_) {
+        if (e.help.rfind("internal:", 0) == 0) continue;
         std::string left = "  --" + e.name;
         os << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << e.help
            << " (default: " << e.default_text << ")\n";
     }
     os << "  --help                show this message\n";
+    if (!epilog_.empty()) os << "\n" << epilog_;
     return os.str();
 }
 
@@ -160,6 +162,16 @@ void Flags::load(const std::string& lines, FlagRole role) {
         SYNTH_CHECK(it != values.end(), "the saved config has no value for --", e.name);
         set(e, it->second);
     }
+}
+
+std::string describe_presets(const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& presets) {
+    std::string s = "presets (the flags each sets when they are not given):\n";
+    for (const auto& [name, flags] : presets) {
+        s += "  " + name + ":";
+        for (const auto& [k, v] : flags) s += " --" + k + "=" + v;
+        s += "\n";
+    }
+    return s;
 }
 
 void require_positive(FlagValues flags) {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,7 +51,9 @@ public:
     // Whether the user set this flag explicitly (as opposed to a default).
     bool given(const std::string& name) const;
     const std::vector<std::string>& positional() const { return positional_; }
+    // --help: every flag but the internal ones (help text starting "internal:"), then the epilog.
     std::string usage() const;
+    void set_epilog(std::string text) { epilog_ = std::move(text); }
     // "key=value" lines for every flag, in registration order: the resolved config.
     std::string dump() const;
     // The names of the flags with this role, in registration order.
@@ -71,10 +74,13 @@ private:
     void add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role);
     void set(Entry& e, const std::string& value);
     static std::string value_text(const Entry& e);
-    std::string program_, summary_;
+    std::string program_, summary_, epilog_;
     std::vector<Entry> entries_;
     std::vector<std::string> positional_;
 };
+
+// A --help epilog listing, per preset, the flags it sets when they are not given.
+std::string describe_presets(const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& presets);
 
 // Range checks on parsed values that name the flag, e.g. "--d-model=0 must be positive".
 using FlagValues = std::initializer_list<std::pair<const char*, double>>;

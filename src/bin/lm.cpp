@@ -62,20 +62,25 @@ struct Options {
 // Presets set the defaults of flags the user did not give. `full` is the documented run
 // behind the committed tables (nanoGPT's CPU setting); `quick` sweeps the nine default
 // variants in minutes (docs/presets.md).
-void apply_preset(const Options& o, Flags& f) {
+std::map<std::string, std::string> preset_flags(const std::string& preset, const std::string& data) {
     std::map<std::string, std::string> p;
-    if (o.preset == "quick")
+    if (preset == "quick")
         p = {{"d-model", "128"}, {"layers", "2"}, {"heads", "4"}, {"d-ff", "512"}, {"seq", "64"}, {"batch", "16"},
              {"steps", "300"}, {"warmup", "30"}, {"eval-every", "100"}, {"eval-batches", "10"}, {"lr", "2e-3"},
              {"min-lr", "2e-4"}, {"dropout", "0.0"}};
-    else if (o.preset == "full") {
+    else if (preset == "full") {
         p = {{"d-model", "128"}, {"layers", "4"}, {"heads", "4"}, {"d-ff", "512"}, {"seq", "64"}, {"batch", "12"},
              {"steps", "2000"}, {"warmup", "100"}, {"eval-every", "250"}, {"eval-batches", "20"}, {"lr", "1e-3"},
              {"min-lr", "1e-4"}, {"dropout", "0.0"}};
-        if (o.data == "ptb") p["steps"] = "800", p["eval-every"] = "200";
+        if (data == "ptb") p["steps"] = "800", p["eval-every"] = "200";
     }
-    else if (o.preset != "none")
-        fail("unknown --preset '", o.preset, "' (quick, full, none)");
+    else if (preset != "none")
+        fail("unknown --preset '", preset, "' (quick, full, none)");
+    return p;
+}
+
+void apply_preset(const Options& o, Flags& f) {
+    const std::map<std::string, std::string> p = preset_flags(o.preset, o.data);
     std::vector<std::string> args;
     for (auto& [k, v] : p)
         if (!f.given(k)) args.push_back("--" + k + "=" + v);
@@ -445,6 +450,8 @@ int run(int argc, char** argv) {
     f.add("bench-steps", &o.bench_steps, "--bench: timed training steps per variant");
     f.add("bench-infer-steps", &o.bench_infer_steps, "--bench: timed forward-only steps per variant");
     f.add("bench-one", &o.bench_one, "internal: benchmark one variant in this process");
+    f.set_epilog(describe_presets({{"quick", preset_flags("quick", "")}, {"full", preset_flags("full", "")},
+                                   {"full, --data=ptb", preset_flags("full", "ptb")}}));
     if (!f.parse(argc, argv)) return 0;
     if (o.report) {
         SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/lm-tinyshakespeare-full)");

@@ -62,20 +62,25 @@ struct Options {
 // Presets set the defaults of flags the user did not give. quick checks the pipeline end to
 // end in minutes (BLEU is low); full is the documented run behind the committed tables
 // (docs/presets.md says how its settings were chosen).
-void apply_preset(const Options& o, Flags& f) {
+std::map<std::string, std::string> preset_flags(const std::string& preset) {
     std::map<std::string, std::string> p;
-    if (o.preset == "quick")
+    if (preset == "quick")
         p = {{"d-model", "64"},      {"layers", "1"},    {"heads", "4"},       {"d-ff", "128"},
              {"steps", "150"},       {"warmup", "50"},   {"lr", "3e-3"},       {"batch-tokens", "1024"},
              {"bpe-vocab", "2000"},  {"dropout", "0.0"}, {"beam", "2"},        {"decode-limit", "100"},
              {"eval-every", "75"}};
-    else if (o.preset == "full")
+    else if (preset == "full")
         p = {{"d-model", "128"},     {"layers", "3"},    {"heads", "4"},       {"d-ff", "512"},
              {"epochs", "8"},        {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
              {"bpe-vocab", "4000"},  {"dropout", "0.1"}, {"beam", "5"},        {"decode-limit", "0"},
              {"eval-every", "0"}};
-    else if (o.preset != "none")
-        fail("unknown --preset '", o.preset, "' (quick, full, none)");
+    else if (preset != "none")
+        fail("unknown --preset '", preset, "' (quick, full, none)");
+    return p;
+}
+
+void apply_preset(const Options& o, Flags& f) {
+    const std::map<std::string, std::string> p = preset_flags(o.preset);
     std::vector<std::string> args;
     for (auto& [k, v] : p)
         if (!f.given(k)) args.push_back("--" + k + "=" + v);
@@ -424,6 +429,7 @@ int run(int argc, char** argv) {
     f.add("tag", &o.tag, "suffix for result and checkpoint names");
     f.add("translate", &o.translate, "translate stdin to stdout with --checkpoint (one sentence per line)");
     f.add("checkpoint", &o.checkpoint, "--translate: the checkpoint to load");
+    f.set_epilog(describe_presets({{"quick", preset_flags("quick")}, {"full", preset_flags("full")}}));
     if (!f.parse(argc, argv)) return 0;
     if (o.report) {
         SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/mt-multi30k-full)");
