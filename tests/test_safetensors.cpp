@@ -1,6 +1,6 @@
 // Tests for src/safetensors.h: the writer against bytes written out by hand from the format's
 // definition, the reader on files laid out as other writers lay them out, export/import of a
-// real model's checkpoint bit for bit, and every kind of malformed input.
+// real model's checkpoint bit for bit, every kind of malformed input, and build/export.
 // The PyTorch cross-check of exported files is in tests/test_parity.cpp.
 #include <doctest/doctest.h>
 
@@ -266,4 +266,32 @@ TEST_CASE("safetensors: import refuses files it cannot make a checkpoint of") {
     CHECK(import_with({{"e", {0}, {}}}, synth_meta) == doctest::Contains("parameter 'e' has shape (0)"));
     CHECK(import_with({{"w", {1, 1, 1, 1, 1}, {1.0f}}}, synth_meta) == doctest::Contains("has 5 dimensions"));
     CHECK(error_of([&] { import_safetensors(dir / "missing.safetensors"); }) == doctest::Contains("cannot open"));
+}
+
+TEST_CASE("export: build/export writes a checkpoint's parameters as safetensors") {
+    const std::string exe = synth_test::binary_or_skip("export");
+    if (exe.empty()) return;
+    ScratchDir dir;
+    REQUIRE(!dir.path.empty());
+    Checkpoint ck = lm_checkpoint(5);
+    save_checkpoint(dir / "lm.ckpt", ck);
+    synth_test::ProcessResult r =
+        synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir / "lm.safetensors"}, dir.path);
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("tensors") != std::string::npos);
+    const Checkpoint back = import_safetensors(dir / "lm.safetensors");
+    REQUIRE(back.params.size() == ck.params.size());
+    for (size_t i = 0; i < ck.params.size(); ++i) CHECK(same_bits(back.params[i].values, ck.params[i].values));
+    CHECK(back.config == ck.config);
+
+    r = synth_test::run_process(exe, {"--out=" + dir / "x.safetensors"}, dir.path);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("error: --checkpoint is required") != std::string::npos);
+    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.safetensors", "--out=" + dir / "x.safetensors"}, dir.path);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("not a synth checkpoint") != std::string::npos);
+    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir / "no/such/dir.safetensors"}, dir.path);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("cannot write") != std::string::npos);
 }
