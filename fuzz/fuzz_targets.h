@@ -20,6 +20,7 @@
 #include "common.h"
 #include "data.h"
 #include "flags.h"
+#include "safetensors.h"
 
 namespace synth_fuzz {
 
@@ -66,6 +67,34 @@ inline void fuzz_checkpoint(const std::string& bytes) {
     for (size_t i = 0; i + 8 < fixed.size(); ++i) h = (h ^ (uint8_t)fixed[i]) * 0x100000001b3ULL;
     std::memcpy(&fixed[fixed.size() - 8], &h, 8);
     roundtrip_checkpoint(fixed);
+}
+
+// ---- safetensors -----------------------------------------------------------------------
+
+// Whatever is accepted writes back (in the canonical layout) to bytes that read back to the
+// same tensors and metadata, bit for bit, and write to the same bytes again.
+inline void fuzz_safetensors(const std::string& bytes) {
+    synth::SafeTensors st;
+    try {
+        st = synth::from_safetensors(bytes, "fuzz");
+    } catch (const synth::Error&) {
+        return;
+    }
+    std::string once;
+    try {
+        once = synth::to_safetensors(st.tensors, st.metadata);
+    } catch (const synth::Error& e) {
+        throw FuzzFailure(std::string("an accepted file does not write back: ") + e.what());
+    }
+    const synth::SafeTensors back = synth::from_safetensors(once, "fuzz (written back)");
+    require(back.metadata == st.metadata && back.tensors.size() == st.tensors.size(), "safetensors round trip lost entries");
+    for (size_t i = 0; i < st.tensors.size(); ++i) {
+        const synth::NamedTensor &a = st.tensors[i], &b = back.tensors[i];
+        require(a.name == b.name && a.shape == b.shape && a.values.size() == b.values.size() &&
+                    (a.values.empty() || std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float)) == 0),
+                "safetensors round trip changed tensor " + a.name);
+    }
+    require(synth::to_safetensors(back.tensors, back.metadata) == once, "safetensors re-serialization differs");
 }
 
 // ---- flags -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 #   bash scripts/fuzz.sh 300 checkpoint flags  # these targets for 5 minutes each
 #   FUZZ_ARGS="-fork=1 -ignore_crashes=1" bash scripts/fuzz.sh 300 flags   # go on past a finding
 #
-# Targets: checkpoint, flags, bpe, tokenizers (see fuzz/fuzz_targets.h for what each checks).
+# Targets: checkpoint, safetensors, flags, bpe, tokenizers (see fuzz/fuzz_targets.h for what each checks).
 # The growing corpus of each target lives in build/fuzz/corpus/<target>, seeded from
 # fuzz/seeds/<target>. An input that crashes, leaks, runs over 10 s or allocates more than
 # 256 MB is saved in build/fuzz/crashes/<target>/; copy it to tests/fuzz_regressions/<target>-<name>
@@ -16,12 +16,12 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-60}
 shift || true
-targets=${*:-checkpoint flags bpe tokenizers}
+targets=${*:-checkpoint safetensors flags bpe tokenizers}
 cxx=${FUZZ_CXX:-clang++}
 out=build/fuzz
 # The library sources the targets use; compiled once with the sanitizers (no OpenMP: the
 # parsers are single-threaded and clang's OpenMP runtime is not installed).
-lib="checkpoint io params optim tensor rng flags bpe data"
+lib="checkpoint safetensors io params optim tensor rng flags bpe data"
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -Wall -Wextra -Wno-unknown-pragmas -Isrc)
 

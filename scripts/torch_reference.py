@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """torch_reference.py: synth's decoder-only LM and every Synthesizer variant, in PyTorch.
 
-OPTIONAL DEPENDENCY: PyTorch. synth itself never needs it; only the parity test
-(tests/test_parity.cpp, which skips with a message when torch is missing) and the PyTorch
-column of `make bench` use this file. On Debian: `apt-get install python3-torch` (or
+OPTIONAL DEPENDENCY: PyTorch. synth itself never needs it; only the parity tests
+(tests/test_parity.cpp and tests/test_safetensors.cpp, which skip with a message when torch is
+missing) and the PyTorch column of `make bench` use this file. On Debian: `apt-get install python3-torch` (or
 `SYNTH_WITH_TORCH=1 bash scripts/deps.sh`), then run it with /usr/bin/python3.
 
     python3 scripts/torch_reference.py parity DIR/*.bin [--verbose]
@@ -11,6 +11,11 @@ column of `make bench` use this file. On Debian: `apt-get install python3-torch`
         logits, the gradient of every parameter, the global gradient norm, and the update of
         one clipped AdamW step -- and compares tensor by tensor. Prints one line per file and
         exits 1 on any mismatch (77 when torch cannot be imported).
+    python3 scripts/torch_reference.py safetensors DIR/*.safetensors [--verbose]
+        Reads each safetensors file of `build/parity --safetensors` with its own reader, builds the
+        model from the file's config metadata, loads the parameters by name and compares its logits
+        on the batch of the <variant>.bin beside it with synth's (relative 1e-5). One line per
+        file; exits 1 on any mismatch.
     python3 scripts/torch_reference.py bench --variant=R [--seq=128 --batch=32 ...]
         Throughput of the same model in PyTorch, printed as one JSON line with the keys of
         `build/lm --bench` (see scripts/bench.sh).
@@ -302,28 +307,51 @@ def compare(name, got, want, tol):
     return {"name": name, "abs": err, "rel": rel, "ok": rel <= tol, "why": ""}
 
 
-def check_parity(path, tol, verbose):
-    meta, t = read_tensor_file(path)
-    variant = meta["variant"]
-    # The metadata holds synth's model flags (its field table), so the names are the flags'.
-    model = SynthLM(int(meta["vocab"]), int(meta["d-model"]), int(meta["layers"]), int(meta["heads"]),
-                    int(meta["d-ff"]), int(meta["seq"]), variant, fr_rank=int(meta["fr-rank"]),
-                    fd_a=int(meta["fd-a"]), share_w2=meta["share-w2"] in ("1", "true")).double()
+def model_from(meta):
+    """The float64 SynthLM of synth's model flags: the metadata holds its field table, so the names
+    are the flags' (d-model, layers, heads, d-ff, seq, fr-rank, fd-a, share-w2) plus variant, vocab."""
+    return SynthLM(int(meta["vocab"]), int(meta["d-model"]), int(meta["layers"]), int(meta["heads"]),
+                   int(meta["d-ff"]), int(meta["seq"]), meta["variant"], fr_rank=int(meta["fr-rank"]),
+                   fd_a=int(meta["fd-a"]), share_w2=meta["share-w2"] in ("1", "true")).double()
+
+
+def failure(name, why):
+    return {"name": name, "abs": math.inf, "rel": math.inf, "ok": False, "why": why}
+
+
+def load_params(model, theirs, prefix):
+    """Copies synth's parameters ({name: tensor}) into the model by name. The parameterisation
+    itself is checked: one failure per name only one side has and per shape that differs."""
     params = dict(model.named_parameters())
-    results = []
-    # The parameterisation itself: the same names and shapes as synth's ParamStore.
-    theirs = {n[len("param/"):]: v for n, v in t.items() if n.startswith("param/")}
-    for n in sorted(set(params) ^ set(theirs)):
-        results.append({"name": f"param/{n}", "abs": math.inf, "rel": math.inf, "ok": False,
-                        "why": "only in " + ("torch" if n in params else "synth")})
+    results = [failure(prefix + n, "only in " + ("torch" if n in params else "synth"))
+               for n in sorted(set(params) ^ set(theirs))]
     for n, p in params.items():
         if n in theirs:
             if tuple(p.shape) != tuple(theirs[n].shape):
-                results.append({"name": f"param/{n}", "abs": math.inf, "rel": math.inf, "ok": False,
-                                "why": f"shape torch {list(p.shape)} vs synth {list(theirs[n].shape)}"})
+                results.append(failure(prefix + n, f"shape torch {list(p.shape)} vs synth {list(theirs[n].shape)}"))
             else:
                 with torch.no_grad():
                     p.copy_(theirs[n].double())
+    return results
+
+
+def report(variant, results, tol, verbose, path, note):
+    """Prints the mismatches (every result with verbose) and one summary line; True if all ok."""
+    bad = [r for r in results if not r["ok"]]
+    worst = max(results, key=lambda r: r["rel"])
+    for r in results if verbose else bad:
+        print(f"  {'ok ' if r['ok'] else 'BAD'} {r['name']:<44} max abs {r['abs']:.3e}  rel {r['rel']:.3e} {r['why']}")
+    status = "ok" if not bad else f"MISMATCH in {len(bad)} of"
+    print(f"{variant}: {status} {len(results)} tensors (tolerance rel {tol:g}); worst {worst['name']} "
+          f"rel {worst['rel']:.2e} abs {worst['abs']:.2e}; {note} [{os.path.basename(path)}]")
+    return not bad
+
+
+def check_parity(path, tol, verbose):
+    meta, t = read_tensor_file(path)
+    model = model_from(meta)
+    params = dict(model.named_parameters())
+    results = load_params(model, {n[len("param/"):]: v for n, v in t.items() if n.startswith("param/")}, "param/")
 
     if all(r["ok"] for r in results):
         x, y = t["x"].long(), t["y"].long()
@@ -336,8 +364,7 @@ def check_parity(path, tol, verbose):
             if p.requires_grad:
                 results.append(compare(f"grad/{n}", t[f"grad/{n}"], p.grad, tol))
             elif f"grad/{n}" in t:
-                results.append({"name": f"grad/{n}", "abs": math.inf, "rel": math.inf, "ok": False,
-                                "why": "synth has a gradient for a frozen parameter"})
+                results.append(failure(f"grad/{n}", "synth has a gradient for a frozen parameter"))
         trainable = [p for p in params.values() if p.requires_grad]
         clip = t["clip"].double().item()
         norm = torch.nn.utils.clip_grad_norm_(trainable, clip)  # clip = max_norm / (norm + 1e-6), as synth
@@ -351,16 +378,75 @@ def check_parity(path, tol, verbose):
         for n, p in params.items():
             synth_step = t[f"after/{n}"].double() - t[f"param/{n}"].double()
             results.append(compare(f"after/{n} (update)", synth_step, p.detach() - before[n], tol))
+    return report(meta["variant"], results, tol, verbose, path, f"synth loss {t['loss'].item():.6f}")
 
-    bad = [r for r in results if not r["ok"]]
-    worst = max(results, key=lambda r: r["rel"])
-    for r in results if verbose else bad:
-        print(f"  {'ok ' if r['ok'] else 'BAD'} {r['name']:<44} max abs {r['abs']:.3e}  rel {r['rel']:.3e} {r['why']}")
-    status = "ok" if not bad else f"MISMATCH in {len(bad)} of"
-    print(f"{variant}: {status} {len(results)} tensors (tolerance rel {tol:g}); worst {worst['name']} "
-          f"rel {worst['rel']:.2e} abs {worst['abs']:.2e}; synth loss {t['loss'].item():.6f} "
-          f"[{os.path.basename(path)}]")
-    return not bad
+
+# ---- safetensors: the files of build/export and build/parity --safetensors -----------------
+
+SAFETENSORS_MAX_HEADER = 100_000_000  # the reference implementation's limit, as src/safetensors.h
+
+
+def read_safetensors(path):
+    """Returns (metadata dict, {name: float32 tensor}) of a safetensors file (format: see
+    src/safetensors.h), read with json and struct alone (no safetensors package) and as strictly
+    as synth: F32 only, tensors back to back from offset 0 to the end of the file, no repeated keys."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ValueError(f"{path}: truncated: {len(data)} bytes, fewer than the 8 of the header length")
+    (n,) = struct.unpack_from("<Q", data, 0)
+    if n > min(SAFETENSORS_MAX_HEADER, len(data) - 8):
+        raise ValueError(f"{path}: header length {n} is over the limit or past the end of the {len(data)}-byte file")
+
+    def unique(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"{path}: a key appears twice in {keys}")
+        return dict(pairs)
+
+    header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=unique)
+    meta = header.pop("__metadata__", {})
+    block = data[8 + n:]
+    tensors, end = {}, 0
+    for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
+        shape, (begin, stop) = info["shape"], info["data_offsets"]
+        if info["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name} has dtype {info['dtype']}, not F32")
+        if begin != end or stop - begin != 4 * math.prod(shape):
+            raise ValueError(f"{path}: tensor {name} {shape} at {[begin, stop]} does not follow the previous one at {end}")
+        values = bytearray(block[begin:stop])
+        tensors[name] = torch.frombuffer(values, dtype=torch.float32).reshape(shape) if values else torch.empty(shape)
+        end = stop
+    if end != len(block):
+        raise ValueError(f"{path}: {len(block) - end} trailing bytes after the last tensor")
+    return meta, tensors
+
+
+def check_safetensors(path, tol, verbose):
+    """The model of a build/parity --safetensors file, rebuilt from the file alone (its config
+    metadata and its parameters), must give the logits synth computed for the batch of the
+    <variant>.bin beside it; the file's parameters must be the dump's, bit for bit."""
+    meta, theirs = read_safetensors(path)
+    _, t = read_tensor_file(os.path.splitext(path)[0] + ".bin")
+    config = dict(line.split("=", 1) for line in meta["config"].splitlines() if line)
+    # The vocabulary is tok_emb's rows: a build/lm config's --vocab is only --bench's default.
+    config["vocab"] = str(theirs["tok_emb"].shape[0])
+    model = model_from(config)
+    results = load_params(model, theirs, "")
+    if meta.get("format") != "synth":
+        results.append(failure("__metadata__", f"format {meta.get('format')!r}, not 'synth'"))
+    fixed = set(filter(None, meta.get("fixed", "").split(",")))
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    if fixed != frozen:
+        results.append(failure("__metadata__", f"fixed {sorted(fixed)}, but the model freezes {sorted(frozen)}"))
+    for n, v in theirs.items():
+        same = f"param/{n}" in t and torch.equal(v, t[f"param/{n}"])
+        results.append({"name": f"{n} (exported)", "abs": 0.0 if same else math.inf, "rel": 0.0 if same else math.inf,
+                        "ok": same, "why": "" if same else "differs from the dump's param/"})
+    if all(r["ok"] for r in results):
+        with torch.no_grad():
+            results.append(compare("logits", t["logits"], model(t["x"].long()), tol))
+    return report(config["variant"], results, tol, verbose, path, "model from the file's config and parameters")
 
 
 # ---- bench: throughput, one variant per process ---------------------------------------------
@@ -433,6 +519,10 @@ def main():
     p.add_argument("files", nargs="+")
     p.add_argument("--tol", type=float, default=1e-4, help="largest relative error allowed")
     p.add_argument("--verbose", "-v", action="store_true", help="one line per tensor, not only mismatches")
+    st = sub.add_parser("safetensors", help="check build/parity --safetensors files")
+    st.add_argument("files", nargs="+")
+    st.add_argument("--tol", type=float, default=1e-5, help="largest relative error of the logits allowed")
+    st.add_argument("--verbose", "-v", action="store_true", help="one line per tensor, not only mismatches")
     b = sub.add_parser("bench", help="throughput of one variant, one JSON line")
     b.add_argument("--variant", default="V")
     for name, default in [("vocab", 65), ("d-model", 256), ("layers", 4), ("heads", 4), ("d-ff", 1024),
@@ -444,9 +534,10 @@ def main():
     if args.cmd == "bench":
         bench(args)
         return 0
+    check = check_parity if args.cmd == "parity" else check_safetensors
     ok = True
     for path in args.files:
-        ok = check_parity(path, args.tol, args.verbose) and ok
+        ok = check(path, args.tol, args.verbose) and ok
     return 0 if ok else 1
 
 

@@ -158,26 +158,6 @@ void check_config(const std::string& config, const std::string& where) {
     }
 }
 
-// Internal consistency that the file format relies on: what serialize writes and restore reads.
-void check_consistent(const Checkpoint& ck, const std::string& where) {
-    check_config(ck.config, where);
-    SYNTH_CHECK(ck.step >= 0 && ck.adam_t >= 0, where, ": negative step ", ck.step, " or optimizer step ", ck.adam_t);
-    std::unordered_set<std::string> names;
-    size_t total = 0;
-    for (const Checkpoint::Tensor1& p : ck.params) {
-        SYNTH_CHECK(!p.name.empty(), where, ": a parameter has an empty name");
-        SYNTH_CHECK(names.insert(p.name).second, where, ": parameter '", p.name, "' appears twice");
-        SYNTH_CHECK((int)p.shape.size() <= kMaxDims, where, ": parameter '", p.name, "' has ", p.shape.size(),
-                    " dimensions (at most ", kMaxDims, ")");
-        for (int d : p.shape) SYNTH_CHECK(d > 0, where, ": parameter '", p.name, "' has shape ", shape_str(p.shape));
-        SYNTH_CHECK(p.values.size() == (size_t)numel_of(p.shape), where, ": parameter '", p.name, "' has shape ",
-                    shape_str(p.shape), " but ", p.values.size(), " values");
-        total += p.values.size();
-    }
-    SYNTH_CHECK(ck.adam_m.size() == ck.adam_v.size() && (ck.adam_m.empty() || ck.adam_m.size() == total), where,
-                ": optimizer state has ", ck.adam_m.size(), " and ", ck.adam_v.size(),
-                " moments for ", total, " parameter values");
-}
 
 void read_params(Reader& r, Checkpoint& ck) {
     uint32_t count = r.get<uint32_t>("parameter count");
@@ -232,6 +212,26 @@ void read_params(Reader& r, Checkpoint& ck) {
 
 }  // namespace
 
+void check_checkpoint(const Checkpoint& ck, const std::string& where) {
+    check_config(ck.config, where);
+    SYNTH_CHECK(ck.step >= 0 && ck.adam_t >= 0, where, ": negative step ", ck.step, " or optimizer step ", ck.adam_t);
+    std::unordered_set<std::string> names;
+    size_t total = 0;
+    for (const Checkpoint::Tensor1& p : ck.params) {
+        SYNTH_CHECK(!p.name.empty(), where, ": a parameter has an empty name");
+        SYNTH_CHECK(names.insert(p.name).second, where, ": parameter '", p.name, "' appears twice");
+        SYNTH_CHECK((int)p.shape.size() <= kMaxDims, where, ": parameter '", p.name, "' has ", p.shape.size(),
+                    " dimensions (at most ", kMaxDims, ")");
+        for (int d : p.shape) SYNTH_CHECK(d > 0, where, ": parameter '", p.name, "' has shape ", shape_str(p.shape));
+        SYNTH_CHECK(p.values.size() == (size_t)numel_of(p.shape), where, ": parameter '", p.name, "' has shape ",
+                    shape_str(p.shape), " but ", p.values.size(), " values");
+        total += p.values.size();
+    }
+    SYNTH_CHECK(ck.adam_m.size() == ck.adam_v.size() && (ck.adam_m.empty() || ck.adam_m.size() == total), where,
+                ": optimizer state has ", ck.adam_m.size(), " and ", ck.adam_v.size(),
+                " moments for ", total, " parameter values");
+}
+
 std::string Checkpoint::config_value(const std::string& key) const {
     size_t start = 0;
     while (start < config.size()) {
@@ -268,7 +268,7 @@ Checkpoint capture(const ParamStore& store, const AdamW* opt) {
 }
 
 void restore(const Checkpoint& ck, ParamStore& store, AdamW* opt) {
-    check_consistent(ck, "checkpoint");
+    check_checkpoint(ck, "checkpoint");
     // Check everything before copying anything, so a refused checkpoint leaves the model as it was.
     std::unordered_map<std::string, size_t> index;
     for (size_t i = 0; i < ck.params.size(); ++i) index[ck.params[i].name] = i;
@@ -304,7 +304,7 @@ void restore(const Checkpoint& ck, ParamStore& store, AdamW* opt) {
 }
 
 std::string serialize_checkpoint(const Checkpoint& ck) {
-    check_consistent(ck, "checkpoint");
+    check_checkpoint(ck, "checkpoint");
     size_t values = 0;
     for (const auto& p : ck.params) values += p.values.size();
     Writer w;
@@ -438,7 +438,7 @@ Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& s
         for (uint64_t& x : ck.rng) x = r.get<uint64_t>("rng state");
         ck.best_val = r.get<double>("best validation loss");
     }
-    check_consistent(ck, source);
+    check_checkpoint(ck, source);
     return ck;
 }
 

@@ -67,6 +67,12 @@ Checkpoint capture(const ParamStore& store, const AdamW* opt);
 // left unchanged.
 void restore(const Checkpoint& ck, ParamStore& store, AdamW* opt);
 
+// The consistency every checkpoint file relies on: config lines are "key=value", parameter
+// names are unique and non-empty, shapes have at most 4 dimensions, all positive, and match
+// the values, the optimizer moments (if any) match the values. Throws naming `where` and the
+// problem.
+void check_checkpoint(const Checkpoint& ck, const std::string& where);
+
 std::string serialize_checkpoint(const Checkpoint& ck);
 // Throws synth::Error on truncation, wrong magic/version, bad lengths or checksum mismatch.
 Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& source = "checkpoint");

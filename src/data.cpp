@@ -49,9 +49,7 @@ static std::string data_file(const std::string& set, const std::string& file) {
 
 // ---- UTF-8 -----------------------------------------------------------------------------
 
-// Decodes the code point starting at s[i] (RFC 3629). On success returns its length in bytes
-// and sets *cp; on failure returns 0 and sets *why.
-static int utf8_next(const std::string& s, size_t i, uint32_t* cp, const char** why) {
+int utf8_next(const std::string& s, size_t i, uint32_t* cp, const char** why) {
     unsigned char b = (unsigned char)s[i];
     if (b < 0x80) {
         *cp = b;
@@ -101,7 +99,7 @@ static int utf8_next(const std::string& s, size_t i, uint32_t* cp, const char** 
     return len;
 }
 
-static void append_utf8(std::string& out, uint32_t cp) {
+void append_utf8(std::string& out, uint32_t cp) {
     if (cp < 0x80) {
         out += (char)cp;
     } else if (cp < 0x800) {

@@ -31,6 +31,12 @@ std::string data_dir(const std::string& set);
 // no truncated sequences). The message gives the byte offset and line of the first problem.
 void check_text(const std::string& bytes, const std::string& path);
 
+// Decodes the code point starting at s[i] (RFC 3629). On success returns its length in bytes
+// and sets *cp; on failure returns 0 and sets *why (e.g. "overlong encoding").
+int utf8_next(const std::string& s, size_t i, uint32_t* cp, const char** why);
+// Appends the UTF-8 encoding of code point cp (at most U+10FFFF, not a surrogate).
+void append_utf8(std::string& out, uint32_t cp);
+
 // ---- tokenizers ------------------------------------------------------------------------
 
 // Character-level: one token per Unicode code point. The vocabulary is the sorted set of

@@ -11,25 +11,16 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "error_of.h"
 #include "io.h"
 #include "json.h"
 #include "subprocess.h"
 
 using namespace synth;
+using synth_test::error_of;
 using synth_test::ScratchDir;
 
 namespace {
-
-// The message of the synth::Error that f() throws, or "<no error>".
-template <typename F>
-doctest::String error_of(F f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
 
 // A small store with names and shapes like the Transformer's; L sizes the synthesizer's R.
 struct Model {

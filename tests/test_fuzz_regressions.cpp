@@ -16,6 +16,7 @@ namespace {
 
 const std::map<std::string, void (*)(const std::string&)> kTargets = {
     {"checkpoint", synth_fuzz::fuzz_checkpoint},
+    {"safetensors", synth_fuzz::fuzz_safetensors},
     {"flags", synth_fuzz::fuzz_flags},
     {"bpe", synth_fuzz::fuzz_bpe},
     {"tokenizers", synth_fuzz::fuzz_tokenizers}};
@@ -65,5 +66,5 @@ TEST_CASE("fuzz: seeds and saved crash inputs pass every target's checks") {
             ++replayed;
         }
     }
-    CHECK(replayed >= 4);
+    CHECK(replayed >= 5);
 }

@@ -1,6 +1,8 @@
 // Parity with an independent PyTorch implementation (scripts/torch_reference.py): for each
 // default variant, build/parity dumps one forward, backward and clipped AdamW step of a small
 // LM in float32, and the script recomputes all of it in float64 from docs/variants.md's definitions.
+// And interoperability: the script rebuilds a model from a safetensors file of synth's alone
+// (src/safetensors.h, read with its own reader) and gets synth's logits.
 // Skipped, with a message, when build/parity, the script or PyTorch is not available.
 #include <doctest/doctest.h>
 
@@ -42,8 +44,44 @@ std::vector<std::string> lines_with(const std::string& text, const std::string& 
     return out;
 }
 
-// A copy of a dump whose last value (the last element of the last parameter after the AdamW
-// step) is moved by 0.5, far more than any step: the comparison must catch it.
+// True, after saying why the calling test is skipped, when build/parity or the script is missing.
+bool tools_missing(const std::string& parity, const std::string& script) {
+    if (!parity.empty() && !script.empty()) return false;
+    MESSAGE("skipped: " << (parity.empty() ? "build/parity is not built next to the test binary"
+                                           : "scripts/torch_reference.py not found above the test binary"));
+    return true;
+}
+
+// True, after saying why the calling test is skipped, when the script could not run because
+// PyTorch (or /usr/bin/python3) is missing.
+bool torch_missing(const ProcessResult& check) {
+    if (check.status != kExitNoTorch && check.status != -1) return false;
+    std::string why = check.status == -1 ? "cannot run " + kPython : check.err;
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    MESSAGE("skipped: PyTorch is not available: " << why);
+    return true;
+}
+
+// The script's report: exit status 1, an "ok" summary line for each (variant, file) of `ok`,
+// and a mismatch in the tampered file (a copy of V's), `bad` among the mismatches listed.
+void check_report(const ProcessResult& check, const std::vector<std::pair<std::string, std::string>>& ok,
+                  const std::string& tampered, const std::string& bad) {
+    CHECK(check.status == 1);  // the tampered file, and only it, must fail
+    for (const auto& [variant, file] : ok) {
+        CAPTURE(file);
+        std::vector<std::string> line = lines_with(check.out, "[" + file + "]");
+        REQUIRE(line.size() == 1);
+        CHECK(line[0].rfind(variant + ": ok ", 0) == 0);
+    }
+    std::vector<std::string> line = lines_with(check.out, "[" + tampered + "]");
+    REQUIRE(line.size() == 1);
+    CHECK(line[0].rfind("V: MISMATCH in 1 of", 0) == 0);
+    CHECK(lines_with(check.out, bad).size() == 1);
+}
+
+// A copy of a file whose last float (in a dump, the last element of the last parameter after
+// the AdamW step; in a safetensors file, of the last parameter) is moved by 0.5, far more than
+// any step: the comparison must catch it.
 void write_tampered(const std::string& from, const std::string& to) {
     std::string bytes = synth::read_file(from);
     float v;
@@ -57,11 +95,7 @@ void write_tampered(const std::string& from, const std::string& to) {
 
 TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every variant and every pair") {
     const std::string parity = sibling_binary("parity"), script = reference_script();
-    if (parity.empty() || script.empty()) {
-        MESSAGE("skipped: " << (parity.empty() ? "build/parity is not built next to the test binary"
-                                               : "scripts/torch_reference.py not found above the test binary"));
-        return;
-    }
+    if (tools_missing(parity, script)) return;
     const std::vector<std::string> variants = variants_and_pairs();
     ScratchDir dir;
     REQUIRE(!dir.path.empty());
@@ -89,28 +123,36 @@ TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every
     for (const std::string& v : long_variants) args.push_back(dir / ("long-" + v + ".bin"));
     args.push_back(dir / "tampered.bin");
     ProcessResult check = run_process(kPython, args, dir.path);
-    if (check.status == kExitNoTorch || check.status == -1) {
-        std::string why = check.status == -1 ? "cannot run " + kPython : check.err;
-        while (!why.empty() && why.back() == '\n') why.pop_back();
-        MESSAGE("skipped: PyTorch is not available: " << why);
-        return;
-    }
+    if (torch_missing(check)) return;
     INFO(check.out << check.err);
-    CHECK(check.status == 1);  // the tampered file, and only it, must fail
-    for (const std::string& v : variants) {
-        CAPTURE(v);
-        std::vector<std::string> line = lines_with(check.out, "[" + v + ".bin]");
-        REQUIRE(line.size() == 1);
-        CHECK(line[0].rfind(v + ": ok ", 0) == 0);
-    }
-    for (const std::string& v : long_variants) {
-        CAPTURE(v);
-        std::vector<std::string> line = lines_with(check.out, "[long-" + v + ".bin]");
-        REQUIRE(line.size() == 1);
-        CHECK(line[0].rfind(v + ": ok ", 0) == 0);
-    }
-    std::vector<std::string> tampered = lines_with(check.out, "[tampered.bin]");
-    REQUIRE(tampered.size() == 1);
-    CHECK(tampered[0].rfind("V: MISMATCH in 1 of", 0) == 0);
-    CHECK(lines_with(check.out, "BAD after/ln_f.b (update)").size() == 1);
+    std::vector<std::pair<std::string, std::string>> ok;
+    for (const std::string& v : variants) ok.push_back({v, v + ".bin"});
+    for (const std::string& v : long_variants) ok.push_back({v, "long-" + v + ".bin"});
+    check_report(check, ok, "tampered.bin", "BAD after/ln_f.b (update)");
+}
+
+TEST_CASE("parity: PyTorch rebuilds the model from synth's safetensors file and gets synth's logits") {
+    const std::string parity = sibling_binary("parity"), script = reference_script();
+    if (tools_missing(parity, script)) return;
+    // Rfix+V: a parameter the file marks as fixed, which the rebuilt model must freeze too.
+    const std::vector<std::string> variants = {"V", "R", "D+V", "Rfix+V"};
+    ScratchDir dir;
+    REQUIRE(!dir.path.empty());
+    ProcessResult dump =
+        run_process(parity, {"--out-dir=" + dir.path, "--variants=V,R,D+V,Rfix+V", "--safetensors"}, dir.path);
+    REQUIRE_MESSAGE(dump.status == 0, dump.err);
+    // The script compares each file with the dump of the same name beside it.
+    write_tampered(dir / "V.safetensors", dir / "tampered.safetensors");
+    synth::write_file_atomic(dir / "tampered.bin", synth::read_file(dir / "V.bin"));
+
+    std::vector<std::string> args = {script, "safetensors"};
+    for (const std::string& v : variants) args.push_back(dir / (v + ".safetensors"));
+    args.push_back(dir / "tampered.safetensors");
+    ProcessResult check = run_process(kPython, args, dir.path);
+    if (torch_missing(check)) return;
+    INFO(check.out << check.err);
+    std::vector<std::pair<std::string, std::string>> ok;
+    for (const std::string& v : variants) ok.push_back({v, v + ".safetensors"});
+    check_report(check, ok, "tampered.safetensors", "BAD ln_f.b (exported)");
+    CHECK(lines_with(check.out, "(tolerance rel 1e-05)").size() == variants.size() + 1);
 }

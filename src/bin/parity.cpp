@@ -3,6 +3,8 @@
 //
 //   build/parity --out-dir=/tmp/parity --variants=V,R,R+V
 //   python3 scripts/torch_reference.py parity /tmp/parity/*.bin
+//   build/parity --out-dir=/tmp/parity --variants=V,R --safetensors
+//   python3 scripts/torch_reference.py safetensors /tmp/parity/*.safetensors
 //
 // For each variant it builds a TransformerLM (default: vocab 23, d 32, 2 layers, 4 heads,
 // d_ff 48, L = 16, batch 3 of T = 12 < L tokens, so the L-sized synthesizer parameters are
@@ -22,6 +24,10 @@
 //   meta    u32 byte length, then UTF-8 "key=value\n" lines (the model and optimizer config)
 //   count   u32 number of tensors, then per tensor:
 //           u32 name length, name bytes, u32 ndim, ndim x u32 dims, prod(dims) x f32 values
+//
+// With --safetensors it also writes <out-dir>/<variant>.safetensors (src/safetensors.h): the
+// parameters before the step, with the same metadata as the config, so the reference can
+// rebuild the model from the file alone and recompute the logits of <variant>.bin.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -39,6 +45,7 @@
 #include "io.h"
 #include "optim.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "trainer.h"
 #include "transformer.h"
 
@@ -48,6 +55,7 @@ namespace {
 struct Options {
     std::string variants = paper_sweep(), out_dir;
     int seed = 1, vocab = 23, tokens = 12, batch = 3, threads = 1;
+    bool safetensors = false;
     LmConfig model;  // its Model flags are the metadata the reference rebuilds the model from
     Options() {
         model.attn.d_model = 32, model.layers = 2, model.attn.heads = 4, model.d_ff = 48, model.attn.max_len = 16;
@@ -148,7 +156,13 @@ void dump_variant(const Options& o, const Flags& f, const std::string& variant) 
         }
     }
 
-    TensorWriter w(meta_of(o, f, variant));
+    const std::string meta = meta_of(o, f, variant), stem = o.out_dir + "/" + variant;
+    if (o.safetensors) {
+        Checkpoint ck = capture(store, nullptr);
+        ck.config = meta;
+        export_safetensors(stem + ".safetensors", ck);
+    }
+    TensorWriter w(meta);
     write_params(w, store, "param/", false);
     w.add("x", {B, T}, xf.data());
     w.add("y", {B, T}, yf.data());
@@ -172,7 +186,7 @@ void dump_variant(const Options& o, const Flags& f, const std::string& variant) 
     opt.step(o.lr);
     write_params(w, store, "after/", false);
 
-    const std::string path = o.out_dir + "/" + variant + ".bin";
+    const std::string path = stem + ".bin";
     write_file_atomic(path, w.finish());
     std::printf("%s: loss %.6f, grad norm %.6g, %lld parameters -> %s\n", variant.c_str(), loss.data[0], norm,
                 (long long)store.trainable_count(), path.c_str());
@@ -195,6 +209,7 @@ int run(int argc, char** argv) {
     f.add("weight-decay", &o.weight_decay, "AdamW decoupled weight decay (matrices only)");
     f.add("clip-fraction", &o.clip_fraction, "clip the gradient norm to this fraction of itself (< 1: clipping active)");
     f.add("threads", &o.threads, "threads for OpenMP and OpenBLAS");
+    f.add("safetensors", &o.safetensors, "also write <variant>.safetensors: the parameters before the step, config as metadata");
     if (!f.parse(argc, argv)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     SYNTH_CHECK(!o.out_dir.empty(), "--out-dir is required");
