@@ -72,7 +72,15 @@ static std::string git_commit() {
     return out.substr(0, 40) + (out.size() > 41 ? "-dirty" : "");
 }
 
+void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
+    SYNTH_CHECK(resuming || overwrite || !fs::exists(dir + "/result.json"), "run directory ", dir,
+                " already holds a finished run (its result.json); give another --tag, --runs-dir or --run-dir, "
+                "or --overwrite to replace it");
+}
+
 void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads) {
+    // The run starts: a result from before (an overwritten or resumed run) is no longer its result.
+    fs::remove(dir + "/result.json");
     JsonObject o;
     o.text("binary", binary);
     o.text("git_commit", git_commit());

@@ -34,6 +34,10 @@ std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, 
 std::string run_group(const Flags& f);
 std::string short_hash(const std::string& bytes);  // 16 hex digits of FNV-1a 64
 
+// Before a run starts in `dir`: a directory that already holds a finished run (result.json) is
+// refused, so that nothing already written is lost, unless the run resumes it or `overwrite`.
+void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite);
+
 void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads);
 // metrics.jsonl from the trainer's curve, atomically.
 void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve);

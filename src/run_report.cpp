@@ -54,6 +54,14 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     // ---- groups of runs with the same config, labelled by what differs between groups ----
     std::map<std::string, std::vector<const RunRecord*>> groups;
     for (const RunRecord& r : runs) groups[r.result.at("group")].push_back(&r);
+    // The same flags on other data (a file of the same name with other contents) is not the
+    // same experiment: refuse to average it in.
+    for (const auto& [g, members] : groups)
+        for (const RunRecord* r : members)
+            SYNTH_CHECK(spec.force || r->result.at("data_hash") == members[0]->result.at("data_hash"), "report: ", r->dir,
+                        " and ", members[0]->dir, " have the same flags but were trained on different data (data_hash ",
+                        r->result.at("data_hash"), " vs ", members[0]->result.at("data_hash"),
+                        "); report them separately, or --force to merge them anyway");
     std::set<std::string> differing;
     for (const auto& [g, _] : groups)
         for (const auto& [k, v] : group_map(g))

@@ -122,6 +122,24 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     CHECK(missing.err.find("is not a directory of runs") != std::string::npos);
     auto no_out = synth_test::run_process(lm, {"--report", sweep}, dir.path);
     CHECK(no_out.err.find("--report needs --out=STEM") != std::string::npos);
+    // Running the sweep again would overwrite finished runs: refused, before any work.
+    auto again_run = synth_test::run_process(lm, tiny_sweep(dir.path), dir.path);
+    CHECK(again_run.status == 1);
+    CHECK(again_run.err.find("already holds a finished run") != std::string::npos);
+    CHECK(read_file(dir / "table.md") == md);
+    // Runs of the same flags on other data are not averaged together.
+    const std::string other = dir / "other-data";
+    std::filesystem::create_directories(other);
+    std::filesystem::copy(sweep + "/V-seed1", other + "/V-seed1", std::filesystem::copy_options::recursive);
+    std::string res = read_file(other + "/V-seed1/result.json");
+    const size_t at = res.find("\"data_hash\": \"") + 14;
+    res[at] = res[at] == '0' ? '1' : '0';
+    write_file_atomic(other + "/V-seed1/result.json", res);
+    auto mixed = synth_test::run_process(lm, {"--report", "--out=" + dir / "t4", sweep, other}, dir.path);
+    CHECK(mixed.status == 1);
+    CHECK(mixed.err.find("were trained on different data") != std::string::npos);
+    auto forced = synth_test::run_process(lm, {"--report", "--force", "--out=" + dir / "t4", sweep, other}, dir.path);
+    CHECK(forced.status == 0);
     auto bad_seeds = synth_test::run_process(lm, {"--seeds=1,x", "--runs-dir=" + dir / "r"}, dir.path);
     CHECK(bad_seeds.err.find("--seeds: 'x' is not a seed") != std::string::npos);
 }

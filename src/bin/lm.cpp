@@ -46,7 +46,7 @@ struct Options {
     std::string data = "tinyshakespeare", variants = paper_sweep(), preset = "quick";
     std::string runs_dir = "runs", run_dir, seeds, tag, out;
     int batch = 32, eval_batches = 20, sample = 0, vocab = 65, bench_steps = 10, bench_infer_steps = 20;
-    bool bench = false, bench_one = false, report = false, generate = false, eval_only = false;
+    bool bench = false, bench_one = false, report = false, overwrite = false, force = false, generate = false, eval_only = false;
     std::string checkpoint, prompt;
     int tokens = 200;
     float temperature = 1.0f;
@@ -396,9 +396,10 @@ int eval_only(Options& o, Flags& f) {
 }
 
 // The report of finished LM runs: STEM.csv and STEM.md (src/run_report.h).
-void report(const std::vector<std::string>& dirs, const std::string& stem) {
+void report(const std::vector<std::string>& dirs, const std::string& stem, bool force) {
     const std::vector<RunRecord> runs = find_runs(dirs);
     ReportSpec spec;
+    spec.force = force;
     spec.title = "LM: decoder-only pre-LN Transformer";
     spec.intro = "Losses are mean NLL per token in nats over the whole split (non-overlapping windows of L tokens); "
                  "bpc = nats / ln 2, ppl = exp(nats). best_val_loss is the best of the periodic evaluations (a subset "
@@ -437,7 +438,9 @@ int run(int argc, char** argv) {
     f.add("runs-dir", &o.runs_dir, "runs go to <runs-dir>/lm-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
     f.add("run-dir", &o.run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
     f.add("tag", &o.tag, "suffix of the sweep's name (e.g. heads1)");
+    f.add("overwrite", &o.overwrite, "replace the finished runs in the run directories of this invocation");
     f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
+    f.add("force", &o.force, "--report: merge runs of the same flags even if they saw different data");
     f.add("out", &o.out, "--report: the output stem, e.g. results/lm-tinyshakespeare-full");
     f.add("generate", &o.generate, "continue --prompt by --tokens tokens with the model of --checkpoint; no training");
     f.add("eval-only", &o.eval_only, "the validation and test loss of --checkpoint's model on --data; no training");
@@ -456,7 +459,7 @@ int run(int argc, char** argv) {
     if (o.report) {
         SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/lm-tinyshakespeare-full)");
         SYNTH_CHECK(!f.positional().empty(), "--report needs the run directories to merge as arguments");
-        report(f.positional(), o.out);
+        report(f.positional(), o.out, o.force);
         std::printf("%s", read_file(o.out + ".md").c_str());
         return 0;
     }
@@ -490,7 +493,10 @@ int run(int argc, char** argv) {
     // Fail in the first second, not after hours: unwritable run or checkpoint directories, a bad
     // checkpoint to resume from, or missing data.
     for (const std::string& v : variants)
-        for (int seed : seeds) ensure_writable_dir(dir_of(v, seed));
+        for (int seed : seeds) {
+            check_run_dir_free(dir_of(v, seed), !o.train.resume.empty(), o.overwrite);
+            ensure_writable_dir(dir_of(v, seed));
+        }
     if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
     Checkpoint resume;
     if (!o.train.resume.empty()) {
@@ -522,7 +528,7 @@ int run(int argc, char** argv) {
             done.push_back(dir);
         }
     if (o.run_dir.empty()) {
-        report(done, sweep_dir + "/report");
+        report(done, sweep_dir + "/report", false);
         std::fprintf(stderr, "%s", read_file(sweep_dir + "/report.md").c_str());
     }
     return 0;

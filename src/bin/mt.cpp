@@ -48,7 +48,7 @@ struct Options {
     std::string runs_dir = "runs", run_dir, seeds, tag, out, checkpoint;
     int layers = 3, bpe_vocab = 8000, batch_tokens = 4096, beam = 5, max_extra = 50, decode_batch = 32, decode_limit = 0;
     float epochs = 8, label_smoothing = 0.1f, len_penalty = 0.6f;
-    bool translate = false, report = false;
+    bool translate = false, report = false, overwrite = false, force = false;
     Seq2SeqConfig model;  // enc/dec layers 0 = --layers; the variant is set per run
     TrainConfig train;    // mt's defaults: below (Vaswani et al.'s schedule and AdamW)
     Options() {
@@ -380,9 +380,10 @@ MtData load_data(const Options& o, const std::string& dir) {
 }
 
 // The report of finished MT runs: STEM.csv and STEM.md (src/run_report.h).
-void report(const std::vector<std::string>& dirs, const std::string& stem) {
+void report(const std::vector<std::string>& dirs, const std::string& stem, bool force) {
     const std::vector<RunRecord> runs = find_runs(dirs);
     ReportSpec spec;
+    spec.force = force;
     spec.title = "MT: pre-LN encoder-decoder Transformer";
     spec.intro = std::string("Synthesizer variants replace encoder and decoder self-attention; cross-attention is dot "
                  "product. The parameters with the best validation loss are kept. val_loss is the NLL in nats per "
@@ -424,7 +425,9 @@ int run(int argc, char** argv) {
     f.add("seeds", &o.seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
     f.add("runs-dir", &o.runs_dir, "runs go to <runs-dir>/mt-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
     f.add("run-dir", &o.run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
+    f.add("overwrite", &o.overwrite, "replace the finished runs in the run directories of this invocation");
     f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
+    f.add("force", &o.force, "--report: merge runs of the same flags even if they saw different data");
     f.add("out", &o.out, "--report: the output stem, e.g. results/mt-multi30k-full");
     f.add("tag", &o.tag, "suffix for result and checkpoint names");
     f.add("translate", &o.translate, "translate stdin to stdout with --checkpoint (one sentence per line)");
@@ -434,7 +437,7 @@ int run(int argc, char** argv) {
     if (o.report) {
         SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/mt-multi30k-full)");
         SYNTH_CHECK(!f.positional().empty(), "--report needs the run directories to merge as arguments");
-        report(f.positional(), o.out);
+        report(f.positional(), o.out, o.force);
         std::printf("%s", read_file(o.out + ".md").c_str());
         return 0;
     }
@@ -460,7 +463,10 @@ int run(int argc, char** argv) {
         return o.run_dir.empty() ? run_dir_path(o.runs_dir, sweep, v, seed) : o.run_dir;
     };
     for (const std::string& v : variants)
-        for (int seed : seeds) ensure_writable_dir(dir_of(v, seed) + "/hyps");
+        for (int seed : seeds) {
+            check_run_dir_free(dir_of(v, seed), !o.train.resume.empty(), o.overwrite);
+            ensure_writable_dir(dir_of(v, seed) + "/hyps");
+        }
     if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
     const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     Checkpoint resume;
@@ -509,7 +515,7 @@ int run(int argc, char** argv) {
         }
     if (o.run_dir.empty()) {
         const std::string stem = o.runs_dir + "/" + sweep + "/report";
-        report(done, stem);
+        report(done, stem, false);
         std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
     }
     return 0;
