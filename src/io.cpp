@@ -1,5 +1,11 @@
 #include "io.h"
 
+#include <cstdlib>
+
+#include <filesystem>
+
+#include <signal.h>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -82,6 +88,23 @@ void ensure_writable_dir(const std::string& dir) {
     SYNTH_CHECK(fd >= 0, "directory '", dir, "' is not writable: ", std::strerror(errno));
     ::close(fd);
     ::unlink(probe.c_str());
+}
+
+int sweep_stale_temporaries(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    int removed = 0;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        const size_t at = name.rfind(".tmp.");
+        if (at == std::string::npos || !e.is_regular_file()) continue;
+        const std::string pid_text = name.substr(at + 5);
+        if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+        const long pid = std::atol(pid_text.c_str());
+        if (pid > 0 && (::kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;  // its writer may still run
+        if (fs::remove(e.path(), ec)) ++removed;
+    }
+    return removed;
 }
 
 }  // namespace synth

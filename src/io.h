@@ -19,4 +19,8 @@ extern long long write_fail_after_for_testing;
 // Runners call this before training so an unwritable results directory fails in second one.
 void ensure_writable_dir(const std::string& dir);
 
+// Removes the "<name>.tmp.<pid>" files that write_file_atomic left in `dir` when a process was
+// killed mid-write (pids no longer running); returns how many. A missing `dir` is no error.
+int sweep_stale_temporaries(const std::string& dir);
+
 }  // namespace synth

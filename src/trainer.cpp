@@ -44,6 +44,7 @@ void TrainConfig::bind(Flags& f) {
     f.add("eval-every", &eval_every, "steps between validation evaluations", FlagRole::Training);
     f.add("log-every", &log_every, "steps between progress lines");
     f.add("save-every", &save_every, "save a resumable checkpoint every N steps (0 = never)");
+    f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints (0 = all)");
     f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
 }
@@ -51,7 +52,8 @@ void TrainConfig::bind(Flags& f) {
 void TrainConfig::validate() const {
     require_positive({{"lr", lr}, {"log-every", log_every}, {"beta2", beta2}, {"adam-eps", adam_eps}});
     require_non_negative({{"steps", steps}, {"warmup", warmup}, {"min-lr", min_lr}, {"weight-decay", weight_decay},
-                          {"clip", clip}, {"eval-every", eval_every}, {"save-every", save_every}});
+                          {"clip", clip}, {"eval-every", eval_every}, {"save-every", save_every},
+                          {"keep-last", keep_last}});
     require_fraction({{"beta2", beta2}});
     SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
@@ -105,6 +107,13 @@ void Trainer::save(const TrainTask& task, int64_t step, const std::vector<float>
     ck.best_val = r_.best_val;
     save_checkpoint(path, ck);
     last_checkpoint_ = path;
+    // --keep-last: the older step checkpoints go only once the new one is safely in place.
+    saved_.push_back(path);
+    while (cfg_.keep_last > 0 && (int)saved_.size() > cfg_.keep_last) {
+        std::remove(saved_.front().c_str());
+        std::remove(best_companion(saved_.front()).c_str());
+        saved_.erase(saved_.begin());
+    }
 }
 
 TrainResult Trainer::run(const TrainTask& task, int64_t total) {

@@ -37,6 +37,7 @@ struct TrainConfig {
     int eval_every = 200;  // 0: once per epoch
     int log_every = 50;
     int save_every = 0;    // 0: never
+    int keep_last = 0;     // keep only the newest N step checkpoints (0: all)
     std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
 
     void bind(Flags& f);
@@ -97,6 +98,7 @@ private:
     double prev_wall_s_ = 0;
     std::vector<float> best_;
     std::string last_checkpoint_;
+    std::vector<std::string> saved_;  // this process's step checkpoints, oldest first
 };
 
 // One optimisation step: zero the gradients, loss() (forward), backward, clip the global

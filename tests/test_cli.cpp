@@ -3,6 +3,8 @@
 // whose message names the problem (the flag, the value, the file). Runs them as child processes.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include <string>
 #include <vector>
 
@@ -157,6 +159,18 @@ TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input")
     write_file_atomic(dir / "notes.txt", "not a checkpoint\n");
     write_file_atomic(dir / "a-file", "not a directory\n");
     const std::string data = "--data=" + dir.path;
+    // A decoding set with an empty reference line fails before training, naming file and line.
+    std::filesystem::create_directories(dir / "refs");
+    for (const char* split : {"train", "val", "test2016"}) {
+        write_file_atomic(dir / ("refs/" + std::string(split) + ".en"), "a small house\nthe dog\na cat\n");
+        write_file_atomic(dir / ("refs/" + std::string(split) + ".de"),
+                          std::string(split) == "test2016" ? "ein kleines haus\n\neine katze\n" : "ein haus\nder hund\neine katze\n");
+    }
+    auto refs = synth_test::run_process(mt, {"--preset=none", "--runs-dir=" + dir / "runs", "--data=" + dir / "refs",
+                                             "--test-sets=test2016", "--bpe-vocab=300"}, dir.path);
+    CHECK(refs.status == 1);
+    CHECK(refs.err.find(dir / "refs/test2016.de:2: an empty reference line") != std::string::npos);
+    CHECK(refs.err.find("step") == std::string::npos);  // no training step ran
     check_failures(mt, dir,
                    {{{"--bogus=1"}, "unknown flag --bogus"},
                     {{"--beam=0"}, "--beam=0 must be positive"},
@@ -177,4 +191,21 @@ TEST_CASE("cli: build/mt names the flag, the file or the problem for bad input")
                     {{"--translate", "--checkpoint=" + dir / "notes.txt"}, dir / "notes.txt" + ": not a synth checkpoint"},
                     {{"--translate", "--checkpoint=" + dir / "notes.txt", "--max-extra=-100"},
                      "--max-extra=-100 must be >= 0"}});
+}
+
+TEST_CASE("cli: build/bleu refuses files that are not UTF-8 text, as sacreBLEU does") {
+    const std::string bleu = synth_test::binary_or_skip("bleu");
+    if (bleu.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "ref.txt", "a small house\nthe dog\n");
+    write_file_atomic(dir / "latin1.txt", "a small h\xe4use\nthe dog\n");
+    write_file_atomic(dir / "nul.txt", std::string("a small house\nthe\0dog\n", 23));
+    write_file_atomic(dir / "ok.txt", "a small house\nthe dog\n");
+    for (const char* bad : {"latin1.txt", "nul.txt"}) {
+        CAPTURE(bad);
+        auto r = synth_test::run_process(bleu, {dir / bad, dir / "ref.txt"}, dir.path);
+        CHECK(r.status == 1);
+        CHECK(r.err.find(dir / bad) != std::string::npos);
+    }
+    CHECK(synth_test::run_process(bleu, {dir / "ok.txt", dir / "ref.txt"}, dir.path).status == 0);
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -208,4 +209,33 @@ TEST_CASE("runs: generation from a checkpoint is a function of the seed; --eval-
     CHECK(step.err.find("is a training checkpoint") != std::string::npos);
     auto empty = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt="}, dir.path);
     CHECK(empty.err.find("--prompt is empty") != std::string::npos);
+}
+
+TEST_CASE("runs: --keep-last bounds the step checkpoints; a killed writer's temporaries are swept at the next start") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    std::filesystem::create_directories(dir / "one");
+    // A temporary whose writer is gone (pid 2^22 - 1 beyond any pid_max default) and one of a live
+    // process (this test) that must stay.
+    write_file_atomic(dir / "one/final.ckpt.tmp.4194303", "half a file");
+    const std::string live = dir / ("one/metrics.jsonl.tmp." + std::to_string(::getpid()));
+    write_file_atomic(live, "still being written");
+    std::vector<std::string> args = tiny_sweep(dir.path);
+    for (const char* a : {"--variants=V", "--seeds=1", "--save-every=1", "--keep-last=2"}) args.push_back(a);
+    args.push_back("--run-dir=" + dir / "one");
+    auto r = synth_test::run_process(lm, args, dir.path);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.status == 0);
+    std::vector<std::string> steps;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "one")) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("checkpoint-step", 0) == 0) steps.push_back(n);
+    }
+    std::sort(steps.begin(), steps.end());
+    CHECK(steps == std::vector<std::string>{"checkpoint-step7.best.ckpt", "checkpoint-step7.ckpt",
+                                             "checkpoint-step8.best.ckpt", "checkpoint-step8.ckpt"});
+    CHECK(!std::filesystem::exists(dir / "one/final.ckpt.tmp.4194303"));
+    CHECK(std::filesystem::exists(live));
 }

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "common.h"
 #include "flags.h"
+#include "data.h"
 #include "io.h"
 
 namespace {
@@ -20,6 +21,8 @@ namespace {
 // The lines of a text file; a trailing newline does not start an extra (empty) line.
 std::vector<std::string> read_lines(const std::string& path) {
     std::string text = synth::read_file(path);
+    // As sacreBLEU, which refuses files that are not UTF-8 text: the loaders' check, shared.
+    synth::check_text(text, path);
     SYNTH_CHECK(!text.empty(), "'", path, "' is empty");
     std::vector<std::string> lines;
     size_t start = 0;

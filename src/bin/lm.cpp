@@ -496,8 +496,12 @@ int run(int argc, char** argv) {
         for (int seed : seeds) {
             check_run_dir_free(dir_of(v, seed), !o.train.resume.empty(), o.overwrite);
             ensure_writable_dir(dir_of(v, seed));
+            sweep_stale_temporaries(dir_of(v, seed));  // left by a run killed mid-write
         }
-    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
+    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) {
+        ensure_writable_dir(o.train.checkpoint_dir);
+        sweep_stale_temporaries(o.train.checkpoint_dir);
+    }
     Checkpoint resume;
     if (!o.train.resume.empty()) {
         SYNTH_CHECK(seeds.size() == 1, "--resume continues one run, but --seeds names ", seeds.size());

@@ -128,7 +128,30 @@ struct Split {
     std::string name;
     ParallelCorpus text;           // raw lines: the references BLEU compares against
     std::vector<TokenPair> pairs;  // tokenized
+    size_t dropped = 0;            // decoding: sources longer than L, left out (and counted)
 };
+
+// Checked before training, so that a bad decoding set cannot stop a run after its training:
+// an empty reference is an error (sacreBLEU refuses it), naming the file and the line; a source
+// longer than L cannot be encoded, so it is left out of decoding and scoring as training leaves
+// it out, and counted.
+void prepare_decode_set(Split& s, const std::string& dir, const std::string& tgt_lang, int L) {
+    for (size_t i = 0; i < s.text.tgt.size(); ++i)
+        SYNTH_CHECK(!s.text.tgt[i].empty(), dir, "/", s.name, ".", tgt_lang, ":", i + 1,
+                    ": an empty reference line (BLEU cannot score against it)");
+    Split kept{s.name, {}, {}, 0};
+    for (size_t i = 0; i < s.pairs.size(); ++i) {
+        if ((int)s.pairs[i].src.size() > L) {
+            ++kept.dropped;
+            continue;
+        }
+        kept.text.src.push_back(s.text.src[i]);
+        kept.text.tgt.push_back(s.text.tgt[i]);
+        kept.pairs.push_back(s.pairs[i]);
+    }
+    SYNTH_CHECK(!kept.pairs.empty(), "every source sentence of ", s.name, " is longer than --max-len=", L);
+    s = std::move(kept);
+}
 
 std::vector<int32_t> encode_ids(const Bpe& bpe, const std::string& line) {
     std::vector<int> ids = bpe.encode(line);
@@ -190,6 +213,7 @@ struct VariantResult {
     double epochs = 0;
     std::map<std::string, SetScore> scores;  // by set name, the validation set first
     std::vector<std::string> order;          // the set names in decoding order
+    std::map<std::string, size_t> dropped;   // by set name: sources longer than L, not decoded
 };
 
 // With --save-every N, <base>-step<N>.ckpt (the training state) beside <base>-step<N>.best.ckpt
@@ -291,6 +315,7 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
         SetScore sc{corpus_bleu(hyps, refs).score, corpus_chrf(hyps, refs)};
         r.scores[s->name] = sc;
         r.order.push_back(s->name);
+        r.dropped[s->name] = s->dropped;
         std::string text;
         for (const std::string& h : hyps) text += h + "\n";
         write_file_atomic(dir + "/hyps/" + s->name + "." + o.tgt, text);
@@ -350,7 +375,8 @@ MtData load_data(const Options& o, const std::string& dir) {
     d.sets = {load_split(dir, o.valid_set, o, d.bpe)};
     for (const std::string& t : split_list(o.test_sets)) d.sets.push_back(load_split(dir, t, o, d.bpe));
     // Pairs longer than L cannot be represented: training (and the validation loss) skip them,
-    // and the count of dropped training pairs is reported. Decoding keeps every sentence.
+    // and the count of dropped training pairs is reported; decoding leaves out (and counts) the
+    // sources longer than L.
     const int L = o.model.attn.max_len;
     auto fitting = [&](const std::vector<TokenPair>& pairs) {
         std::vector<TokenPair> kept;
@@ -366,7 +392,13 @@ MtData load_data(const Options& o, const std::string& dir) {
             for (const std::string& l : *side) raw += l + "\n";
     d.hash = short_hash(raw);
     d.train_pairs = fitting(train.pairs);
-    d.val_pairs = fitting(d.sets[0].pairs);
+    d.val_pairs = fitting(d.sets[0].pairs);  // before prepare_decode_set, which filters by source only
+    for (Split& set : d.sets) {
+        prepare_decode_set(set, dir, o.tgt, L);
+        if (set.dropped)
+            std::fprintf(stderr, "mt: %zu sentences of %s are longer than L=%d and are not decoded\n", set.dropped,
+                         set.name.c_str(), L);
+    }
     d.dropped = train.pairs.size() - d.train_pairs.size();
     SYNTH_CHECK(!d.train_pairs.empty() && !d.val_pairs.empty(), "no training or validation pair fits in --max-len=", L);
     int64_t src_tok = 0, tgt_tok = 0;
@@ -466,8 +498,12 @@ int run(int argc, char** argv) {
         for (int seed : seeds) {
             check_run_dir_free(dir_of(v, seed), !o.train.resume.empty(), o.overwrite);
             ensure_writable_dir(dir_of(v, seed) + "/hyps");
+            sweep_stale_temporaries(dir_of(v, seed));  // left by a run killed mid-write
         }
-    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) ensure_writable_dir(o.train.checkpoint_dir);
+    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) {
+        ensure_writable_dir(o.train.checkpoint_dir);
+        sweep_stale_temporaries(o.train.checkpoint_dir);
+    }
     const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     Checkpoint resume;
     if (!o.train.resume.empty()) {
@@ -498,6 +534,7 @@ int run(int argc, char** argv) {
             j.number("val_loss", r.val_loss, 4);
             for (const std::string& set : r.order) j.number(set + "_bleu", r.scores.at(set).bleu, 2);
             for (const std::string& set : r.order) j.number(set + "_chrf", r.scores.at(set).chrf, 2);
+            for (const std::string& set : r.order) j.integer(set + "_too_long", (long long)r.dropped.at(set));
             j.integer("steps", r.steps);
             j.integer("best_step", r.best_step);
             j.number("epochs", r.epochs, 2);
