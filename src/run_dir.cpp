@@ -15,6 +15,7 @@
 #include "common.h"
 #include "flags.h"
 #include "io.h"
+#include "trainer.h"
 
 namespace synth {
 
@@ -31,6 +32,48 @@ std::vector<int> parse_seeds(const std::string& seeds, int default_seed) {
         out.push_back((int)v);
     }
     return out;
+}
+
+void RunsConfig::bind(Flags& f, const std::string& binary) {
+    f.add("seeds", &seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
+    f.add("runs-dir", &runs_dir, "runs go to <runs-dir>/" + binary + "-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
+    f.add("run-dir", &run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
+    f.add("overwrite", &overwrite, "replace the finished runs in the run directories of this invocation");
+    f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
+    f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
+    f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
+}
+
+std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,
+                                              int default_seed, bool resuming, const std::string& subdir) const {
+    const std::vector<int> list = parse_seeds(seeds, default_seed);
+    SYNTH_CHECK(run_dir.empty() || variants.size() * list.size() == 1, "--run-dir names one run, but --variants and "
+                "--seeds give ", variants.size() * list.size(), " (use --runs-dir for several)");
+    SYNTH_CHECK(!resuming || list.size() == 1, "--resume continues one run, but --seeds names ", list.size());
+    std::vector<Run> runs;
+    for (const std::string& v : variants)
+        for (int seed : list) {
+            const std::string dir = run_dir.empty() ? run_dir_path(runs_dir, sweep, v, seed) : run_dir;
+            check_run_dir_free(dir, resuming, overwrite);
+            ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
+            sweep_stale_temporaries(dir);  // left by a run killed mid-write
+            runs.push_back({v, seed, dir});
+        }
+    return runs;
+}
+
+std::string RunsConfig::sweep_report(const std::string& sweep) const {
+    return run_dir.empty() ? runs_dir + "/" + sweep + "/report" : "";
+}
+
+bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs,
+                     const std::function<void(const std::vector<std::string>&, const std::string&, bool)>& report) {
+    if (!c.report) return false;
+    SYNTH_CHECK(!c.out.empty(), "--report needs --out=STEM (e.g. --out=results/<name>)");
+    SYNTH_CHECK(!dirs.empty(), "--report needs the run directories to merge as arguments");
+    report(dirs, c.out, c.force);
+    std::printf("%s", read_file(c.out + ".md").c_str());
+    return true;
 }
 
 std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, const std::string& variant, int seed) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,32 @@ void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve);
 // The rows for steps 1..until_step of a run's metrics.jsonl; warns if some are missing.
 std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until_step, const std::string& name);
 void write_result(const std::string& dir, const JsonObject& result);
+
+// The flags every runner shares for its run directories and the report step.
+struct RunsConfig {
+    std::string runs_dir = "runs", run_dir, seeds, out;
+    bool overwrite = false, report = false, force = false;
+
+    void bind(Flags& f, const std::string& binary);
+    // The (variant, seed) runs of an invocation, each with its directory: <runs_dir>/<sweep>/...,
+    // or run_dir for a single run. Checks before any work: --run-dir names one run, no finished
+    // run is overwritten unless asked (or resumed), every directory (and `subdir` in it) is
+    // writable; sweeps stale temporaries.
+    struct Run {
+        std::string variant;
+        int seed;
+        std::string dir;
+    };
+    std::vector<Run> plan(const std::string& sweep, const std::vector<std::string>& variants, int default_seed,
+                          bool resuming, const std::string& subdir = "") const;
+    // The invocation's own report: <runs_dir>/<sweep>/report, or "" for a single --run-dir.
+    std::string sweep_report(const std::string& sweep) const;
+};
+
+// --report: merges the run directories given as arguments into `out` with `report(dirs, stem,
+// force)` and prints the Markdown. Returns false when --report was not given.
+bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs,
+                     const std::function<void(const std::vector<std::string>&, const std::string&, bool)>& report);
 
 struct RunRecord {
     std::string dir;

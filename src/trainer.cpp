@@ -12,6 +12,7 @@
 #include "autograd.h"
 #include "common.h"
 #include "flags.h"
+#include "io.h"
 #include "report.h"
 
 namespace synth {
@@ -57,6 +58,12 @@ void TrainConfig::validate() const {
     require_fraction({{"beta2", beta2}});
     SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
+}
+
+void TrainConfig::prepare_checkpoint_dir() const {
+    if (checkpoint_dir.empty() || save_every == 0) return;
+    ensure_writable_dir(checkpoint_dir);
+    sweep_stale_temporaries(checkpoint_dir);
 }
 
 Trainer::Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix)

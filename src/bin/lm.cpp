@@ -44,15 +44,16 @@ namespace {
 
 struct Options {
     std::string data = "tinyshakespeare", variants = paper_sweep(), preset = "quick";
-    std::string runs_dir = "runs", run_dir, seeds, tag, out;
+    std::string tag;
     int batch = 32, eval_batches = 20, sample = 0, vocab = 65, bench_steps = 10, bench_infer_steps = 20;
-    bool bench = false, bench_one = false, report = false, overwrite = false, force = false, generate = false, eval_only = false;
+    bool bench = false, bench_one = false, generate = false, eval_only = false;
     std::string checkpoint, prompt;
     int tokens = 200;
     float temperature = 1.0f;
     int top_k = 0;
     LmConfig model;     // the variant is set per run
     TrainConfig train;  // lm's defaults: below
+    RunsConfig runs;
     Options() {
         model.attn.d_model = 128, model.layers = 4, model.attn.heads = 4, model.d_ff = 512, model.attn.max_len = 64;
         train.weight_decay = 0.1f, train.beta2 = 0.99f, train.adam_eps = 1e-8f;
@@ -427,7 +428,6 @@ int run(int argc, char** argv) {
     Flags f("lm", "Train and evaluate Synthesizer variants as decoder-only Transformer language models.");
     f.add("data", &o.data, "tinyshakespeare | ptb | PATH to a UTF-8 text file (character level)", FlagRole::Training);
     f.add("variants", &o.variants, "comma-separated attention variants: " + variant_names() + ", mixtures like R+V");
-    f.add("seeds", &o.seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
     f.add("preset", &o.preset, "quick | full | none: defaults for the flags not given");
     o.model.bind(f);
     f.add("vocab", &o.vocab, "vocabulary size for --bench (random tokens)", FlagRole::Model);
@@ -435,13 +435,8 @@ int run(int argc, char** argv) {
     o.train.bind(f);
     f.add("eval-batches", &o.eval_batches, "validation batches per evaluation (spread over the split)");
     f.add("sample", &o.sample, "after training, print N sampled tokens per run");
-    f.add("runs-dir", &o.runs_dir, "runs go to <runs-dir>/lm-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
-    f.add("run-dir", &o.run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
     f.add("tag", &o.tag, "suffix of the sweep's name (e.g. heads1)");
-    f.add("overwrite", &o.overwrite, "replace the finished runs in the run directories of this invocation");
-    f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
-    f.add("force", &o.force, "--report: merge runs of the same flags even if they saw different data");
-    f.add("out", &o.out, "--report: the output stem, e.g. results/lm-tinyshakespeare-full");
+    o.runs.bind(f, "lm");
     f.add("generate", &o.generate, "continue --prompt by --tokens tokens with the model of --checkpoint; no training");
     f.add("eval-only", &o.eval_only, "the validation and test loss of --checkpoint's model on --data; no training");
     f.add("checkpoint", &o.checkpoint, "--generate, --eval-only: the checkpoint to load (a run's final.ckpt or best.ckpt)");
@@ -456,13 +451,7 @@ int run(int argc, char** argv) {
     f.set_epilog(describe_presets({{"quick", preset_flags("quick", "")}, {"full", preset_flags("full", "")},
                                    {"full, --data=ptb", preset_flags("full", "ptb")}}));
     if (!f.parse(argc, argv)) return 0;
-    if (o.report) {
-        SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/lm-tinyshakespeare-full)");
-        SYNTH_CHECK(!f.positional().empty(), "--report needs the run directories to merge as arguments");
-        report(f.positional(), o.out, o.force);
-        std::printf("%s", read_file(o.out + ".md").c_str());
-        return 0;
-    }
+    if (run_report_step(o.runs, f.positional(), report)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     if (o.generate || o.eval_only) {
         set_threads(o.train.threads);
@@ -483,29 +472,14 @@ int run(int argc, char** argv) {
     }
 
     const std::vector<std::string> variants = split_list(o.variants);
-    const std::vector<int> seeds = parse_seeds(o.seeds, o.train.seed);
-    SYNTH_CHECK(o.run_dir.empty() || variants.size() * seeds.size() == 1, "--run-dir names one run, but --variants and "
-                "--seeds give ", variants.size() * seeds.size(), " (use --runs-dir for several)");
-    const std::string sweep = run_name(o), sweep_dir = o.runs_dir + "/" + sweep;
-    auto dir_of = [&](const std::string& v, int seed) {
-        return o.run_dir.empty() ? run_dir_path(o.runs_dir, sweep, v, seed) : o.run_dir;
-    };
     // Fail in the first second, not after hours: unwritable run or checkpoint directories, a bad
     // checkpoint to resume from, or missing data.
-    for (const std::string& v : variants)
-        for (int seed : seeds) {
-            check_run_dir_free(dir_of(v, seed), !o.train.resume.empty(), o.overwrite);
-            ensure_writable_dir(dir_of(v, seed));
-            sweep_stale_temporaries(dir_of(v, seed));  // left by a run killed mid-write
-        }
-    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) {
-        ensure_writable_dir(o.train.checkpoint_dir);
-        sweep_stale_temporaries(o.train.checkpoint_dir);
-    }
+    const std::string sweep = run_name(o);
+    const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty());
+    o.train.prepare_checkpoint_dir();
     Checkpoint resume;
     if (!o.train.resume.empty()) {
-        SYNTH_CHECK(seeds.size() == 1, "--resume continues one run, but --seeds names ", seeds.size());
-        o.train.seed = seeds[0];
+        o.train.seed = runs[0].seed;
         resume = load_checkpoint(o.train.resume);
         check_resume(resume, o.train.resume, variants, f);
         SYNTH_CHECK(resume.step <= o.train.steps, "checkpoint ", o.train.resume, " is at step ", resume.step,
@@ -521,19 +495,17 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
     std::vector<std::string> done;
-    for (const std::string& v : variants)
-        for (int seed : seeds) {
-            const std::string dir = dir_of(v, seed);
-            o.train.seed = seed;  // so that the saved flags (config.json, checkpoints) are this run's
-            write_run_config(dir, f, "lm", o.train.threads);
-            const JsonObject r = train_run(o, f, corpus, v, seed, dir, o.train.resume.empty() ? nullptr : &resume);
-            std::printf("%s\n", r.dump().c_str());  // the run's result, one JSON line
-            std::fflush(stdout);
-            done.push_back(dir);
-        }
-    if (o.run_dir.empty()) {
-        report(done, sweep_dir + "/report", false);
-        std::fprintf(stderr, "%s", read_file(sweep_dir + "/report.md").c_str());
+    for (const RunsConfig::Run& run : runs) {
+        o.train.seed = run.seed;  // so that the saved flags (config.json, checkpoints) are this run's
+        write_run_config(run.dir, f, "lm", o.train.threads);
+        const JsonObject r = train_run(o, f, corpus, run.variant, run.seed, run.dir, o.train.resume.empty() ? nullptr : &resume);
+        std::printf("%s\n", r.dump().c_str());  // the run's result, one JSON line
+        std::fflush(stdout);
+        done.push_back(run.dir);
+    }
+    if (const std::string stem = o.runs.sweep_report(sweep); !stem.empty()) {
+        report(done, stem, false);
+        std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
     }
     return 0;
 }

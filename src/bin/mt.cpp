@@ -45,12 +45,13 @@ namespace {
 struct Options {
     std::string data = "multi30k", src = "en", tgt = "de", variants = paper_sweep();
     std::string preset = "quick", valid_set = "val", test_sets = "test2016,test2017_flickr,test2017_mscoco";
-    std::string runs_dir = "runs", run_dir, seeds, tag, out, checkpoint;
+    std::string tag, checkpoint;
     int layers = 3, bpe_vocab = 8000, batch_tokens = 4096, beam = 5, max_extra = 50, decode_batch = 32, decode_limit = 0;
     float epochs = 8, label_smoothing = 0.1f, len_penalty = 0.6f;
-    bool translate = false, report = false, overwrite = false, force = false;
+    bool translate = false;
     Seq2SeqConfig model;  // enc/dec layers 0 = --layers; the variant is set per run
     TrainConfig train;    // mt's defaults: below (Vaswani et al.'s schedule and AdamW)
+    RunsConfig runs;
     Options() {
         model.attn.d_model = 128, model.attn.heads = 4, model.d_ff = 512, model.attn.max_len = 64;
         model.enc_layers = model.dec_layers = 0;
@@ -326,6 +327,30 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
     return r;
 }
 
+// The run's result.json: its scores, counts and timings, and what identifies its config and data.
+JsonObject result_json(const Options& o, const Flags& f, const RunsConfig::Run& run, const VariantResult& r,
+                       const MtData& data) {
+    JsonObject j;
+    j.text("variant", run.variant);
+    j.integer("seed", run.seed);
+    j.integer("params", r.params);
+    j.number("val_loss", r.val_loss, 4);
+    for (const std::string& set : r.order) j.number(set + "_bleu", r.scores.at(set).bleu, 2);
+    for (const std::string& set : r.order) j.number(set + "_chrf", r.scores.at(set).chrf, 2);
+    for (const std::string& set : r.order) j.integer(set + "_too_long", (long long)r.dropped.at(set));
+    j.integer("steps", r.steps);
+    j.integer("best_step", r.best_step);
+    j.number("epochs", r.epochs, 2);
+    j.number("train_s", r.train_s, 0);
+    j.number("train_tgt_tok_s", r.tok_s, 0);
+    j.number("decode_sent_s", r.decode_sent_s, 1);
+    j.text("data", o.data);
+    j.text("data_hash", data.hash);
+    j.text("group_hash", short_hash(run_group(f)));
+    j.text("group", run_group(f));
+    return j;
+}
+
 // ---- --translate ---------------------------------------------------------------------------
 
 // Rebuilds the network from the checkpoint's Model flags and translates stdin.
@@ -454,25 +479,13 @@ int run(int argc, char** argv) {
     f.add("max-extra", &o.max_extra, "outputs have at most source length + this many tokens (and at most L)");
     f.add("decode-batch", &o.decode_batch, "sentences decoded together");
     f.add("decode-limit", &o.decode_limit, "decode only the first N sentences of each set (0 = all)");
-    f.add("seeds", &o.seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
-    f.add("runs-dir", &o.runs_dir, "runs go to <runs-dir>/mt-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
-    f.add("run-dir", &o.run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
-    f.add("overwrite", &o.overwrite, "replace the finished runs in the run directories of this invocation");
-    f.add("report", &o.report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
-    f.add("force", &o.force, "--report: merge runs of the same flags even if they saw different data");
-    f.add("out", &o.out, "--report: the output stem, e.g. results/mt-multi30k-full");
+    o.runs.bind(f, "mt");
     f.add("tag", &o.tag, "suffix for result and checkpoint names");
     f.add("translate", &o.translate, "translate stdin to stdout with --checkpoint (one sentence per line)");
     f.add("checkpoint", &o.checkpoint, "--translate: the checkpoint to load");
     f.set_epilog(describe_presets({{"quick", preset_flags("quick")}, {"full", preset_flags("full")}}));
     if (!f.parse(argc, argv)) return 0;
-    if (o.report) {
-        SYNTH_CHECK(!o.out.empty(), "--report needs --out=STEM (e.g. --out=results/mt-multi30k-full)");
-        SYNTH_CHECK(!f.positional().empty(), "--report needs the run directories to merge as arguments");
-        report(f.positional(), o.out, o.force);
-        std::printf("%s", read_file(o.out + ".md").c_str());
-        return 0;
-    }
+    if (run_report_step(o.runs, f.positional(), report)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     if (o.translate) {
         set_threads(o.train.threads);
@@ -488,27 +501,12 @@ int run(int argc, char** argv) {
     const std::string sweep = "mt-" + (o.data == "multi30k" ? std::string("multi30k") : data_stem(o.data)) + "-" +
                               o.preset + (o.tag.empty() ? "" : "-" + o.tag);
     const std::vector<std::string> variants = split_list(o.variants);
-    const std::vector<int> seeds = parse_seeds(o.seeds, o.train.seed);
-    SYNTH_CHECK(o.run_dir.empty() || variants.size() * seeds.size() == 1, "--run-dir names one run, but --variants and "
-                "--seeds give ", variants.size() * seeds.size(), " (use --runs-dir for several)");
-    auto dir_of = [&](const std::string& v, int seed) {
-        return o.run_dir.empty() ? run_dir_path(o.runs_dir, sweep, v, seed) : o.run_dir;
-    };
-    for (const std::string& v : variants)
-        for (int seed : seeds) {
-            check_run_dir_free(dir_of(v, seed), !o.train.resume.empty(), o.overwrite);
-            ensure_writable_dir(dir_of(v, seed) + "/hyps");
-            sweep_stale_temporaries(dir_of(v, seed));  // left by a run killed mid-write
-        }
-    if (!o.train.checkpoint_dir.empty() && o.train.save_every > 0) {
-        ensure_writable_dir(o.train.checkpoint_dir);
-        sweep_stale_temporaries(o.train.checkpoint_dir);
-    }
+    const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty(), "hyps");
+    o.train.prepare_checkpoint_dir();
     const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     Checkpoint resume;
     if (!o.train.resume.empty()) {
-        SYNTH_CHECK(seeds.size() == 1, "--resume continues one run, but --seeds names ", seeds.size());
-        o.train.seed = seeds[0];
+        o.train.seed = runs[0].seed;
         resume = load_checkpoint(o.train.resume);
         // Not --steps: the inverse-square-root schedule and the batch order depend only on the
         // step, so a finished run resumed with more steps is exactly the longer run.
@@ -521,37 +519,17 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
     std::vector<std::string> done;
-    for (const std::string& v : variants)
-        for (int seed : seeds) {
-            const std::string run = dir_of(v, seed);
-            o.train.seed = seed;  // so that the saved flags (config.json, checkpoints) are this run's
-            write_run_config(run, f, "mt", o.train.threads);
-            const VariantResult r = run_variant(o, f, v, data, run, o.train.resume.empty() ? nullptr : &resume);
-            JsonObject j;
-            j.text("variant", v);
-            j.integer("seed", seed);
-            j.integer("params", r.params);
-            j.number("val_loss", r.val_loss, 4);
-            for (const std::string& set : r.order) j.number(set + "_bleu", r.scores.at(set).bleu, 2);
-            for (const std::string& set : r.order) j.number(set + "_chrf", r.scores.at(set).chrf, 2);
-            for (const std::string& set : r.order) j.integer(set + "_too_long", (long long)r.dropped.at(set));
-            j.integer("steps", r.steps);
-            j.integer("best_step", r.best_step);
-            j.number("epochs", r.epochs, 2);
-            j.number("train_s", r.train_s, 0);
-            j.number("train_tgt_tok_s", r.tok_s, 0);
-            j.number("decode_sent_s", r.decode_sent_s, 1);
-            j.text("data", o.data);
-            j.text("data_hash", data.hash);
-            j.text("group_hash", short_hash(run_group(f)));
-            j.text("group", run_group(f));
-            write_result(run, j);
-            std::printf("%s\n", j.dump().c_str());  // the run's result, one JSON line
-            std::fflush(stdout);
-            done.push_back(run);
-        }
-    if (o.run_dir.empty()) {
-        const std::string stem = o.runs_dir + "/" + sweep + "/report";
+    for (const RunsConfig::Run& run : runs) {
+        o.train.seed = run.seed;  // so that the saved flags (config.json, checkpoints) are this run's
+        write_run_config(run.dir, f, "mt", o.train.threads);
+        const VariantResult r = run_variant(o, f, run.variant, data, run.dir, o.train.resume.empty() ? nullptr : &resume);
+        const JsonObject j = result_json(o, f, run, r, data);
+        write_result(run.dir, j);
+        std::printf("%s\n", j.dump().c_str());  // the run's result, one JSON line
+        std::fflush(stdout);
+        done.push_back(run.dir);
+    }
+    if (const std::string stem = o.runs.sweep_report(sweep); !stem.empty()) {
         report(done, stem, false);
         std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
     }
