@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -59,9 +60,10 @@ struct ProcessResult {
     std::string out, err;
 };
 
-// Runs `exe args...` with stdout and stderr captured through files in `dir`, and waits for it.
+// Runs `exe args...` with stdout and stderr captured through files in `dir`, and waits for it;
+// with kill_after_ms > 0, sends it SIGKILL if it is still running after that many milliseconds.
 inline ProcessResult run_process(const std::string& exe, const std::vector<std::string>& args,
-                                 const std::string& dir) {
+                                 const std::string& dir, int kill_after_ms = 0) {
     const std::string out_path = dir + "/.stdout", err_path = dir + "/.stderr";
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -78,7 +80,13 @@ inline ProcessResult run_process(const std::string& exe, const std::vector<std::
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) return r;
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    bool reaped = false;
+    for (int waited = 0; waited < kill_after_ms && !reaped; ++waited) {
+        reaped = waitpid(pid, &st, WNOHANG) == pid;
+        if (!reaped) usleep(1000);
+    }
+    if (kill_after_ms > 0 && !reaped) kill(pid, SIGKILL);
+    while (!reaped && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     r.out = synth::read_file(out_path);

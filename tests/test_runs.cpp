@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 #include <string>
 #include <vector>
 
+#include "checkpoint.h"
 #include "common.h"
 #include "io.h"
 #include "json.h"
@@ -238,4 +241,78 @@ TEST_CASE("runs: --keep-last bounds the step checkpoints; a killed writer's temp
                                              "checkpoint-step8.best.ckpt", "checkpoint-step8.ckpt"});
     CHECK(!std::filesystem::exists(dir / "one/final.ckpt.tmp.4194303"));
     CHECK(std::filesystem::exists(live));
+}
+
+// The newest step checkpoint of a run directory, or "" if it has none.
+static std::string newest_checkpoint(const std::string& dir) {
+    std::string best;
+    long best_step = -1;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("checkpoint-step", 0) != 0 || n.size() < 5 || n.find(".best.") != std::string::npos ||
+            n.compare(n.size() - 5, 5, ".ckpt") != 0)
+            continue;
+        const long step = std::atol(n.c_str() + 15);
+        if (step > best_step) best_step = step, best = e.path().string();
+    }
+    return best;
+}
+
+TEST_CASE("runs: ten kill -9 during a --save-every=1 run, each resumed, end in the uninterrupted run's files") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    std::vector<std::string> args = tiny_sweep(dir.path);
+    for (const char* a : {"--variants=R+V", "--seeds=1", "--save-every=1", "--keep-last=3", "--steps=80",
+                          "--eval-every=10", "--dropout=0.1"})
+        args.push_back(a);
+    auto with_dir = [&](const std::string& d) {
+        std::vector<std::string> a = args;
+        a.push_back("--run-dir=" + d);
+        return a;
+    };
+    REQUIRE(synth_test::run_process(lm, with_dir(dir / "whole"), dir.path).status == 0);
+
+    // Kill the run at pseudo-random moments, resuming each time from its newest checkpoint.
+    const std::string run = dir / "killed";
+    uint32_t x = 2024;
+    int kills = 0;
+    std::string killed_at;  // the checkpoint each killed attempt had resumed from
+    for (int attempt = 0; attempt < 200 && kills < 10; ++attempt) {
+        std::vector<std::string> a = with_dir(run);
+        const std::string ck = std::filesystem::exists(run) ? newest_checkpoint(run) : "";
+        if (!ck.empty()) a.push_back("--resume=" + ck);
+        x = x * 1664525u + 1013904223u;
+        auto r = synth_test::run_process(lm, a, dir.path, 5 + (int)(x >> 16) % 60);
+        if (r.status == 128 + SIGKILL) {
+            ++kills;
+            killed_at += " " + (ck.empty() ? std::string("start") : ck.substr(ck.rfind("step") + 4));
+            continue;
+        }
+        INFO("stderr: ", r.err);
+        REQUIRE(r.status == 0);
+        if (std::filesystem::exists(run + "/result.json")) break;
+    }
+    CAPTURE(kills);
+    MESSAGE("killed " << kills << " times, in attempts resumed from:" << killed_at);
+    if (!std::filesystem::exists(run + "/result.json")) {  // finish it if the last attempt was a kill
+        std::vector<std::string> a = with_dir(run);
+        a.push_back("--resume=" + newest_checkpoint(run));
+        REQUIRE(synth_test::run_process(lm, a, dir.path).status == 0);
+    }
+    CHECK(kills >= 5);  // the loop really interrupted the run (its steps take milliseconds)
+    CHECK(read_file(run + "/metrics.jsonl") == read_file(dir / "whole/metrics.jsonl"));
+    const Checkpoint a = load_checkpoint(run + "/final.ckpt"), b = load_checkpoint(dir / "whole/final.ckpt");
+    REQUIRE(a.params.size() == b.params.size());
+    for (size_t i = 0; i < a.params.size(); ++i) CHECK(a.params[i].values == b.params[i].values);
+    auto timeless = [](const std::string& path) {
+        std::string out;
+        for (const auto& [k, v] : parse_json_object(read_file(path), path).fields)
+            if (k != "wall_s" && k != "train_tok_s") out += k + "=" + v + "\n";
+        return out;
+    };
+    CHECK(timeless(run + "/result.json") == timeless(dir / "whole/result.json"));
+    for (const auto& e : std::filesystem::directory_iterator(run))  // no temporaries left behind
+        CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
