@@ -90,7 +90,8 @@ std::map<std::string, std::string> config_map(const std::string& lines);
 // flags may differ (e.g. more --steps), but then the run no longer reproduces the
 // uninterrupted one, so each difference is printed as a warning (except for `exempt` keys,
 // which the recipe does not depend on).
-void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
-                  const Flags& now, const std::vector<std::string>& exempt = {});
+// `model` is what the binary trains ("lm", "seq2seq"): a checkpoint of the other binary is named as such.
+void check_resume(const Checkpoint& ck, const std::string& path, const std::string& model,
+                  const std::vector<std::string>& variants, const Flags& now, const std::vector<std::string>& exempt = {});
 
 }  // namespace synth

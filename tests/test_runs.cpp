@@ -210,6 +210,13 @@ TEST_CASE("runs: generation from a checkpoint is a function of the seed; --eval-
     auto step = synth_test::run_process(mt, {"--translate", "--checkpoint=" + dir / "saved/checkpoint-step4.ckpt"},
                                         dir.path);
     CHECK(step.err.find("is a training checkpoint") != std::string::npos);
+    auto resumed_by_mt = synth_test::run_process(
+        mt, {"--resume=" + dir / "saved/checkpoint-step4.ckpt", "--variants=R+V", "--runs-dir=" + dir / "mt"}, dir.path);
+    CHECK(resumed_by_mt.err.find("holds a 'lm' model (written by build/lm), not a 'seq2seq' model") != std::string::npos);
+    write_file_atomic(dir / "short.txt", "to be or not to be\n");
+    auto short_data = synth_test::run_process(lm, {"--data=" + dir / "short.txt", "--runs-dir=" + dir / "s"}, dir.path);
+    CHECK(short_data.err.find("its training split has 17 tokens, fewer than one window of --seq + 1 = 65 (lower --seq)") !=
+          std::string::npos);
     auto empty = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt="}, dir.path);
     CHECK(empty.err.find("--prompt is empty") != std::string::npos);
 }

@@ -226,7 +226,7 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
         return cross_entropy(model.forward(x, B, T, ctx), y, -1, 0.0f);
     };
     task.validate = [&] { return evaluate(model, val); };
-    task.config = f.dump();
+    task.config = f.dump() + "model=lm\n";
     task.tokenizer = corpus.serialize_tokenizer();
 
     const std::string prefix = o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
@@ -241,7 +241,7 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     write_metrics(dir, trainer.curve);
     Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, trainer.best());
     for (Checkpoint* ck : {&final_ck, &best_ck}) {
-        ck->config = f.dump() + "model=lm\nvariant=" + variant + "\n";
+        ck->config = f.dump() + "model=lm\nvariant=" + variant + "\n";  // as a kept model
         ck->tokenizer = corpus.serialize_tokenizer();
         ck->best_val = t.best_val;
     }
@@ -481,7 +481,7 @@ int run(int argc, char** argv) {
     if (!o.train.resume.empty()) {
         o.train.seed = runs[0].seed;
         resume = load_checkpoint(o.train.resume);
-        check_resume(resume, o.train.resume, variants, f);
+        check_resume(resume, o.train.resume, "lm", variants, f);
         SYNTH_CHECK(resume.step <= o.train.steps, "checkpoint ", o.train.resume, " is at step ", resume.step,
                     ", past --steps=", o.train.steps);
     }
@@ -489,6 +489,10 @@ int run(int argc, char** argv) {
     SYNTH_CHECK(o.train.resume.empty() || resume.tokenizer == corpus.serialize_tokenizer(), "checkpoint ",
                 o.train.resume, " has a different vocabulary from the one --data=", o.data,
                 " gives (was it trained on other data?)");
+    for (const auto& [split, tokens] : {std::pair<const char*, size_t>{"training", corpus.train.size()},
+                                        {"validation", corpus.valid.size()}, {"test", corpus.test.size()}})
+        SYNTH_CHECK(tokens >= (size_t)o.model.attn.max_len + 1, "--data=", o.data, ": its ", split, " split has ", tokens,
+                    " tokens, fewer than one window of --seq + 1 = ", o.model.attn.max_len + 1, " (lower --seq)");
     std::fprintf(stderr, "lm: %s (%s level, vocab %d, %zu train / %zu valid / %zu test tokens), OpenBLAS kernel %s, %d threads\n",
                  o.data.c_str(), corpus.kind.c_str(), corpus.vocab, corpus.train.size(), corpus.valid.size(),
                  corpus.test.size(), blas_kernel_name().c_str(), o.train.threads);

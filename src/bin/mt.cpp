@@ -269,7 +269,7 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
         return cross_entropy(model.decode(b.tgt_in, b.B, b.T, mem, ctx), b.tgt_out, Bpe::kPad, o.label_smoothing);
     };
     task.validate = [&] { return evaluate(model, data.val_pairs, val_batches); };
-    task.config = f.dump();
+    task.config = f.dump() + "model=seq2seq\n";
     task.tokenizer = bpe.serialize();
 
     Trainer trainer(store, o.train, variant, checkpoint_base(o, variant, dir));
@@ -358,8 +358,8 @@ int translate_stdin(Options& o, Flags& f) {
     SYNTH_CHECK(!o.checkpoint.empty(), "--translate needs --checkpoint=FILE");
     validate_decoding(o);
     const Checkpoint ck = load_checkpoint(o.checkpoint);
-    SYNTH_CHECK(config_map(ck.config).count("model"), "checkpoint ", o.checkpoint, " is a training checkpoint (from "
-                "--save-every); --translate takes the kept parameters, a run's final.ckpt");
+    SYNTH_CHECK(ck.adam_m.empty(), "checkpoint ", o.checkpoint, " is a training checkpoint (from --save-every); "
+                "--translate takes the kept parameters, a run's final.ckpt");
     SYNTH_CHECK(ck.config_value("model") == "seq2seq", "checkpoint ", o.checkpoint, " holds a '", ck.config_value("model"),
                 "' model (written by build/lm), not a translation model");
     f.load(ck.config, FlagRole::Model);
@@ -510,7 +510,7 @@ int run(int argc, char** argv) {
         resume = load_checkpoint(o.train.resume);
         // Not --steps: the inverse-square-root schedule and the batch order depend only on the
         // step, so a finished run resumed with more steps is exactly the longer run.
-        check_resume(resume, o.train.resume, variants, f,
+        check_resume(resume, o.train.resume, "seq2seq", variants, f,
                      schedule_uses_total(o.train.schedule) ? std::vector<std::string>{} : std::vector<std::string>{"steps"});
     }
     const MtData data = load_data(o, dir);
