@@ -5,7 +5,7 @@
 # timings: three ways of running the same runs give the same numbers. Without slurm.csv it
 # compares the two and says so, unless SWEEP_TEST_REQUIRE_SLURM=1 (make test-sweeps).
 source "$(dirname "$0")/common.sh"
-command -v parallel >/dev/null && parallel --version 2>/dev/null | grep -q 'GNU parallel' ||
+command -v parallel >/dev/null && [[ $(parallel --version 2>/dev/null) == *'GNU parallel'* ]] ||
     SYNTH_WITH_SWEEPS=1 bash scripts/deps.sh
 check_runner
 

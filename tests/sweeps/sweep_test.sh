@@ -48,7 +48,7 @@ must_fail "no name" "$sweep" commands --grid=--heads=1,2
 must_fail "-j 0" "$sweep" local "$W/g.sweep" -j 0
 printf 'binary: lm\nsteps: 5\n' >"$W/bad.sweep"
 must_fail "an unknown key" "$sweep" commands "$W/bad.sweep"
-"$sweep" --help | grep -q '^Usage: scripts/sweep' || fail "--help"
+[[ $("$sweep" --help) == 'Usage: scripts/sweep'* ]] || fail "--help"
 
 # local: every run, with cores / N threads, then the report.
 cat >"$W/t.sweep" <<SWEEP
