@@ -1,20 +1,16 @@
 #include "io.h"
 
-#include <cstdlib>
-
-#include <filesystem>
-
-#include <signal.h>
-
 #include <fcntl.h>
-#include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "common.h"
 
@@ -24,6 +20,12 @@ std::string read_file(const std::string& path) {
     struct stat st;
     SYNTH_CHECK(::stat(path.c_str(), &st) == 0, "cannot open '", path, "': ", std::strerror(errno));
     SYNTH_CHECK(!S_ISDIR(st.st_mode), "'", path, "' is a directory, not a file");
+    // A device or a pipe (/dev/zero, a FIFO) could stream forever, and a file larger than half
+    // the memory cannot be held: both are refused before a byte is read.
+    SYNTH_CHECK(S_ISREG(st.st_mode), "'", path, "' is not a regular file (a device, pipe or socket)");
+    const long long limit = (long long)::sysconf(_SC_PHYS_PAGES) * ::sysconf(_SC_PAGESIZE) / 2;
+    SYNTH_CHECK(limit <= 0 || (long long)st.st_size <= limit, "'", path, "' is ", st.st_size,
+                " bytes, more than half of this machine's memory");
     FILE* f = std::fopen(path.c_str(), "rb");
     SYNTH_CHECK(f, "cannot open '", path, "': ", std::strerror(errno));
     std::string out;

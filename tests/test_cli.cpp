@@ -209,3 +209,13 @@ TEST_CASE("cli: build/bleu refuses files that are not UTF-8 text, as sacreBLEU d
     }
     CHECK(synth_test::run_process(bleu, {dir / "ok.txt", dir / "ref.txt"}, dir.path).status == 0);
 }
+
+TEST_CASE("cli: a device or a pipe given as a file is refused before it is read") {
+    const std::string bleu = synth_test::binary_or_skip("bleu");
+    if (bleu.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "ref.txt", "a small house\n");
+    auto r = synth_test::run_process(bleu, {"/dev/zero", dir / "ref.txt"}, dir.path);  // would never end
+    CHECK(r.status == 1);
+    CHECK(r.err.find("'/dev/zero' is not a regular file") != std::string::npos);
+}
