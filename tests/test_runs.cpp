@@ -323,3 +323,44 @@ TEST_CASE("runs: ten kill -9 during a --save-every=1 run, each resumed, end in t
     for (const auto& e : std::filesystem::directory_iterator(run))  // no temporaries left behind
         CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
+
+TEST_CASE("runs: a divergence, a kill and a full disk during a run leave every tracked file untouched") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty() || std::system("git --version > /dev/null 2>&1") != 0) return;
+    ScratchDir dir;
+    // A repository like synth's: a committed results table, runs/ ignored.
+    const std::string repo = dir / "repo";
+    std::filesystem::create_directories(repo + "/results");
+    write_file_atomic(repo + "/results/lm-tiny-none.md", "# a committed table\n");
+    write_file_atomic(repo + "/.gitignore", "runs/\n");
+    write_file_atomic(repo + "/tiny.txt", tiny_corpus());
+    auto sh = [&](const std::string& cmd) { return std::system(("cd '" + repo + "' && " + cmd).c_str()); };
+    REQUIRE(sh("git init -q . && git add . && git -c user.name=t -c user.email=t@t commit -qm base") == 0);
+    auto clean = [&] {
+        const std::string out = dir / "status.txt";
+        REQUIRE(sh("git status --porcelain > '" + out + "'") == 0);
+        return read_file(out);
+    };
+    const std::string base = "'" + lm + "' --data=tiny.txt --preset=none --variants=R+V --d-model=16 --layers=1 "
+                             "--heads=2 --d-ff=32 --seq=16 --batch=4 --steps=200 --eval-every=20 --eval-batches=2 "
+                             "--threads=1 --save-every=5 > out.txt 2> err.txt";
+    // Divergence: an absurd learning rate without clipping.
+    CHECK(sh(base + " --lr=1e30 --warmup=0 --clip=0") != 0);
+    CHECK(read_file(repo + "/err.txt").find("the training loss became") != std::string::npos);
+    std::filesystem::remove(repo + "/out.txt");
+    std::filesystem::remove(repo + "/err.txt");
+    CHECK(clean() == "");
+    // A kill mid-run.
+    sh("(" + base + " --tag=killed & pid=$!; sleep 0.3; kill -9 $pid; wait $pid) > /dev/null 2>&1");
+    std::filesystem::remove(repo + "/out.txt");
+    std::filesystem::remove(repo + "/err.txt");
+    CHECK(clean() == "");
+    // A full disk: files may not grow past 16 KiB, less than one checkpoint (SIGXFSZ ignored, so
+    // the write fails with EFBIG as it would with ENOSPC).
+    CHECK(sh("(trap '' XFSZ; ulimit -f 16; " + base + " --tag=full)") != 0);
+    CHECK(read_file(repo + "/err.txt").find("error: cannot write '") != std::string::npos);
+    std::filesystem::remove(repo + "/out.txt");
+    std::filesystem::remove(repo + "/err.txt");
+    CHECK(clean() == "");
+    CHECK(read_file(repo + "/results/lm-tiny-none.md") == "# a committed table\n");
+}
