@@ -92,6 +92,17 @@ void ensure_writable_dir(const std::string& dir) {
     ::unlink(probe.c_str());
 }
 
+double available_memory_bytes() {
+    FILE* f = std::fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+    return kb * 1024.0;
+}
+
 int sweep_stale_temporaries(const std::string& dir) {
     namespace fs = std::filesystem;
     std::error_code ec;

@@ -19,6 +19,9 @@ extern long long write_fail_after_for_testing;
 // Runners call this before training so an unwritable results directory fails in second one.
 void ensure_writable_dir(const std::string& dir);
 
+// MemAvailable of /proc/meminfo in bytes, or 0 where it cannot be read.
+double available_memory_bytes();
+
 // Removes the "<name>.tmp.<pid>" files that write_file_atomic left in `dir` when a process was
 // killed mid-write (pids no longer running); returns how many. A missing `dir` is no error.
 int sweep_stale_temporaries(const std::string& dir);

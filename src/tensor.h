@@ -52,6 +52,7 @@ public:
     // regrown to the high-water mark, so a steady-state step performs no allocation.
     void reset();
     size_t capacity_bytes() const { return cap_ * sizeof(float); }
+    size_t in_use_bytes() const { return (used_ + overflow_total_) * sizeof(float); }  // since reset()
 
 private:
     float* block_ = nullptr;

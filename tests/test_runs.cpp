@@ -271,7 +271,7 @@ TEST_CASE("runs: ten kill -9 during a --save-every=1 run, each resumed, end in t
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_corpus());
     std::vector<std::string> args = tiny_sweep(dir.path);
-    for (const char* a : {"--variants=R+V", "--seeds=1", "--save-every=1", "--keep-last=3", "--steps=80",
+    for (const char* a : {"--variants=R+V", "--seeds=1", "--save-every=1", "--keep-last=3", "--steps=200",
                           "--eval-every=10", "--dropout=0.1"})
         args.push_back(a);
     auto with_dir = [&](const std::string& d) {
@@ -363,4 +363,18 @@ TEST_CASE("runs: a divergence, a kill and a full disk during a run leave every t
     std::filesystem::remove(repo + "/err.txt");
     CHECK(clean() == "");
     CHECK(read_file(repo + "/results/lm-tiny-none.md") == "# a committed table\n");
+}
+
+TEST_CASE("runs: a run whose memory exceeds the machine's is refused before training, naming the flag") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    std::vector<std::string> args = tiny_sweep(dir.path);
+    args.push_back("--batch=2000000000");
+    auto r = synth_test::run_process(lm, args, dir.path);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("one training step at --batch=2000000000 --seq=16 needs about") != std::string::npos);
+    CHECK(r.err.find("lower --batch or --seq") != std::string::npos);
+    CHECK(r.err.find("step 1/") == std::string::npos);  // no training step ran
 }

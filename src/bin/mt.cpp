@@ -503,7 +503,6 @@ int run(int argc, char** argv) {
     const std::vector<std::string> variants = split_list(o.variants);
     const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty(), "hyps");
     o.train.prepare_checkpoint_dir();
-    const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     Checkpoint resume;
     if (!o.train.resume.empty()) {
         o.train.seed = runs[0].seed;
@@ -513,6 +512,7 @@ int run(int argc, char** argv) {
         check_resume(resume, o.train.resume, "seq2seq", variants, f,
                      schedule_uses_total(o.train.schedule) ? std::vector<std::string>{} : std::vector<std::string>{"steps"});
     }
+    const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     const MtData data = load_data(o, dir);
     SYNTH_CHECK(o.train.resume.empty() || resume.tokenizer == data.bpe.serialize(), "checkpoint ", o.train.resume,
                 " has a different BPE from the one learned on --data=", o.data);
