@@ -74,6 +74,14 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
         ::unlink(tmp.c_str());
         fail("cannot rename '", tmp, "' to '", path, "': ", std::strerror(e));
     }
+    // The rename is durable only once the directory entry is: fsync the directory too.
+    const size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
 }
 
 void ensure_writable_dir(const std::string& dir) {

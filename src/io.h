@@ -1,7 +1,7 @@
 // io.h: reading whole files with clear errors, and atomic writes.
 //
-// write_file_atomic writes to "<path>.tmp.<pid>", flushes, fsyncs, then renames over
-// <path>: a crash or a full disk half-way leaves the previous file intact.
+// write_file_atomic writes to "<path>.tmp.<pid>", flushes, fsyncs, renames it over <path> and
+// fsyncs the directory: a crash or a full disk half-way leaves the previous file intact.
 #pragma once
 
 #include <string>

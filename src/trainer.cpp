@@ -184,6 +184,26 @@ float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& l
     return l.data[0];
 }
 
+void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
+                           double sequences, const std::string& name, const std::string& lower) {
+    const double available = available_memory_bytes();
+    if (available <= 0) return;
+    auto gib = [](double b) { return fmt(b / (1 << 30), 2) + " GiB"; };
+    int64_t n = 0;
+    for (const Param& p : store.params()) n += numel_of(p.shape);
+    const double params = 5.0 * sizeof(float) * n;  // values, gradients, m, v, best
+    SYNTH_CHECK(params < 0.9 * available, "[", name, "] the model's ", n, " parameters need about ", gib(params),
+                " with their gradients and AdamW state, but ", gib(available), " are available: lower the model size");
+    store.finalize(0);
+    AdamW opt(store, AdamWConfig{});
+    StepContext ctx{true, 0, 0, 0};
+    train_step(store, opt, [&] { return one_sequence_loss(ctx); }, 0.0f, 0.0f);
+    const double need = params + (double)scratch().in_use_bytes() * sequences;
+    scratch().reset();
+    SYNTH_CHECK(need < 0.9 * available, "[", name, "] one training step needs about ", gib(need), ", but ",
+                gib(available), " are available: lower ", lower);
+}
+
 std::string best_companion(const std::string& path) {
     const std::string ext = ".ckpt";
     const bool has_ext = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;

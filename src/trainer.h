@@ -108,6 +108,14 @@ private:
 // gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
 float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip);
 
+// Fail before the work: the memory of training the model declared in `store` (not yet
+// finalized): its parameters with their gradients, AdamW moments and best copy, and one step's
+// activations, measured by running `one_sequence_loss` (a step on a single sequence; the store
+// is finalized first) and scaled by `sequences` per batch, against the available memory.
+// Throws naming `name` and `lower` (the flags to lower) when it does not fit.
+void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
+                           double sequences, const std::string& name, const std::string& lower);
+
 // The file of the best parameters saved beside a training checkpoint.
 std::string best_companion(const std::string& checkpoint_path);
 // A checkpoint of `values` (a flat copy of the store's data) with the store's table.

@@ -279,31 +279,15 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     return r;
 }
 
-// Fail before the work: the memory of training `variant`, i.e. its parameters with their
-// gradients, AdamW moments and best copy, and one step's activations, measured on a single
-// sequence and scaled to --batch (they grow linearly with it), against what the machine has.
+// Fail before the work: training `variant` must fit in the available memory (trainer.h).
 void check_memory(const Options& o, const std::string& variant, int vocab) {
-    const double available = available_memory_bytes();
-    if (available <= 0) return;
-    auto gib = [](double b) { return fmt(b / (1 << 30), 2) + " GiB"; };
     ParamStore store;
     TransformerLM model(store, model_config(o, variant, vocab));
-    int64_t n = 0;
-    for (const Param& p : store.params()) n += numel_of(p.shape);
-    const double params = 5.0 * sizeof(float) * n;  // values, gradients, m, v, best
-    SYNTH_CHECK(params < 0.9 * available, "[", variant, "] the model's ", n, " parameters need about ", gib(params),
-                " with their gradients and AdamW state, but ", gib(available), " are available: lower --d-model, "
-                "--d-ff, --layers or --seq");
-    store.finalize(0);
-    AdamW opt(store, AdamWConfig{});
     const int T = o.model.attn.max_len;
-    std::vector<int32_t> x(T, 0);
-    StepContext ctx{true, 0, 0, 0};
-    train_step(store, opt, [&] { return cross_entropy(model.forward(x, 1, T, ctx), x, -1, 0.0f); }, 0.0f, 0.0f);
-    const double need = params + (double)scratch().in_use_bytes() * o.batch;
-    scratch().reset();
-    SYNTH_CHECK(need < 0.9 * available, "[", variant, "] one training step at --batch=", o.batch, " --seq=", T,
-                " needs about ", gib(need), ", but ", gib(available), " are available: lower --batch or --seq");
+    const std::vector<int32_t> x(T, 0);  // one sequence
+    check_training_memory(
+        store, [&](StepContext& ctx) { return cross_entropy(model.forward(x, 1, T, ctx), x, -1, 0.0f); }, o.batch,
+        variant, "--batch=" + std::to_string(o.batch) + " or --seq=" + std::to_string(T));
 }
 
 // ---- --bench: throughput on random tokens, one child process per variant ------------------

@@ -351,6 +351,23 @@ JsonObject result_json(const Options& o, const Flags& f, const RunsConfig::Run& 
     return j;
 }
 
+// Fail before the work: training `variant` must fit in the available memory (trainer.h). The
+// largest activations come from batches of the longest sentences: batch-tokens / L of length L.
+void check_memory(const Options& o, const std::string& variant, int vocab) {
+    ParamStore store;
+    Seq2Seq model(store, model_config(o, variant, vocab));
+    const int L = o.model.attn.max_len;
+    const std::vector<int32_t> ids(L, 3);  // one pair of the maximum length
+    check_training_memory(
+        store,
+        [&](StepContext& ctx) {
+            EncoderMemory mem = model.memory(model.encode(ids, 1, L, ctx), ids);
+            return cross_entropy(model.decode(ids, 1, L, mem, ctx), ids, Bpe::kPad, 0.0f);
+        },
+        std::max(1, o.batch_tokens / L), variant,
+        "--batch-tokens=" + std::to_string(o.batch_tokens) + " or --max-len=" + std::to_string(L));
+}
+
 // ---- --translate ---------------------------------------------------------------------------
 
 // Rebuilds the network from the checkpoint's Model flags and translates stdin.
@@ -514,6 +531,7 @@ int run(int argc, char** argv) {
     }
     const std::string dir = o.data == "multi30k" ? data_dir("multi30k_en_de") : o.data;
     const MtData data = load_data(o, dir);
+    for (const std::string& v : variants) check_memory(o, v, data.bpe.vocab_size());
     SYNTH_CHECK(o.train.resume.empty() || resume.tokenizer == data.bpe.serialize(), "checkpoint ", o.train.resume,
                 " has a different BPE from the one learned on --data=", o.data);
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
