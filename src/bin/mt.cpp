@@ -2,7 +2,7 @@
 //
 //   build/mt --data=multi30k --preset=quick                  # the default sweep, a few minutes
 //   build/mt --data=multi30k --variants=V,R --preset=full    # the documented run
-//   build/mt --translate --checkpoint=checkpoints/mt-V.ckpt < sentences.en > sentences.de
+//   build/mt --translate --checkpoint=runs/mt-multi30k-full/V-seed1337/final.ckpt < sentences.en > sentences.de
 //
 // The joint BPE is learned once per process, deterministically, on the training source and
 // target lines. Then, per variant: train with the same seed and batch order, keep the
