@@ -73,6 +73,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
        << "Each row is the mean +- sample standard deviation over the seeds (n) of the runs with that variant. "
        << "Produced by the report step from " << runs.size() << " run directories (one row each in the CSV beside this "
        << "file).\n";
+    std::string common;
+    for (const auto& [k, v] : group_map(groups.begin()->first))
+        if (!differing.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
+    md << "\nSettings of every run: " << common << ".\n";
     for (const auto& [g, members] : groups) {
         std::string label;
         for (const auto& [k, v] : group_map(g))
