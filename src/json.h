@@ -18,7 +18,7 @@ struct JsonObject {
     std::vector<bool> quoted;  // per field: a string (true) or a bare number/literal (false)
 
     void text(const std::string& key, const std::string& value);
-    void number(const std::string& key, double value, int decimals = -1);  // -1: shortest exact form
+    void number(const std::string& key, double value, int decimals = -1);  // -1: 17 significant digits (exact)
     void integer(const std::string& key, long long value);
     std::string dump() const;  // one line, no trailing newline
     bool has(const std::string& key) const;

@@ -34,6 +34,19 @@ std::vector<int> parse_seeds(const std::string& seeds, int default_seed) {
     return out;
 }
 
+// A run that starts afresh in a directory an earlier (overwritten, or killed and not resumed)
+// run used removes that run's files, so no checkpoint, hypothesis or metric of it survives
+// beside the new run's. Files synth does not write are left alone.
+static void clear_run_dir(const std::string& dir) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().string();
+        const bool ours = n == "config.json" || n == "metrics.jsonl" || n == "result.json" || n == "hyps" ||
+                          (n.size() > 5 && n.compare(n.size() - 5, 5, ".ckpt") == 0);
+        if (ours) fs::remove_all(e.path(), ec);
+    }
+}
+
 void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("seeds", &seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
     f.add("runs-dir", &runs_dir, "runs go to <runs-dir>/" + binary + "-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
@@ -47,6 +60,9 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
 std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,
                                               int default_seed, bool resuming, const std::string& subdir) const {
     const std::vector<int> list = parse_seeds(seeds, default_seed);
+    for (size_t i = 0; i < variants.size(); ++i)
+        SYNTH_CHECK(std::find(variants.begin(), variants.begin() + i, variants[i]) == variants.begin() + i,
+                    "--variants repeats ", variants[i]);
     SYNTH_CHECK(run_dir.empty() || variants.size() * list.size() == 1, "--run-dir names one run, but --variants and "
                 "--seeds give ", variants.size() * list.size(), " (use --runs-dir for several)");
     SYNTH_CHECK(!resuming || list.size() == 1, "--resume continues one run, but --seeds names ", list.size());
@@ -55,11 +71,23 @@ std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const st
         for (int seed : list) {
             const std::string dir = run_dir.empty() ? run_dir_path(runs_dir, sweep, v, seed) : run_dir;
             check_run_dir_free(dir, resuming, overwrite);
+            if (!resuming) clear_run_dir(dir);
             ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
             sweep_stale_temporaries(dir);  // left by a run killed mid-write
             runs.push_back({v, seed, dir});
         }
     return runs;
+}
+
+int RunsConfig::resumed_seed(const Checkpoint& ck, const std::string& path, bool seed_given, int seed) const {
+    const std::map<std::string, std::string> config = config_map(ck.config);
+    if (!config.count("seed")) return seed;  // not a training checkpoint: check_resume says so
+    const std::vector<int> list = parse_seeds(config.at("seed"), 0);
+    SYNTH_CHECK(list.size() == 1, "checkpoint ", path, " has no single seed in its config");
+    SYNTH_CHECK(!seed_given || seed == list[0], "checkpoint ", path, " is a run of seed ", list[0], ", not --seed=", seed);
+    SYNTH_CHECK(seeds.empty() || parse_seeds(seeds, 0) == list, "checkpoint ", path, " is a run of seed ", list[0],
+                ", not --seeds=", seeds);
+    return list[0];
 }
 
 std::string RunsConfig::sweep_report(const std::string& sweep) const {
@@ -80,12 +108,13 @@ std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, 
     return runs_dir + "/" + sweep + "/" + variant + "-seed" + std::to_string(seed);
 }
 
-std::string run_group(const Flags& f) {
+std::string run_group(const Flags& f, const std::vector<std::string>& extra) {
     const std::map<std::string, std::string> values = config_map(f.dump());
     std::string out;
     for (FlagRole role : {FlagRole::Model, FlagRole::Training})
         for (const std::string& k : f.names(role))
             if (k != "seed") out += k + "=" + values.at(k) + "\n";
+    for (const std::string& k : extra) out += k + "=" + values.at(k) + "\n";
     return out;
 }
 
@@ -121,7 +150,8 @@ void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
                 "or --overwrite to replace it");
 }
 
-void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads) {
+void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
+                      const std::string& group) {
     // The run starts: a result from before (an overwritten or resumed run) is no longer its result.
     fs::remove(dir + "/result.json");
     JsonObject o;
@@ -133,7 +163,7 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     o.text("host", host);
-    o.text("group_hash", short_hash(run_group(f)));
+    o.text("group_hash", short_hash(group));
     for (const auto& [k, v] : config_map(f.dump())) o.text("flag." + k, v);
     write_file_atomic(dir + "/config.json", o.dump() + "\n");
 }

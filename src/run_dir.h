@@ -4,7 +4,9 @@
 //     config.json    every resolved flag, and the facts around them: binary, git commit, OpenBLAS
 //                    kernel, precision, threads, host
 //     metrics.jsonl  one object per step: {"step", "train_loss", "lr"} and "val_loss" when evaluated
-//     step<N>.ckpt   resumable checkpoints (--save-every); final.ckpt and best.ckpt at the end
+//     checkpoint-step<N>.ckpt (+ .best.ckpt)  resumable checkpoints (--save-every)
+//     final.ckpt     the model to use (build/lm: the last parameters; build/mt: the best), and
+//                    best.ckpt (build/lm: the parameters of the best validation loss)
 //     result.json    the final metrics, written last: a finished run is a directory that has one
 //
 // A run writes only its own directory, so runs of a sweep never share a file (no locks, safe on
@@ -23,6 +25,7 @@
 namespace synth {
 
 class Flags;
+struct Checkpoint;
 
 // --seeds ("1,2,3", or empty for the single --seed) as integers; throws naming a bad entry.
 std::vector<int> parse_seeds(const std::string& seeds, int default_seed);
@@ -31,15 +34,17 @@ std::vector<int> parse_seeds(const std::string& seeds, int default_seed);
 std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, const std::string& variant, int seed);
 
 // The run's identity for grouping runs into a table: every Model and Training flag but the
-// seed, as "key=value" lines; and a short hash of it.
-std::string run_group(const Flags& f);
+// seed, and the `extra` flags that change the reported numbers without being either (mt's
+// --epochs and decoding flags), as "key=value" lines; and a short hash of it.
+std::string run_group(const Flags& f, const std::vector<std::string>& extra = {});
 std::string short_hash(const std::string& bytes);  // 16 hex digits of FNV-1a 64
 
 // Before a run starts in `dir`: a directory that already holds a finished run (result.json) is
 // refused, so that nothing already written is lost, unless the run resumes it or `overwrite`.
 void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite);
 
-void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads);
+void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
+                      const std::string& group);
 // metrics.jsonl from the trainer's curve, atomically.
 void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve);
 // The rows for steps 1..until_step of a run's metrics.jsonl; warns if some are missing.
@@ -63,6 +68,9 @@ struct RunsConfig {
     };
     std::vector<Run> plan(const std::string& sweep, const std::vector<std::string>& variants, int default_seed,
                           bool resuming, const std::string& subdir = "") const;
+    // --resume continues the checkpoint's run, so its seed: the checkpoint's, which --seeds or
+    // --seed may repeat but not contradict.
+    int resumed_seed(const Checkpoint& ck, const std::string& path, bool seed_given, int seed) const;
     // The invocation's own report: <runs_dir>/<sweep>/report, or "" for a single --run-dir.
     std::string sweep_report(const std::string& sweep) const;
 };

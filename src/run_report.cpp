@@ -55,7 +55,14 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     std::map<std::string, std::vector<const RunRecord*>> groups;
     for (const RunRecord& r : runs) groups[r.result.at("group")].push_back(&r);
     // The same flags on other data (a file of the same name with other contents) is not the
-    // same experiment: refuse to average it in.
+    // same experiment: refuse to average it in. Nor may one (variant, seed) count twice.
+    for (const auto& [g, members] : groups) {
+        std::set<std::pair<std::string, std::string>> seen;
+        for (const RunRecord* r : members)
+            SYNTH_CHECK(seen.insert({r->result.at("variant"), r->result.at("seed")}).second, "report: ", r->dir,
+                        " repeats variant ", r->result.at("variant"), " seed ", r->result.at("seed"),
+                        " of the same config: give each run once");
+    }
     for (const auto& [g, members] : groups)
         for (const RunRecord* r : members)
             SYNTH_CHECK(spec.force || r->result.at("data_hash") == members[0]->result.at("data_hash"), "report: ", r->dir,
@@ -107,8 +114,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
             }
             t.rows.push_back(row);
             for (const RunRecord* r : by_variant[v])
-                seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
-                                  spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key), r->result.num("params")});
+                if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
+                    seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
+                                      spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
+                                      r->result.num("params")});
         }
         md << "\n" << t.to_markdown() << seeded_findings(seeded);
         if (spec.group_note) md << spec.group_note(members);

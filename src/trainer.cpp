@@ -45,7 +45,7 @@ void TrainConfig::bind(Flags& f) {
     f.add("eval-every", &eval_every, "steps between validation evaluations", FlagRole::Training);
     f.add("log-every", &log_every, "steps between progress lines");
     f.add("save-every", &save_every, "save a resumable checkpoint every N steps (0 = never)");
-    f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints (0 = all)");
+    f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints this process wrote (0 = all)");
     f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
 }
@@ -61,9 +61,7 @@ void TrainConfig::validate() const {
 }
 
 void TrainConfig::prepare_checkpoint_dir() const {
-    if (checkpoint_dir.empty() || save_every == 0) return;
-    ensure_writable_dir(checkpoint_dir);
-    sweep_stale_temporaries(checkpoint_dir);
+    if (!checkpoint_dir.empty() && save_every > 0) ensure_writable_dir(checkpoint_dir);
 }
 
 Trainer::Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix)
@@ -139,7 +137,8 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         r_.compute_s += now_seconds() - t0;
         r_.tokens += tokens;
         SYNTH_CHECK(std::isfinite(l), "[", name_, "] the training loss became ", l, " at step ", step + 1, " of ", total,
-                    " (lower --lr or raise --warmup); no results were written for this variant; ",
+                    " (lower --lr or raise --warmup); this run has no result, and the runs after it in this invocation did not "
+                    "start; ",
                     last_checkpoint_.empty() ? "no checkpoint was saved (see --save-every)"
                                              : "the last good checkpoint is " + last_checkpoint_ +
                                                    " (continue from it with --resume=" + last_checkpoint_ + ")");

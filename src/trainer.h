@@ -42,8 +42,8 @@ struct TrainConfig {
 
     void bind(Flags& f);
     void validate() const;
-    // With --save-every and --checkpoint-dir: the directory exists, is writable, and holds no
-    // stale temporaries of a killed writer.
+    // With --save-every and --checkpoint-dir: the directory exists and is writable. (Its stale
+    // temporaries are not swept: other hosts' runs may be writing there.)
     void prepare_checkpoint_dir() const;
     AdamWConfig adamw() const { return AdamWConfig{0.9f, beta2, adam_eps, weight_decay}; }
 };

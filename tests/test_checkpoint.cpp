@@ -348,7 +348,7 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
     const auto args = tiny_lm_args(dir / "tiny.txt", dir.path);
-    const std::string ck6 = dir / "ck/lm-tiny-none-R+V-step6.ckpt", ck12 = dir / "ck/lm-tiny-none-R+V-step12.ckpt";
+    const std::string ck6 = dir / "ck/lm-tiny-none-R+V-seed1337-step6.ckpt", ck12 = dir / "ck/lm-tiny-none-R+V-seed1337-step12.ckpt";
 
     auto full = synth_test::run_process(lm, with(args, {"--save-every=6"}), dir.path);
     INFO("stderr: ", full.err);
@@ -391,7 +391,7 @@ TEST_CASE("checkpoint: build/lm --resume refuses another variant, model shape, v
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
     const auto args = tiny_lm_args(dir / "tiny.txt", dir.path);
-    const std::string ck = dir / "ck/lm-tiny-none-R+V-step2.ckpt";
+    const std::string ck = dir / "ck/lm-tiny-none-R+V-seed1337-step2.ckpt";
     auto first = synth_test::run_process(lm, with(args, {"--steps=2", "--save-every=2"}), dir.path);
     INFO("stderr: ", first.err);
     REQUIRE(first.status == 0);
@@ -441,8 +441,8 @@ TEST_CASE("checkpoint: build/lm names the step and the last good checkpoint when
     CHECK(saved.status == 1);
     CHECK(str(saved.err) == doctest::Contains("[R+V] the training loss became "));
     CHECK(str(saved.err) == doctest::Contains(" at step 2 of 12 (lower --lr or raise --warmup)"));
-    CHECK(str(saved.err) == doctest::Contains(str("the last good checkpoint is " + dir / "ck/lm-tiny-none-R+V-step1.ckpt")));
-    CHECK(load_checkpoint(dir / "ck/lm-tiny-none-R+V-step1.ckpt").step == 1);
+    CHECK(str(saved.err) == doctest::Contains(str("the last good checkpoint is " + dir / "ck/lm-tiny-none-R+V-seed1337-step1.ckpt")));
+    CHECK(load_checkpoint(dir / "ck/lm-tiny-none-R+V-seed1337-step1.ckpt").step == 1);
 
     auto unsaved = synth_test::run_process(lm, args, dir.path);
     CHECK(unsaved.status == 1);
@@ -495,7 +495,7 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     ScratchDir dir;
     write_tiny_parallel(dir);
     const auto args = tiny_mt_args(dir.path);
-    const std::string ck6 = dir / "ck/mt-none-R+V-step6.ckpt", ck12 = dir / "ck/mt-none-R+V-step12.ckpt";
+    const std::string ck6 = dir / "ck/mt-toy-none-R+V-seed1337-step6.ckpt", ck12 = dir / "ck/mt-toy-none-R+V-seed1337-step12.ckpt";
     const std::string run = dir / "runs/mt-toy-none/R+V-seed1337";
     const std::string kept = run + "/final.ckpt", hyps = run + "/hyps/test.de";
 
@@ -506,7 +506,7 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     const std::string translations = read_file(hyps), result = result_without_timings(run);
     CHECK(load_checkpoint(ck6).step == 6);
     CHECK(load_checkpoint(ck6).config_value("best-step") == "4");
-    CHECK(load_checkpoint(dir / "ck/mt-none-R+V-step6.best.ckpt").step == 4);
+    CHECK(load_checkpoint(dir / "ck/mt-toy-none-R+V-seed1337-step6.best.ckpt").step == 4);
     CHECK(uninterrupted.config_value("variant") == "R+V");
 
     resume_from_step6(mt, args, ck6, dir);
@@ -528,12 +528,12 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
     REQUIRE(six.status == 0);
     auto extended = synth_test::run_process(
         mt, with(args, {"--save-every=6", "--checkpoint-dir=" + shorter, "--runs-dir=" + shorter,
-                        "--resume=" + shorter + "/mt-none-R+V-step6.ckpt"}),
+                        "--resume=" + shorter + "/mt-toy-none-R+V-seed1337-step6.ckpt"}),
         dir.path);
     INFO("stderr: ", extended.err);
     REQUIRE(extended.status == 0);
     CHECK(extended.err.find("warning") == std::string::npos);
-    check_same_state(load_checkpoint(shorter + "/mt-none-R+V-step12.ckpt"), uninterrupted);
+    check_same_state(load_checkpoint(shorter + "/mt-toy-none-R+V-seed1337-step12.ckpt"), uninterrupted);
 
     // Refusals name the problem: another model shape, a missing companion, a foreign BPE.
     auto refused = [&](const std::vector<std::string>& more) {
@@ -552,8 +552,8 @@ TEST_CASE("checkpoint: build/mt resumed at step 6 reproduces the uninterrupted r
         write_file_atomic(dir / ("other/" + std::string(f)), "quite different words here\nand more of them\n");
     CHECK(refused({"--resume=" + ck6, "--data=" + dir / "other"}) ==
           doctest::Contains(str("checkpoint " + ck6 + " has a different BPE from the one learned on --data=" + dir / "other")));
-    std::filesystem::remove(dir / "ck/mt-none-R+V-step6.best.ckpt");
-    CHECK(refused({"--resume=" + ck6}) == doctest::Contains(str("cannot open '" + dir / "ck/mt-none-R+V-step6.best.ckpt")));
+    std::filesystem::remove(dir / "ck/mt-toy-none-R+V-seed1337-step6.best.ckpt");
+    CHECK(refused({"--resume=" + ck6}) == doctest::Contains(str("cannot open '" + dir / "ck/mt-toy-none-R+V-seed1337-step6.best.ckpt")));
 }
 
 TEST_CASE("checkpoint: build/mt names the step and the last good checkpoint when the loss diverges") {
@@ -566,7 +566,7 @@ TEST_CASE("checkpoint: build/mt names the step and the last good checkpoint when
     CHECK(saved.status == 1);
     CHECK(str(saved.err) == doctest::Contains("[R+V] the training loss became "));
     CHECK(str(saved.err) == doctest::Contains(" at step 2 of 12 (lower --lr or raise --warmup)"));
-    CHECK(str(saved.err) == doctest::Contains(str("the last good checkpoint is " + dir / "ck/mt-none-R+V-step1.ckpt")));
+    CHECK(str(saved.err) == doctest::Contains(str("the last good checkpoint is " + dir / "ck/mt-toy-none-R+V-seed1337-step1.ckpt")));
     auto unsaved = synth_test::run_process(mt, args, dir.path);
     CHECK(unsaved.status == 1);
     CHECK(str(unsaved.err) == doctest::Contains("no checkpoint was saved (see --save-every)"));

@@ -135,9 +135,14 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     const std::string other = dir / "other-data";
     std::filesystem::create_directories(other);
     std::filesystem::copy(sweep + "/V-seed1", other + "/V-seed1", std::filesystem::copy_options::recursive);
+    // An exact copy repeats a (variant, seed): refused.
+    auto twice = synth_test::run_process(lm, {"--report", "--out=" + dir / "t4", sweep, other}, dir.path);
+    CHECK(twice.status == 1);
+    CHECK(twice.err.find("repeats variant V seed 1 of the same config") != std::string::npos);
     std::string res = read_file(other + "/V-seed1/result.json");
     const size_t at = res.find("\"data_hash\": \"") + 14;
     res[at] = res[at] == '0' ? '1' : '0';
+    res.replace(res.find("\"seed\": 1,"), 10, "\"seed\": 7,");
     write_file_atomic(other + "/V-seed1/result.json", res);
     auto mixed = synth_test::run_process(lm, {"--report", "--out=" + dir / "t4", sweep, other}, dir.path);
     CHECK(mixed.status == 1);
@@ -377,4 +382,39 @@ TEST_CASE("runs: a run whose memory exceeds the machine's is refused before trai
     CHECK(r.err.find("one training step needs about") != std::string::npos);
     CHECK(r.err.find("lower --batch=2000000000 or --seq=16") != std::string::npos);
     CHECK(r.err.find("step 1/") == std::string::npos);  // no training step ran
+}
+
+TEST_CASE("runs: --resume continues the checkpoint's seed; --overwrite starts afresh; --variants may not repeat") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    std::vector<std::string> args = tiny_sweep(dir.path);
+    for (const char* a : {"--variants=V", "--seeds=2", "--save-every=4"}) args.push_back(a);
+    REQUIRE(synth_test::run_process(lm, args, dir.path).status == 0);
+    const std::string run = dir / "runs/lm-tiny-none/V-seed2", ck = run + "/checkpoint-step4.ckpt";
+    std::vector<std::string> resume = tiny_sweep(dir.path);
+    for (const std::string& a : {std::string("--variants=V"), "--resume=" + ck, std::string("--steps=12")})
+        resume.push_back(a);
+    resume.erase(std::find(resume.begin(), resume.end(), "--seeds=1,2"));
+    auto r = synth_test::run_process(lm, resume, dir.path);  // no --seeds: the checkpoint's seed 2
+    INFO("stderr: ", r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("was trained with --seed") == std::string::npos);  // the seed is the checkpoint's
+    CHECK(parse_json_object(read_file(run + "/result.json"), "result.json").at("steps") == "12");
+    CHECK(!std::filesystem::exists(dir / "runs/lm-tiny-none/V-seed1337"));
+    resume.push_back("--seeds=3");
+    auto wrong = synth_test::run_process(lm, resume, dir.path);
+    CHECK(wrong.err.find("is a run of seed 2, not --seeds=3") != std::string::npos);
+
+    // --overwrite: the new run's directory keeps nothing of the old one (its step checkpoints).
+    std::vector<std::string> again = tiny_sweep(dir.path);
+    for (const char* a : {"--variants=V", "--seeds=2", "--overwrite", "--steps=2"}) again.push_back(a);
+    REQUIRE(synth_test::run_process(lm, again, dir.path).status == 0);
+    CHECK(!std::filesystem::exists(ck));
+    CHECK(parse_json_object(read_file(run + "/result.json"), "result.json").at("steps") == "2");
+
+    std::vector<std::string> twice = tiny_sweep(dir.path);
+    twice.push_back("--variants=V,R,V");
+    CHECK(synth_test::run_process(lm, twice, dir.path).err.find("--variants repeats V") != std::string::npos);
 }

@@ -42,6 +42,10 @@ extern char** environ;
 namespace synth {
 namespace {
 
+// Flags that are neither model nor training flags but change the reported numbers: a run's
+// group (src/run_dir.h) includes them.
+const std::vector<std::string> kGroupExtra = {};
+
 struct Options {
     std::string data = "tinyshakespeare", variants = paper_sweep(), preset = "quick";
     std::string tag;
@@ -230,7 +234,8 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     task.tokenizer = corpus.serialize_tokenizer();
 
     const std::string prefix = o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
-                                                              : o.train.checkpoint_dir + "/" + run_name(o) + "-" + variant;
+                                                              : o.train.checkpoint_dir + "/" + run_name(o) + "-" + variant +
+                                                                    "-seed" + std::to_string(seed);
     Trainer trainer(store, tc, variant, prefix);
     trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
     if (resume) {
@@ -270,8 +275,8 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     r.integer("steps", tc.steps);
     r.text("data", o.data);
     r.text("data_hash", corpus_hash(corpus));
-    r.text("group_hash", short_hash(run_group(f)));
-    r.text("group", run_group(f));
+    r.text("group_hash", short_hash(run_group(f, kGroupExtra)));
+    r.text("group", run_group(f, kGroupExtra));
     write_result(dir, r);
     if (o.sample > 0)
         std::printf("--- sample from %s ---\n%s\n---\n", variant.c_str(),
@@ -486,12 +491,14 @@ int run(int argc, char** argv) {
     // Fail in the first second, not after hours: unwritable run or checkpoint directories, a bad
     // checkpoint to resume from, or missing data.
     const std::string sweep = run_name(o);
-    const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty());
-    o.train.prepare_checkpoint_dir();
     Checkpoint resume;
     if (!o.train.resume.empty()) {
-        o.train.seed = runs[0].seed;
         resume = load_checkpoint(o.train.resume);
+        o.train.seed = o.runs.resumed_seed(resume, o.train.resume, f.given("seed"), o.train.seed);
+    }
+    const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty());
+    o.train.prepare_checkpoint_dir();
+    if (!o.train.resume.empty()) {
         check_resume(resume, o.train.resume, "lm", variants, f);
         SYNTH_CHECK(resume.step <= o.train.steps, "checkpoint ", o.train.resume, " is at step ", resume.step,
                     ", past --steps=", o.train.steps);
@@ -513,7 +520,7 @@ int run(int argc, char** argv) {
     std::vector<std::string> done;
     for (const RunsConfig::Run& run : runs) {
         o.train.seed = run.seed;  // so that the saved flags (config.json, checkpoints) are this run's
-        write_run_config(run.dir, f, "lm", o.train.threads);
+        write_run_config(run.dir, f, "lm", o.train.threads, run_group(f, kGroupExtra));
         const JsonObject r = train_run(o, f, corpus, run.variant, run.seed, run.dir, o.train.resume.empty() ? nullptr : &resume);
         std::printf("%s\n", r.dump().c_str());  // the run's result, one JSON line
         std::fflush(stdout);

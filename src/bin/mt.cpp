@@ -6,8 +6,8 @@
 //
 // The joint BPE is learned once per process, deterministically, on the training source and
 // target lines. Then, per variant: train with the same seed and batch order, keep the
-// parameters of the best validation loss, save them with the config and the BPE to
-// checkpoints/, decode the validation and test sets with beam search, and score the
+// parameters of the best validation loss, save them with the config and the BPE in the run
+// directory, decode the validation and test sets with beam search, and score the
 // detokenised output with sacreBLEU-exact BLEU and chrF against the raw reference lines.
 // Each (variant, seed) is one run that writes only its own directory,
 // runs/mt-<data>-<preset>/<variant>-seed<seed>/ (src/run_dir.h): config, metrics, checkpoints,
@@ -41,6 +41,10 @@
 
 namespace synth {
 namespace {
+
+// Flags that are neither model nor training flags but change the reported numbers: a run's
+// group (src/run_dir.h) includes them.
+const std::vector<std::string> kGroupExtra = {"epochs", "valid-set", "test-sets", "beam", "len-penalty", "max-extra", "decode-limit"};
 
 struct Options {
     std::string data = "multi30k", src = "en", tgt = "de", variants = paper_sweep();
@@ -217,13 +221,25 @@ struct VariantResult {
     std::map<std::string, size_t> dropped;   // by set name: sources longer than L, not decoded
 };
 
+std::string data_stem(const std::string& data) {
+    std::string s = data;
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    return s.substr(s.find_last_of('/') + 1);
+}
+
+// The sweep's name: mt-<data>-<preset>[-<tag>].
+std::string sweep_name(const Options& o) {
+    return "mt-" + (o.data == "multi30k" ? std::string("multi30k") : data_stem(o.data)) + "-" + o.preset +
+           (o.tag.empty() ? "" : "-" + o.tag);
+}
+
 // With --save-every N, <base>-step<N>.ckpt (the training state) beside <base>-step<N>.best.ckpt
 // (the best parameters so far, which training must also carry on): in the run directory, or in
-// --checkpoint-dir as mt-<preset>[-<tag>]-<variant>.
+// --checkpoint-dir as <sweep>-<variant>-seed<seed>, a name no other run shares.
 std::string checkpoint_base(const Options& o, const std::string& variant, const std::string& dir) {
     return o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
-                                          : o.train.checkpoint_dir + "/mt-" + o.preset + (o.tag.empty() ? "" : "-" + o.tag) +
-                                                "-" + variant;
+                                          : o.train.checkpoint_dir + "/" + sweep_name(o) + "-" + variant + "-seed" +
+                                                std::to_string(o.train.seed);
 }
 
 // Everything a run trains on and scores against, shared by its variants.
@@ -346,8 +362,8 @@ JsonObject result_json(const Options& o, const Flags& f, const RunsConfig::Run& 
     j.number("decode_sent_s", r.decode_sent_s, 1);
     j.text("data", o.data);
     j.text("data_hash", data.hash);
-    j.text("group_hash", short_hash(run_group(f)));
-    j.text("group", run_group(f));
+    j.text("group_hash", short_hash(run_group(f, kGroupExtra)));
+    j.text("group", run_group(f, kGroupExtra));
     return j;
 }
 
@@ -395,12 +411,6 @@ int translate_stdin(Options& o, Flags& f) {
     }
     for (const std::string& h : detokenise(bpe, translate(model, srcs, decode_options(o)))) std::printf("%s\n", h.c_str());
     return 0;
-}
-
-std::string data_stem(const std::string& data) {
-    std::string s = data;
-    while (s.size() > 1 && s.back() == '/') s.pop_back();
-    return s.substr(s.find_last_of('/') + 1);
 }
 
 // The BPE (learned on the training source + target lines), the tokenized sets, and the
@@ -515,15 +525,16 @@ int run(int argc, char** argv) {
     set_threads(o.train.threads);
 
     // Fail in the first second, not after an hour: unwritable directories or missing data.
-    const std::string sweep = "mt-" + (o.data == "multi30k" ? std::string("multi30k") : data_stem(o.data)) + "-" +
-                              o.preset + (o.tag.empty() ? "" : "-" + o.tag);
+    const std::string sweep = sweep_name(o);
     const std::vector<std::string> variants = split_list(o.variants);
-    const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty(), "hyps");
-    o.train.prepare_checkpoint_dir();
     Checkpoint resume;
     if (!o.train.resume.empty()) {
-        o.train.seed = runs[0].seed;
         resume = load_checkpoint(o.train.resume);
+        o.train.seed = o.runs.resumed_seed(resume, o.train.resume, f.given("seed"), o.train.seed);
+    }
+    const std::vector<RunsConfig::Run> runs = o.runs.plan(sweep, variants, o.train.seed, !o.train.resume.empty(), "hyps");
+    o.train.prepare_checkpoint_dir();
+    if (!o.train.resume.empty()) {
         // Not --steps: the inverse-square-root schedule and the batch order depend only on the
         // step, so a finished run resumed with more steps is exactly the longer run.
         check_resume(resume, o.train.resume, "seq2seq", variants, f,
@@ -539,7 +550,7 @@ int run(int argc, char** argv) {
     std::vector<std::string> done;
     for (const RunsConfig::Run& run : runs) {
         o.train.seed = run.seed;  // so that the saved flags (config.json, checkpoints) are this run's
-        write_run_config(run.dir, f, "mt", o.train.threads);
+        write_run_config(run.dir, f, "mt", o.train.threads, run_group(f, kGroupExtra));
         const VariantResult r = run_variant(o, f, run.variant, data, run.dir, o.train.resume.empty() ? nullptr : &resume);
         const JsonObject j = result_json(o, f, run, r, data);
         write_result(run.dir, j);
