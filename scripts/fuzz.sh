@@ -21,7 +21,7 @@ cxx=${FUZZ_CXX:-clang++}
 out=build/fuzz
 # The library sources the targets use; compiled once with the sanitizers (no OpenMP: the
 # parsers are single-threaded and clang's OpenMP runtime is not installed).
-lib="checkpoint safetensors io params optim tensor rng flags bpe data"
+lib="checkpoint safetensors json io params optim tensor rng flags bpe data"
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -Wall -Wextra -Wno-unknown-pragmas -Isrc)
 

@@ -44,10 +44,13 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGrad::~NoGrad() { g_grad_enabled = prev_; }
 
-void record(const char* op, std::vector<Tensor> inputs, const Tensor& output, std::function<void()> backward) {
+void record(const char* op, const Tensor* inputs, size_t n_inputs, const Tensor& output,
+            std::function<void()> backward) {
     auto& t = tape();
-    t.push_back({op, std::move(inputs), output, std::move(backward)});
-    if (trace()) trace()(trace_line("fwd", t.size() - 1, t.back()));
+    t.push_back({op, {}, output, std::move(backward)});
+    if (!trace()) return;
+    t.back().inputs.assign(inputs, inputs + n_inputs);
+    trace()(trace_line("fwd", t.size() - 1, t.back()));
 }
 
 void backward(const Tensor& loss) {

@@ -17,7 +17,9 @@
 // trace_next_step(sink) does the same for the next step, handing the lines to sink.
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -47,8 +49,8 @@ inline bool needs_grad(std::initializer_list<const Tensor*> inputs) {
     return false;
 }
 
-// One recorded op. Tensors never own memory, so keeping them costs no copy of their data;
-// only their shapes are read here (an input without data, such as a missing bias, is not shown).
+// One recorded op. Its inputs are kept only while tracing (for their shapes; an input without
+// data, such as a missing bias, is not shown), so recording allocates nothing else per op.
 struct TapeEntry {
     const char* op;  // a string literal: "linear"
     std::vector<Tensor> inputs;
@@ -56,7 +58,12 @@ struct TapeEntry {
     std::function<void()> backward;
 };
 
-void record(const char* op, std::vector<Tensor> inputs, const Tensor& output, std::function<void()> backward);
+void record(const char* op, const Tensor* inputs, size_t n_inputs, const Tensor& output,
+            std::function<void()> backward);
+inline void record(const char* op, std::initializer_list<Tensor> inputs, const Tensor& output,
+                   std::function<void()> backward) {
+    record(op, inputs.begin(), inputs.size(), output, std::move(backward));
+}
 // loss must be a one-element tensor with a gradient.
 void backward(const Tensor& loss);
 // Drops recorded closures without running them (e.g. after a forward-only pass).

@@ -5,23 +5,193 @@
 #include <cstdlib>
 
 #include "common.h"
+#include "data.h"
 
 namespace synth {
 
-static std::string quote(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') out += '\\', out += (char)c;
-        else if (c == '\n') out += "\\n";
-        else if (c == '\t') out += "\\t";
-        else if (c < 0x20) {
+// Appends s as a JSON string literal: quotes, backslashes and control characters escaped,
+// everything else as its UTF-8 bytes. Throws naming `what` if s is not valid UTF-8.
+void append_json_string(std::string& out, const std::string& s, const std::string& what) {
+    out += '"';
+    for (size_t i = 0; i < s.size();) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            uint32_t cp;
+            const char* why = nullptr;
+            const int len = utf8_next(s, i, &cp, &why);
+            SYNTH_CHECK(len > 0, what, " is not valid UTF-8 (", why, " at byte ", i, "), which JSON cannot hold");
+            out.append(s, i, (size_t)len);
+            i += (size_t)len;
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += (char)c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20) {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\u%04x", c);
             out += buf;
-        } else out += (char)c;
+        } else {
+            out += (char)c;
+        }
+        ++i;
     }
-    return out + "\"";
+    out += '"';
 }
+
+
+// ---- JsonReader ------------------------------------------------------------------------------
+
+static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+static std::string describe(unsigned char c) {
+    char buf[32];
+    if (c >= 0x20 && c < 0x7f) std::snprintf(buf, sizeof buf, "'%c'", c);
+    else std::snprintf(buf, sizeof buf, "byte 0x%02x", c);
+    return buf;
+}
+
+void JsonReader::skip_ws() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
+}
+
+bool JsonReader::next_is(char c) {
+    skip_ws();
+    return pos_ < s_.size() && s_[pos_] == c;
+}
+
+bool JsonReader::take(char c) {
+    skip_ws();
+    if (pos_ < s_.size() && s_[pos_] == c) return ++pos_, true;
+    return false;
+}
+
+void JsonReader::expect(char c, const std::string& context) {
+    if (!take(c)) syntax(std::string("expected '") + c + "' " + context);
+}
+
+void JsonReader::expect_end() {
+    skip_ws();
+    if (pos_ != s_.size()) syntax("expected only spaces after the " + what_ + "'s closing '}'");
+}
+
+std::string JsonReader::string() {
+    skip_ws();
+    if (pos_ >= s_.size() || s_[pos_] != '"') syntax("expected a string");
+    ++pos_;
+    std::string out;
+    for (;;) {
+        if (pos_ >= s_.size()) bad("unterminated string");
+        const unsigned char c = (unsigned char)s_[pos_];
+        if (c == '"') {
+            ++pos_;
+            return out;
+        }
+        if (c < 0x20) bad(describe(c) + " inside a string (JSON requires control characters escaped)");
+        if (c >= 0x80) {
+            uint32_t cp;
+            const char* why = nullptr;
+            const int len = utf8_next(s_, pos_, &cp, &why);
+            if (len == 0) bad(std::string("invalid UTF-8: ") + why);
+            out.append(s_, pos_, (size_t)len);
+            pos_ += (size_t)len;
+        } else if (c != '\\') {
+            out += (char)c;
+            ++pos_;
+        } else {
+            escape(out);
+        }
+    }
+}
+
+uint64_t JsonReader::integer() {
+    skip_ws();
+    if (pos_ >= s_.size() || !digit(s_[pos_])) syntax("expected a non-negative integer");
+    if (s_[pos_] == '0' && pos_ + 1 < s_.size() && digit(s_[pos_ + 1])) bad("integer with a leading zero");
+    uint64_t v = 0;
+    for (; pos_ < s_.size() && digit(s_[pos_]); ++pos_) {
+        const uint64_t d = (uint64_t)(s_[pos_] - '0');
+        if (v > (UINT64_MAX - d) / 10) bad("integer larger than 2^64 - 1");
+        v = v * 10 + d;
+    }
+    if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E'))
+        bad("expected an integer, found a fraction or an exponent");
+    return v;
+}
+
+std::vector<uint64_t> JsonReader::integers(const std::string& context) {
+    // Its length is bounded by the text's, so arbitrary bytes cannot make it huge.
+    expect('[', context);
+    std::vector<uint64_t> out;
+    if (take(']')) return out;
+    do out.push_back(integer());
+    while (take(','));
+    expect(']', "or ',' in " + context);
+    return out;
+}
+
+std::string JsonReader::literal() {
+    skip_ws();
+    const size_t start = pos_;
+    while (pos_ < s_.size() && (digit(s_[pos_]) || std::string("+-.eEtruefalsn").find(s_[pos_]) != std::string::npos))
+        ++pos_;
+    const std::string v = s_.substr(start, pos_ - start);
+    char* end = nullptr;
+    std::strtod(v.c_str(), &end);
+    if (v.empty() || !(v == "true" || v == "false" || v == "null" || *end == '\0'))
+        syntax("expected a string, a number, true, false or null");
+    return v;
+}
+
+void JsonReader::bad(const std::string& what) const { fail(source_, ": bad ", what_, " at byte ", offset_ + pos_, ": ", what); }
+
+void JsonReader::syntax(const std::string& expected) const {
+    bad(expected + ", found " + (pos_ < s_.size() ? describe((unsigned char)s_[pos_]) : "the end of the " + what_));
+}
+
+// After a backslash: one escape sequence, \uXXXX (and surrogate pairs) as UTF-8.
+void JsonReader::escape(std::string& out) {
+    ++pos_;
+    if (pos_ >= s_.size()) bad("unterminated string");
+    const char e = s_[pos_++];
+    switch (e) {
+        case '"': case '\\': case '/': out += e; return;
+        case 'b': out += '\b'; return;
+        case 'f': out += '\f'; return;
+        case 'n': out += '\n'; return;
+        case 'r': out += '\r'; return;
+        case 't': out += '\t'; return;
+        case 'u': break;
+        default: --pos_, bad("invalid escape sequence \\" + describe((unsigned char)e));
+    }
+    uint32_t cp = hex4();
+    if (cp >= 0xDC00 && cp <= 0xDFFF) bad("\\u escape of a lone low surrogate");
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (s_.compare(pos_, 2, "\\u") != 0) bad("\\u escape of a high surrogate not followed by a low one");
+        pos_ += 2;
+        const uint32_t low = hex4();
+        if (low < 0xDC00 || low > 0xDFFF) bad("\\u escape of a high surrogate not followed by a low one");
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    }
+    append_utf8(out, cp);
+}
+
+uint32_t JsonReader::hex4() {
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k, ++pos_) {
+        const char c = pos_ < s_.size() ? s_[pos_] : '\0';
+        const int d = digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0) bad("\\u escape needs four hex digits");
+        v = v << 4 | (uint32_t)d;
+    }
+    return v;
+}
+
+// ---- JsonObject ------------------------------------------------------------------------------
 
 void JsonObject::text(const std::string& key, const std::string& value) {
     fields.emplace_back(key, value);
@@ -45,7 +215,13 @@ void JsonObject::integer(const std::string& key, long long v) {
 std::string JsonObject::dump() const {
     std::string out = "{";
     for (size_t i = 0; i < fields.size(); ++i)
-        out += (i ? ", " : "") + quote(fields[i].first) + ": " + (quoted[i] ? quote(fields[i].second) : fields[i].second);
+    {
+        out += i ? ", " : "";
+        append_json_string(out, fields[i].first, "key '" + fields[i].first + "'");
+        out += ": ";
+        if (quoted[i]) append_json_string(out, fields[i].second, "the value of '" + fields[i].first + "'");
+        else out += fields[i].second;
+    }
     return out + "}";
 }
 
@@ -69,78 +245,21 @@ double JsonObject::num(const std::string& key) const {
     return v;
 }
 
-JsonObject parse_json_object(const std::string& t, const std::string& where) {
-    size_t i = 0;
-    auto bad = [&](const char* what) { fail(where, ": ", what, " at byte ", i); };
-    auto ws = [&] {
-        while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
-    };
-    auto string = [&] {
-        if (i >= t.size() || t[i] != '"') bad("expected a string");
-        ++i;
-        std::string s;
-        while (true) {
-            if (i >= t.size()) bad("unterminated string");
-            char c = t[i++];
-            if (c == '"') return s;
-            if ((unsigned char)c < 0x20) bad("control character in a string");
-            if (c != '\\') {
-                s += c;
-                continue;
-            }
-            if (i >= t.size()) bad("unterminated escape");
-            c = t[i++];
-            if (c == 'n') s += '\n';
-            else if (c == 't') s += '\t';
-            else if (c == 'r') s += '\r';
-            else if (c == 'b') s += '\b';
-            else if (c == 'f') s += '\f';
-            else if (c == '"' || c == '\\' || c == '/') s += c;
-            else if (c == 'u') {
-                if (i + 4 > t.size()) bad("short \\u escape");
-                const unsigned long u = std::strtoul(t.substr(i, 4).c_str(), nullptr, 16);
-                if (u >= 0x80) bad("non-ASCII \\u escape");  // synth writes none
-                s += (char)u;
-                i += 4;
-            } else bad("unknown escape");
-        }
-    };
+JsonObject parse_json_object(const std::string& text, const std::string& where) {
+    JsonReader j(text, where);
     JsonObject o;
-    ws();
-    if (i >= t.size() || t[i] != '{') bad("expected '{'");
-    ++i;
-    ws();
-    if (i < t.size() && t[i] == '}') ++i;
-    else
-        while (true) {
-            ws();
-            std::string key = string();
-            ws();
-            if (i >= t.size() || t[i] != ':') bad("expected ':'");
-            ++i;
-            ws();
-            if (i < t.size() && t[i] == '"') o.text(key, string());
-            else {
-                const size_t start = i;
-                while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ' ' && t[i] != '\n') ++i;
-                const std::string v = t.substr(start, i - start);
-                if (v.empty() || v[0] == '{' || v[0] == '[') bad("expected a string, a number or a literal");
-                o.fields.emplace_back(key, v);
-                o.quoted.push_back(false);
-            }
-            ws();
-            if (i < t.size() && t[i] == ',') {
-                ++i;
-                continue;
-            }
-            if (i < t.size() && t[i] == '}') {
-                ++i;
-                break;
-            }
-            bad("expected ',' or '}'");
-        }
-    ws();
-    if (i != t.size()) bad("trailing characters");
+    j.expect('{', "at the start of the object");
+    if (!j.take('}')) {
+        do {
+            const std::string key = j.string();
+            j.expect(':', "after '" + key + "'");
+            const bool is_text = j.next_is('"');
+            o.fields.emplace_back(key, is_text ? j.string() : j.literal());
+            o.quoted.push_back(is_text);
+        } while (j.take(','));
+        j.expect('}', "or ',' in the object");
+    }
+    j.expect_end();
     return o;
 }
 

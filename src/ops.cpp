@@ -830,9 +830,9 @@ Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
             }
         }
     if (y.grad) {
-        std::vector<Tensor> inputs = comps;
+        std::vector<Tensor> inputs = comps;  // one small vector per mixture layer and step
         inputs.push_back(w);
-        record("mix", std::move(inputs), y, [=] {
+        record("mix", inputs.data(), inputs.size(), y, [=] {
             // Per head (parallel): dcomp_c += alpha_c dy (summed over the batch for broadcast
             // components); dalpha_c = sum dy * comp_c; dw = alpha * (dalpha - alpha . dalpha),
             // the softmax's Jacobian.

@@ -90,12 +90,30 @@ int RunsConfig::resumed_seed(const Checkpoint& ck, const std::string& path, bool
     return list[0];
 }
 
-std::string RunsConfig::sweep_report(const std::string& sweep) const {
-    return run_dir.empty() ? runs_dir + "/" + sweep + "/report" : "";
+void RunsConfig::execute(const std::vector<Run>& runs, int& seed, const Flags& f, const std::string& binary,
+                         int threads, const std::vector<std::string>& group_extra,
+                         const std::function<JsonObject(const Run&)>& train, const std::string& sweep,
+                         const ReportFn& report) const {
+    std::vector<std::string> done;
+    for (const Run& run : runs) {
+        seed = run.seed;
+        const std::string group = run_group(f, group_extra);
+        write_run_config(run.dir, f, binary, threads, group);
+        JsonObject result = train(run);
+        result.text("group_hash", short_hash(group));
+        result.text("group", group);
+        write_result(run.dir, result);
+        std::printf("%s\n", result.dump().c_str());
+        std::fflush(stdout);
+        done.push_back(run.dir);
+    }
+    if (!run_dir.empty()) return;
+    const std::string stem = runs_dir + "/" + sweep + "/report";
+    report(done, stem, false);
+    std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
 }
 
-bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs,
-                     const std::function<void(const std::vector<std::string>&, const std::string&, bool)>& report) {
+bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report) {
     if (!c.report) return false;
     SYNTH_CHECK(!c.out.empty(), "--report needs --out=STEM (e.g. --out=results/<name>)");
     SYNTH_CHECK(!dirs.empty(), "--report needs the run directories to merge as arguments");

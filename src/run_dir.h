@@ -71,14 +71,20 @@ struct RunsConfig {
     // --resume continues the checkpoint's run, so its seed: the checkpoint's, which --seeds or
     // --seed may repeat but not contradict.
     int resumed_seed(const Checkpoint& ck, const std::string& path, bool seed_given, int seed) const;
-    // The invocation's own report: <runs_dir>/<sweep>/report, or "" for a single --run-dir.
-    std::string sweep_report(const std::string& sweep) const;
+    // Trains the planned runs in turn. For each: `seed` (the variable bound to --seed) becomes the
+    // run's, so that the saved flags are its own; config.json is written; train(run) returns the
+    // run's metrics, to which the run's group (see run_group, with `group_extra`) is added before
+    // they are written as result.json, last, and printed as one JSON line. Then a sweep (not a
+    // single --run-dir) gets its own report, <runs_dir>/<sweep>/report, printed to stderr.
+    using ReportFn = std::function<void(const std::vector<std::string>&, const std::string&, bool)>;
+    void execute(const std::vector<Run>& runs, int& seed, const Flags& f, const std::string& binary, int threads,
+                 const std::vector<std::string>& group_extra, const std::function<JsonObject(const Run&)>& train,
+                 const std::string& sweep, const ReportFn& report) const;
 };
 
 // --report: merges the run directories given as arguments into `out` with `report(dirs, stem,
 // force)` and prints the Markdown. Returns false when --report was not given.
-bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs,
-                     const std::function<void(const std::vector<std::string>&, const std::string&, bool)>& report);
+bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report);
 
 struct RunRecord {
     std::string dir;

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "data.h"
 #include "io.h"
+#include "json.h"
 
 namespace synth {
 
@@ -23,178 +24,7 @@ const std::string kMetadataKey = "__metadata__";
 
 // ---- writing ---------------------------------------------------------------------------
 
-// Appends s as a JSON string literal: quotes, backslashes and control characters escaped,
-// everything else as its UTF-8 bytes. Throws naming `what` if s is not valid UTF-8.
-void put_json_string(std::string& out, const std::string& s, const std::string& what) {
-    out += '"';
-    for (size_t i = 0; i < s.size();) {
-        const unsigned char c = (unsigned char)s[i];
-        if (c >= 0x80) {
-            uint32_t cp;
-            const char* why = nullptr;
-            const int len = utf8_next(s, i, &cp, &why);
-            SYNTH_CHECK(len > 0, what, " is not valid UTF-8 (", why, " at byte ", i, "), which JSON cannot hold");
-            out.append(s, i, (size_t)len);
-            i += (size_t)len;
-            continue;
-        }
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += (char)c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += (char)c;
-        }
-        ++i;
-    }
-    out += '"';
-}
-
 // ---- reading ---------------------------------------------------------------------------
-
-// A cursor over the header: the JSON subset safetensors uses (objects, strings, arrays of
-// non-negative integers). Every read is bounds-checked; errors name the source and the byte.
-class Json {
-public:
-    Json(const std::string& text, const std::string& source) : s_(text), source_(source) {}
-
-    void skip_ws() {
-        while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-    }
-    // Skips whitespace, then consumes c if it comes next.
-    bool take(char c) {
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == c) return ++pos_, true;
-        return false;
-    }
-    void expect(char c, const std::string& context) {
-        if (!take(c)) syntax(std::string("expected '") + c + "' " + context);
-    }
-    // Only whitespace (the padding) may follow the top-level object.
-    void expect_end() {
-        skip_ws();
-        if (pos_ != s_.size()) syntax("expected only spaces after the header's closing '}'");
-    }
-
-    std::string string() {
-        skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != '"') syntax("expected a string");
-        ++pos_;
-        std::string out;
-        for (;;) {
-            if (pos_ >= s_.size()) bad("unterminated string");
-            const unsigned char c = (unsigned char)s_[pos_];
-            if (c == '"') {
-                ++pos_;
-                return out;
-            }
-            if (c < 0x20) bad(describe(c) + " inside a string (JSON requires control characters escaped)");
-            if (c >= 0x80) {
-                uint32_t cp;
-                const char* why = nullptr;
-                const int len = utf8_next(s_, pos_, &cp, &why);
-                if (len == 0) bad(std::string("invalid UTF-8: ") + why);
-                out.append(s_, pos_, (size_t)len);
-                pos_ += (size_t)len;
-            } else if (c != '\\') {
-                out += (char)c;
-                ++pos_;
-            } else {
-                escape(out);
-            }
-        }
-    }
-
-    uint64_t integer() {
-        skip_ws();
-        if (pos_ >= s_.size() || !digit(s_[pos_])) syntax("expected a non-negative integer");
-        if (s_[pos_] == '0' && pos_ + 1 < s_.size() && digit(s_[pos_ + 1])) bad("integer with a leading zero");
-        uint64_t v = 0;
-        for (; pos_ < s_.size() && digit(s_[pos_]); ++pos_) {
-            const uint64_t d = (uint64_t)(s_[pos_] - '0');
-            if (v > (UINT64_MAX - d) / 10) bad("integer larger than 2^64 - 1");
-            v = v * 10 + d;
-        }
-        if (pos_ < s_.size() && (s_[pos_] == '.' || s_[pos_] == 'e' || s_[pos_] == 'E'))
-            bad("expected an integer, found a fraction or an exponent");
-        return v;
-    }
-
-    // [n, ...]: its length is bounded by the header's, so arbitrary bytes cannot make it huge.
-    std::vector<uint64_t> integers(const std::string& context) {
-        expect('[', context);
-        std::vector<uint64_t> out;
-        if (take(']')) return out;
-        do out.push_back(integer());
-        while (take(','));
-        expect(']', "or ',' in " + context);
-        return out;
-    }
-
-    [[noreturn]] void bad(const std::string& what) const {
-        fail(source_, ": bad header at byte ", kLengthBytes + pos_, ": ", what);
-    }
-
-private:
-    static bool digit(char c) { return c >= '0' && c <= '9'; }
-    static std::string describe(unsigned char c) {
-        char buf[32];
-        if (c >= 0x20 && c < 0x7f) std::snprintf(buf, sizeof buf, "'%c'", c);
-        else std::snprintf(buf, sizeof buf, "byte 0x%02x", c);
-        return buf;
-    }
-    [[noreturn]] void syntax(const std::string& expected) const {
-        bad(expected + ", found " + (pos_ < s_.size() ? describe((unsigned char)s_[pos_]) : "the end of the header"));
-    }
-
-    // After a backslash: one escape sequence, \uXXXX (and surrogate pairs) as UTF-8.
-    void escape(std::string& out) {
-        ++pos_;
-        if (pos_ >= s_.size()) bad("unterminated string");
-        const char e = s_[pos_++];
-        switch (e) {
-            case '"': case '\\': case '/': out += e; return;
-            case 'b': out += '\b'; return;
-            case 'f': out += '\f'; return;
-            case 'n': out += '\n'; return;
-            case 'r': out += '\r'; return;
-            case 't': out += '\t'; return;
-            case 'u': break;
-            default: --pos_, bad("invalid escape sequence \\" + describe((unsigned char)e));
-        }
-        uint32_t cp = hex4();
-        if (cp >= 0xDC00 && cp <= 0xDFFF) bad("\\u escape of a lone low surrogate");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (s_.compare(pos_, 2, "\\u") != 0) bad("\\u escape of a high surrogate not followed by a low one");
-            pos_ += 2;
-            const uint32_t low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) bad("\\u escape of a high surrogate not followed by a low one");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-        }
-        append_utf8(out, cp);
-    }
-    uint32_t hex4() {
-        uint32_t v = 0;
-        for (int k = 0; k < 4; ++k, ++pos_) {
-            const char c = pos_ < s_.size() ? s_[pos_] : '\0';
-            const int d = digit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
-            if (d < 0) bad("\\u escape needs four hex digits");
-            v = v << 4 | (uint32_t)d;
-        }
-        return v;
-    }
-
-    const std::string& s_;
-    const std::string& source_;
-    size_t pos_ = 0;
-};
 
 // One tensor's header entry, before it is checked against the data block.
 struct Entry {
@@ -209,7 +39,7 @@ std::string list_str(const std::vector<T>& v) {
     return out + "]";
 }
 
-Entry read_entry(Json& j, const std::string& name) {
+Entry read_entry(JsonReader& j, const std::string& name) {
     Entry e{name, "", {}, {}};
     const std::string of = " of tensor '" + name + "'";
     bool has_dtype = false, has_shape = false, has_offsets = false;
@@ -235,7 +65,7 @@ Entry read_entry(Json& j, const std::string& name) {
     return e;
 }
 
-void read_metadata(Json& j, std::map<std::string, std::string>& metadata) {
+void read_metadata(JsonReader& j, std::map<std::string, std::string>& metadata) {
     j.expect('{', "opening __metadata__ (an object of strings)");
     if (j.take('}')) return;
     do {
@@ -278,9 +108,9 @@ std::string to_safetensors(const std::vector<NamedTensor>& tensors, const std::m
         header += "\"" + kMetadataKey + "\":{";
         for (const auto& [key, value] : metadata) {
             if (header.back() != '{') header += ',';
-            put_json_string(header, key, "metadata key '" + key + "'");
+            append_json_string(header, key, "metadata key '" + key + "'");
             header += ':';
-            put_json_string(header, value, "the metadata value of '" + key + "'");
+            append_json_string(header, value, "the metadata value of '" + key + "'");
         }
         header += '}';
     }
@@ -293,7 +123,7 @@ std::string to_safetensors(const std::vector<NamedTensor>& tensors, const std::m
         SYNTH_CHECK(t.values.size() == count_values(t.shape), "tensor '", t.name, "' has ", t.values.size(),
                     " values but shape ", list_str(t.shape));
         if (header.size() > 1) header += ',';
-        put_json_string(header, t.name, "tensor name '" + t.name + "'");
+        append_json_string(header, t.name, "tensor name '" + t.name + "'");
         header += ":{\"dtype\":\"F32\",\"shape\":[";
         for (size_t i = 0; i < t.shape.size(); ++i) header += (i ? "," : "") + std::to_string(t.shape[i]);
         const uint64_t end = offset + t.values.size() * sizeof(float);
@@ -329,7 +159,7 @@ SafeTensors from_safetensors(const std::string& bytes, const std::string& source
     std::vector<Entry> entries;
     std::set<std::string> names;
     bool has_metadata = false;
-    Json j(header, source);
+    JsonReader j(header, source, kLengthBytes, "header");
     j.expect('{', "at the start of the header");
     if (!j.take('}')) {
         do {

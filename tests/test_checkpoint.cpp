@@ -15,6 +15,7 @@
 #include "io.h"
 #include "json.h"
 #include "subprocess.h"
+#include "tiny_text.h"
 
 using namespace synth;
 using synth_test::error_of;
@@ -290,21 +291,6 @@ TEST_CASE("checkpoint: an interrupted save leaves the previous checkpoint loadab
 // ---- build/lm: --save-every and --resume ------------------------------------------------
 
 namespace {
-
-// A few kilobytes of deterministic text over a small alphabet.
-std::string tiny_text() {
-    const char* words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "cat", "sat"};
-    std::string text;
-    uint32_t x = 12345;
-    for (int line = 0; line < 60; ++line) {
-        for (int w = 0; w < 9; ++w) {
-            x = x * 1664525u + 1013904223u;
-            text += std::string(w ? " " : "") + words[(x >> 16) % 12];
-        }
-        text += "\n";
-    }
-    return text;
-}
 
 // A tiny model that trains 12 steps in a fraction of a second. R+V has both synthesizer and
 // dot-product parameters and dropout is on, so resuming must restore them and the masks.

@@ -18,25 +18,12 @@
 #include "json.h"
 #include "stats.h"
 #include "subprocess.h"
+#include "tiny_text.h"
 
 using namespace synth;
 using synth_test::ScratchDir;
 
 namespace {
-
-std::string tiny_corpus() {
-    const char* words[] = {"to", "be", "or", "not", "that", "is", "the", "question", "whether", "tis", "nobler"};
-    std::string text;
-    uint32_t x = 7;
-    for (int line = 0; line < 80; ++line) {
-        for (int w = 0; w < 8; ++w) {
-            x = x * 1664525u + 1013904223u;
-            text += std::string(w ? " " : "") + words[(x >> 16) % 11];
-        }
-        text += "\n";
-    }
-    return text;
-}
 
 std::vector<std::string> tiny_sweep(const std::string& dir) {
     return {"--data=" + dir + "/tiny.txt", "--preset=none", "--variants=R,V", "--seeds=1,2", "--d-model=16",
@@ -76,7 +63,7 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     auto r = synth_test::run_process(lm, tiny_sweep(dir.path), dir.path);
     INFO("stderr: ", r.err);
     REQUIRE(r.status == 0);
@@ -157,7 +144,7 @@ TEST_CASE("runs: --run-dir names exactly one run") {
     const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     std::vector<std::string> args = tiny_sweep(dir.path);
     args.push_back("--run-dir=" + dir / "one");
     auto refused = synth_test::run_process(lm, args, dir.path);
@@ -176,22 +163,22 @@ TEST_CASE("runs: generation from a checkpoint is a function of the seed; --eval-
     const std::string lm = synth_test::binary_or_skip("lm"), mt = synth_test::binary_or_skip("mt");
     if (lm.empty() || mt.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     std::vector<std::string> args = tiny_sweep(dir.path);
     args.push_back("--variants=R+V");
     args.push_back("--seeds=1");
     REQUIRE(synth_test::run_process(lm, args, dir.path).status == 0);
     const std::string run = dir / "runs/lm-tiny-none/R+V-seed1", ck = run + "/final.ckpt";
     auto gen = [&](const std::string& seed, const std::string& top_k) {
-        auto r = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt=to be", "--tokens=30",
+        auto r = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt=the fox", "--tokens=30",
                                               "--seed=" + seed, "--temperature=0.8", "--top-k=" + top_k}, dir.path);
         INFO("stderr: ", r.err);
         REQUIRE(r.status == 0);
         return r.out;
     };
     const std::string a = gen("1", "0");
-    CHECK(a.rfind("to be", 0) == 0);
-    CHECK(a.size() == std::string("to be").size() + 30 + 1);  // 30 characters and a newline
+    CHECK(a.rfind("the fox", 0) == 0);
+    CHECK(a.size() == std::string("the fox").size() + 30 + 1);  // 30 characters and a newline
     CHECK(gen("1", "0") == a);
     CHECK(gen("2", "0") != a);
     CHECK(gen("1", "1") == gen("2", "1"));  // top-1 is greedy: the seed no longer matters
@@ -230,7 +217,7 @@ TEST_CASE("runs: --keep-last bounds the step checkpoints; a killed writer's temp
     const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     std::filesystem::create_directories(dir / "one");
     // A temporary whose writer is gone (pid 2^22 - 1 beyond any pid_max default) and one of a live
     // process (this test) that must stay.
@@ -274,7 +261,7 @@ TEST_CASE("runs: ten kill -9 during a --save-every=1 run, each resumed, end in t
     const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     std::vector<std::string> args = tiny_sweep(dir.path);
     for (const char* a : {"--variants=R+V", "--seeds=1", "--save-every=1", "--keep-last=3", "--steps=200",
                           "--eval-every=10", "--dropout=0.1"})
@@ -338,7 +325,7 @@ TEST_CASE("runs: a divergence, a kill and a full disk during a run leave every t
     std::filesystem::create_directories(repo + "/results");
     write_file_atomic(repo + "/results/lm-tiny-none.md", "# a committed table\n");
     write_file_atomic(repo + "/.gitignore", "runs/\n");
-    write_file_atomic(repo + "/tiny.txt", tiny_corpus());
+    write_file_atomic(repo + "/tiny.txt", tiny_text());
     auto sh = [&](const std::string& cmd) { return std::system(("cd '" + repo + "' && " + cmd).c_str()); };
     REQUIRE(sh("git init -q . && git add . && git -c user.name=t -c user.email=t@t commit -qm base") == 0);
     auto clean = [&] {
@@ -374,7 +361,7 @@ TEST_CASE("runs: a run whose memory exceeds the machine's is refused before trai
     const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     std::vector<std::string> args = tiny_sweep(dir.path);
     args.push_back("--batch=2000000000");
     auto r = synth_test::run_process(lm, args, dir.path);
@@ -388,7 +375,7 @@ TEST_CASE("runs: --resume continues the checkpoint's seed; --overwrite starts af
     const std::string lm = synth_test::binary_or_skip("lm");
     if (lm.empty()) return;
     ScratchDir dir;
-    write_file_atomic(dir / "tiny.txt", tiny_corpus());
+    write_file_atomic(dir / "tiny.txt", tiny_text());
     std::vector<std::string> args = tiny_sweep(dir.path);
     for (const char* a : {"--variants=V", "--seeds=2", "--save-every=4"}) args.push_back(a);
     REQUIRE(synth_test::run_process(lm, args, dir.path).status == 0);

@@ -124,7 +124,11 @@ const SettingValue& Settings::at(const std::string& name) const {
     return it->second;
 }
 
-SettingValue& Settings::slot(const std::string& name) { return const_cast<SettingValue&>(at(name)); }
+SettingValue& Settings::slot(const std::string& name) {
+    auto it = values_.find(name);
+    SYNTH_CHECK(it != values_.end(), "no attention setting '", name, "' is registered");
+    return it->second;
+}
 
 void Settings::set(const std::string& name, SettingValue v) {
     SettingValue& s = slot(name);
@@ -134,7 +138,7 @@ void Settings::set(const std::string& name, SettingValue v) {
 
 void check_settings(const Settings& values) {
     for (const Setting& s : all_settings()) {
-        const SettingValue& v = const_cast<Settings&>(values).slot(s.name);
+        const SettingValue& v = values.at(s.name);
         double x = std::holds_alternative<int>(v) ? std::get<int>(v) : std::holds_alternative<float>(v) ? std::get<float>(v) : 0;
         if (s.bound == Setting::Bound::Positive) SYNTH_CHECK(x > 0, "--", s.name, "=", x, " must be positive");
         if (s.bound == Setting::Bound::NonNegative) SYNTH_CHECK(x >= 0, "--", s.name, "=", x, " must be >= 0");

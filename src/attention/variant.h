@@ -61,10 +61,10 @@ public:
     bool flag(const std::string& name) const { return std::get<bool>(at(name)); }
     const std::string& text(const std::string& name) const { return std::get<std::string>(at(name)); }
     void set(const std::string& name, SettingValue v);
-    SettingValue& slot(const std::string& name);
+    const SettingValue& at(const std::string& name) const;  // throws for an unregistered name
+    SettingValue& slot(const std::string& name);             // the same, writable (flags bind to it)
 
 private:
-    const SettingValue& at(const std::string& name) const;
     std::map<std::string, SettingValue> values_;
 };
 

@@ -205,8 +205,8 @@ std::string corpus_hash(const LmCorpus& c) {
 }
 
 // Trains one (variant, seed) run in its directory with the shared Trainer (resuming from
-// `resume` if given), evaluates it on the whole validation and test splits, and writes
-// final.ckpt, best.ckpt, metrics.jsonl and, last, result.json.
+// `resume` if given), writes metrics.jsonl, final.ckpt and best.ckpt, evaluates it on the whole
+// validation and test splits and returns its metrics (RunsConfig::execute writes result.json).
 JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, const std::string& variant, int seed,
                      const std::string& dir, const Checkpoint* resume) {
     TrainConfig tc = o.train;
@@ -275,9 +275,6 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     r.integer("steps", tc.steps);
     r.text("data", o.data);
     r.text("data_hash", corpus_hash(corpus));
-    r.text("group_hash", short_hash(run_group(f, kGroupExtra)));
-    r.text("group", run_group(f, kGroupExtra));
-    write_result(dir, r);
     if (o.sample > 0)
         std::printf("--- sample from %s ---\n%s\n---\n", variant.c_str(),
                     corpus.decode(generate(model, {corpus.valid[0]}, o.sample, Sampling{}, seed)).c_str());
@@ -517,19 +514,12 @@ int run(int argc, char** argv) {
                  corpus.test.size(), blas_kernel_name().c_str(), o.train.threads);
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
-    std::vector<std::string> done;
-    for (const RunsConfig::Run& run : runs) {
-        o.train.seed = run.seed;  // so that the saved flags (config.json, checkpoints) are this run's
-        write_run_config(run.dir, f, "lm", o.train.threads, run_group(f, kGroupExtra));
-        const JsonObject r = train_run(o, f, corpus, run.variant, run.seed, run.dir, o.train.resume.empty() ? nullptr : &resume);
-        std::printf("%s\n", r.dump().c_str());  // the run's result, one JSON line
-        std::fflush(stdout);
-        done.push_back(run.dir);
-    }
-    if (const std::string stem = o.runs.sweep_report(sweep); !stem.empty()) {
-        report(done, stem, false);
-        std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
-    }
+    o.runs.execute(runs, o.train.seed, f, "lm", o.train.threads, kGroupExtra,
+                   [&](const RunsConfig::Run& run) {
+                       return train_run(o, f, corpus, run.variant, run.seed, run.dir,
+                                        o.train.resume.empty() ? nullptr : &resume);
+                   },
+                   sweep, report);
     return 0;
 }
 

@@ -343,9 +343,8 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
     return r;
 }
 
-// The run's result.json: its scores, counts and timings, and what identifies its config and data.
-JsonObject result_json(const Options& o, const Flags& f, const RunsConfig::Run& run, const VariantResult& r,
-                       const MtData& data) {
+// The run's metrics for result.json: scores, counts, timings, and a hash of its data.
+JsonObject result_json(const Options& o, const RunsConfig::Run& run, const VariantResult& r, const MtData& data) {
     JsonObject j;
     j.text("variant", run.variant);
     j.integer("seed", run.seed);
@@ -362,8 +361,6 @@ JsonObject result_json(const Options& o, const Flags& f, const RunsConfig::Run& 
     j.number("decode_sent_s", r.decode_sent_s, 1);
     j.text("data", o.data);
     j.text("data_hash", data.hash);
-    j.text("group_hash", short_hash(run_group(f, kGroupExtra)));
-    j.text("group", run_group(f, kGroupExtra));
     return j;
 }
 
@@ -547,21 +544,13 @@ int run(int argc, char** argv) {
                 " has a different BPE from the one learned on --data=", o.data);
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
-    std::vector<std::string> done;
-    for (const RunsConfig::Run& run : runs) {
-        o.train.seed = run.seed;  // so that the saved flags (config.json, checkpoints) are this run's
-        write_run_config(run.dir, f, "mt", o.train.threads, run_group(f, kGroupExtra));
-        const VariantResult r = run_variant(o, f, run.variant, data, run.dir, o.train.resume.empty() ? nullptr : &resume);
-        const JsonObject j = result_json(o, f, run, r, data);
-        write_result(run.dir, j);
-        std::printf("%s\n", j.dump().c_str());  // the run's result, one JSON line
-        std::fflush(stdout);
-        done.push_back(run.dir);
-    }
-    if (const std::string stem = o.runs.sweep_report(sweep); !stem.empty()) {
-        report(done, stem, false);
-        std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
-    }
+    o.runs.execute(runs, o.train.seed, f, "mt", o.train.threads, kGroupExtra,
+                   [&](const RunsConfig::Run& run) {
+                       const VariantResult r =
+                           run_variant(o, f, run.variant, data, run.dir, o.train.resume.empty() ? nullptr : &resume);
+                       return result_json(o, run, r, data);
+                   },
+                   sweep, report);
     return 0;
 }
 

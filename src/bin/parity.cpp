@@ -109,11 +109,13 @@ void redraw(ParamStore& store, Rng& rng) {
         float mean = 0.0f, std = 0.0f;
         for (const VariantInfo& v : variants())  // a variant's own scale (e.g. synthetic logits of O(1))
             if (v.name == owner && v.parity_std) std = v.parity_std(leaf, p.shape);
-        if (std > 0.0f) {
-        } else if (p.name.size() >= 6 && p.name.compare(p.name.size() - 6, 6, ".mix.w") == 0) std = 1.0f;
-        else if (p.shape.size() >= 2) std = 1.0f / std::sqrt((float)p.shape[p.shape.size() - 2]);
-        else if (leaf == "g") mean = 1.0f, std = 0.1f;
-        else std = 0.1f;
+        const bool mixture = p.name.size() >= 6 && p.name.compare(p.name.size() - 6, 6, ".mix.w") == 0;
+        if (std == 0.0f) {
+            if (mixture) std = 1.0f;
+            else if (p.shape.size() >= 2) std = 1.0f / std::sqrt((float)p.shape[p.shape.size() - 2]);
+            else if (leaf == "g") mean = 1.0f, std = 0.1f;
+            else std = 0.1f;
+        }
         rng.fill_normal(p.t.data, n, mean, std);
     }
 }
