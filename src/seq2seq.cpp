@@ -67,11 +67,16 @@ Seq2Seq::Seq2Seq(ParamStore& store, const Seq2SeqConfig& cfg) : cfg_(cfg) {
     }
     BlockConfig block{cfg.attn, cfg.d_ff, cfg.dropout, /*cross=*/false, weights};
     block.attn.weights = weights;
-    for (int l = 0; l < cfg.enc_layers; ++l)
+    for (int l = 0; l < cfg.enc_layers; ++l) {
+        block.attn.layer = l;
         enc_.push_back(std::make_unique<Block>(store, "enc" + std::to_string(l) + ".", block));
+    }
     block.cross = true;
-    for (int l = 0; l < cfg.dec_layers; ++l)
+    block.attn.causal = true;
+    for (int l = 0; l < cfg.dec_layers; ++l) {
+        block.attn.layer = l;
         dec_.push_back(std::make_unique<Block>(store, "dec" + std::to_string(l) + ".", block));
+    }
     enc_ln_ = std::make_unique<LayerNorm>(store, "enc_ln.", d);
     dec_ln_ = std::make_unique<LayerNorm>(store, "dec_ln.", d);
 }

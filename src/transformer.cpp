@@ -22,9 +22,12 @@ TransformerLM::TransformerLM(ParamStore& store, const LmConfig& cfg) : cfg_(cfg)
     SYNTH_CHECK(cfg.dropout >= 0.0f && cfg.dropout < 1.0f, "dropout must be in [0, 1), got ", cfg.dropout);
     tok_emb_ = store.weight("tok_emb", {cfg.vocab, d}, Init::Normal);
     pos_emb_ = store.weight("pos_emb", {cfg.attn.max_len, d}, Init::Normal);
-    const BlockConfig block{cfg.attn, cfg.d_ff, cfg.dropout, /*cross=*/false, Init::Normal};
-    for (int l = 0; l < cfg.layers; ++l)
+    BlockConfig block{cfg.attn, cfg.d_ff, cfg.dropout, /*cross=*/false, Init::Normal};
+    block.attn.causal = true;
+    for (int l = 0; l < cfg.layers; ++l) {
+        block.attn.layer = l;
         blocks_.push_back(std::make_unique<Block>(store, "block" + std::to_string(l) + ".", block));
+    }
     ln_f_ = std::make_unique<LayerNorm>(store, "ln_f.", d);
 }
 

@@ -15,7 +15,7 @@ using namespace synth;
 
 namespace {
 
-const std::vector<std::string> kVariants = variants_and_pairs();
+const std::vector<std::string> kVariants = causal_variants_and_pairs();
 
 AttnConfig small_attn(const std::string& variant) {
     AttnConfig c;

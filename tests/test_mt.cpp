@@ -20,7 +20,7 @@ using namespace synth;
 
 namespace {
 
-const std::vector<std::string> kVariants = variants_and_pairs();
+const std::vector<std::string> kVariants = causal_variants_and_pairs();
 constexpr int kBos = 1, kEos = 2;  // as Bpe::kBos, Bpe::kEos; pad is 0
 
 // The tests overwrite the parameters with N(0, 0.4) (TinyModel), so `init` matters only for

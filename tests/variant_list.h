@@ -15,3 +15,11 @@ inline std::vector<std::string> variants_and_pairs() {
         for (size_t j = i + 1; j < sources.size(); ++j) out.push_back(sources[i] + "+" + sources[j]);
     return out;
 }
+
+// The same, without the encoder-only ones: what a decoder (the LM, mt) can use.
+inline std::vector<std::string> causal_variants_and_pairs() {
+    std::vector<std::string> out;
+    for (const std::string& v : variants_and_pairs())
+        if (synth::causal_ok(v)) out.push_back(v);
+    return out;
+}

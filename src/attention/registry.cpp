@@ -112,6 +112,12 @@ bool sized_by_L(const std::string& variant) {
     return false;
 }
 
+bool causal_ok(const std::string& variant) {
+    for (const std::string& p : parse_variant(variant))
+        if (!variant_info(p).causal_ok) return false;
+    return true;
+}
+
 // ---- settings --------------------------------------------------------------------------------
 
 Settings::Settings() {
@@ -183,6 +189,9 @@ void add_setting_flags(Flags& f, Settings& values) {
 std::unique_ptr<SequenceMixer> make_mixer(ParamStore& store, const std::string& prefix, const AttnConfig& cfg) {
     const std::vector<std::string> parts = parse_variant(cfg.variant);
     const VariantInfo& first = variant_info(parts[0]);
+    SYNTH_CHECK(!cfg.causal || first.causal_ok, first.name, " is encoder-only (each output reads the whole sequence, ",
+                "so it cannot be causal): it cannot be a decoder's self-attention (build/lm, or mt's decoder); use it "
+                "in an encoder (build/cls)");
     if (first.make_mixer) return first.make_mixer(store, prefix, cfg);
     return std::make_unique<SynthesizerAttention>(store, prefix, cfg);
 }

@@ -78,6 +78,8 @@ struct AttnConfig {
     Settings settings;          // the variants' own settings, by flag name
     Init weights = Init::Normal;  // the projection matrices: N(0, 0.02), or GlorotUniform
     float attn_dropout = 0.0f;
+    bool causal = false;        // a decoder's self-attention: query i sees keys j <= i only
+    int layer = 0;              // the block's index, for per-layer settings (a convolution's kernel sizes)
 };
 
 // The dropout stream of one step (see ops.h dropout()): in training, each dropout call of
@@ -130,6 +132,7 @@ struct VariantInfo {
     std::string description;  // one line, for --help and docs
     std::vector<Setting> settings;
     bool sized_by_L = true;   // parameters sized by the maximum length L: longer inputs are an error
+    bool causal_ok = true;    // false: encoder-only (it reads the whole sequence), refused in a decoder
     // The paper's count (docs/variants.md) of the parameters it adds to one layer (for a logits source: its logits).
     std::function<int64_t(const AttnConfig&)> param_count;
     // Exactly one of the two factories: a mixable logits source, or a whole sequence mixer.
@@ -179,8 +182,10 @@ void check_settings_used(const std::vector<std::string>& variants, const std::fu
 // Registers every setting as a flag (FlagRole::Model) bound to `s`.
 void add_setting_flags(Flags& f, Settings& s);
 
+// Whether every component of `variant` can be a decoder's (causal) self-attention.
+bool causal_ok(const std::string& variant);
 // The layer's mixer for cfg.variant: a SynthesizerAttention over the logits sources, or the
-// variant's own mixer.
+// variant's own mixer. Throws when cfg.causal and the variant is encoder-only.
 std::unique_ptr<SequenceMixer> make_mixer(ParamStore& store, const std::string& prefix, const AttnConfig& cfg);
 // The paper's parameter table (docs/variants.md): the parameters the variant's logits add to one layer (the mixture
 // weights included), and all of one layer's mixer parameters (the shared W_v, W_o included).
