@@ -96,7 +96,7 @@ void write_tampered(const std::string& from, const std::string& to) {
 TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every variant and every pair") {
     const std::string parity = sibling_binary("parity"), script = reference_script();
     if (tools_missing(parity, script)) return;
-    const std::vector<std::string> variants = variants_and_pairs();
+    const std::vector<std::string> variants = causal_variants_and_pairs();  // the parity model is the LM
     ScratchDir dir;
     REQUIRE(!dir.path.empty());
     std::string list;
