@@ -78,7 +78,7 @@ TEST_CASE("cli: unknown flags, malformed values and out-of-range values name the
                     {{"--fd-a=7", "--seq=64"}, "FD: --fd-a=7 must divide the maximum length L=64"},
                     {{"--seq=13"}, "FD: L=13 has no divisor but 1 and itself"},
                     {{"--fr-rank=0"}, "--fr-rank=0 must be positive"},
-                    {{"--r-init=bogus"}, "unknown --r-init 'bogus' (normal, glorot)"},
+                    {{"--r-init=bogus"}, "unknown --r-init 'bogus' (normal, glorot, unit)"},
                     {{"--variants=V,FD", "--share-w2"}, "--share-w2 is a setting of D, which none of the variants"},
                     {{"--d-model=0"}, "--d-model=0 must be positive"},
                     {{"--steps=-1"}, "--steps=-1 must be positive"},

@@ -136,3 +136,20 @@ TEST_CASE("registry: --r-init=glorot draws R with mesh-tensorflow's fans (fan_in
     CHECK(largest <= limit);
     CHECK(largest > 0.95f * limit);
 }
+
+TEST_CASE("registry: --r-init=unit draws the random synthesizers from N(0, 1)") {
+    for (std::string v : {"R", "Rfix"}) {
+        CAPTURE(v);
+        AttnConfig c = config(v);
+        c.max_len = 16;
+        c.settings.set("r-init", std::string("unit"));
+        ParamStore store;
+        auto attn = make_mixer(store, "a.", c);
+        store.finalize(3);
+        const Param* r = store.find("a." + v + ".r");
+        REQUIRE(r);
+        double ss = 0;
+        for (int64_t i = 0; i < r->t.numel(); ++i) ss += (double)r->t.data[i] * r->t.data[i];
+        CHECK(std::sqrt(ss / r->t.numel()) == doctest::Approx(1.0).epsilon(0.1));  // N(0, 0.02) would give 0.02
+    }
+}

@@ -31,6 +31,7 @@ Tensor SynthesizerAttention::forward(const Tensor& x, Mask mask, StepContext& ct
         comps.push_back(sources_[i]->logits(x, mask, cache ? &cache->keys[i] : nullptr));
     Tensor logits = comps.size() == 1 ? comps[0] : mix(comps, *w_mix_);  // (B or 1, H, Tq, Tk)
     Tensor p = softmax(logits, mask);                                    // (B or 1, H, Tq, Tk)
+    if (probe_ && !cache) probe_->add(p, B);
     if (ctx.train) {
         const uint64_t counter = ctx.next_counter();  // drawn even at rate 0, so later masks do not move
         if (cfg_.attn_dropout > 0.0f) {
@@ -54,6 +55,26 @@ std::vector<float> SynthesizerAttention::mixture_weights(int h) const {
     std::vector<float> alpha(C);
     synth::mixture_weights(w_mix_->data + (int64_t)h * C, C, alpha.data());
     return alpha;
+}
+
+void AttentionProbe::add(const Tensor& p) { add(p, p.dim(0)); }
+
+void AttentionProbe::add(const Tensor& p, int B) {
+    const int Bp = p.dim(0);
+    if (sum.empty()) H = p.dim(1), Tq = p.dim(2), Tk = p.dim(3), sum.assign((size_t)H * Tq * Tk, 0.0);
+    SYNTH_CHECK(p.dim(1) == H && p.dim(2) == Tq && p.dim(3) == Tk, "attention probe: maps of shape ", p.shape_str(),
+                " after (", H, ", ", Tq, ", ", Tk, ")");
+    const int64_t n = (int64_t)H * Tq * Tk;
+    const double weight = Bp == B ? 1.0 : (double)B / Bp;  // a batch-shared map stands for every sequence
+    for (int b = 0; b < Bp; ++b)
+        for (int64_t i = 0; i < n; ++i) sum[i] += weight * p.data[b * n + i];
+    sequences += B;
+}
+
+std::vector<float> AttentionProbe::mean() const {
+    std::vector<float> m(sum.size());
+    for (size_t i = 0; i < sum.size(); ++i) m[i] = sequences ? (float)(sum[i] / sequences) : 0.0f;
+    return m;
 }
 
 }  // namespace synth

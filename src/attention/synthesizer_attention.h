@@ -16,12 +16,17 @@ public:
     SynthesizerAttention(ParamStore& store, const std::string& prefix, const AttnConfig& cfg);
     Tensor forward(const Tensor& x, Mask mask, StepContext& ctx, MixerCache* cache) override;
     std::vector<float> mixture_weights(int h) const override;
+    bool set_probe(AttentionProbe* probe) override {
+        probe_ = probe;
+        return true;
+    }
 
 private:
     AttnConfig cfg_;
     bool sized_by_L_;
     std::vector<std::unique_ptr<LogitsSource>> sources_;
     Tensor *w_mix_ = nullptr, *w_v_, *w_o_;
+    AttentionProbe* probe_ = nullptr;
 };
 
 }  // namespace synth

@@ -101,6 +101,18 @@ struct MixerCache {
     std::vector<Tensor> keys;     // per logits source: its cached keys (V: x W_k), or empty
 };
 
+// The analysis probe (build/lm --dump-attention): a mixer given one adds the attention
+// probabilities of every full (non-incremental) forward to it, so that `mean()` is the map
+// averaged over all the sequences seen.
+struct AttentionProbe {
+    int H = 0, Tq = 0, Tk = 0;
+    std::vector<double> sum;  // (H, Tq, Tk)
+    int64_t sequences = 0;
+    void add(const Tensor& p);         // p (Bp, H, Tq, Tk), Bp = 1 for batch-shared maps: counts B sequences
+    void add(const Tensor& p, int B);  // the same with the batch B the probabilities stand for
+    std::vector<float> mean() const;   // (H, Tq, Tk)
+};
+
 // ---- the two interfaces ------------------------------------------------------------------------
 
 class LogitsSource {
@@ -123,6 +135,9 @@ public:
     virtual Tensor forward(const Tensor& x, Mask mask, StepContext& ctx, MixerCache* cache) = 0;
     // The mixture weights alpha = softmax(w) of head h; empty when the mixer mixes nothing.
     virtual std::vector<float> mixture_weights(int /*h*/) const { return {}; }
+    // Starts (or, with nullptr, stops) recording attention maps; false when the mixer has no
+    // (Tq, Tk) attention map to show.
+    virtual bool set_probe(AttentionProbe* /*probe*/) { return false; }
 };
 
 // ---- the registry -----------------------------------------------------------------------------

@@ -51,7 +51,7 @@ struct Options {
     std::string tag;
     int batch = 32, eval_batches = 20, sample = 0, vocab = 65, bench_steps = 10, bench_infer_steps = 20;
     bool bench = false, bench_one = false, generate = false, eval_only = false;
-    std::string checkpoint, prompt;
+    std::string checkpoint, prompt, dump_attention;
     int tokens = 200;
     float temperature = 1.0f;
     int top_k = 0;
@@ -355,12 +355,15 @@ void bench_all(const Options& o, int argc, char** argv) {
 struct LoadedLm {
     LmCorpus tokenizer;  // only the tokenizer fields are set
     ParamStore store;
+    int64_t step = 0;    // the checkpoint's training step
     std::unique_ptr<TransformerLM> model;
 };
 
 void load_lm(LoadedLm& m, Options& o, Flags& f) {
-    SYNTH_CHECK(!o.checkpoint.empty(), "--generate and --eval-only need --checkpoint=FILE (a run's final.ckpt or best.ckpt)");
+    SYNTH_CHECK(!o.checkpoint.empty(), "--generate, --eval-only and --dump-attention need --checkpoint=FILE (a run's "
+                "final.ckpt, best.ckpt or a step checkpoint)");
     const Checkpoint ck = load_checkpoint(o.checkpoint);
+    m.step = ck.step;
     const std::string kind = config_map(ck.config).count("model") ? ck.config_value("model") : "";
     SYNTH_CHECK(kind != "seq2seq", "checkpoint ", o.checkpoint, " holds a translation model (written by build/mt), "
                 "not a language model");
@@ -375,6 +378,15 @@ void load_lm(LoadedLm& m, Options& o, Flags& f) {
     m.model = std::make_unique<TransformerLM>(m.store, cfg);
     m.store.finalize(0);
     restore(ck, m.store, nullptr);
+}
+
+// The model of --checkpoint and the corpus of --data, which must have its vocabulary.
+LmCorpus load_lm_with_data(LoadedLm& m, Options& o, Flags& f) {
+    load_lm(m, o, f);
+    LmCorpus corpus = load_lm_corpus(o.data);
+    SYNTH_CHECK(corpus.serialize_tokenizer() == m.tokenizer.serialize_tokenizer(), "checkpoint ", o.checkpoint,
+                " has a different vocabulary from the one --data=", o.data, " gives (was it trained on other data?)");
+    return corpus;
 }
 
 int generate_text(Options& o, Flags& f) {
@@ -393,10 +405,7 @@ int generate_text(Options& o, Flags& f) {
 
 int eval_only(Options& o, Flags& f) {
     LoadedLm m;
-    load_lm(m, o, f);
-    const LmCorpus corpus = load_lm_corpus(o.data);
-    SYNTH_CHECK(corpus.serialize_tokenizer() == m.tokenizer.serialize_tokenizer(), "checkpoint ", o.checkpoint,
-                " has a different vocabulary from the one --data=", o.data, " gives (was it trained on other data?)");
+    const LmCorpus corpus = load_lm_with_data(m, o, f);
     const int T = m.model->config().attn.max_len;
     const double val = evaluate(*m.model, eval_lm_batches(corpus.valid, o.batch, T));
     const double test = corpus.test_is_valid ? val : evaluate(*m.model, eval_lm_batches(corpus.test, o.batch, T));
@@ -406,6 +415,76 @@ int eval_only(Options& o, Flags& f) {
     r.number("val_loss", val, 4);
     r.number("test_loss", test, 4);
     std::printf("%s\n", r.dump().c_str());
+    return 0;
+}
+
+// Rows of numbers as a JSON array, 5 significant digits: "[a, b, ...]".
+std::string json_row(const float* v, int n) {
+    std::string s = "[";
+    char buf[32];
+    for (int i = 0; i < n; ++i) {
+        std::snprintf(buf, sizeof buf, "%s%.5g", i ? ", " : "", v[i]);
+        s += buf;
+    }
+    return s + "]";
+}
+
+// --dump-attention=FILE: for the analyses of docs/analysis.md, each layer's attention maps
+// averaged over --eval-batches validation batches (the probabilities after the softmax, per
+// head, (H, L, L); null for a mixer without such a map) and the mixture weights alpha per
+// layer and head, with the checkpoint's step, as one JSON file (scripts/plot_attention.py
+// draws it).
+int dump_attention(Options& o, Flags& f) {
+    LoadedLm m;
+    const LmCorpus corpus = load_lm_with_data(m, o, f);
+    const LmConfig& cfg = m.model->config();
+    const std::vector<SequenceMixer*> mixers = m.model->mixers();
+    std::vector<AttentionProbe> probes(mixers.size());
+    std::vector<bool> mapped(mixers.size());
+    for (size_t l = 0; l < mixers.size(); ++l) mapped[l] = mixers[l]->set_probe(&probes[l]);
+    std::vector<LmBatch> val = eval_lm_batches(corpus.valid, o.batch, cfg.attn.max_len);
+    if ((int)val.size() > o.eval_batches) val.resize(o.eval_batches);
+    evaluate(*m.model, val);
+    for (SequenceMixer* mx : mixers) mx->set_probe(nullptr);
+
+    const std::vector<std::string> parts = parse_variant(cfg.attn.variant);
+    std::string out = "{\"checkpoint\": ";
+    append_json_string(out, o.checkpoint, "--checkpoint");
+    out += ", \"variant\": \"" + cfg.attn.variant + "\", \"step\": " + std::to_string(m.step) + ", \"layers\": " + std::to_string(cfg.layers) +
+                      ", \"heads\": " + std::to_string(cfg.attn.heads) + ", \"sequences\": " +
+                      std::to_string(probes.empty() ? 0 : probes[0].sequences) + ",\n \"components\": [";
+    for (size_t c = 0; c < parts.size(); ++c) out += (c ? ", \"" : "\"") + parts[c] + "\"";
+    out += "],\n \"alphas\": [";  // (layers, H, components); empty rows without a mixture
+    for (size_t l = 0; l < mixers.size(); ++l) {
+        out += l ? ", [" : "[";
+        for (int h = 0; h < cfg.attn.heads; ++h) {
+            const std::vector<float> a = mixers[l]->mixture_weights(h);
+            out += (h ? ", " : "") + json_row(a.data(), (int)a.size());
+        }
+        out += "]";
+    }
+    out += "],\n \"maps\": [";
+    for (size_t l = 0; l < mixers.size(); ++l) {
+        out += l ? ",\n  " : "\n  ";
+        if (!mapped[l] || probes[l].sequences == 0) {
+            out += "null";
+            continue;
+        }
+        const AttentionProbe& p = probes[l];
+        const std::vector<float> mean = p.mean();  // (H, Tq, Tk)
+        out += "[";
+        for (int h = 0; h < p.H; ++h) {
+            out += h ? ", [" : "[";
+            for (int i = 0; i < p.Tq; ++i)
+                out += (i ? ", " : "") + json_row(mean.data() + ((int64_t)h * p.Tq + i) * p.Tk, p.Tk);
+            out += "]";
+        }
+        out += "]";
+    }
+    out += "]}\n";
+    write_file_atomic(o.dump_attention, out);
+    std::fprintf(stderr, "wrote %s: %s, step %lld, %lld validation sequences\n", o.dump_attention.c_str(),
+                 cfg.attn.variant.c_str(), (long long)m.step, (long long)(probes.empty() ? 0 : probes[0].sequences));
     return 0;
 }
 
@@ -452,7 +531,10 @@ int run(int argc, char** argv) {
     o.runs.bind(f, "lm");
     f.add("generate", &o.generate, "continue --prompt by --tokens tokens with the model of --checkpoint; no training");
     f.add("eval-only", &o.eval_only, "the validation and test loss of --checkpoint's model on --data; no training");
-    f.add("checkpoint", &o.checkpoint, "--generate, --eval-only: the checkpoint to load (a run's final.ckpt or best.ckpt)");
+    f.add("dump-attention", &o.dump_attention, "write FILE.json: --checkpoint's attention maps averaged over "
+          "--eval-batches validation batches, and its mixture weights (docs/analysis.md); no training");
+    f.add("checkpoint", &o.checkpoint, "--generate, --eval-only, --dump-attention: the checkpoint to load (a run's "
+          "final.ckpt, best.ckpt or a step checkpoint)");
     f.add("prompt", &o.prompt, "--generate: the text to continue");
     f.add("tokens", &o.tokens, "--generate: how many tokens to add");
     f.add("temperature", &o.temperature, "--generate: logits are divided by it before the softmax");
@@ -466,9 +548,11 @@ int run(int argc, char** argv) {
     if (!f.parse(argc, argv)) return 0;
     if (run_report_step(o.runs, f.positional(), report)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
-    if (o.generate || o.eval_only) {
+    if (o.generate || o.eval_only || !o.dump_attention.empty()) {
+        SYNTH_CHECK(o.generate + o.eval_only + !o.dump_attention.empty() == 1,
+                    "--generate, --eval-only and --dump-attention are separate commands: give one");
         set_threads(o.train.threads);
-        return o.generate ? generate_text(o, f) : eval_only(o, f);
+        return o.generate ? generate_text(o, f) : o.eval_only ? eval_only(o, f) : dump_attention(o, f);
     }
     apply_preset(o, f);
     validate(o, f);

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""plot_attention.py: heat maps of attention dumps, and mixture weights over training.
+
+    python3 scripts/plot_attention.py maps OUT.png DUMP.json [DUMP.json...]
+    python3 scripts/plot_attention.py alphas OUT.png DUMP.json [DUMP.json...]
+
+A dump is what `build/lm --dump-attention=DUMP.json --checkpoint=CKPT` writes (docs/analysis.md).
+
+maps:   one block of rows per dump (its variant and step in the row label), one row per layer,
+        one column per head: the attention probabilities averaged over validation sequences,
+        query position down, key position across (the layout of the paper's figures). For R
+        and Rfix this is softmax of the learned matrix itself, which no input changes.
+alphas: the mixture weights alpha (docs/variants.md) of every layer and head against the
+        checkpoint's training step, one panel per layer, one line per (head, component); give
+        the dumps of a run's step checkpoints. Dumps without a mixture are an error.
+
+Needs matplotlib (Debian: python3-matplotlib; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh`);
+exits 3 with a message if they are missing. The image is written to a temporary file and renamed.
+"""
+import json
+import os
+import sys
+
+EXIT_NO_MATPLOTLIB = 3
+
+
+def load(paths):
+    dumps = []
+    for p in paths:
+        try:
+            with open(p) as f:
+                dumps.append(json.load(f))
+        except (OSError, ValueError) as e:
+            sys.exit(f"plot_attention.py: cannot read {p}: {e}")
+    return dumps
+
+
+def save(fig, out):
+    tmp = f"{out}.tmp.{os.getpid()}.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+
+
+def plot_maps(plt, dumps, out):
+    rows = [(d, l) for d in dumps for l, m in enumerate(d["maps"]) if m is not None]
+    if not rows:
+        sys.exit("plot_attention.py: no dump holds an attention map (sequence mixers without one give null)")
+    H = max(d["heads"] for d, _ in rows)
+    fig, axes = plt.subplots(len(rows), H, figsize=(2.1 * H, 2.1 * len(rows)), squeeze=False)
+    for r, (d, l) in enumerate(rows):
+        for h in range(H):
+            ax = axes[r][h]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if h >= d["heads"]:
+                ax.axis("off")
+                continue
+            m = d["maps"][l][h]
+            # A causal map's first rows hold all their mass in one or two keys; a colour
+            # scale up to the 99th percentile keeps the rest of the map readable.
+            flat = sorted(v for row in m for v in row if v > 0)
+            vmax = flat[int(0.99 * (len(flat) - 1))] if flat else 1.0
+            ax.imshow(m, cmap="viridis", interpolation="nearest", vmin=0, vmax=vmax)
+            if r == 0:
+                ax.set_title(f"head {h}", fontsize=9)
+            if h == 0:
+                ax.set_ylabel(f"{d['variant']} step {d['step']}\nlayer {l}", fontsize=8)
+    fig.suptitle("mean attention on validation text (query down, key across)", fontsize=10)
+    save(fig, out)
+
+
+def plot_alphas(plt, dumps, out):
+    dumps = sorted(dumps, key=lambda d: d["step"])
+    if any(len(d["components"]) < 2 for d in dumps):
+        sys.exit("plot_attention.py: alphas needs dumps of a mixture (e.g. R+V)")
+    names, layers, H = dumps[0]["components"], dumps[0]["layers"], dumps[0]["heads"]
+    steps = [d["step"] for d in dumps]
+    fig, axes = plt.subplots(1, layers, figsize=(3.2 * layers, 2.8), squeeze=False, sharey=True)
+    styles = ["-", "--", ":", "-."]
+    for l in range(layers):
+        ax = axes[0][l]
+        for h in range(H):
+            for c, name in enumerate(names):
+                ax.plot(steps, [d["alphas"][l][h][c] for d in dumps], styles[c % len(styles)],
+                        color=f"C{h}", label=f"h{h} {name}")
+        ax.set_title(f"layer {l}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("alpha")
+    axes[0][-1].legend(fontsize=6, ncol=len(names))
+    fig.suptitle(f"{dumps[0]['variant']}: mixture weights per head over training", fontsize=10)
+    save(fig, out)
+
+
+def main():
+    if len(sys.argv) < 4 or sys.argv[1] not in ("maps", "alphas"):
+        sys.exit(__doc__)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f"plot_attention.py: matplotlib is not available ({e}); install python3-matplotlib", file=sys.stderr)
+        sys.exit(EXIT_NO_MATPLOTLIB)
+    dumps = load(sys.argv[3:])
+    (plot_maps if sys.argv[1] == "maps" else plot_alphas)(plt, dumps, sys.argv[2])
+
+
+if __name__ == "__main__":
+    main()
