@@ -34,7 +34,8 @@ std::vector<int> parse_seeds(const std::string& seeds, int default_seed);
 std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, const std::string& variant, int seed);
 
 // The run's identity for grouping runs into a table: every Model and Training flag but the
-// seed, and the `extra` flags that change the reported numbers without being either (mt's
+// seed (an attention variant's setting only when it differs from its default, so that a new
+// variant's settings leave existing groups as they were), and the `extra` flags that change the reported numbers without being either (mt's
 // --epochs and decoding flags), as "key=value" lines; and a short hash of it.
 std::string run_group(const Flags& f, const std::vector<std::string>& extra = {});
 std::string short_hash(const std::string& bytes);  // 16 hex digits of FNV-1a 64

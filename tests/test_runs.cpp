@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "flags.h"
+#include "run_dir.h"
+#include "transformer.h"
 #include "common.h"
 #include "io.h"
 #include "json.h"
@@ -404,4 +407,22 @@ TEST_CASE("runs: --resume continues the checkpoint's seed; --overwrite starts af
     std::vector<std::string> twice = tiny_sweep(dir.path);
     twice.push_back("--variants=V,R,V");
     CHECK(synth_test::run_process(lm, twice, dir.path).err.find("--variants repeats V") != std::string::npos);
+}
+
+TEST_CASE("runs: a group names the variants' settings only where they differ from their defaults") {
+    auto group = [](std::vector<std::string> args) {
+        LmConfig model;
+        Flags f("lm", "");
+        model.bind(f);
+        args.insert(args.begin(), "lm");
+        std::vector<char*> argv;
+        for (std::string& a : args) argv.push_back(a.data());
+        REQUIRE(f.parse((int)argv.size(), argv.data()));
+        return run_group(f);
+    };
+    const std::string plain = group({}), unit = group({"--r-init=unit"}), same = group({"--r-init=normal"});
+    CHECK(plain.find("d-model=") != std::string::npos);  // model flags are always there
+    CHECK(plain.find("r-init") == std::string::npos);    // a setting at its default is not
+    CHECK(unit.find("r-init=unit\n") != std::string::npos);
+    CHECK(same == plain);
 }
