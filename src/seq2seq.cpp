@@ -22,6 +22,9 @@ void Seq2SeqConfig::bind(Flags& f) {
           "glorot (Vaswani et al.: Glorot-uniform matrices, unit-scale embeddings and positions) | normal "
           "(N(0, 0.02) everywhere, GPT-2)",
           FlagRole::Model);
+    f.add("placement", &placement,
+          "both | encoder | decoder: the self-attention the variant replaces; the other side keeps V (dot product)",
+          FlagRole::Model);
     f.add("share-embeddings", &share_embeddings, "one embedding table for source and target (joint BPE)",
           FlagRole::Model);
     f.add("dropout", &dropout, "embedding and residual dropout", FlagRole::Training);
@@ -65,14 +68,18 @@ Seq2Seq::Seq2Seq(ParamStore& store, const Seq2SeqConfig& cfg) : cfg_(cfg) {
         sin_table_.ndim = 2;
         sin_table_.dims = {L, d, 0, 0};
     }
+    SYNTH_CHECK(cfg.placement == "both" || cfg.placement == "encoder" || cfg.placement == "decoder",
+                "unknown --placement '", cfg.placement, "' (both, encoder, decoder)");
     BlockConfig block{cfg.attn, cfg.d_ff, cfg.dropout, /*cross=*/false, weights};
     block.attn.weights = weights;
+    if (cfg.placement == "decoder") block.attn.variant = "V";
     for (int l = 0; l < cfg.enc_layers; ++l) {
         block.attn.layer = l;
         enc_.push_back(std::make_unique<Block>(store, "enc" + std::to_string(l) + ".", block));
     }
     block.cross = true;
     block.attn.causal = true;
+    block.attn.variant = cfg.placement == "encoder" ? "V" : cfg.attn.variant;
     for (int l = 0; l < cfg.dec_layers; ++l) {
         block.attn.layer = l;
         dec_.push_back(std::make_unique<Block>(store, "dec" + std::to_string(l) + ".", block));

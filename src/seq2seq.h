@@ -9,8 +9,9 @@
 //                                                       // variant, then dot-product cross-attention
 //             logits = LN(y) emb_tgt^T                  // tied output embedding, (B*T, V)
 //
-// docs/variants.md: the Synthesizer variant replaces encoder AND decoder self-attention; the
-// encoder-decoder attention stays dot product. Source and target share one embedding table by
+// docs/variants.md: the Synthesizer variant replaces encoder AND decoder self-attention (as in
+// the paper), or only one of them with --placement (V in the other); the encoder-decoder
+// attention stays dot product. Source and target share one embedding table by
 // default (one joint BPE vocabulary); a flag gives each side its own. Positions are learned
 // (one (L, d) table per side) or fixed sinusoids (Vaswani et al. 2017, section 3.5); either way
 // L bounds the length, so a longer sentence is an error for every variant, V included.
@@ -47,6 +48,7 @@ struct Seq2SeqConfig {
     // (docs/performance.md).
     std::string init = "glorot";
     AttnConfig attn;           // d_model, heads, max_len L, variant, its settings, attention dropout
+    std::string placement = "both";  // both | encoder | decoder: whose self-attention is attn.variant (V elsewhere)
 
     // The field table: every field but vocab (the BPE's) and pad a flag, with its role.
     void bind(Flags& f);

@@ -326,3 +326,31 @@ TEST_CASE("mt: the glorot initialisation gives unit-scale embeddings and Glorot-
     ParamStore other;
     CHECK_THROWS_WITH_AS(Seq2Seq(other, c), doctest::Contains("unknown init 'uniform' (normal, glorot)"), Error);
 }
+
+TEST_CASE("mt: --placement puts the variant in the encoder, the decoder or both, V elsewhere") {
+    auto has = [](const ParamStore& s, const std::string& name) { return s.find(name) != nullptr; };
+    for (std::string placement : {"both", "encoder", "decoder"}) {
+        CAPTURE(placement);
+        Seq2SeqConfig c = tiny_config("R");
+        c.placement = placement;
+        ParamStore store;
+        Seq2Seq model(store, c);
+        const bool enc = placement != "decoder", dec = placement != "encoder";
+        for (int l = 0; l < 2; ++l) {
+            CHECK(has(store, "enc" + std::to_string(l) + ".attn.R.r") == enc);
+            CHECK(has(store, "enc" + std::to_string(l) + ".attn.V.w_q") == !enc);
+            CHECK(has(store, "dec" + std::to_string(l) + ".attn.R.r") == dec);
+            CHECK(has(store, "dec" + std::to_string(l) + ".attn.V.w_q") == !dec);
+        }
+    }
+    // An encoder-only variant fits only the encoder.
+    Seq2SeqConfig lin = tiny_config("Linformer");
+    lin.attn.settings.set("linformer-k", 4);
+    ParamStore s1, s2, s3;
+    CHECK_THROWS_WITH_AS(Seq2Seq(s1, lin), doctest::Contains("Linformer is encoder-only"), Error);
+    lin.placement = "encoder";
+    Seq2Seq ok(s2, lin);
+    CHECK(has(s2, "enc0.attn.Linformer.e"));
+    lin.placement = "middle";
+    CHECK_THROWS_WITH_AS(Seq2Seq(s3, lin), doctest::Contains("unknown --placement 'middle'"), Error);
+}

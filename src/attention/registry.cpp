@@ -191,7 +191,7 @@ std::unique_ptr<SequenceMixer> make_mixer(ParamStore& store, const std::string& 
     const VariantInfo& first = variant_info(parts[0]);
     SYNTH_CHECK(!cfg.causal || first.causal_ok, first.name, " is encoder-only (each output reads the whole sequence, ",
                 "so it cannot be causal): it cannot be a decoder's self-attention (build/lm, or mt's decoder); use it "
-                "in an encoder (build/cls)");
+                "in an encoder (build/cls, or build/mt --placement=encoder)");
     if (first.make_mixer) return first.make_mixer(store, prefix, cfg);
     return std::make_unique<SynthesizerAttention>(store, prefix, cfg);
 }
