@@ -26,7 +26,7 @@ block0.attn.V.w_q, block0.attn.R.r, block0.attn.mix.w, block0.attn.w_v, ...), we
 (in, out) so y = x W, pre-LayerNorm blocks (eps 1e-5), ReLU FFN, no biases on the attention
 projections, learned positions, tied output embedding (logits = h tok_emb^T), and every
 Synthesizer variant as a source of attention logits mixed inside one causal softmax
-(src/attention.h); LightConv replaces the attention with Wu et al.'s causal
+(src/attention.h); LightConv and DynamicConv replace the attention with Wu et al.'s causal
 convolution layer (src/attention/conv_layer.h), with fairseq's biases on its two projections.
 """
 import argparse
@@ -50,7 +50,7 @@ except ImportError as e:
     sys.exit(EXIT_NO_TORCH)
 
 COMPONENTS = ("V", "D", "R", "Rfix", "FR", "FD")
-CONVS = ("LightConv",)  # sequence mixers of their own: never mixed
+CONVS = ("LightConv", "DynamicConv")  # sequence mixers of their own: never mixed
 
 
 def parse_variant(variant):
@@ -166,30 +166,37 @@ class FactorizedRandomSource(nn.Module):
 
 
 class ConvParams(nn.Module):
-    """The parameters of one LightConv layer, named as synth's: w_in (d, 2d), b_in, w_out (d, d),
-    b_out, and the kernel (H, K)."""
+    """The parameters of one LightConv / DynamicConv layer, named as synth's: w_in (d, 2d), b_in,
+    w_out (d, d), b_out, and LightConv's kernel (H, K) or DynamicConv's w_kernel (d, H K)."""
 
-    def __init__(self, d, H, K):
+    def __init__(self, d, H, K, dynamic):
         super().__init__()
         self.w_in, self.b_in = normal(d, 2 * d), nn.Parameter(torch.zeros(2 * d))
         self.w_out, self.b_out = normal(d, d), nn.Parameter(torch.zeros(d))
-        self.kernel = normal(H, K)
+        if dynamic:
+            self.w_kernel = normal(d, H * K)
+        else:
+            self.kernel = normal(H, K)
 
 
 class Conv(nn.Module):
     """Wu et al. (2019)'s layer (fairseq's LightConvDecoderLayer): u = GLU(x W_in + b_in); taps
-    softmax_K(kernel_h), channel c using head c // (d/H)'s; y_i = sum_k taps_i[k] u_{i-K+1+k} (causal, zeros before the start); y W_out + b_out."""
+    softmax_K(kernel_h) (LightConv) or softmax_K(u_i W_k)_h (DynamicConv), channel c using head
+    c // (d/H)'s; y_i = sum_k taps_i[k] u_{i-K+1+k} (causal, zeros before the start); y W_out + b_out."""
 
     def __init__(self, d, H, K, variant):
         super().__init__()
         self.H, self.K, self.name = H, K, variant
-        setattr(self, variant, ConvParams(d, H, K))
+        setattr(self, variant, ConvParams(d, H, K, variant == "DynamicConv"))
 
     def forward(self, x, causal):  # x (B, T, d); the window itself is causal
         p = getattr(self, self.name)
         B, T, d = x.shape
         u = F.glu(x @ p.w_in + p.b_in, dim=-1)  # (B, T, d)
-        taps = torch.softmax(p.kernel, dim=-1)[None, None]  # (1, 1, H, K)
+        if self.name == "DynamicConv":
+            taps = torch.softmax((u @ p.w_kernel).view(B, T, self.H, self.K), dim=-1)  # (B, T, H, K)
+        else:
+            taps = torch.softmax(p.kernel, dim=-1)[None, None]  # (1, 1, H, K)
         taps = taps.repeat_interleave(d // self.H, dim=2)  # (B or 1, T or 1, d, K)
         windows = F.pad(u, (0, 0, self.K - 1, 0)).unfold(1, self.K, 1)  # (B, T, d, K): keys i-K+1 .. i
         return (windows * taps).sum(-1) @ p.w_out + p.b_out

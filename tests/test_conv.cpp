@@ -22,7 +22,7 @@ using namespace synth;
 
 namespace {
 
-const std::vector<std::string> kConvs = {"LightConv"};
+const std::vector<std::string> kConvs = {"LightConv", "DynamicConv"};
 
 AttnConfig conv_config(const std::string& variant, bool causal, const std::string& kernels) {
     AttnConfig c;
