@@ -25,7 +25,9 @@ parameter names and shapes as synth's ParamStore (tok_emb, pos_emb, block0.ln1.g
 block0.attn.V.w_q, block0.attn.R.r, block0.attn.mix.w, block0.attn.w_v, ...), weights stored
 (in, out) so y = x W, pre-LayerNorm blocks (eps 1e-5), ReLU FFN, no biases on the attention
 projections, learned positions, tied output embedding (logits = h tok_emb^T), and every
-variant as a source of attention logits mixed inside one causal softmax (src/attention.h).
+Synthesizer variant as a source of attention logits mixed inside one causal softmax
+(src/attention.h); LightConv and DynamicConv replace the attention with Wu et al.'s causal
+convolution layer (src/attention/conv_layer.h), with fairseq's biases on its two projections.
 """
 import argparse
 import json
@@ -48,17 +50,26 @@ except ImportError as e:
     sys.exit(EXIT_NO_TORCH)
 
 COMPONENTS = ("V", "D", "R", "Rfix", "FR", "FD")
+CONVS = ("LightConv", "DynamicConv")  # sequence mixers of their own: never mixed
 
 
 def parse_variant(variant):
     """'R+V' -> ['R', 'V'], with synth's errors for unknown or repeated components."""
     parts = variant.split("+")
     for p in parts:
-        if p not in COMPONENTS:
-            raise ValueError(f"unknown attention variant '{p}' in '{variant}' (known: {', '.join(COMPONENTS)})")
+        if p not in COMPONENTS + CONVS:
+            raise ValueError(f"unknown attention variant '{p}' in '{variant}' (known: {', '.join(COMPONENTS + CONVS)})")
     if len(set(parts)) != len(parts):
         raise ValueError(f"variant '{variant}' repeats a component")
+    if len(parts) > 1 and any(p in CONVS for p in parts):
+        raise ValueError(f"variant '{variant}': a convolution cannot be mixed")
     return parts
+
+
+def conv_kernel_size(kernels, layer):
+    """--conv-kernels '3,7,15' -> layer's entry; deeper layers repeat the last."""
+    sizes = [int(k) for k in kernels.split(",")]
+    return sizes[min(layer, len(sizes) - 1)]
 
 
 def default_fd_a(L):
@@ -154,6 +165,43 @@ class FactorizedRandomSource(nn.Module):
         return (self.r1[:, :T] @ self.r2[:, :T].transpose(-1, -2))[None]
 
 
+class ConvParams(nn.Module):
+    """The parameters of one LightConv / DynamicConv layer, named as synth's: w_in (d, 2d), b_in,
+    w_out (d, d), b_out, and LightConv's kernel (H, K) or DynamicConv's w_kernel (d, H K)."""
+
+    def __init__(self, d, H, K, dynamic):
+        super().__init__()
+        self.w_in, self.b_in = normal(d, 2 * d), nn.Parameter(torch.zeros(2 * d))
+        self.w_out, self.b_out = normal(d, d), nn.Parameter(torch.zeros(d))
+        if dynamic:
+            self.w_kernel = normal(d, H * K)
+        else:
+            self.kernel = normal(H, K)
+
+
+class Conv(nn.Module):
+    """Wu et al. (2019)'s layer (fairseq's LightConvDecoderLayer): u = GLU(x W_in + b_in); taps
+    softmax_K(kernel_h) (LightConv) or softmax_K(u_i W_k)_h (DynamicConv), channel c using head
+    c // (d/H)'s; y_i = sum_k taps_i[k] u_{i-K+1+k} (causal, zeros before the start); y W_out + b_out."""
+
+    def __init__(self, d, H, K, variant):
+        super().__init__()
+        self.H, self.K, self.name = H, K, variant
+        setattr(self, variant, ConvParams(d, H, K, variant == "DynamicConv"))
+
+    def forward(self, x, causal):  # x (B, T, d); the window itself is causal
+        p = getattr(self, self.name)
+        B, T, d = x.shape
+        u = F.glu(x @ p.w_in + p.b_in, dim=-1)  # (B, T, d)
+        if self.name == "DynamicConv":
+            taps = torch.softmax((u @ p.w_kernel).view(B, T, self.H, self.K), dim=-1)  # (B, T, H, K)
+        else:
+            taps = torch.softmax(p.kernel, dim=-1)[None, None]  # (1, 1, H, K)
+        taps = taps.repeat_interleave(d // self.H, dim=2)  # (B or 1, T or 1, d, K)
+        windows = F.pad(u, (0, 0, self.K - 1, 0)).unfold(1, self.K, 1)  # (B, T, d, K): keys i-K+1 .. i
+        return (windows * taps).sum(-1) @ p.w_out + p.b_out
+
+
 class Mix(nn.Module):
     def __init__(self, H, C):
         super().__init__()
@@ -211,10 +259,13 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d, H, L, d_ff, variant, **attn_kw):
+    def __init__(self, d, H, L, d_ff, variant, layer=0, conv_kernels="3,7,15,31,31,31,31", **attn_kw):
         super().__init__()
         self.ln1, self.ln2 = LayerNorm(d), LayerNorm(d)
-        self.attn = SelfAttention(d, H, L, variant, **attn_kw)
+        if variant in CONVS:
+            self.attn = Conv(d, H, conv_kernel_size(conv_kernels, layer), variant)
+        else:
+            self.attn = SelfAttention(d, H, L, variant, **attn_kw)
         self.ffn = FeedForward(d, d_ff)
 
     def forward(self, x, causal):
@@ -230,7 +281,7 @@ class SynthLM(nn.Module):
         self.L = L
         self.tok_emb, self.pos_emb = normal(vocab, d), normal(L, d)
         for l in range(layers):
-            setattr(self, f"block{l}", Block(d, H, L, d_ff, variant, **attn_kw))
+            setattr(self, f"block{l}", Block(d, H, L, d_ff, variant, layer=l, **attn_kw))
         self.blocks = [getattr(self, f"block{l}") for l in range(layers)]
         self.ln_f = LayerNorm(d)
 
@@ -309,10 +360,11 @@ def compare(name, got, want, tol):
 
 def model_from(meta):
     """The float64 SynthLM of synth's model flags: the metadata holds its field table, so the names
-    are the flags' (d-model, layers, heads, d-ff, seq, fr-rank, fd-a, share-w2) plus variant, vocab."""
+    are the flags' (d-model, layers, heads, d-ff, seq, fr-rank, fd-a, share-w2, conv-kernels) plus variant, vocab."""
     return SynthLM(int(meta["vocab"]), int(meta["d-model"]), int(meta["layers"]), int(meta["heads"]),
                    int(meta["d-ff"]), int(meta["seq"]), meta["variant"], fr_rank=int(meta["fr-rank"]),
-                   fd_a=int(meta["fd-a"]), share_w2=meta["share-w2"] in ("1", "true")).double()
+                   fd_a=int(meta["fd-a"]), share_w2=meta["share-w2"] in ("1", "true"),
+                   conv_kernels=meta["conv-kernels"]).double()
 
 
 def failure(name, why):
@@ -475,7 +527,7 @@ def bench(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = SynthLM(args.vocab, args.d_model, args.layers, args.heads, args.d_ff, args.seq, args.variant,
-                    fr_rank=args.fr_rank, fd_a=args.fd_a, share_w2=args.share_w2)
+                    fr_rank=args.fr_rank, fd_a=args.fd_a, share_w2=args.share_w2, conv_kernels=args.conv_kernels)
     # As build/lm --bench: AdamW defaults of synth's AdamWConfig, lr 1e-4, clip 1.0.
     opt = adamw_for(model, 1e-4, (0.9, 0.98), 1e-9, 0.01, foreach=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -530,6 +582,7 @@ def main():
                           ("bench-infer-steps", 20), ("fr-rank", 8), ("fd-a", 0), ("seed", 1337)]:
         b.add_argument(f"--{name}", type=int, default=default)
     b.add_argument("--share-w2", action="store_true")
+    b.add_argument("--conv-kernels", default="3,7,15,31,31,31,31")
     args = ap.parse_args()
     if args.cmd == "bench":
         bench(args)

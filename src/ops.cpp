@@ -243,7 +243,7 @@ Tensor scale(const Tensor& a, float s) {
 }
 
 // =====================================================================================
-// relu, gelu
+// relu, gelu, glu
 // =====================================================================================
 Tensor relu(const Tensor& x) {
     const int64_t n = x.numel();
@@ -278,6 +278,39 @@ Tensor gelu(const Tensor& x) {
                 float t = std::tanh(kGeluC * (v + 0.044715f * v * v * v));
                 float du = kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
                 x.grad[i] += y.grad[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+            }
+        });
+    }
+    return y;
+}
+
+// glu(x) = a * sigmoid(g) for x = [a | g] along the last dim: (..., 2C) -> (..., C)
+Tensor glu(const Tensor& x) {
+    SYNTH_CHECK(x.ndim >= 1 && x.dim(-1) % 2 == 0, "glu: the last dim of ", x.shape_str(), " must be even");
+    const int C = x.dim(-1) / 2;
+    const int64_t rows = x.numel() / (2 * C);
+    Shape ys = shape_of(x);
+    ys.back() = C;
+    Tensor y = new_tensor(ys, needs_grad({&x}));
+    auto sigmoid = [](float g) { return 1.0f / (1.0f + std::exp(-g)); };
+#pragma omp parallel for if (rows * C > kParallelMin)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* a = x.data + r * 2 * C;
+        for (int c = 0; c < C; ++c) y.data[r * C + c] = a[c] * sigmoid(a[C + c]);
+    }
+    if (y.grad) {
+        // da = dy s,  dg = dy a s (1 - s),  s = sigmoid(g)
+        record("glu", {x}, y, [=] {
+#pragma omp parallel for if (rows * C > kParallelMin)
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* a = x.data + r * 2 * C;
+                float* da = x.grad + r * 2 * C;
+                const float* dy = y.grad + r * C;
+                for (int c = 0; c < C; ++c) {
+                    const float sg = sigmoid(a[C + c]);
+                    da[c] += dy[c] * sg;
+                    da[C + c] += dy[c] * a[c] * sg * (1.0f - sg);
+                }
             }
         });
     }
@@ -455,6 +488,103 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
 #pragma omp simd
                     for (int j = 0; j < jmax; ++j) dx[j] += yr[j] * (dy[j] - dot);
                 }
+            }
+        });
+    }
+    return y;
+}
+
+// =====================================================================================
+// local_conv: y[b, r, c] = sum_k w[b, r, c / (C/H), k] x[b, q_offset + r - pad_left + k, c]
+// =====================================================================================
+Tensor local_conv(const Tensor& x, const Tensor& w, int pad_left, int q_offset, const uint8_t* key_pad) {
+    SYNTH_CHECK(x.ndim == 3 && w.ndim == 4, "local_conv: x (B, Tk, C) and w (B or 1, Tq or 1, H, K) expected, got x ",
+                x.shape_str(), " w ", w.shape_str());
+    const int B = x.dim(0), Tk = x.dim(1), C = x.dim(2), H = w.dim(2), K = w.dim(3), Tq = Tk - q_offset;
+    SYNTH_CHECK(q_offset >= 0 && Tq >= 1, "local_conv: query offset ", q_offset, " leaves no query of ", Tk, " keys");
+    SYNTH_CHECK(H >= 1 && C % H == 0 && K >= 1, "local_conv: ", H, " kernel heads do not divide ", C, " channels");
+    const bool per_position = w.dim(0) == B && w.dim(1) == Tq;
+    SYNTH_CHECK(per_position || (w.dim(0) == 1 && w.dim(1) == 1), "local_conv: w ", w.shape_str(),
+                " is neither (1, 1, H, K) nor (B, Tq, H, K) for x ", x.shape_str(), " with ", Tq, " queries");
+    Tensor y = new_tensor({B, Tq, C}, needs_grad({&x, &w}));
+    const int R = C / H, HK = H * K;
+    // The padding flags outlive the caller's buffer: the backward needs them.
+    uint8_t* pad = nullptr;
+    if (key_pad) {
+        pad = reinterpret_cast<uint8_t*>(scratch().alloc(((size_t)B * Tk + 3) / 4));
+        std::memcpy(pad, key_pad, (size_t)B * Tk);
+    }
+    // Key j of sequence b is read when it lies in the sequence and is not padding.
+    auto key_ok = [=](int b, int j) { return j >= 0 && j < Tk && !(pad && pad[(int64_t)b * Tk + j]); };
+    auto w_row = [=](int64_t row) { return w.data + (per_position ? row * HK : 0); };  // row = b * Tq + r
+    const int64_t rows = (int64_t)B * Tq;
+    const bool parallel = rows * C * K > kParallelMin;
+#pragma omp parallel for if (parallel)
+    for (int64_t row = 0; row < rows; ++row) {
+        const int b = (int)(row / Tq), i = q_offset + (int)(row % Tq);
+        const float* wr = w_row(row);
+        float* yr = y.data + row * C;
+        std::memset(yr, 0, (size_t)C * sizeof(float));
+        for (int k = 0; k < K; ++k) {
+            const int j = i - pad_left + k;
+            if (!key_ok(b, j)) continue;
+            const float* xr = x.data + ((int64_t)b * Tk + j) * C;
+            for (int h = 0; h < H; ++h) {
+                const float wk = wr[h * K + k];
+#pragma omp simd
+                for (int c = h * R; c < (h + 1) * R; ++c) yr[c] += wk * xr[c];
+            }
+        }
+    }
+    if (y.grad) {
+        record("local_conv", {x, w}, y, [=] {
+            // dx[b, j, c] += sum_k w[b, r, h, k] dy[b, r, c] over the queries r that read key j
+            // with tap k (r = j + pad_left - k - q_offset): one key row per iteration, no races.
+            if (x.grad) {
+#pragma omp parallel for if (parallel)
+                for (int64_t key = 0; key < (int64_t)B * Tk; ++key) {
+                    const int b = (int)(key / Tk), j = (int)(key % Tk);
+                    if (!key_ok(b, j)) continue;
+                    float* dx = x.grad + key * C;
+                    for (int k = 0; k < K; ++k) {
+                        const int r = j + pad_left - k - q_offset;
+                        if (r < 0 || r >= Tq) continue;
+                        const int64_t row = (int64_t)b * Tq + r;
+                        const float* wr = w_row(row);
+                        const float* dy = y.grad + row * C;
+                        for (int h = 0; h < H; ++h) {
+                            const float wk = wr[h * K + k];
+#pragma omp simd
+                            for (int c = h * R; c < (h + 1) * R; ++c) dx[c] += wk * dy[c];
+                        }
+                    }
+                }
+            }
+            if (!w.grad) return;
+            // dw[.., h, k] += sum over head h's channels of dy[b, r, c] x[b, j, c]: query row
+            // `row`'s (H, K) tap products added into `out`.
+            auto add_tap_dots = [=](int64_t row, float* out) {
+                const int b = (int)(row / Tq), i = q_offset + (int)(row % Tq);
+                const float* dy = y.grad + row * C;
+                for (int k = 0; k < K; ++k) {
+                    const int j = i - pad_left + k;
+                    if (!key_ok(b, j)) continue;
+                    const float* xr = x.data + ((int64_t)b * Tk + j) * C;
+                    for (int h = 0; h < H; ++h) {
+                        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                        for (int c = h * R; c < (h + 1) * R; ++c) s += dy[c] * xr[c];
+                        out[h * K + k] += s;
+                    }
+                }
+            };
+            if (per_position) {
+#pragma omp parallel for if (parallel)
+                for (int64_t row = 0; row < rows; ++row) add_tap_dots(row, w.grad + row * HK);
+            } else {  // one shared kernel: per-thread sums, added in thread order (deterministic)
+                kernel::rows_with_partial_sums(rows, HK, parallel, add_tap_dots, [=](const float* part) {
+                    for (int t = 0; t < HK; ++t) w.grad[t] += part[t];
+                });
             }
         });
     }

@@ -60,6 +60,9 @@ Tensor mul(const Tensor& a, const Tensor& b);  // same shapes
 Tensor scale(const Tensor& a, float s);
 Tensor relu(const Tensor& x);
 Tensor gelu(const Tensor& x);  // tanh approximation
+// Gated linear unit over the last dim (Dauphin et al. 2017; torch's nn.GLU(dim=-1), as fairseq's
+// LightConv and DynamicConv layers use it): x (..., 2C) = [a | g] -> (..., C) = a * sigmoid(g).
+Tensor glu(const Tensor& x);
 // Inverted dropout with keep probability 1-p: the mask is hash_uniform(seed, counter, i),
 // so it is reproducible and independent of the thread count. p == 0 returns x itself.
 Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter);
@@ -73,6 +76,19 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps = 
 // logits (Bl = 1, e.g. Random Synthesizer) into per-sequence probabilities.
 // A row whose keys are all masked gives zeros.
 Tensor softmax(const Tensor& logits, const Mask& mask);
+
+// ---- banded depthwise convolution (docs/variants.md, LightConv and DynamicConv) ----------
+// y[b, r, c] = sum_k w[b, r, h, k] x[b, i - pad_left + k, c],  i = q_offset + r, h = c / (C/H):
+// a convolution over time with K taps per channel, the taps shared by the C/H channels of a
+// head (Wu et al. 2019's weight sharing), computed in O(Tq K C), never as a (Tq, Tk) matrix.
+// x (B, Tk, C) holds every key; the queries are its last Tq = Tk - q_offset positions (all of
+// them without incremental decoding). w (1, 1, H, K) shares one kernel over batch and time
+// (LightConv), w (B, Tq, H, K) gives each position its own (DynamicConv, or DropConnect on
+// LightConv's kernel). pad_left = K - 1 is causal (keys i-K+1 .. i), (K - 1) / 2 centred, as
+// fairseq's padding_l. Keys outside [0, Tk) and padded keys (key_pad (B, Tk), 1 = padding, or
+// nullptr) contribute 0, as fairseq zeroes padded inputs before its convolution.
+// -> (B, Tq, C)
+Tensor local_conv(const Tensor& x, const Tensor& w, int pad_left, int q_offset = 0, const uint8_t* key_pad = nullptr);
 
 // ---- embeddings and loss ------------------------------------------------------------
 // table (V, C), ids (n) with n = B*T -> (B, T, C). Backward scatter-adds into the table.

@@ -74,6 +74,32 @@ std::vector<double> softmax(const Tensor& logits, const Mask& mask) {
     return y;
 }
 
+std::vector<double> glu(const Tensor& x) {
+    const int C = x.dim(-1) / 2;
+    const int64_t rows = x.numel() / (2 * C);
+    std::vector<double> y((size_t)rows * C);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int c = 0; c < C; ++c)
+            y[r * C + c] = (double)x.data[r * 2 * C + c] / (1.0 + std::exp(-(double)x.data[r * 2 * C + C + c]));
+    return y;
+}
+
+std::vector<double> local_conv(const Tensor& x, const Tensor& w, int pad_left, int q_offset, const uint8_t* key_pad) {
+    const int B = x.dim(0), Tk = x.dim(1), C = x.dim(2), H = w.dim(2), K = w.dim(3), Tq = Tk - q_offset;
+    const bool shared = w.dim(0) == 1 && w.dim(1) == 1;
+    std::vector<double> y((size_t)B * Tq * C, 0.0);
+    for (int b = 0; b < B; ++b)
+        for (int r = 0; r < Tq; ++r)
+            for (int c = 0; c < C; ++c)
+                for (int k = 0; k < K; ++k) {
+                    const int j = q_offset + r - pad_left + k, h = c / (C / H);
+                    if (j < 0 || j >= Tk || (key_pad && key_pad[b * Tk + j])) continue;
+                    const size_t wi = ((size_t)(shared ? 0 : b * Tq + r) * H + h) * K + k;
+                    y[((size_t)b * Tq + r) * C + c] += (double)w.data[wi] * x.data[((size_t)b * Tk + j) * C + c];
+                }
+    return y;
+}
+
 std::vector<double> layernorm(const Tensor& x, const Tensor& g, const Tensor& b, double eps) {
     const int C = x.dim(-1);
     const int64_t R = x.numel() / C;

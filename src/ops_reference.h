@@ -22,9 +22,17 @@ std::vector<double> bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpos
 // x (..., C) -> 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 std::vector<double> gelu(const Tensor& x);
 
+// x (..., 2C) = [a | g] -> (..., C) = a / (1 + exp(-g))
+std::vector<double> glu(const Tensor& x);
+
 // logits (Bl, H, Tq, Tk) -> (B, H, Tq, Tk): softmax over the keys the mask allows; a row with
 // no allowed key is zeros.
 std::vector<double> softmax(const Tensor& logits, const Mask& mask);
+
+// x (B, Tk, C), w (1, 1, H, K) or (B, Tq, H, K), Tq = Tk - q_offset, key_pad (B, Tk) or nullptr
+// -> (B, Tq, C): y[b, r, c] = sum over keys j = q_offset + r - pad_left + k in [0, Tk), not padding,
+// of w[b, r, c / (C/H), k] x[b, j, c]
+std::vector<double> local_conv(const Tensor& x, const Tensor& w, int pad_left, int q_offset, const uint8_t* key_pad);
 
 // x (R, C), g (C), b (C) -> (R, C)
 std::vector<double> layernorm(const Tensor& x, const Tensor& g, const Tensor& b, double eps);

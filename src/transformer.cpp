@@ -57,8 +57,11 @@ int64_t lm_param_formula(const LmConfig& cfg) {
     const int64_t d = cfg.attn.d_model, f = cfg.d_ff;
     const int64_t shared_per_layer = 4 * d                     // two LayerNorms
                                      + d * f + f + f * d + d;  // FFN
-    return (int64_t)cfg.vocab * d + (int64_t)cfg.attn.max_len * d + 2 * d +
-           cfg.layers * (shared_per_layer + mixer_params(cfg.attn));
+    int64_t n = (int64_t)cfg.vocab * d + (int64_t)cfg.attn.max_len * d + 2 * d;
+    AttnConfig attn = cfg.attn;
+    for (attn.layer = 0; attn.layer < cfg.layers; ++attn.layer)  // a mixer may be sized per layer (kernel sizes)
+        n += shared_per_layer + mixer_params(attn);
+    return n;
 }
 
 }  // namespace synth

@@ -436,6 +436,21 @@ TEST_CASE("op: gelu against its tanh formula") {
     check_close(gelu(x), reference::gelu(x), 1e-6, 1e-5);
 }
 
+TEST_CASE("op: glu is the first half times the sigmoid of the second") {
+    Rng rng(23);
+    Tensor x = randn({2, 5, 6}, rng);
+    x.data[0] = -4.0f;
+    x.data[3] = 5.0f;  // a large gate: sigmoid near 1
+    {
+        NoGrad ng;
+        const Tensor y = glu(x);
+        CHECK(y.shape_str() == "(2, 5, 3)");
+        check_close(y, reference::glu(x), 1e-6, 1e-5);
+        CHECK(y.data[0] == doctest::Approx(-4.0f / (1.0f + std::exp(-x.data[3]))));
+    }
+    CHECK_GRADS({x}, [&] { return glu(x); });
+}
+
 TEST_CASE("op: dropout") {
     Rng rng(8);
     const float p = 0.3f;
@@ -543,6 +558,57 @@ TEST_CASE("op: softmax, fully masked rows give zeros and zero gradient") {
     }
     CHECK_GRADS({logits}, [&] { return softmax(logits, mask); });
     for (int k = 0; k < H * Tq * Tk; ++k) CHECK(logits.grad[H * Tq * Tk + k] == 0.0f);
+}
+
+TEST_CASE("op: local_conv, causal and centred, shared and per-position kernels, padding, decoding offsets") {
+    Rng rng(24);
+    int B = 2, Tk = 6, C = 6, H = 3, K = 3, pad_left = K - 1, q_offset = 0;
+    bool per_position = false;
+    std::vector<uint8_t> pad;
+    SUBCASE("causal, shared kernel") {}
+    SUBCASE("causal, per-position kernels") { per_position = true; }
+    SUBCASE("centred, odd K") { K = 5, pad_left = 2, per_position = true; }
+    SUBCASE("centred, even K, one head") { K = 4, pad_left = 1, H = 1; }
+    SUBCASE("a kernel longer than the sequence") { K = 9, pad_left = 8; }
+    SUBCASE("decoding: the last 2 of 6 positions are the queries") { q_offset = 4, per_position = true; }
+    SUBCASE("key padding") {
+        K = 5, pad_left = 2, per_position = true;
+        pad = {0, 0, 0, 0, 1, 1,   // batch 0: the last two keys are padding
+               1, 0, 0, 1, 0, 0};  // batch 1: keys 0 and 3
+    }
+    SUBCASE("large enough for the threaded loops and the shared kernel's partial sums") {
+        B = 2, Tk = 64, C = 64, H = 4, K = 5;
+    }
+    SUBCASE("large, per-position kernels") { B = 2, Tk = 64, C = 64, H = 4, K = 5, per_position = true; }
+    CAPTURE(K);
+    CAPTURE(pad_left);
+    CAPTURE(per_position);
+    const int Tq = Tk - q_offset;
+    const uint8_t* key_pad = pad.empty() ? nullptr : pad.data();
+    Tensor x = randn({B, Tk, C}, rng);
+    Tensor w = per_position ? randn({B, Tq, H, K}, rng) : randn({1, 1, H, K}, rng);
+    {
+        NoGrad ng;
+        const Tensor y = local_conv(x, w, pad_left, q_offset, key_pad);
+        CHECK(y.shape_str() == "(" + std::to_string(B) + ", " + std::to_string(Tq) + ", " + std::to_string(C) + ")");
+        check_close(y, reference::local_conv(x, w, pad_left, q_offset, key_pad));
+    }
+    CHECK_GRADS({x, w}, [&] { return local_conv(x, w, pad_left, q_offset, key_pad); });
+    // Padded keys get no gradient; neither do the keys no query reaches.
+    for (int b = 0; b < B; ++b)
+        for (int j = 0; j < Tk; ++j) {
+            const bool padded = key_pad && key_pad[b * Tk + j];
+            const bool reached = j + pad_left >= q_offset && j + pad_left - (K - 1) < Tk;
+            if (padded || !reached)
+                for (int c = 0; c < C; ++c) CHECK(x.grad[((size_t)b * Tk + j) * C + c] == 0.0f);
+        }
+}
+
+TEST_CASE("op: local_conv rejects a kernel that is neither shared nor per position") {
+    Rng rng(25);
+    Tensor x = randn({2, 5, 6}, rng, false);
+    CHECK_THROWS_WITH_AS(local_conv(x, randn({2, 1, 3, 3}, rng, false), 2), doctest::Contains("neither"), Error);
+    CHECK_THROWS_WITH_AS(local_conv(x, randn({1, 1, 4, 3}, rng, false), 2), doctest::Contains("do not divide"), Error);
 }
 
 // =====================================================================================

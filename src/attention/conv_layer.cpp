@@ -1,0 +1,82 @@
+#include "attention/conv_layer.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "common.h"
+
+namespace synth {
+
+Setting conv_kernels_setting() {
+    return Setting::choice("conv-kernels", "3,7,15,31,31,31,31",
+                           "kernel size of each layer's convolution, comma-separated from layer 0 (fairseq's "
+                           "default); deeper layers repeat the last",
+                           {});
+}
+
+int conv_kernel_size(const AttnConfig& cfg) {
+    const std::string& list = cfg.settings.text("conv-kernels");
+    std::vector<int> sizes;
+    std::stringstream in(list);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+        size_t used = 0;
+        int k = 0;
+        try {
+            k = std::stoi(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        SYNTH_CHECK(!item.empty() && used == item.size() && k >= 1, "--conv-kernels='", list,
+                    "': '", item, "' is not a positive kernel size (expected e.g. 3,7,15,31)");
+        sizes.push_back(k);
+    }
+    SYNTH_CHECK(!sizes.empty() && list.back() != ',', "--conv-kernels='", list,
+                "' must list kernel sizes, e.g. 3,7,15,31");
+    return sizes[std::min<size_t>(cfg.layer, sizes.size() - 1)];
+}
+
+int64_t conv_layer_params(const AttnConfig& cfg) {
+    const int64_t d = cfg.d_model;
+    return d * 2 * d + 2 * d + d * d + d;  // W_in, b_in, W_out, b_out
+}
+
+ConvLayer::ConvLayer(ParamStore& store, const std::string& prefix, const std::string& name, const AttnConfig& cfg)
+    : cfg_(cfg), K_(conv_kernel_size(cfg)) {
+    SYNTH_CHECK(cfg.heads >= 1 && cfg.d_model >= 1 && cfg.d_model % cfg.heads == 0, "heads=", cfg.heads,
+                " must divide d_model=", cfg.d_model);
+    const int d = cfg.d_model;
+    const std::string p = prefix + name + ".";
+    w_in_ = store.weight(p + "w_in", {d, 2 * d}, cfg.weights);
+    b_in_ = store.bias(p + "b_in", {2 * d});
+    w_out_ = store.weight(p + "w_out", {d, d}, cfg.weights);
+    b_out_ = store.bias(p + "b_out", {d});
+}
+
+Tensor ConvLayer::forward(const Tensor& x, Mask mask, StepContext& ctx, MixerCache* cache) {
+    const int B = x.dim(0), Tq = x.dim(1), H = cfg_.heads;
+    SYNTH_CHECK(!(cache && mask.key_pad), "a convolution decoding incrementally takes no key-padding mask");
+    // A causal mask gets a causal window even on a layer built as an encoder's.
+    const int pad_left = cfg_.causal || mask.causal ? K_ - 1 : (K_ - 1) / 2;
+    Tensor u = glu(linear(x, *w_in_, *b_in_));  // (B, Tq, d)
+    Tensor w = kernel(u);                        // (1, 1, H, K) or (B, Tq, H, K)
+    if (ctx.train) {
+        const uint64_t counter = ctx.next_counter();  // drawn even at rate 0, so later masks do not move
+        if (cfg_.attn_dropout > 0.0f) {
+            // fairseq's weight dropout draws one mask per (position, sequence, head, tap).
+            if (w.dim(0) != B || w.dim(1) != Tq) w = reshape(broadcast_batch(reshape(w, {1, H, K_}), B * Tq), {B, Tq, H, K_});
+            w = dropout(w, cfg_.attn_dropout, ctx.seed, counter);  // (B, Tq, H, K)
+        }
+    }
+    Tensor keys = u;  // (B, Tk, d): the queries are its last Tq positions
+    if (cache) {
+        if (cache->values.data) keys = concat_seq(cache->values, u);
+        const int Tk = keys.dim(1);
+        cache->values = K_ > 1 ? slice_seq(keys, std::max(0, Tk - (K_ - 1)), Tk) : Tensor{};
+        cache->len += Tq;
+    }
+    Tensor y = local_conv(keys, w, pad_left, keys.dim(1) - Tq, mask.key_pad);  // (B, Tq, d)
+    return linear(y, *w_out_, *b_out_);                                         // (B, Tq, d)
+}
+
+}  // namespace synth
