@@ -474,12 +474,12 @@ void check_resume(const Checkpoint& ck, const std::string& path, const std::stri
                 "(--resume takes the -step<N>.ckpt files that --save-every writes)");
     const std::map<std::string, std::string> flags = config_map(now.dump());
     for (const std::string& key : now.names(FlagRole::Model)) {
-        const std::string was = ck.config_value(key);
+        const std::string was = now.saved_value(held_config, key);
         SYNTH_CHECK(was == flags.at(key), "checkpoint ", path, " was trained with --", key, "=", was,
                     " but this run has --", key, "=", flags.at(key));
     }
     for (const std::string& key : now.names(FlagRole::Training)) {
-        const std::string was = ck.config_value(key);
+        const std::string was = now.saved_value(held_config, key);
         if (was != flags.at(key) && std::find(exempt.begin(), exempt.end(), key) == exempt.end())
             std::fprintf(stderr, "warning: checkpoint %s was trained with --%s=%s, this run has --%s=%s: it will not "
                          "reproduce the uninterrupted run\n", path.c_str(), key.c_str(), was.c_str(), key.c_str(),

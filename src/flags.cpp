@@ -17,7 +17,7 @@ Flags::Flags(std::string program, std::string summary)
 
 void Flags::add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role) {
     for (const Entry& e : entries_) SYNTH_CHECK(e.name != name, "flag --", name, " registered twice");
-    Entry e{name, help, "", kind, ptr, role};
+    Entry e{name, help, "", kind, ptr, role, false, false, ""};
     e.default_text = value_text(e);
     entries_.push_back(e);
 }
@@ -156,12 +156,28 @@ void Flags::load(const std::string& lines, FlagRole role) {
         const size_t eq = line.find('=');
         if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
     }
-    for (Entry& e : entries_) {
-        if (e.role != role) continue;
-        auto it = values.find(e.name);
-        SYNTH_CHECK(it != values.end(), "the saved config has no value for --", e.name);
-        set(e, it->second);
-    }
+    for (Entry& e : entries_)
+        if (e.role == role) set(e, saved_value(values, e.name));
+}
+
+const Flags::Entry& Flags::entry(const std::string& name) const {
+    for (const Entry& e : entries_)
+        if (e.name == name) return e;
+    fail("no flag --", name, " is registered");
+}
+
+void Flags::default_when_missing(const std::string& name, const std::string& value) {
+    entry(name);  // throws for an unregistered name
+    for (Entry& e : entries_)
+        if (e.name == name) e.default_when_missing = true, e.missing_text = value;
+}
+
+std::string Flags::saved_value(const std::map<std::string, std::string>& config, const std::string& name) const {
+    auto it = config.find(name);
+    if (it != config.end()) return it->second;
+    const Entry& e = entry(name);
+    SYNTH_CHECK(e.default_when_missing, "the saved config has no value for --", name);
+    return e.missing_text;
 }
 
 std::string describe_presets(const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& presets) {

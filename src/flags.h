@@ -61,6 +61,12 @@ public:
     // Sets every flag of `role` from "key=value" lines (a checkpoint's config), as if given.
     // Throws naming the first flag the lines lack or whose value does not parse.
     void load(const std::string& lines, FlagRole role);
+    // A config saved before flag `name` existed means `value` (an attention variant's setting
+    // at its registered default: registering a new variant must not orphan older checkpoints).
+    void default_when_missing(const std::string& name, const std::string& value);
+    // The value a saved config (config_map of its lines) holds for flag `name`, or the value
+    // given to default_when_missing(); throws naming the flag otherwise.
+    std::string saved_value(const std::map<std::string, std::string>& config, const std::string& name) const;
 
 private:
     enum class Kind { Int, Int64, Float, Double, Bool, String };
@@ -70,7 +76,10 @@ private:
         void* ptr;
         FlagRole role;
         bool given = false;
+        bool default_when_missing = false;
+        std::string missing_text;  // the value a config without the flag means
     };
+    const Entry& entry(const std::string& name) const;
     void add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role);
     void set(Entry& e, const std::string& value);
     static std::string value_text(const Entry& e);

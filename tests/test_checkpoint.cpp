@@ -11,6 +11,8 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "flags.h"
+#include "transformer.h"
 #include "error_of.h"
 #include "io.h"
 #include "json.h"
@@ -556,4 +558,24 @@ TEST_CASE("checkpoint: build/mt names the step and the last good checkpoint when
     auto unsaved = synth_test::run_process(mt, args, dir.path);
     CHECK(unsaved.status == 1);
     CHECK(str(unsaved.err) == doctest::Contains("no checkpoint was saved (see --save-every)"));
+}
+
+TEST_CASE("checkpoint: a config saved before a variant's setting existed loads with the setting's default") {
+    LmConfig saved;
+    Flags before("lm", "");
+    saved.bind(before);
+    std::string lines;
+    for (const auto& [k, v] : config_map(before.dump()))
+        if (k != "conv-kernels" && k != "r-init") lines += k + "=" + v + "\n";  // as if neither were registered
+    LmConfig now;
+    now.attn.settings.set("r-init", std::string("glorot"));
+    Flags f("lm", "");
+    now.bind(f);
+    f.load(lines, FlagRole::Model);
+    CHECK(now.attn.settings.text("r-init") == "normal");  // the default, not the value before load
+    // A missing flag that is not a variant's setting is still an error.
+    std::string no_width;
+    for (const auto& [k, v] : config_map(before.dump()))
+        if (k != "d-model") no_width += k + "=" + v + "\n";
+    CHECK(error_of([&] { f.load(no_width, FlagRole::Model); }) == doctest::Contains("no value for --d-model"));
 }

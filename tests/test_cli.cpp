@@ -145,7 +145,7 @@ TEST_CASE("cli: resuming from a missing, foreign or corrupt checkpoint names the
                     // Well-formed, but without optimizer state, or not written by an lm run.
                     {{"--variants=R", "--resume=" + dir / "weights-only.ckpt"},
                      dir / "weights-only.ckpt" + " has no optimizer state, so training cannot continue from it"},
-                    {{"--variants=R", "--resume=" + dir / "good.ckpt"}, "the checkpoint's config has no key 'd-model'"}});
+                    {{"--variants=R", "--resume=" + dir / "good.ckpt"}, "the saved config has no value for --d-model"}});
 }
 
 // ---- build/mt ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // The variant registry: names, settings, parsing and factories. It names no variant: each
 // registers itself from its own file (SYNTH_REGISTER_VARIANT).
 #include <algorithm>
+#include <sstream>
 
 #include "attention/synthesizer_attention.h"
 #include "attention/variant.h"
@@ -181,6 +182,12 @@ void add_setting_flags(Flags& f, Settings& values) {
         if (auto* r = std::get_if<float>(&v)) f.add(s.name, r, help, FlagRole::Model);
         if (auto* b = std::get_if<bool>(&v)) f.add(s.name, b, help, FlagRole::Model);
         if (auto* t = std::get_if<std::string>(&v)) f.add(s.name, t, help, FlagRole::Model);
+        // A checkpoint older than the variant trained with the setting's registered default.
+        f.default_when_missing(s.name, std::visit([](const auto& x) {
+                                   std::ostringstream os;
+                                   os << std::boolalpha << x;
+                                   return os.str();
+                               }, s.value));
     }
 }
 

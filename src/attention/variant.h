@@ -194,7 +194,8 @@ void check_settings(const Settings& s);
 // A setting the user gave that none of `variants` reads is an error (it would be silently
 // ignored): `given` tells whether a flag was given.
 void check_settings_used(const std::vector<std::string>& variants, const std::function<bool(const std::string&)>& given);
-// Registers every setting as a flag (FlagRole::Model) bound to `s`.
+// Registers every setting as a flag (FlagRole::Model) bound to `s`; a saved config without it
+// (older than the variant) means its default.
 void add_setting_flags(Flags& f, Settings& s);
 
 // Whether every component of `variant` can be a decoder's (causal) self-attention.
