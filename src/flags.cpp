@@ -164,6 +164,13 @@ void Flags::load(const std::string& lines, FlagRole role) {
     }
 }
 
+void apply_defaults(Flags& f, const std::map<std::string, std::string>& defaults) {
+    std::vector<std::string> args;
+    for (const auto& [k, v] : defaults)
+        if (!f.given(k)) args.push_back("--" + k + "=" + v);
+    f.parse(args);
+}
+
 std::string describe_presets(const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& presets) {
     std::string s = "presets (the flags each sets when they are not given):\n";
     for (const auto& [name, flags] : presets) {
