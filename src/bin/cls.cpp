@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <map>
 #include <numeric>
+#include <tuple>
 
 #include "autograd.h"
 #include "blas.h"
