@@ -463,7 +463,8 @@ void check_resume(const Checkpoint& ck, const std::string& path, const std::stri
     auto it = held_config.find("model");
     SYNTH_CHECK(it == held_config.end() || it->second == model, "checkpoint ", path, " holds a '",
                 it == held_config.end() ? "" : it->second, "' model (written by build/",
-                it != held_config.end() && it->second == "seq2seq" ? "mt" : "lm", "), not a '", model, "' model");
+                it == held_config.end() ? "lm" : it->second == "seq2seq" ? "mt" : it->second == "cls" ? "cls" : "lm",
+                "), not a '", model, "' model");
     const std::string held = ck.config_value("variant");
     std::string list;
     for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;

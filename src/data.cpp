@@ -33,9 +33,13 @@ static std::string fetch_hint(const std::string& set) {
     return where + ": run `make data` (or `bash data/fetch.sh " + set + "`) from the repository root";
 }
 
-std::string data_dir(const std::string& set) {
+std::string data_root() {
     const char* env = std::getenv("SYNTH_DATA_DIR");
-    std::string dir = std::string(env && *env ? env : "data/cache") + "/" + set;
+    return env && *env ? env : "data/cache";
+}
+
+std::string data_dir(const std::string& set) {
+    std::string dir = data_root() + "/" + set;
     SYNTH_CHECK(is_dir(dir), "data set '", set, "' not found in '", dir, "'", fetch_hint(set));
     return dir;
 }

@@ -23,6 +23,9 @@ namespace synth {
 // working directory (binaries run from the repository root). Throws synth::Error telling the
 // user to run `make data` if the directory does not exist.
 std::string data_dir(const std::string& set);
+// The directory data sets live in: $SYNTH_DATA_DIR, else data/cache (generated sets, such as
+// ListOps, are written there too).
+std::string data_root();
 
 // ---- text validation -------------------------------------------------------------------
 

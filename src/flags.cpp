@@ -180,6 +180,13 @@ std::string Flags::saved_value(const std::map<std::string, std::string>& config,
     return e.missing_text;
 }
 
+void apply_defaults(Flags& f, const std::map<std::string, std::string>& defaults) {
+    std::vector<std::string> args;
+    for (const auto& [k, v] : defaults)
+        if (!f.given(k)) args.push_back("--" + k + "=" + v);
+    f.parse(args);
+}
+
 std::string describe_presets(const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& presets) {
     std::string s = "presets (the flags each sets when they are not given):\n";
     for (const auto& [name, flags] : presets) {

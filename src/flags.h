@@ -88,6 +88,10 @@ private:
     std::vector<std::string> positional_;
 };
 
+// Gives every flag of `defaults` (a preset: name -> value) that was not given its value there,
+// as if given.
+void apply_defaults(Flags& f, const std::map<std::string, std::string>& defaults);
+
 // A --help epilog listing, per preset, the flags it sets when they are not given.
 std::string describe_presets(const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& presets);
 

@@ -202,6 +202,7 @@ void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve) {
         o.integer("step", c.step);
         o.number("train_loss", c.train_loss);
         if (!std::isnan(c.val_loss)) o.number("val_loss", c.val_loss);
+        if (!std::isnan(c.val_acc)) o.number("val_acc", c.val_acc);
         o.number("lr", c.lr);
         out += o.dump() + "\n";
     }
@@ -219,7 +220,8 @@ std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until, const 
             const JsonObject o = parse_json_object(line, path + ":" + std::to_string(line_no));
             const int64_t s = (int64_t)o.num("step");
             if (s >= 1 && s <= until)
-                by_step[s] = CurveRow{s, o.num("train_loss"), o.has("val_loss") ? o.num("val_loss") : NAN, o.num("lr")};
+                by_step[s] = CurveRow{s, o.num("train_loss"), o.has("val_loss") ? o.num("val_loss") : NAN, o.num("lr"),
+                                      o.has("val_acc") ? o.num("val_acc") : NAN};
         }
     }
     if ((int64_t)by_step.size() != until)
@@ -232,6 +234,24 @@ std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until, const 
 
 void write_result(const std::string& dir, const JsonObject& result) {
     write_file_atomic(dir + "/result.json", result.dump() + "\n");
+}
+
+std::string checkpoint_prefix(const TrainConfig& c, const std::string& dir, const std::string& sweep,
+                              const std::string& variant, int seed) {
+    return c.checkpoint_dir.empty() ? dir + "/checkpoint"
+                                    : c.checkpoint_dir + "/" + sweep + "-" + variant + "-seed" + std::to_string(seed);
+}
+
+TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t total, const std::string& dir,
+                             const Checkpoint* resume, const std::string& resume_path, const std::string& name) {
+    trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
+    if (resume) {
+        trainer.resume(*resume, resume_path);
+        trainer.curve = read_metrics(dir, trainer.start_step(), name);
+    }
+    const TrainResult t = trainer.run(task, total);
+    write_metrics(dir, trainer.curve);
+    return t;
 }
 
 std::vector<RunRecord> find_runs(const std::vector<std::string>& paths) {

@@ -52,6 +52,16 @@ void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve);
 std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until_step, const std::string& name);
 void write_result(const std::string& dir, const JsonObject& result);
 
+// Where a run's --save-every checkpoints go: <dir>/checkpoint, or with --checkpoint-dir
+// <checkpoint_dir>/<sweep>-<variant>-seed<seed>, a name no other run shares.
+std::string checkpoint_prefix(const TrainConfig& c, const std::string& dir, const std::string& sweep,
+                              const std::string& variant, int seed);
+// Trains to `total` steps in run directory `dir`, with metrics.jsonl written before every
+// checkpoint (so that no checkpoint's curve lacks rows) and at the end. With `resume` (the
+// checkpoint at resume_path), the trainer and the curve's earlier rows are restored first.
+TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t total, const std::string& dir,
+                             const Checkpoint* resume, const std::string& resume_path, const std::string& name);
+
 // The flags every runner shares for its run directories and the report step.
 struct RunsConfig {
     std::string runs_dir = "runs", run_dir, seeds, out;

@@ -146,8 +146,10 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         ++window;
         const bool eval_now = (step + 1) % eval_every == 0 || step + 1 == total;
         bool improved = false;
+        double acc = NAN;
         if (eval_now) {
             r_.last_val = task.validate();
+            if (task.val_accuracy) acc = task.val_accuracy();
             improved = r_.last_val < r_.best_val;
             if (improved) {
                 r_.best_val = r_.last_val;
@@ -155,13 +157,15 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
                 std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
             }
         }
-        curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr});
+        curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr, acc});
         r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
         if (cfg_.save_every > 0 && (step + 1) % cfg_.save_every == 0) save(task, step + 1, best_);
         if ((step + 1) % cfg_.log_every == 0 || eval_now) {
             const double eta = (now_seconds() - t_start) / (double)(step + 1 - start_) * (double)(total - step - 1);
             std::string epoch = task.steps_per_epoch > 0 ? "  epoch " + fmt((double)(step + 1) / task.steps_per_epoch, 2) : "";
-            std::string val = eval_now ? "  val " + fmt(r_.last_val, 4) + (improved ? " (best)" : "") : "";
+            std::string val = eval_now ? "  val " + fmt(r_.last_val, 4) + (std::isnan(acc) ? "" : " acc " + fmt(acc, 4)) +
+                                             (improved ? " (best)" : "")
+                                       : "";
             std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s  ETA %s\n", name_.c_str(),
                          (long long)(step + 1), (long long)total, epoch.c_str(), window_loss / window, val.c_str(), lr,
                          r_.tokens_per_s(), task.tokens_unit.c_str(), hms(eta).c_str());
@@ -201,6 +205,20 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
     scratch().reset();
     SYNTH_CHECK(need < 0.9 * available, "[", name, "] one training step needs about ", gib(need), ", but ",
                 gib(available), " are available: lower ", lower);
+}
+
+void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
+                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer) {
+    Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, best);
+    for (Checkpoint* ck : {&final_ck, &best_ck}) {
+        ck->config = config;
+        ck->tokenizer = tokenizer;
+        ck->best_val = t.best_val;
+    }
+    final_ck.step = steps;
+    best_ck.step = t.best_step;
+    save_checkpoint(dir + "/final.ckpt", final_ck);
+    save_checkpoint(dir + "/best.ckpt", best_ck);
 }
 
 std::string best_companion(const std::string& path) {

@@ -9,6 +9,7 @@
 // parameters so far are all a resumed run needs to continue exactly as the uninterrupted run.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -54,6 +55,9 @@ struct TrainTask {
     // training loss; `tokens` receives the tokens the step counts towards throughput.
     std::function<Tensor(int64_t step, StepContext& ctx, int64_t& tokens)> loss;
     std::function<double()> validate;  // mean validation loss, without gradients
+    // Optional (classification): the accuracy of the evaluation validate() just ran, recorded
+    // beside its loss in the curve and the progress line.
+    std::function<double()> val_accuracy;
     int64_t steps_per_epoch = 0;       // > 0: epochs in the progress line, eval_every 0 = once per epoch
     std::string tokens_unit = "tok/s"; // what the progress line calls the throughput
     std::string config;                // saved with checkpoints (the resolved flags)
@@ -63,6 +67,7 @@ struct TrainTask {
 struct CurveRow {
     int64_t step;
     double train_loss, val_loss, lr;  // val_loss NaN between evaluations
+    double val_acc = NAN;             // with TrainTask::val_accuracy, at evaluations
 };
 
 struct TrainResult {
@@ -115,6 +120,12 @@ float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& l
 // Throws naming `name` and `lower` (the flags to lower) when it does not fit.
 void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
                            double sequences, const std::string& name, const std::string& lower);
+
+// The end of a run that keeps both (build/lm, build/cls): <dir>/final.ckpt with the store's
+// (last) parameters at step `steps`, and <dir>/best.ckpt with `best`, those of t.best_step, each
+// with `config` (the flags, the model kind and the variant) and `tokenizer`.
+void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
+                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer);
 
 // The file of the best parameters saved beside a training checkpoint.
 std::string best_companion(const std::string& checkpoint_path);

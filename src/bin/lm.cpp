@@ -84,14 +84,6 @@ std::map<std::string, std::string> preset_flags(const std::string& preset, const
     return p;
 }
 
-void apply_preset(const Options& o, Flags& f) {
-    const std::map<std::string, std::string> p = preset_flags(o.preset, o.data);
-    std::vector<std::string> args;
-    for (auto& [k, v] : p)
-        if (!f.given(k)) args.push_back("--" + k + "=" + v);
-    f.parse(args);
-}
-
 double peak_rss_mb() {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -233,27 +225,10 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     task.config = f.dump() + "model=lm\n";
     task.tokenizer = corpus.serialize_tokenizer();
 
-    const std::string prefix = o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
-                                                              : o.train.checkpoint_dir + "/" + run_name(o) + "-" + variant +
-                                                                    "-seed" + std::to_string(seed);
-    Trainer trainer(store, tc, variant, prefix);
-    trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
-    if (resume) {
-        trainer.resume(*resume, o.train.resume);
-        trainer.curve = read_metrics(dir, trainer.start_step(), variant);
-    }
-    const TrainResult t = trainer.run(task, tc.steps);
-    write_metrics(dir, trainer.curve);
-    Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, trainer.best());
-    for (Checkpoint* ck : {&final_ck, &best_ck}) {
-        ck->config = f.dump() + "model=lm\nvariant=" + variant + "\n";  // as a kept model
-        ck->tokenizer = corpus.serialize_tokenizer();
-        ck->best_val = t.best_val;
-    }
-    final_ck.step = tc.steps;
-    best_ck.step = t.best_step;
-    save_checkpoint(dir + "/final.ckpt", final_ck);
-    save_checkpoint(dir + "/best.ckpt", best_ck);
+    Trainer trainer(store, tc, variant, checkpoint_prefix(o.train, dir, run_name(o), variant, seed));
+    const TrainResult t = train_in_run_dir(trainer, task, tc.steps, dir, resume, o.train.resume, variant);
+    save_final_and_best(dir, store, trainer.best(), t, tc.steps, f.dump() + "model=lm\nvariant=" + variant + "\n",  // as a kept model
+                        corpus.serialize_tokenizer());
 
     const bool is_char = corpus.kind == "char";
     const double val_loss = evaluate(model, all_val);
@@ -554,7 +529,7 @@ int run(int argc, char** argv) {
         set_threads(o.train.threads);
         return o.generate ? generate_text(o, f) : o.eval_only ? eval_only(o, f) : dump_attention(o, f);
     }
-    apply_preset(o, f);
+    apply_defaults(f, preset_flags(o.preset, o.data));
     validate(o, f);
     set_threads(o.train.threads);
 

@@ -84,14 +84,6 @@ std::map<std::string, std::string> preset_flags(const std::string& preset) {
     return p;
 }
 
-void apply_preset(const Options& o, Flags& f) {
-    const std::map<std::string, std::string> p = preset_flags(o.preset);
-    std::vector<std::string> args;
-    for (auto& [k, v] : p)
-        if (!f.given(k)) args.push_back("--" + k + "=" + v);
-    f.parse(args);
-}
-
 Seq2SeqConfig model_config(const Options& o, const std::string& variant, int vocab) {
     Seq2SeqConfig c = o.model;
     c.vocab = vocab;
@@ -233,15 +225,6 @@ std::string sweep_name(const Options& o) {
            (o.tag.empty() ? "" : "-" + o.tag);
 }
 
-// With --save-every N, <base>-step<N>.ckpt (the training state) beside <base>-step<N>.best.ckpt
-// (the best parameters so far, which training must also carry on): in the run directory, or in
-// --checkpoint-dir as <sweep>-<variant>-seed<seed>, a name no other run shares.
-std::string checkpoint_base(const Options& o, const std::string& variant, const std::string& dir) {
-    return o.train.checkpoint_dir.empty() ? dir + "/checkpoint"
-                                          : o.train.checkpoint_dir + "/" + sweep_name(o) + "-" + variant + "-seed" +
-                                                std::to_string(o.train.seed);
-}
-
 // Everything a run trains on and scores against, shared by its variants.
 struct MtData {
     Bpe bpe;
@@ -288,14 +271,10 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
     task.config = f.dump() + "model=seq2seq\n";
     task.tokenizer = bpe.serialize();
 
-    Trainer trainer(store, o.train, variant, checkpoint_base(o, variant, dir));
-    trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
-    if (resume) {
-        trainer.resume(*resume, o.train.resume);
-        trainer.curve = read_metrics(dir, trainer.start_step(), variant);
-    }
-    const TrainResult t = trainer.run(task, total);
-    write_metrics(dir, trainer.curve);
+    // With --save-every N, <prefix>-step<N>.ckpt (the training state) beside <prefix>-step<N>.best.ckpt
+    // (the best parameters so far, which training must also carry on).
+    Trainer trainer(store, o.train, variant, checkpoint_prefix(o.train, dir, sweep_name(o), variant, o.train.seed));
+    const TrainResult t = train_in_run_dir(trainer, task, total, dir, resume, o.train.resume, variant);
     std::copy(trainer.best().begin(), trainer.best().end(), store.data());
     VariantResult r;
     r.params = store.trainable_count();
@@ -515,7 +494,7 @@ int run(int argc, char** argv) {
         set_threads(o.train.threads);
         return translate_stdin(o, f);
     }
-    apply_preset(o, f);
+    apply_defaults(f, preset_flags(o.preset));
     if (o.model.enc_layers == 0) o.model.enc_layers = o.layers;
     if (o.model.dec_layers == 0) o.model.dec_layers = o.layers;
     validate(o, f);
