@@ -4,6 +4,7 @@
 // depends on a name.
 #pragma once
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,10 +21,12 @@ struct SeedRun {
     double loss;   // validation loss (lower is better)
     double speed;  // training tokens/s
     double params;
+    double accuracy = NAN;  // validation accuracy in [0, 1] of a classifier; NaN for the others
 };
 
 // The Markdown findings of one group of runs (same config but the variant and seed): each of
-// the paper's comparisons whose two variants ran with common seeds, as the mean paired
+// the paper's comparisons (its findings 1-5, and its claims against the baselines) whose two
+// variants ran with common seeds, as the mean paired
 // per-seed difference with its 95% t interval and a verdict (confirmed / refuted /
 // inconclusive at n seeds).
 std::string seeded_findings(const std::vector<SeedRun>& runs);

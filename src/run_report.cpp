@@ -117,7 +117,8 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                 if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
                     seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
                                       spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
-                                      r->result.num("params")});
+                                      r->result.num("params"),
+                                      spec.accuracy_key.empty() ? NAN : r->result.num(spec.accuracy_key)});
         }
         md << "\n" << t.to_markdown() << seeded_findings(seeded);
         if (spec.group_note) md << spec.group_note(members);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "findings.h"
 #include "flags.h"
 #include "run_dir.h"
 #include "transformer.h"
@@ -425,4 +426,35 @@ TEST_CASE("runs: a group names the variants' settings only where they differ fro
     CHECK(plain.find("r-init") == std::string::npos);    // a setting at its default is not
     CHECK(unit.find("r-init=unit\n") != std::string::npos);
     CHECK(same == plain);
+}
+
+TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, loss and speed against DynamicConv") {
+    // FR beats Linformer by 2, 3 and 4 points over three seeds: the interval excludes 0.
+    std::vector<SeedRun> runs;
+    for (int seed = 1; seed <= 3; ++seed) {
+        runs.push_back({"FR", seed, 1.0, 100, 10, 0.30 + 0.01 * (seed + 1)});
+        runs.push_back({"Linformer", seed, 1.0, 100, 10, 0.30});
+        runs.push_back({"FD", seed, 1.0, 100, 10, 0.30 + (seed == 2 ? 0.05 : -0.04)});  // mixed signs
+    }
+    std::string md = seeded_findings(runs);
+    CHECK(md.find("FR vs Linformer, paired validation accuracy difference +3.00 points") != std::string::npos);
+    CHECK(md.find("outperforms Linformer on an encoding-only task**: FR vs Linformer") != std::string::npos);
+    const size_t fr = md.find("FR vs Linformer"), fd = md.find("FD vs Linformer");
+    REQUIRE((fr != std::string::npos && fd != std::string::npos));
+    CHECK(md.find("confirmed at 3 seeds", fr) < md.find('\n', fr));
+    CHECK(md.find("inconclusive at 3 seeds", fd) < md.find('\n', fd));
+    // Without accuracies (a language model) there is no accuracy finding.
+    for (SeedRun& r : runs) r.accuracy = NAN;
+    CHECK(seeded_findings(runs).find("Linformer") == std::string::npos);
+    // R against DynamicConv: lower loss, fewer tokens/s: better loss confirmed, faster refuted.
+    std::vector<SeedRun> lm;
+    for (int seed = 1; seed <= 3; ++seed) {
+        lm.push_back({"R", seed, 1.90 + 0.001 * seed, 100.0 + seed, 10});
+        lm.push_back({"DynamicConv", seed, 2.00, 200.0, 10});
+    }
+    md = seeded_findings(lm);
+    const size_t loss = md.find("R improves on DynamicConv's loss"), speed = md.find("R is faster than DynamicConv");
+    REQUIRE((loss != std::string::npos && speed != std::string::npos));
+    CHECK(md.find("confirmed at 3 seeds", loss) < md.find('\n', loss));
+    CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
 }

@@ -389,6 +389,7 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
                  "shared the cores). The findings compare validation losses.\n";
     spec.metrics = {"params", "val_loss", "val_acc", "test_loss", "test_acc", "final_test_acc", "train_tok_s", "steps_s"};
     spec.speed_key = "train_tok_s";
+    spec.accuracy_key = "val_acc";
     write_report(runs, spec, stem);
 }
 
