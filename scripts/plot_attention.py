@@ -66,6 +66,7 @@ def plot_maps(plt, dumps, out):
                 ax.set_title(f"head {h}", fontsize=9)
             if h == 0:
                 ax.set_ylabel(f"{d['variant']} step {d['step']}\nlayer {l}", fontsize=8)
+    fig.subplots_adjust(top=1 - 0.7 / (2.1 * len(rows)), hspace=0.15, wspace=0.08)  # room for the title
     fig.suptitle("mean attention on validation text (query down, key across)", fontsize=10)
     save(fig, out)
 
