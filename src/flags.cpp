@@ -17,7 +17,7 @@ Flags::Flags(std::string program, std::string summary)
 
 void Flags::add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role) {
     for (const Entry& e : entries_) SYNTH_CHECK(e.name != name, "flag --", name, " registered twice");
-    Entry e{name, help, "", kind, ptr, role, false, false, ""};
+    Entry e{name, help, "", kind, ptr, role, false, std::nullopt};
     e.default_text = value_text(e);
     entries_.push_back(e);
 }
@@ -169,15 +169,20 @@ const Flags::Entry& Flags::entry(const std::string& name) const {
 void Flags::default_when_missing(const std::string& name, const std::string& value) {
     entry(name);  // throws for an unregistered name
     for (Entry& e : entries_)
-        if (e.name == name) e.default_when_missing = true, e.missing_text = value;
+        if (e.name == name) e.missing_text = value;
 }
 
 std::string Flags::saved_value(const std::map<std::string, std::string>& config, const std::string& name) const {
     auto it = config.find(name);
     if (it != config.end()) return it->second;
     const Entry& e = entry(name);
-    SYNTH_CHECK(e.default_when_missing, "the saved config has no value for --", name);
-    return e.missing_text;
+    SYNTH_CHECK(e.missing_text, "the saved config has no value for --", name);
+    return *e.missing_text;
+}
+
+bool Flags::at_missing_default(const std::string& name) const {
+    const Entry& e = entry(name);
+    return e.missing_text && value_text(e) == *e.missing_text;
 }
 
 void apply_defaults(Flags& f, const std::map<std::string, std::string>& defaults) {

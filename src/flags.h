@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,6 +68,8 @@ public:
     // The value a saved config (config_map of its lines) holds for flag `name`, or the value
     // given to default_when_missing(); throws naming the flag otherwise.
     std::string saved_value(const std::map<std::string, std::string>& config, const std::string& name) const;
+    // Whether flag `name` holds the value a config without it means (default_when_missing()).
+    bool at_missing_default(const std::string& name) const;
 
 private:
     enum class Kind { Int, Int64, Float, Double, Bool, String };
@@ -76,8 +79,7 @@ private:
         void* ptr;
         FlagRole role;
         bool given = false;
-        bool default_when_missing = false;
-        std::string missing_text;  // the value a config without the flag means
+        std::optional<std::string> missing_text;  // the value a config without the flag means, if any
     };
     const Entry& entry(const std::string& name) const;
     void add_entry(const std::string& name, Kind kind, void* ptr, const std::string& help, FlagRole role);

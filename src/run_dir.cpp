@@ -10,7 +10,6 @@
 #include <map>
 #include <sstream>
 
-#include "attention/variant.h"
 #include "blas.h"
 #include "checkpoint.h"
 #include "common.h"
@@ -129,18 +128,12 @@ std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, 
 
 std::string run_group(const Flags& f, const std::vector<std::string>& extra) {
     const std::map<std::string, std::string> values = config_map(f.dump());
-    // The attention variants' settings at their registered defaults, as flags print them:
-    // left out, so that registering a new variant (and its settings) keeps every group.
-    Flags defaults_flags("defaults", "");
-    Settings defaults;
-    add_setting_flags(defaults_flags, defaults);
-    const std::map<std::string, std::string> defaults_map = config_map(defaults_flags.dump());
+    // An attention variant's setting at its registered default (the value an older config
+    // without it means) is left out, so that registering a new variant keeps every group.
     std::string out;
     for (FlagRole role : {FlagRole::Model, FlagRole::Training})
-        for (const std::string& k : f.names(role)) {
-            auto d = defaults_map.find(k);
-            if (k != "seed" && (d == defaults_map.end() || d->second != values.at(k))) out += k + "=" + values.at(k) + "\n";
-        }
+        for (const std::string& k : f.names(role))
+            if (k != "seed" && !f.at_missing_default(k)) out += k + "=" + values.at(k) + "\n";
     for (const std::string& k : extra) out += k + "=" + values.at(k) + "\n";
     return out;
 }

@@ -57,8 +57,6 @@ std::vector<float> SynthesizerAttention::mixture_weights(int h) const {
     return alpha;
 }
 
-void AttentionProbe::add(const Tensor& p) { add(p, p.dim(0)); }
-
 void AttentionProbe::add(const Tensor& p, int B) {
     const int Bp = p.dim(0);
     if (sum.empty()) H = p.dim(1), Tq = p.dim(2), Tk = p.dim(3), sum.assign((size_t)H * Tq * Tk, 0.0);

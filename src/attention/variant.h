@@ -108,8 +108,8 @@ struct AttentionProbe {
     int H = 0, Tq = 0, Tk = 0;
     std::vector<double> sum;  // (H, Tq, Tk)
     int64_t sequences = 0;
-    void add(const Tensor& p);         // p (Bp, H, Tq, Tk), Bp = 1 for batch-shared maps: counts B sequences
-    void add(const Tensor& p, int B);  // the same with the batch B the probabilities stand for
+    // p (Bp, H, Tq, Tk), standing for B sequences: Bp = B, or Bp = 1 for a batch-shared map.
+    void add(const Tensor& p, int B);
     std::vector<float> mean() const;   // (H, Tq, Tk)
 };
 
