@@ -1,5 +1,6 @@
 #include "findings.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -102,6 +103,47 @@ std::string seeded_findings(const std::vector<SeedRun>& runs) {
     return "\nFindings (the paper's 1-5 and its claims against the baselines, docs/variants.md; a claim is confirmed when the whole 95% interval of the "
            "paired per-seed difference agrees with it, \"competitive\" and \"about as good\" meaning within 3%):\n\n" +
            s;
+}
+
+std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads) {
+    if (!by_heads.count(1) || by_heads.size() < 2) return "";
+    std::vector<std::string> variants;  // in the order H = 1's runs list them
+    for (const SeedRun& r : by_heads.at(1))
+        if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
+    std::ostringstream os;
+    for (const std::string& v : variants) {
+        std::map<int, double> one;
+        for (const SeedRun& r : by_heads.at(1))
+            if (r.variant == v) one[r.seed] = r.loss;
+        std::string parts;
+        int better = 0, worse = 0, compared = 0, n_min = 0;
+        for (const auto& [h, runs] : by_heads) {
+            if (h == 1) continue;
+            std::vector<double> d;
+            for (const SeedRun& r : runs)
+                if (r.variant == v && one.count(r.seed)) d.push_back(100.0 * (r.loss - one.at(r.seed)) / one.at(r.seed));
+            if (d.empty()) continue;
+            const Interval ci = ci95(d);
+            ++compared;
+            n_min = n_min == 0 ? ci.n : std::min(n_min, ci.n);
+            better += ci.valid() && ci.hi < 0;
+            worse += ci.valid() && ci.lo > 0;
+            parts += std::string(parts.empty() ? "" : "; ") + "H=" + std::to_string(h) + " " + (ci.mean >= 0 ? "+" : "") +
+                     fmt(ci.mean, 2) + "%" +
+                     (ci.valid() ? " (95% CI " + fmt(ci.lo, 2) + "% to " + fmt(ci.hi, 2) + "%)" : std::string(" (1 seed)"));
+        }
+        if (compared == 0) continue;
+        const std::string n = " at " + std::to_string(n_min) + " seeds";
+        const std::string verdict = better > 0 ? "confirmed" + n : worse == compared ? "refuted" + n : "inconclusive" + n;
+        os << "- **6. " << v << " needs several heads**: paired validation loss difference against one head: " << parts
+           << ": " << verdict << ".\n";
+    }
+    const std::string s = os.str();
+    if (s.empty()) return "";
+    return "\n## Finding 6: the number of heads\n\nThe groups above differ only in the number of heads H (d_model fixed, so "
+           "each head is d_model / H wide). A variant needs several heads when some H > 1 has a lower validation loss "
+           "than H = 1 over the whole 95% interval of the paired per-seed difference; refuted when every H > 1 is worse "
+           "over its whole interval. The paper claims it for the synthesizers; V is the contrast.\n\n" + s;
 }
 
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {

@@ -31,6 +31,14 @@ struct SeedRun {
 // inconclusive at n seeds).
 std::string seeded_findings(const std::vector<SeedRun>& runs);
 
+// The paper's finding 6, "synthesizers need several heads", from groups of runs that differ
+// only in the number of heads (`by_heads`: H -> the group's runs): for each variant that ran
+// with one head and with more, the paired per-seed loss difference of every H > 1 against
+// H = 1, with its 95% interval. Confirmed for a variant when some H > 1 is better than one head
+// over its whole interval, refuted when every H > 1 is worse over its whole interval.
+// Empty without H = 1 or without another H.
+std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads);
+
 // Where the vanilla Transformer lands against published numbers for the same data set
 // (docs/references.md), from the mean of V's runs; empty when there is none.
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss);

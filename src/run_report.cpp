@@ -84,6 +84,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     for (const auto& [k, v] : group_map(groups.begin()->first))
         if (!differing.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
+    std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     for (const auto& [g, members] : groups) {
         std::string label;
         for (const auto& [k, v] : group_map(g))
@@ -122,7 +123,9 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         }
         md << "\n" << t.to_markdown() << seeded_findings(seeded);
         if (spec.group_note) md << spec.group_note(members);
+        if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(group_map(g).at("heads"))] = seeded;
     }
+    md << heads_findings(by_heads);
     write_file_atomic(stem + ".csv", csv.to_csv());
     write_file_atomic(stem + ".md", md.str());
 }

@@ -174,6 +174,7 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         }
     }
     r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
+    r_.steps = total;
     return r_;
 }
 

@@ -72,9 +72,10 @@ struct CurveRow {
 
 struct TrainResult {
     double best_val = 0, last_val = 0;
-    int64_t best_step = 0, tokens = 0;
+    int64_t best_step = 0, tokens = 0, steps = 0;  // steps: all of them, those before a resume too
     double compute_s = 0, wall_s = 0;  // compute: the training steps only; wall: everything, validation included
     double tokens_per_s() const { return tokens / compute_s; }
+    double steps_per_s() const { return steps / compute_s; }
 };
 
 class Trainer {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "io.h"
+#include "json.h"
 
 extern char** environ;
 
@@ -92,6 +93,18 @@ inline ProcessResult run_process(const std::string& exe, const std::vector<std::
     r.out = synth::read_file(out_path);
     r.err = synth::read_file(err_path);
     return r;
+}
+
+// A run directory's result.json as "key=value" lines, without its timings (throughputs,
+// seconds), which differ between any two runs of the same numbers.
+inline std::string result_without_timings(const std::string& run_dir) {
+    const synth::JsonObject r = synth::parse_json_object(synth::read_file(run_dir + "/result.json"), run_dir);
+    std::string out;
+    for (const auto& [k, v] : r.fields)
+        if (k.find("tok_s") == std::string::npos && k != "steps_s" && k != "wall_s" && k != "train_s" &&
+            k != "decode_sent_s")
+            out += k + "=" + v + "\n";
+    return out;
 }
 
 }  // namespace synth_test

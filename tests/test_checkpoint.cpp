@@ -21,6 +21,7 @@
 
 using namespace synth;
 using synth_test::error_of;
+using synth_test::result_without_timings;
 using synth_test::ScratchDir;
 
 namespace {
@@ -300,16 +301,6 @@ std::vector<std::string> tiny_lm_args(const std::string& data, const std::string
     return {"--data=" + data, "--preset=none", "--variants=R+V", "--d-model=32", "--layers=1", "--heads=2",
             "--d-ff=64", "--seq=16", "--batch=4", "--steps=12", "--warmup=2", "--eval-every=6", "--eval-batches=2",
             "--dropout=0.1", "--threads=1", "--runs-dir=" + dir, "--checkpoint-dir=" + dir + "/ck"};
-}
-
-// A run's result.json without its timings, which differ between any two runs.
-std::string result_without_timings(const std::string& run_dir) {
-    const JsonObject r = parse_json_object(read_file(run_dir + "/result.json"), run_dir);
-    std::string out;
-    for (const auto& [k, v] : r.fields)
-        if (k.find("tok_s") == std::string::npos && k != "wall_s" && k != "train_s" && k != "decode_sent_s")
-            out += k + "=" + v + "\n";
-    return out;
 }
 
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {

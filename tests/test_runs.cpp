@@ -108,6 +108,27 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     CHECK(md.find("95% CI") != std::string::npos);
     CHECK(std::count(csv.begin(), csv.end(), '\n') == 5);  // a header and one row per run
     CHECK(read_file(sweep + "/report.md") == md);          // the sweep's own report is the same
+    CHECK(md.find("steps_s") != std::string::npos);
+
+    // A result.json from before steps_s was recorded: the report derives it as
+    // train_tok_s / (batch seq), batch 4 and seq 16 here.
+    const std::string old = dir / "old";
+    std::filesystem::create_directories(old);
+    std::filesystem::copy(sweep + "/V-seed1", old + "/V-seed1", std::filesystem::copy_options::recursive);
+    const JsonObject full = parse_json_object(read_file(old + "/V-seed1/result.json"), "result.json");
+    CHECK(full.num("steps_s") > 0);
+    JsonObject stripped;
+    for (size_t i = 0; i < full.fields.size(); ++i)
+        if (full.fields[i].first != "steps_s") {
+            stripped.fields.push_back(full.fields[i]);
+            stripped.quoted.push_back(full.quoted[i]);
+        }
+    write_file_atomic(old + "/V-seed1/result.json", stripped.dump() + "\n");
+    REQUIRE(synth_test::run_process(lm, {"--report", "--out=" + dir / "old-table", old}, dir.path).status == 0);
+    const std::string old_csv = read_file(dir / "old-table.csv");
+    char derived[32];
+    std::snprintf(derived, sizeof derived, "%.3f", full.num("train_tok_s") / (4.0 * 16.0));
+    CHECK(old_csv.find(std::string(",") + derived) != std::string::npos);
 
     // A second report of the same runs is the same bytes; a bad path is named.
     auto again = synth_test::run_process(lm, {"--report", "--out=" + dir / "table2", sweep}, dir.path);
@@ -315,13 +336,7 @@ TEST_CASE("runs: ten kill -9 during a --save-every=1 run, each resumed, end in t
     const Checkpoint a = load_checkpoint(run + "/final.ckpt"), b = load_checkpoint(dir / "whole/final.ckpt");
     REQUIRE(a.params.size() == b.params.size());
     for (size_t i = 0; i < a.params.size(); ++i) CHECK(a.params[i].values == b.params[i].values);
-    auto timeless = [](const std::string& path) {
-        std::string out;
-        for (const auto& [k, v] : parse_json_object(read_file(path), path).fields)
-            if (k != "wall_s" && k != "train_tok_s") out += k + "=" + v + "\n";
-        return out;
-    };
-    CHECK(timeless(run + "/result.json") == timeless(dir / "whole/result.json"));
+    CHECK(synth_test::result_without_timings(run) == synth_test::result_without_timings(dir / "whole"));
     for (const auto& e : std::filesystem::directory_iterator(run))  // no temporaries left behind
         CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
 }
@@ -463,4 +478,34 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     REQUIRE((loss != std::string::npos && speed != std::string::npos));
     CHECK(md.find("confirmed at 3 seeds", loss) < md.find('\n', loss));
     CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
+}
+
+TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") {
+    // R: 2% better at H = 4 on every seed (confirmed); D: worse at both H (refuted); V: mixed.
+    std::map<int, std::vector<SeedRun>> by_heads;
+    for (int seed = 1; seed <= 3; ++seed) {
+        const double jitter = 0.001 * seed;
+        by_heads[1].push_back({"R", seed, 2.0 + jitter, 100, 10});
+        by_heads[4].push_back({"R", seed, 1.96 + jitter, 100, 10});
+        by_heads[8].push_back({"R", seed, 2.0 + 2 * jitter, 100, 10});
+        by_heads[1].push_back({"D", seed, 2.0, 100, 10});
+        by_heads[4].push_back({"D", seed, 2.1 + jitter, 100, 10});
+        by_heads[8].push_back({"D", seed, 2.2 + jitter, 100, 10});
+        by_heads[1].push_back({"V", seed, 2.0, 100, 10});
+        by_heads[4].push_back({"V", seed, seed == 2 ? 2.1 : 1.9, 100, 10});
+    }
+    const std::string md = heads_findings(by_heads);
+    auto line_of = [&](const std::string& v) {
+        const size_t at = md.find("**6. " + v + " needs several heads**");
+        REQUIRE(at != std::string::npos);
+        return md.substr(at, md.find('\n', at) - at);
+    };
+    CHECK(line_of("R").find("H=4 -2.00%") != std::string::npos);
+    CHECK(line_of("R").find("confirmed at 3 seeds") != std::string::npos);
+    CHECK(line_of("D").find("refuted at 3 seeds") != std::string::npos);
+    CHECK(line_of("V").find("inconclusive at 3 seeds") != std::string::npos);
+    CHECK(line_of("V").find("H=8") == std::string::npos);  // V did not run with 8 heads
+    // Without one head there is nothing to compare against.
+    by_heads.erase(1);
+    CHECK(heads_findings(by_heads).empty());
 }

@@ -324,7 +324,7 @@ JsonObject train_run(const Options& o, const Flags& f, const ClsData& data, cons
     r.number("final_val_acc", final_val.acc, 4);
     r.number("final_test_acc", final_test.acc, 4);
     r.number("train_tok_s", t.tokens_per_s(), 0);
-    r.number("steps_s", (double)tc.steps / t.compute_s, 3);  // compute_s counts the steps before a resume too
+    r.number("steps_s", t.steps_per_s(), 3);
     r.number("wall_s", t.wall_s, 0);
     r.integer("steps", tc.steps);
     r.text("task", o.task);

@@ -77,7 +77,10 @@ std::map<std::string, std::string> preset_flags(const std::string& preset, const
         p = {{"d-model", "128"}, {"layers", "4"}, {"heads", "4"}, {"d-ff", "512"}, {"seq", "64"}, {"batch", "12"},
              {"steps", "2000"}, {"warmup", "100"}, {"eval-every", "250"}, {"eval-batches", "20"}, {"lr", "1e-3"},
              {"min-lr", "1e-4"}, {"dropout", "0.0"}};
-        if (data == "ptb") p["steps"] = "800", p["eval-every"] = "200";
+        // PTB: the budget where V converges (docs/presets.md): 6.6 epochs, with dropout against
+        // the word-level overfitting.
+        if (data == "ptb")
+            p["batch"] = "32", p["steps"] = "3000", p["lr"] = "2e-3", p["dropout"] = "0.2", p["eval-batches"] = "40";
     }
     else if (preset != "none")
         fail("unknown --preset '", preset, "' (quick, full, none)");
@@ -246,6 +249,7 @@ JsonObject train_run(const Options& o, const Flags& f, const LmCorpus& corpus, c
     r.number("best_val_loss", t.best_val, 4);
     r.integer("best_step", t.best_step);
     r.number("train_tok_s", t.tokens_per_s(), 0);
+    r.number("steps_s", t.steps_per_s(), 3);
     r.number("wall_s", t.wall_s, 0);
     r.integer("steps", tc.steps);
     r.text("data", o.data);
@@ -465,18 +469,25 @@ int dump_attention(Options& o, Flags& f) {
 
 // The report of finished LM runs: STEM.csv and STEM.md (src/run_report.h).
 void report(const std::vector<std::string>& dirs, const std::string& stem, bool force) {
-    const std::vector<RunRecord> runs = find_runs(dirs);
+    std::vector<RunRecord> runs = find_runs(dirs);
+    // Every LM step trains batch x seq tokens, so a run whose result.json predates steps_s
+    // gives it exactly as train_tok_s / (batch seq).
+    for (RunRecord& r : runs)
+        if (!r.result.has("steps_s")) {
+            const std::map<std::string, std::string> g = config_map(r.result.at("group"));
+            r.result.number("steps_s", r.result.num("train_tok_s") / (std::stod(g.at("batch")) * std::stod(g.at("seq"))), 3);
+        }
     ReportSpec spec;
     spec.force = force;
     spec.title = "LM: decoder-only pre-LN Transformer";
     spec.intro = "Losses are mean NLL per token in nats over the whole split (non-overlapping windows of L tokens); "
                  "bpc = nats / ln 2, ppl = exp(nats). best_val_loss is the best of the periodic evaluations (a subset "
-                 "of the validation split). `params` counts trainable parameters; train_tok_s is the training "
-                 "throughput of each run (other jobs may have shared the cores: results/bench.md is the controlled "
+                 "of the validation split). `params` counts trainable parameters; train_tok_s and steps_s are the "
+                 "training throughput of each run (other jobs may have shared the cores: results/bench.md is the controlled "
                  "comparison).\n";
     const bool is_char = runs[0].result.has("val_bpc");
     const std::string m = is_char ? "bpc" : "ppl";
-    spec.metrics = {"params", "val_loss", "val_" + m, "test_loss", "test_" + m, "train_tok_s"};
+    spec.metrics = {"params", "val_loss", "val_" + m, "test_loss", "test_" + m, "train_tok_s", "steps_s"};
     spec.speed_key = "train_tok_s";
     spec.group_note = [](const std::vector<const RunRecord*>& members) {
         std::vector<SeedRun> v;

@@ -204,7 +204,7 @@ struct SetScore {
 
 struct VariantResult {
     int64_t params = 0;
-    double val_loss = 0, train_s = 0, tok_s = 0, decode_sent_s = 0;
+    double val_loss = 0, train_s = 0, tok_s = 0, steps_s = 0, decode_sent_s = 0;
     int steps = 0;
     int64_t best_step = 0;
     double epochs = 0;
@@ -284,6 +284,7 @@ VariantResult run_variant(const Options& o, const Flags& f, const std::string& v
     r.epochs = (double)total / per_epoch;
     r.train_s = t.wall_s;
     r.tok_s = t.tokens_per_s();
+    r.steps_s = t.steps_per_s();
     std::fprintf(stderr, "[%s] kept the parameters of step %lld (val loss %.4f); training took %s\n", variant.c_str(),
                  (long long)t.best_step, t.best_val, hms(r.train_s).c_str());
 
@@ -337,6 +338,7 @@ JsonObject result_json(const Options& o, const RunsConfig::Run& run, const Varia
     j.number("epochs", r.epochs, 2);
     j.number("train_s", r.train_s, 0);
     j.number("train_tgt_tok_s", r.tok_s, 0);
+    j.number("steps_s", r.steps_s, 3);
     j.number("decode_sent_s", r.decode_sent_s, 1);
     j.text("data", o.data);
     j.text("data_hash", data.hash);
@@ -445,15 +447,16 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
     ReportSpec spec;
     spec.force = force;
     spec.title = "MT: pre-LN encoder-decoder Transformer";
-    spec.intro = std::string("Synthesizer variants replace encoder and decoder self-attention; cross-attention is dot "
-                 "product. The parameters with the best validation loss are kept. val_loss is the NLL in nats per "
+    spec.intro = std::string("Synthesizer variants replace the self-attention of the encoder and the decoder, or of "
+                 "one of them with V in the other (placement); cross-attention is dot product. The parameters with the best validation loss are kept. val_loss is the NLL in nats per "
                  "target token (no smoothing). BLEU and chrF are sacreBLEU-exact (") + kBleuSignature + "; chrF2 " +
-                 kChrfSignature + ") on detokenised output against the raw references; train_tgt_tok_s is the "
-                 "training throughput of each run.\n";
+                 kChrfSignature + ") on detokenised output against the raw references; train_tgt_tok_s (target tokens) and "
+                 "steps_s are the training throughput of each run.\n";
     spec.metrics = {"params", "val_loss"};
     for (const auto& [k, v] : runs[0].result.fields)
         if (k.size() > 5 && k.compare(k.size() - 5, 5, "_bleu") == 0) spec.metrics.push_back(k);
     spec.metrics.push_back("train_tgt_tok_s");
+    spec.metrics.push_back("steps_s");
     spec.speed_key = "train_tgt_tok_s";
     write_report(runs, spec, stem);
 }

@@ -77,6 +77,13 @@ fi
 grep -q 'run variants-R_seeds-1 failed (exit 3), log: ' "$W/out" || fail "the failure is not reported: $(cat "$W/out")"
 grep -q 'failing as FAKE_RUNNER_FAIL asks' "$R/logs/variants-R_seeds-1.log" || fail "the run's log"
 check_report "$R/report" 2
+# Run again, an interrupted run with step checkpoints continues from the newest one (by step,
+# not by name; never a best-parameters companion); one without checkpoints starts afresh.
+d="$R/variants-R_seeds-1"
+touch "$d/checkpoint-step4.ckpt" "$d/checkpoint-step12.ckpt" "$d/checkpoint-step12.best.ckpt" "$d/checkpoint-step8.ckpt"
+"$sweep" local "$W/t.sweep" --threads=1 --runs-dir="$W/runs" 2>"$W/out" || fail "resume from a step checkpoint: $(cat "$W/out")"
+grep -qF -- "--resume=$d/checkpoint-step12.ckpt" "$d/config.json" || fail "not resumed from the newest: $(cat "$d/config.json")"
+if grep -qF -- "--resume" "$R/variants-R_seeds-2/config.json"; then fail "a run without checkpoints was resumed"; fi
 # The sweep's own --threads wins over the back-end's.
 rm -rf "$R"
 "$sweep" local "$W/t.sweep" --fixed=--threads=7 -j 2 --runs-dir="$W/runs" 2>/dev/null

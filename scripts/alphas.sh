@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The mixture weights alpha over training (docs/analysis.md) of finished LM runs of a mixture
+# (R+V, D+V, R+D) that saved step checkpoints (--save-every=N, all kept):
+#
+#   bash scripts/alphas.sh OUT_STEM RUN_DIR [RUN_DIR...]
+#
+# dumps every step checkpoint of each run (build/lm --dump-attention), then writes
+#   OUT_STEM.csv               one row per (run, step, layer, head, component): alpha
+#   OUT_STEM-<run name>.png    alpha against step, one panel per layer (plot_attention.py)
+# The dumps themselves (attention maps of every step, large) stay in a temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
+out=$1
+shift
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+csv="$tmp/alphas.csv"
+echo "run,step,layer,head,component,alpha" >"$csv"
+for run in "$@"; do
+    [ -f "$run/result.json" ] || { echo "alphas.sh: $run is not a finished run directory (no result.json)" >&2; exit 1; }
+    name=$(basename "$run")
+    mkdir -p "$tmp/$name"
+    shopt -s nullglob
+    ckpts=()
+    for c in "$run"/*-step*.ckpt; do [[ $c == *.best.ckpt ]] || ckpts+=("$c"); done
+    shopt -u nullglob
+    [ ${#ckpts[@]} -ge 2 ] || { echo "alphas.sh: $run has ${#ckpts[@]} step checkpoints; train with --save-every=N" >&2; exit 1; }
+    for c in "${ckpts[@]}"; do
+        # Alpha does not depend on the input: one validation batch is enough for the dump.
+        ./build/lm --dump-attention="$tmp/$name/$(basename "$c" .ckpt).json" --checkpoint="$c" --eval-batches=1 2>/dev/null
+    done
+    python3 - "$name" "$tmp/$name"/*.json >>"$csv" <<'EOF'
+import json, sys
+name = sys.argv[1]
+for p in sys.argv[2:]:
+    d = json.load(open(p))
+    if len(d["components"]) < 2:
+        sys.exit(f"alphas.sh: {p}: {d['variant']} is not a mixture")
+    for l, layer in enumerate(d["alphas"]):
+        for h, a in enumerate(layer):
+            for c, comp in enumerate(d["components"]):
+                print(f"{name},{d['step']},{l},{h},{comp},{a[c]:.6f}")
+EOF
+    ./scripts/plot_attention.py alphas "$out-$name.png" "$tmp/$name"/*.json
+done
+sort -t, -k1,1 -k2,2n -k3,3n -k4,4n "$csv" -o "$csv.sorted"
+{ head -1 "$csv"; grep -v '^run,' "$csv.sorted"; } >"$out.csv.tmp"
+mv "$out.csv.tmp" "$out.csv"
+echo "wrote $out.csv"
