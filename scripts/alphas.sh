@@ -6,6 +6,7 @@
 #
 # dumps every step checkpoint of each run (build/lm --dump-attention), then writes
 #   OUT_STEM.csv               one row per (run, step, layer, head, component): alpha
+#   OUT_STEM.md                the last step's alpha per layer and head, mean +- std over the runs
 #   OUT_STEM-<run name>.png    alpha against step, one panel per layer (plot_attention.py)
 # The dumps themselves (attention maps of every step, large) stay in a temporary directory.
 set -euo pipefail
@@ -47,4 +48,28 @@ done
 sort -t, -k1,1 -k2,2n -k3,3n -k4,4n "$csv" -o "$csv.sorted"
 { head -1 "$csv"; grep -v '^run,' "$csv.sorted"; } >"$out.csv.tmp"
 mv "$out.csv.tmp" "$out.csv"
-echo "wrote $out.csv"
+python3 - "$out.csv" >"$out.md.tmp" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+last = {}
+for r in rows:
+    last[r["run"]] = max(last.get(r["run"], 0), int(r["step"]))
+final = [r for r in rows if int(r["step"]) == last[r["run"]]]
+comps = list(dict.fromkeys(r["component"] for r in final))
+layers = sorted({int(r["layer"]) for r in final})
+heads = sorted({int(r["head"]) for r in final})
+print(f"# Mixture weights at the end of training: alpha of {comps[0]} (of {'+'.join(comps)})\n")
+print(f"Mean +- sample std over {len(last)} runs ({', '.join(sorted(last))}), at their last step "
+      f"checkpoint (step {', '.join(sorted({str(s) for s in last.values()}))}). alpha = softmax(w) starts at "
+      f"1/{len(comps)}; the other components share the rest (scripts/alphas.sh, docs/analysis.md).\n")
+print("| layer | " + " | ".join(f"head {h}" for h in heads) + " |")
+print("|---|" + "---|" * len(heads))
+for l in layers:
+    cells = []
+    for h in heads:
+        a = [float(r["alpha"]) for r in final if int(r["layer"]) == l and int(r["head"]) == h and r["component"] == comps[0]]
+        cells.append(f"{statistics.mean(a):.3f}" + (f" +- {statistics.stdev(a):.3f}" if len(a) > 1 else ""))
+    print(f"| {l} | " + " | ".join(cells) + " |")
+EOF
+mv "$out.md.tmp" "$out.md"
+echo "wrote $out.csv and $out.md"

@@ -90,7 +90,7 @@ def plot_alphas(plt, dumps, out):
         ax.set_ylim(0, 1)
     axes[0][0].set_ylabel("alpha")
     axes[0][-1].legend(fontsize=6, ncol=len(names))
-    fig.suptitle(f"{dumps[0]['variant']}: mixture weights per head over training", fontsize=10)
+    fig.suptitle(f"{dumps[0]['variant']}: mixture weights per head over training", fontsize=10, y=1.04)
     save(fig, out)
 
 

@@ -146,6 +146,41 @@ std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads) 
            "over its whole interval. The paper claims it for the synthesizers; V is the contrast.\n\n" + s;
 }
 
+std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>& by_placement) {
+    std::map<int, double> v;
+    if (by_placement.count("both"))
+        for (const SeedRun& r : by_placement.at("both"))
+            if (r.variant == "V") v[r.seed] = r.loss;
+    if (v.empty()) return "";
+    std::ostringstream os;
+    for (const char* where : {"encoder", "decoder", "both"}) {
+        if (!by_placement.count(where)) continue;
+        std::vector<std::string> variants;
+        for (const SeedRun& r : by_placement.at(where))
+            if (r.variant != "V" && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
+                variants.push_back(r.variant);
+        for (const std::string& name : variants) {
+            std::vector<double> d;
+            for (const SeedRun& r : by_placement.at(where))
+                if (r.variant == name && v.count(r.seed)) d.push_back(100.0 * (r.loss - v.at(r.seed)) / v.at(r.seed));
+            if (d.empty()) continue;
+            const Interval ci = ci95(d);
+            const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
+            os << "- **" << name << " in " << (std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only")
+               << "** vs V: paired validation loss difference " << (ci.mean >= 0 ? "+" : "") << fmt(ci.mean, 2) << "%";
+            if (ci.valid()) os << " (95% CI " << fmt(ci.lo, 2) << "% to " << fmt(ci.hi, 2) << "%)";
+            os << ": " << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.hi < 0 ? "better than V" + n
+                                        : ci.lo > 0 ? "worse than V" + n : "no difference resolved" + n)
+               << ".\n";
+        }
+    }
+    const std::string s = os.str();
+    if (s.empty()) return "";
+    return "\n## Placement: where the synthesizer replaces self-attention\n\nThe groups above differ only in "
+           "--placement: the variant in the encoder's self-attention only, the decoder's only, or both, with V in the "
+           "other. Each against V (the same model at every placement), paired per seed.\n\n" + s;
+}
+
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {
     std::vector<double> v;
     for (const SeedRun& r : runs)

@@ -39,6 +39,12 @@ std::string seeded_findings(const std::vector<SeedRun>& runs);
 // Empty without H = 1 or without another H.
 std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads);
 
+// Translation's placement ablation, from groups of runs that differ only in --placement
+// (`by_placement`: both | encoder | decoder -> the group's runs): every variant at every
+// placement against V (placement=both: V is the same model at any placement), as the paired
+// per-seed validation loss difference with its 95% interval. Empty without V.
+std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>& by_placement);
+
 // Where the vanilla Transformer lands against published numbers for the same data set
 // (docs/references.md), from the mean of V's runs; empty when there is none.
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss);

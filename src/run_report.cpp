@@ -85,6 +85,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         if (!differing.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
+    std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
     for (const auto& [g, members] : groups) {
         std::string label;
         for (const auto& [k, v] : group_map(g))
@@ -124,8 +125,9 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         md << "\n" << t.to_markdown() << seeded_findings(seeded);
         if (spec.group_note) md << spec.group_note(members);
         if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(group_map(g).at("heads"))] = seeded;
+        if (differing == std::set<std::string>{"placement"}) by_placement[group_map(g).at("placement")] = seeded;
     }
-    md << heads_findings(by_heads);
+    md << heads_findings(by_heads) << placement_findings(by_placement);
     write_file_atomic(stem + ".csv", csv.to_csv());
     write_file_atomic(stem + ".md", md.str());
 }

@@ -509,3 +509,28 @@ TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") 
     by_heads.erase(1);
     CHECK(heads_findings(by_heads).empty());
 }
+
+TEST_CASE("runs: the placement ablation compares every placement of a variant with V, paired per seed") {
+    std::map<std::string, std::vector<SeedRun>> by;
+    for (int seed = 1; seed <= 3; ++seed) {
+        const double j = 0.001 * seed;
+        by["both"].push_back({"V", seed, 2.0 + j, 100, 10});
+        by["both"].push_back({"R", seed, 2.1 + j, 100, 10});      // +5%: worse
+        by["encoder"].push_back({"R", seed, 1.9 + j, 100, 10});   // -5%: better
+        by["decoder"].push_back({"R", seed, seed == 2 ? 2.1 : 1.9, 100, 10});  // mixed
+    }
+    const std::string md = placement_findings(by);
+    auto line_of = [&](const std::string& head) {
+        const size_t at = md.find("**" + head + "** vs V");
+        REQUIRE(at != std::string::npos);
+        return md.substr(at, md.find('\n', at) - at);
+    };
+    CHECK(line_of("R in encoder and decoder").find("worse than V at 3 seeds") != std::string::npos);
+    CHECK(line_of("R in the encoder only").find("better than V at 3 seeds") != std::string::npos);
+    CHECK(line_of("R in the decoder only").find("no difference resolved at 3 seeds") != std::string::npos);
+    CHECK(md.find("**V in") == std::string::npos);  // V is the reference, not a row
+    by["both"].erase(by["both"].begin());           // seed 1 of V gone: two pairs remain
+    CHECK(placement_findings(by).find("at 2 seeds") != std::string::npos);
+    by.erase("both");
+    CHECK(placement_findings(by).empty());  // without V there is nothing to compare against
+}
