@@ -480,6 +480,14 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
 }
 
+// The line of `md` that holds `marker` (a finding's bold head), which must be there.
+static std::string line_with(const std::string& md, const std::string& marker) {
+    const size_t at = md.find(marker);
+    REQUIRE_MESSAGE(at != std::string::npos, marker, " is not in:\n", md);
+    const size_t start = md.rfind('\n', at) == std::string::npos ? 0 : md.rfind('\n', at) + 1;
+    return md.substr(start, md.find('\n', at) - start);
+}
+
 TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") {
     // R: 2% better at H = 4 on every seed (confirmed); D: worse at both H (refuted); V: mixed.
     std::map<int, std::vector<SeedRun>> by_heads;
@@ -495,11 +503,7 @@ TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") 
         by_heads[4].push_back({"V", seed, seed == 2 ? 2.1 : 1.9, 100, 10});
     }
     const std::string md = heads_findings(by_heads);
-    auto line_of = [&](const std::string& v) {
-        const size_t at = md.find("**6. " + v + " needs several heads**");
-        REQUIRE(at != std::string::npos);
-        return md.substr(at, md.find('\n', at) - at);
-    };
+    auto line_of = [&](const std::string& v) { return line_with(md, "**6. " + v + " needs several heads**"); };
     CHECK(line_of("R").find("H=4 -2.00%") != std::string::npos);
     CHECK(line_of("R").find("confirmed at 3 seeds") != std::string::npos);
     CHECK(line_of("D").find("refuted at 3 seeds") != std::string::npos);
@@ -520,11 +524,7 @@ TEST_CASE("runs: the placement ablation compares every placement of a variant wi
         by["decoder"].push_back({"R", seed, seed == 2 ? 2.1 : 1.9, 100, 10});  // mixed
     }
     const std::string md = placement_findings(by);
-    auto line_of = [&](const std::string& head) {
-        const size_t at = md.find("**" + head + "** vs V");
-        REQUIRE(at != std::string::npos);
-        return md.substr(at, md.find('\n', at) - at);
-    };
+    auto line_of = [&](const std::string& head) { return line_with(md, "**" + head + "** vs V"); };
     CHECK(line_of("R in encoder and decoder").find("worse than V at 3 seeds") != std::string::npos);
     CHECK(line_of("R in the encoder only").find("better than V at 3 seeds") != std::string::npos);
     CHECK(line_of("R in the decoder only").find("no difference resolved at 3 seeds") != std::string::npos);
