@@ -87,9 +87,12 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
     for (const auto& [g, members] : groups) {
+        // A group leaves out a variant setting at its registered default (run_group), so a
+        // setting another group sets reads "at its default" here.
         std::string label;
-        for (const auto& [k, v] : group_map(g))
-            if (differing.count(k)) label += (label.empty() ? "" : ", ") + k + "=" + v;
+        const std::map<std::string, std::string> flags = group_map(g);
+        for (const std::string& k : differing)
+            label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
         if (groups.size() > 1) md << "\n## " << label << "\n";
         std::map<std::string, std::vector<const RunRecord*>> by_variant;
         for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);

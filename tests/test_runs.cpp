@@ -16,6 +16,7 @@
 #include "findings.h"
 #include "flags.h"
 #include "run_dir.h"
+#include "run_report.h"
 #include "trainer.h"
 #include "transformer.h"
 #include "common.h"
@@ -533,4 +534,31 @@ TEST_CASE("runs: the placement ablation compares every placement of a variant wi
     CHECK(placement_findings(by).find("at 2 seeds") != std::string::npos);
     by.erase("both");
     CHECK(placement_findings(by).empty());  // without V there is nothing to compare against
+}
+
+TEST_CASE("runs: a report labels each group by the flags that differ, a left-out setting as at its default") {
+    auto run = [](const std::string& variant, int seed, double loss, const std::string& extra) {
+        JsonObject r;
+        r.text("variant", variant);
+        r.integer("seed", seed);
+        r.integer("params", 10);
+        r.number("val_loss", loss, 4);
+        r.text("data_hash", "0123456789abcdef");
+        r.text("group", "d-model=16\nsteps=8\n" + extra);
+        return RunRecord{variant + std::to_string(seed) + extra, r};
+    };
+    std::vector<RunRecord> runs;
+    for (int seed = 1; seed <= 2; ++seed) {
+        runs.push_back(run("Rfix", seed, 2.0, ""));
+        runs.push_back(run("Rfix", seed, 2.2, "r-init=unit\n"));
+    }
+    ScratchDir dir;
+    ReportSpec spec;
+    spec.title = "t";
+    spec.metrics = {"val_loss"};
+    write_report(runs, spec, dir / "t");
+    const std::string md = read_file(dir / "t.md");
+    CHECK(md.find("\n## r-init at its default\n") != std::string::npos);
+    CHECK(md.find("\n## r-init=unit\n") != std::string::npos);
+    CHECK(md.find("Settings of every run: d-model=16, steps=8.") != std::string::npos);
 }

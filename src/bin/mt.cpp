@@ -76,7 +76,7 @@ std::map<std::string, std::string> preset_flags(const std::string& preset) {
              {"eval-every", "75"}};
     else if (preset == "full")
         p = {{"d-model", "128"},     {"layers", "3"},    {"heads", "4"},       {"d-ff", "512"},
-             {"epochs", "8"},        {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
+             {"epochs", "16"},       {"warmup", "300"},  {"lr", "3e-3"},       {"batch-tokens", "1024"},
              {"bpe-vocab", "4000"},  {"dropout", "0.1"}, {"beam", "5"},        {"decode-limit", "0"},
              {"eval-every", "0"}};
     else if (preset != "none")
