@@ -1,7 +1,7 @@
-// findings.h: the paper's comparisons: its default sweep, and its findings 1-5
-// (docs/variants.md, "Findings") judged from seeded runs. Outside src/attention/, this is the
-// one place that names variants: the comparisons are the paper's, as data; no code path
-// depends on a name.
+// findings.h: the paper's comparisons: its default sweep, its findings 1-6 (docs/variants.md,
+// "Findings") judged from seeded runs, and translation's placement ablation. Outside
+// src/attention/, this is the one place that names variants: the comparisons are the paper's,
+// as data; no code path depends on a name.
 #pragma once
 
 #include <cmath>

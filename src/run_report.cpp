@@ -127,8 +127,8 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         }
         md << "\n" << t.to_markdown() << seeded_findings(seeded);
         if (spec.group_note) md << spec.group_note(members);
-        if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(group_map(g).at("heads"))] = seeded;
-        if (differing == std::set<std::string>{"placement"}) by_placement[group_map(g).at("placement")] = seeded;
+        if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
+        if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
     }
     md << heads_findings(by_heads) << placement_findings(by_placement);
     write_file_atomic(stem + ".csv", csv.to_csv());

@@ -448,10 +448,12 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
     spec.force = force;
     spec.title = "MT: pre-LN encoder-decoder Transformer";
     spec.intro = std::string("Synthesizer variants replace the self-attention of the encoder and the decoder, or of "
-                 "one of them with V in the other (placement); cross-attention is dot product. The parameters with the best validation loss are kept. val_loss is the NLL in nats per "
-                 "target token (no smoothing). BLEU and chrF are sacreBLEU-exact (") + kBleuSignature + "; chrF2 " +
-                 kChrfSignature + ") on detokenised output against the raw references; train_tgt_tok_s (target tokens) and "
-                 "steps_s are the training throughput of each run.\n";
+                             "one of them with V in the other (placement); cross-attention is dot product. The "
+                             "parameters with the best validation loss are kept. val_loss is the NLL in nats per "
+                             "target token (no smoothing). BLEU and chrF are sacreBLEU-exact (") +
+                 kBleuSignature + "; chrF2 " + kChrfSignature +
+                 ") on detokenised output against the raw references; train_tgt_tok_s (target tokens) and steps_s "
+                 "are the training throughput of each run.\n";
     spec.metrics = {"params", "val_loss"};
     for (const auto& [k, v] : runs[0].result.fields)
         if (k.size() > 5 && k.compare(k.size() - 5, 5, "_bleu") == 0) spec.metrics.push_back(k);
