@@ -233,15 +233,10 @@ void check_checkpoint(const Checkpoint& ck, const std::string& where) {
 }
 
 std::string Checkpoint::config_value(const std::string& key) const {
-    size_t start = 0;
-    while (start < config.size()) {
-        size_t nl = config.find('\n', start);
-        if (nl == std::string::npos) nl = config.size();
-        if (config.compare(start, key.size() + 1, key + "=") == 0)
-            return config.substr(start + key.size() + 1, nl - start - key.size() - 1);
-        start = nl + 1;
-    }
-    fail("the checkpoint's config has no key '", key, "'");
+    const std::map<std::string, std::string> m = config_map(config);
+    auto it = m.find(key);
+    if (it == m.end()) fail("the checkpoint's config has no key '", key, "'");
+    return it->second;
 }
 
 double Checkpoint::config_number(const std::string& key) const {

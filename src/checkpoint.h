@@ -53,7 +53,9 @@ struct Checkpoint {
     uint64_t rng[4] = {0, 0, 0, 0};
     double best_val = 0.0;
 
-    // The value of `key` in config, or throws naming the missing key.
+    // The value of `key` in config, or throws naming the missing key. As in config_map, a later
+    // line overrides an earlier one: the trainer's counters (tokens=...) follow the run's flags,
+    // which may hold a flag of the same name (build/lm's --tokens).
     std::string config_value(const std::string& key) const;
     // The value of `key` as a finite number >= 0 (seconds, counts), or throws naming the key.
     double config_number(const std::string& key) const;
@@ -80,7 +82,7 @@ Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& s
 void save_checkpoint(const std::string& path, const Checkpoint& ck);  // atomic
 Checkpoint load_checkpoint(const std::string& path);
 
-// "key=value" lines (a checkpoint's config, Flags::dump()) as a map.
+// "key=value" lines (a checkpoint's config, Flags::dump()) as a map; the last line of a key wins.
 std::map<std::string, std::string> config_map(const std::string& lines);
 
 // --resume continues the training of one variant from the checkpoint at `path`. Throws unless

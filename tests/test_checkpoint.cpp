@@ -134,6 +134,8 @@ TEST_CASE("checkpoint: config_value finds keys at line starts only") {
     CHECK(ck.config_value("empty") == "");
     CHECK(error_of([&] { ck.config_value("model"); }) == doctest::Contains("no key 'model'"));
     CHECK(error_of([&] { ck.config_value("128"); }) == doctest::Contains("no key '128'"));
+    ck.config += "d-model=64\n";  // the trainer's counters follow the flags and win over them
+    CHECK(ck.config_value("d-model") == "64");
 }
 
 TEST_CASE("checkpoint: capture and restore carry parameters and AdamW state into a fresh model") {
@@ -348,6 +350,9 @@ TEST_CASE("checkpoint: build/lm resumed at step 6 reproduces the uninterrupted r
     const Checkpoint again = load_checkpoint(ck12);
     check_same_state(again, uninterrupted);
     CHECK(again.adam_t == 12);
+    // The token counter (12 steps of 4 x 16) survives the resume, not build/lm's --tokens=200.
+    CHECK(uninterrupted.config_value("tokens") == "768");
+    CHECK(again.config_value("tokens") == "768");
     CHECK(load_checkpoint(run + "/final.ckpt").params[0].values == final_params.params[0].values);
     // The result agrees in everything but the timings.
     CHECK(result_without_timings(run) == result);
