@@ -62,39 +62,51 @@ std::string verdict(Claim c, const Interval& d) {
     return yes ? "confirmed" + n : no ? "refuted" + n : "inconclusive" + n;
 }
 
+// One variant's runs, by seed.
+std::map<int, const SeedRun*> by_seed(const std::vector<SeedRun>& runs, const std::string& variant) {
+    std::map<int, const SeedRun*> m;
+    for (const SeedRun& r : runs)
+        if (r.variant == variant) m[r.seed] = &r;
+    return m;
+}
+
+// The paired per-seed differences of a's `of` against b's, over the seeds both ran (and where
+// both are numbers): in percent of b's, or in percentage points when `points` (accuracies).
+std::vector<double> paired(const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
+                           double SeedRun::*of, bool points = false) {
+    std::vector<double> d;
+    for (const auto& [seed, ra] : a) {
+        auto rb = b.find(seed);
+        if (rb == b.end()) continue;
+        const double x = ra->*of, y = rb->second->*of;
+        if (std::isnan(x) || std::isnan(y)) continue;
+        d.push_back(points ? 100.0 * (x - y) : 100.0 * (x - y) / y);
+    }
+    return d;
+}
+
+// "+1.23% (95% CI 0.40% to 2.06%)"; the interval only when there is one (2 seeds or more).
+std::string signed_with_ci(const Interval& ci, const std::string& unit) {
+    std::string s = (ci.mean >= 0 ? "+" : "") + fmt(ci.mean, 2) + unit;
+    if (ci.valid()) s += " (95% CI " + fmt(ci.lo, 2) + unit + " to " + fmt(ci.hi, 2) + unit + ")";
+    return s;
+}
+
 }  // namespace
 
 std::string seeded_findings(const std::vector<SeedRun>& runs) {
     std::ostringstream os;
     for (const Comparison& c : kComparisons) {
-        std::map<int, const SeedRun*> a, b;
-        for (const SeedRun& r : runs) {
-            if (r.variant == c.a) a[r.seed] = &r;
-            if (r.variant == c.b) b[r.seed] = &r;
-        }
-        std::vector<double> d;
-        double pa = 0, pb = 0;
-        const bool accuracy = c.claim == Claim::MoreAccurate;
-        for (const auto& [seed, ra] : a)
-            if (b.count(seed)) {
-                const SeedRun* rb = b.at(seed);
-                if (accuracy) {
-                    if (std::isnan(ra->accuracy) || std::isnan(rb->accuracy)) continue;  // not a classifier
-                    d.push_back(100.0 * (ra->accuracy - rb->accuracy));
-                } else {
-                    const bool speed = c.claim == Claim::Faster;
-                    const double x = speed ? ra->speed : ra->loss, y = speed ? rb->speed : rb->loss;
-                    d.push_back(100.0 * (x - y) / y);
-                }
-                pa = ra->params, pb = rb->params;
-            }
+        const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
+        const bool accuracy = c.claim == Claim::MoreAccurate, speed = c.claim == Claim::Faster;
+        const std::vector<double> d =
+            paired(a, b, accuracy ? &SeedRun::accuracy : speed ? &SeedRun::speed : &SeedRun::loss, accuracy);
         if (d.empty()) continue;
         const Interval ci = ci95(d);
-        const char* unit = accuracy ? " points" : "%";
         os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired "
-           << (c.claim == Claim::Faster ? "training tokens/s" : accuracy ? "validation accuracy" : "validation loss")
-           << " difference " << (ci.mean >= 0 ? "+" : "") << fmt(ci.mean, 2) << unit;
-        if (ci.valid()) os << " (95% CI " << fmt(ci.lo, 2) << unit << " to " << fmt(ci.hi, 2) << unit << ")";
+           << (speed ? "training tokens/s" : accuracy ? "validation accuracy" : "validation loss") << " difference "
+           << signed_with_ci(ci, accuracy ? " points" : "%");
+        const double pa = a.begin()->second->params, pb = b.begin()->second->params;
         if (c.claim == Claim::Competitive && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
         os << ": " << verdict(c.claim, ci) << ".\n";
     }
@@ -112,25 +124,19 @@ std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads) 
         if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
     std::ostringstream os;
     for (const std::string& v : variants) {
-        std::map<int, double> one;
-        for (const SeedRun& r : by_heads.at(1))
-            if (r.variant == v) one[r.seed] = r.loss;
+        const auto one = by_seed(by_heads.at(1), v);
         std::string parts;
         int better = 0, worse = 0, compared = 0, n_min = 0;
         for (const auto& [h, runs] : by_heads) {
             if (h == 1) continue;
-            std::vector<double> d;
-            for (const SeedRun& r : runs)
-                if (r.variant == v && one.count(r.seed)) d.push_back(100.0 * (r.loss - one.at(r.seed)) / one.at(r.seed));
+            const std::vector<double> d = paired(by_seed(runs, v), one, &SeedRun::loss);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
             ++compared;
             n_min = n_min == 0 ? ci.n : std::min(n_min, ci.n);
             better += ci.valid() && ci.hi < 0;
             worse += ci.valid() && ci.lo > 0;
-            parts += std::string(parts.empty() ? "" : "; ") + "H=" + std::to_string(h) + " " + (ci.mean >= 0 ? "+" : "") +
-                     fmt(ci.mean, 2) + "%" +
-                     (ci.valid() ? " (95% CI " + fmt(ci.lo, 2) + "% to " + fmt(ci.hi, 2) + "%)" : std::string(" (1 seed)"));
+            parts += std::string(parts.empty() ? "" : "; ") + "H=" + std::to_string(h) + " " + signed_with_ci(ci, "%");
         }
         if (compared == 0) continue;
         const std::string n = " at " + std::to_string(n_min) + " seeds";
@@ -147,30 +153,26 @@ std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads) 
 }
 
 std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>& by_placement) {
-    std::map<int, double> v;
-    if (by_placement.count("both"))
-        for (const SeedRun& r : by_placement.at("both"))
-            if (r.variant == "V") v[r.seed] = r.loss;
+    if (!by_placement.count("both")) return "";
+    const auto v = by_seed(by_placement.at("both"), "V");
     if (v.empty()) return "";
     std::ostringstream os;
     for (const char* where : {"encoder", "decoder", "both"}) {
         if (!by_placement.count(where)) continue;
+        const std::vector<SeedRun>& runs = by_placement.at(where);
         std::vector<std::string> variants;
-        for (const SeedRun& r : by_placement.at(where))
+        for (const SeedRun& r : runs)
             if (r.variant != "V" && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
                 variants.push_back(r.variant);
         for (const std::string& name : variants) {
-            std::vector<double> d;
-            for (const SeedRun& r : by_placement.at(where))
-                if (r.variant == name && v.count(r.seed)) d.push_back(100.0 * (r.loss - v.at(r.seed)) / v.at(r.seed));
+            const std::vector<double> d = paired(by_seed(runs, name), v, &SeedRun::loss);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
             const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
             os << "- **" << name << " in " << (std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only")
-               << "** vs V: paired validation loss difference " << (ci.mean >= 0 ? "+" : "") << fmt(ci.mean, 2) << "%";
-            if (ci.valid()) os << " (95% CI " << fmt(ci.lo, 2) << "% to " << fmt(ci.hi, 2) << "%)";
-            os << ": " << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.hi < 0 ? "better than V" + n
-                                        : ci.lo > 0 ? "worse than V" + n : "no difference resolved" + n)
+               << "** vs V: paired validation loss difference " << signed_with_ci(ci, "%") << ": "
+               << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.hi < 0 ? "better than V" + n
+                   : ci.lo > 0 ? "worse than V" + n : "no difference resolved" + n)
                << ".\n";
         }
     }
