@@ -14,7 +14,7 @@ CXX      ?= g++
 BUILD    := build
 CPPFLAGS := -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -MMD -MP
 CXXFLAGS := -std=c++17 -Wall -Wextra -fopenmp
-LDLIBS   := -lopenblas -lm
+LDLIBS   := -lopenblas -ldnnl -lm
 
 ifeq ($(DEBUG),1)
   BUILD    := build/debug

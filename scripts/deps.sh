@@ -10,8 +10,9 @@
 # apt-get; as anyone else it prints the exact apt-get command and exits 1.
 set -euo pipefail
 
-# curl, ca-certificates and unzip: data/fetch.sh downloads and unpacks the data sets.
-packages=(g++ make libopenblas-openmp-dev doctest-dev curl ca-certificates unzip)
+# libdnnl-dev: oneDNN, the bf16 GEMMs of --precision=bf16 (src/onednn.h). curl, ca-certificates
+# and unzip: data/fetch.sh downloads and unpacks the data sets.
+packages=(g++ make libopenblas-openmp-dev libdnnl-dev doctest-dev curl ca-certificates unzip)
 if [[ ${SYNTH_WITH_TORCH:-0} == 1 ]]; then packages+=(python3-torch); fi
 if [[ ${SYNTH_WITH_PLOTS:-0} == 1 ]]; then packages+=(python3-matplotlib); fi
 if [[ ${SYNTH_WITH_SWEEPS:-0} == 1 ]]; then packages+=(parallel slurm-wlm munge); fi

@@ -11,7 +11,9 @@
 #include <cstring>
 #include <vector>
 
+#include "bf16.h"
 #include "common.h"
+#include "onednn.h"
 
 namespace synth {
 
@@ -107,10 +109,51 @@ static void cblas_block(bool transA, bool transB, int M, int N, int K, float alp
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+static GemmProvider g_provider = GemmProvider::OpenBlas;
+void set_gemm_provider(GemmProvider g) { g_provider = g; }
+GemmProvider gemm_provider() { return g_provider; }
+
+// A stored rows x cols (row stride ld) as `convert` makes each element, packed (row stride
+// cols) into `out`, in parallel unless already inside a parallel region or small.
+template <typename T, typename F>
+static const T* packed(const float* A, int rows, int cols, int ld, std::vector<T>& out, F convert) {
+    out.resize((size_t)rows * cols);
+    T* o = out.data();
+#pragma omp parallel for if (!omp_in_parallel() && (double)rows * cols > 1e5)
+    for (int r = 0; r < rows; ++r)
+        for (int c = 0; c < cols; ++c) o[(size_t)r * cols + c] = convert(A[(size_t)r * ld + c]);
+    return o;
+}
+
+static void sgemm_openblas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                           const float* B, int ldb, float beta, float* C, int ldc);
+
 void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
     check_gemm_args("sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
     if (M == 0 || N == 0) return;
+    const int a_rows = transA ? K : M, a_cols = transA ? M : K, b_rows = transB ? N : K, b_cols = transB ? K : N;
+    if (g_provider == GemmProvider::OpenBlas || K == 0) {
+        sgemm_openblas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else if (g_provider == GemmProvider::Bf16Rounded) {
+        // bf16's numbers on the fp32 GEMM (bf16.h): round both operands, then multiply as usual.
+        thread_local std::vector<float> ra, rb;
+        auto round = [](float x) { return bf16_round(x); };
+        const float* Ar = packed(A, a_rows, a_cols, lda, ra, round);
+        const float* Br = packed(B, b_rows, b_cols, ldb, rb, round);
+        sgemm_openblas(transA, transB, M, N, K, alpha, Ar, a_cols, Br, b_cols, beta, C, ldc);
+    } else {
+        thread_local std::vector<uint16_t> ba, bb;
+        auto bits = [](float x) { return bf16_bits(x); };
+        const uint16_t* Ab = packed(A, a_rows, a_cols, lda, ba, bits);
+        const uint16_t* Bb = packed(B, b_rows, b_cols, ldb, bb, bits);
+        onednn_gemm(OnednnType::BF16, transA, transB, M, N, K, alpha, Ab, a_cols, Bb, b_cols, beta, C, ldc);
+    }
+}
+
+// fp32 on OpenBLAS, split over the threads (see THREAD OWNERSHIP in blas.h).
+static void sgemm_openblas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+                           const float* B, int ldb, float beta, float* C, int ldc) {
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (threads == 1 || (double)M * N * K <= kSplitMinMNK) {
         cblas_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

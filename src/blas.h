@@ -32,6 +32,8 @@
 
 #include <string>
 
+#include "precision.h"
+
 namespace synth {
 
 // Call first thing in main(), before any other work. If OpenBLAS bound a kernel without AVX2
@@ -55,10 +57,16 @@ std::string blas_config();
 // OpenMP dynamic team sizes, which can hang OpenBLAS. n >= 1.
 void set_threads(int n);
 
+// Which implementation sgemm runs (precision.h: set_precision chooses it per CPU). Process-wide;
+// set it before any work, never while GEMMs run.
+void set_gemm_provider(GemmProvider g);
+GemmProvider gemm_provider();
+
 // Row-major C = alpha * op(A) * op(B) + beta * C, where op(X) is X or X^T.
 //   op(A): M x K, op(B): K x N, C: M x N. lda, ldb, ldc are row strides (elements) of A, B, C
 //   as stored: A is M x K (lda >= K) or, if transA, K x M (lda >= M); likewise B.
 // With beta == 0, C is not read (it may hold NaN). Throws synth::Error on bad sizes/strides.
+// Under a bf16 provider A and B are rounded to bf16 first (into buffers of the calling thread's).
 void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 

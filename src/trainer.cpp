@@ -10,9 +10,11 @@
 #include <sstream>
 
 #include "autograd.h"
+#include "blas.h"
 #include "common.h"
 #include "flags.h"
 #include "io.h"
+#include "precision.h"
 #include "report.h"
 
 namespace synth {
@@ -34,6 +36,10 @@ void TrainConfig::bind(Flags& f) {
           "threads for OpenMP and OpenBLAS (default: SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else the cores)",
           FlagRole::Training);
     f.add("steps", &steps, "training steps", FlagRole::Training);
+    f.add("precision", &precision,
+          "fp32 | bf16: bf16 rounds every matrix product's operands to bf16 and accumulates in fp32 (docs/precision.md)",
+          FlagRole::Training);
+    f.default_when_missing("precision", "fp32");  // configs from before the flag were fp32
     f.add("lr", &lr, "peak learning rate", FlagRole::Training);
     f.add("min-lr", &min_lr, "final learning rate of the cosine schedule", FlagRole::Training);
     f.add("warmup", &warmup, "linear warm-up steps", FlagRole::Training);
@@ -50,6 +56,11 @@ void TrainConfig::bind(Flags& f) {
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
 }
 
+void TrainConfig::configure_compute() const {
+    set_threads(threads);
+    std::fprintf(stderr, "%s\n", set_precision(parse_precision(precision)).c_str());
+}
+
 void TrainConfig::validate() const {
     require_positive({{"lr", lr}, {"log-every", log_every}, {"beta2", beta2}, {"adam-eps", adam_eps}});
     require_non_negative({{"steps", steps}, {"warmup", warmup}, {"min-lr", min_lr}, {"weight-decay", weight_decay},
@@ -58,6 +69,7 @@ void TrainConfig::validate() const {
     require_fraction({{"beta2", beta2}});
     SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
+    parse_precision(precision);
 }
 
 void TrainConfig::prepare_checkpoint_dir() const {
@@ -166,9 +178,9 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
             std::string val = eval_now ? "  val " + fmt(r_.last_val, 4) + (std::isnan(acc) ? "" : " acc " + fmt(acc, 4)) +
                                              (improved ? " (best)" : "")
                                        : "";
-            std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s  ETA %s\n", name_.c_str(),
+            std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s  ETA %s\n", name_.c_str(),
                          (long long)(step + 1), (long long)total, epoch.c_str(), window_loss / window, val.c_str(), lr,
-                         r_.tokens_per_s(), task.tokens_unit.c_str(), hms(eta).c_str());
+                         r_.tokens_per_s(), task.tokens_unit.c_str(), cfg_.precision.c_str(), hms(eta).c_str());
             window_loss = 0;
             window = 0;
         }

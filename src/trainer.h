@@ -33,6 +33,7 @@ struct TrainConfig {
     int warmup = 100;
     float lr = 1e-3f, min_lr = 1e-4f;
     std::string schedule = "cosine";  // cosine | rsqrt | constant (optim.h)
+    std::string precision = "fp32";   // fp32 | bf16 (precision.h)
     float weight_decay = 0.1f, beta2 = 0.99f, adam_eps = 1e-8f;
     float clip = 1.0f;
     int eval_every = 200;  // 0: once per epoch
@@ -43,6 +44,9 @@ struct TrainConfig {
 
     void bind(Flags& f);
     void validate() const;
+    // Gives the process its threads (set_threads) and its GEMM provider for --precision
+    // (set_precision), and prints the provider line.
+    void configure_compute() const;
     // With --save-every and --checkpoint-dir: the directory exists and is writable. (Its stale
     // temporaries are not swept: other hosts' runs may be writing there.)
     void prepare_checkpoint_dir() const;

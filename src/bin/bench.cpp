@@ -31,6 +31,8 @@
 #include "common.h"
 #include "ops.h"
 #include "flags.h"
+#include "onednn.h"
+#include "precision.h"
 
 namespace {
 
@@ -216,6 +218,31 @@ void bench_large(Report& report, bool ta, bool tb, int M, int N, int K, int reps
     if (!ta) report.row("engine matmul op (ops.h linear)", shape, t[2]);
 }
 
+// One product through each GEMM provider (precision.h) and oneDNN's fp32 matmul, interleaved:
+// the measurements behind the provider policy, and the bf16 rate utilisation is judged by.
+void bench_providers(Report& report, bool ta, bool tb, int M, int N, int K, int reps) {
+    Buffer A = random_buffer((size_t)M * K, 1), B = random_buffer((size_t)K * N, 2);
+    Buffer C = random_buffer((size_t)M * N, 3);
+    const int lda = ta ? M : K, ldb = tb ? K : N;
+    std::vector<synth::GemmProvider> providers = {synth::GemmProvider::OpenBlas, synth::GemmProvider::Bf16Rounded};
+    if (synth::onednn_has_bf16()) providers.push_back(synth::GemmProvider::Bf16Onednn);
+    std::vector<std::function<void()>> fns;
+    for (synth::GemmProvider g : providers)
+        fns.push_back([&, g] {
+            synth::set_gemm_provider(g);
+            synth::sgemm(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
+            synth::set_gemm_provider(synth::GemmProvider::OpenBlas);
+        });
+    fns.push_back([&] {
+        synth::onednn_gemm(synth::OnednnType::F32, ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
+    });
+    const std::vector<Timing> t = time_interleaved(fns, 2.0 * M * N * K, reps);
+    const std::string shape = shape_text(ta, tb, M, N, K);
+    for (size_t i = 0; i < providers.size(); ++i)
+        report.row(std::string("synth::sgemm, ") + synth::provider_name(providers[i]), shape, t[i]);
+    report.row("oneDNN matmul, fp32", shape, t.back());
+}
+
 // Does OpenBLAS go single-threaded inside an active parallel region? One 4096x256x256
 // cblas_sgemm with 1 thread, with n threads, and called by one thread of an n-thread
 // parallel region while the others wait at the closing barrier.
@@ -334,6 +361,14 @@ int run(int argc, char** argv) {
         for (const auto& w : dims) bench_large(report, false, false, 4096, w[1], w[0], reps);
         for (const auto& w : dims) bench_large(report, false, true, 4096, w[0], w[1], reps);
         for (const auto& w : dims) bench_large(report, true, false, w[0], w[1], 4096, reps);
+
+        report.header((std::string("GEMM providers (oneDNN ") + synth::onednn_version() + ", " + synth::onednn_isa() +
+                       (synth::onednn_has_bf16() ? "" : "; no bf16 matmul on this CPU") + ")")
+                          .c_str());
+        for (const auto& w : dims) bench_providers(report, false, false, 4096, w[1], w[0], reps);
+        for (const auto& w : dims) bench_providers(report, true, false, w[0], w[1], 4096, reps);
+        bench_providers(report, false, true, 128, 128, 64, reps);   // attention scores Q K^T, one (batch, head)
+        bench_providers(report, false, false, 128, 64, 128, reps);  // attention output P V
 
         report.header("Thread ownership: OpenBLAS inside an OpenMP parallel region");
         bench_inside_parallel(report, threads, reps);

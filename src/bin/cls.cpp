@@ -442,7 +442,7 @@ int run(int argc, char** argv) {
     SYNTH_CHECK(o.task == "listops" || o.task == "m30k-match", "unknown --task '", o.task, "' (listops, m30k-match)");
     apply_defaults(f, preset_flags(o.preset, o.task));
     validate(o, f);
-    set_threads(o.train.threads);
+    o.train.configure_compute();
 
     // Fail in the first second, not after an hour: unwritable directories, a bad checkpoint.
     const std::vector<std::string> variants = split_list(o.variants);

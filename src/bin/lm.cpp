@@ -303,9 +303,10 @@ void bench_one(const Options& o, const std::string& variant) {
     const LmConfig& m = o.model;
     std::printf("{\"variant\":\"%s\",\"params\":%lld,\"train_tokens_per_s\":%.1f,\"infer_tokens_per_s\":%.1f,"
                 "\"peak_rss_mb\":%.1f,\"batch\":%d,\"seq\":%d,\"d_model\":%d,\"layers\":%d,\"heads\":%d,\"d_ff\":%d,"
-                "\"vocab\":%d,\"threads\":%d,\"kernel\":\"%s\"}\n",
+                "\"vocab\":%d,\"threads\":%d,\"kernel\":\"%s\",\"precision\":\"%s\",\"gemm\":\"%s\"}\n",
                 variant.c_str(), (long long)store.trainable_count(), train, infer, peak_rss_mb(), B, T, m.attn.d_model,
-                m.layers, m.attn.heads, m.d_ff, o.vocab, o.train.threads, blas_kernel_name().c_str());
+                m.layers, m.attn.heads, m.d_ff, o.vocab, o.train.threads, blas_kernel_name().c_str(),
+                o.train.precision.c_str(), provider_name(gemm_provider()));
     std::fflush(stdout);
 }
 
@@ -537,12 +538,12 @@ int run(int argc, char** argv) {
     if (o.generate || o.eval_only || !o.dump_attention.empty()) {
         SYNTH_CHECK(o.generate + o.eval_only + !o.dump_attention.empty() == 1,
                     "--generate, --eval-only and --dump-attention are separate commands: give one");
-        set_threads(o.train.threads);
+        o.train.configure_compute();
         return o.generate ? generate_text(o, f) : o.eval_only ? eval_only(o, f) : dump_attention(o, f);
     }
     apply_defaults(f, preset_flags(o.preset, o.data));
     validate(o, f);
-    set_threads(o.train.threads);
+    o.train.configure_compute();
 
     if (o.bench_one) {
         bench_one(o, o.variants);

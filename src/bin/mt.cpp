@@ -496,14 +496,14 @@ int run(int argc, char** argv) {
     if (run_report_step(o.runs, f.positional(), report)) return 0;
     SYNTH_CHECK(f.positional().empty(), "unexpected argument '", f.positional()[0], "' (flags are --key=value)");
     if (o.translate) {
-        set_threads(o.train.threads);
+        o.train.configure_compute();
         return translate_stdin(o, f);
     }
     apply_defaults(f, preset_flags(o.preset));
     if (o.model.enc_layers == 0) o.model.enc_layers = o.layers;
     if (o.model.dec_layers == 0) o.model.dec_layers = o.layers;
     validate(o, f);
-    set_threads(o.train.threads);
+    o.train.configure_compute();
 
     // Fail in the first second, not after an hour: unwritable directories or missing data.
     const std::string sweep = sweep_name(o);

@@ -1,0 +1,35 @@
+// onednn.h: oneDNN's matmul primitive (Debian libdnnl-dev), the provider of bf16 GEMMs on
+// CPUs with AMX or AVX512-BF16 (precision.h chooses it; docs/precision.md has the measurements).
+//
+// Only blas.cpp and precision.cpp call this; the rest of synth multiplies through synth::sgemm.
+// The same row-major contract as sgemm: C = alpha * op(A) * op(B) + beta * C, op(A): M x K,
+// op(B): K x N, C (fp32): M x N, lda/ldb/ldc the row strides of A, B, C as stored. A transpose
+// is a stride (oneDNN matmul takes arbitrary strides), alpha an output scale, beta a sum post-op.
+//
+// Creating a primitive is slow (JIT code generation, ~0.1-1 ms), so primitives are cached per
+// (data type, shape, transposes, strides, alpha, beta) in a cache of each thread's own, as are
+// the stream they run on; no locks. Called inside an OpenMP parallel region (the batched
+// attention products) a primitive runs on the calling thread only, outside one on all threads.
+#pragma once
+
+#include <cstdint>
+
+namespace synth {
+
+enum class OnednnType { F32, BF16 };
+
+// C = alpha * op(A) * op(B) + beta * C with A and B of type `type` (fp32 floats, or bf16 bits as
+// uint16_t) and C fp32. With beta == 0, C is not read. Throws synth::Error if oneDNN has no
+// implementation for this CPU (bf16 without AVX512-BF16 or AMX).
+void onednn_gemm(OnednnType type, bool transA, bool transB, int M, int N, int K, float alpha, const void* A, int lda,
+                 const void* B, int ldb, float beta, float* C, int ldc);
+
+// Whether oneDNN can create a bf16 matmul on this CPU (it can with AVX512-BF16 or AMX).
+bool onednn_has_bf16();
+
+// The instruction set oneDNN dispatches to ("Intel AVX-512 with AVX512_BF16 and AMX...", as
+// oneDNN names it), and its version, for the line every runner prints.
+const char* onednn_isa();
+const char* onednn_version();
+
+}  // namespace synth

@@ -1,0 +1,264 @@
+// --precision=bf16: the bf16 rounding, the two bf16 GEMM providers and oneDNN's fp32 matmul
+// against the naive reference, the provider policy for every kind of CPU, and a tiny LM
+// trained in bf16 beside fp32 (docs/precision.md).
+#include <doctest/doctest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bf16.h"
+#include "blas.h"
+#include "common.h"
+#include "error_of.h"
+#include "io.h"
+#include "json.h"
+#include "kernels.h"
+#include "onednn.h"
+#include "precision.h"
+#include "subprocess.h"
+#include "tiny_text.h"
+
+using namespace synth;
+using synth_test::error_of;
+
+namespace {
+
+// Sets the GEMM provider for one scope and restores fp32 afterwards, also when a check throws.
+struct ProviderScope {
+    explicit ProviderScope(GemmProvider g) { set_gemm_provider(g); }
+    ~ProviderScope() { set_gemm_provider(GemmProvider::OpenBlas); }
+};
+
+std::vector<float> uniform(size_t n, std::mt19937& rng) {
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> v(n);
+    for (float& x : v) x = u(rng);
+    return v;
+}
+
+std::vector<float> rounded(std::vector<float> v) {
+    for (float& x : v) x = bf16_round(x);
+    return v;
+}
+
+struct Case {
+    bool ta, tb;
+    int M, N, K, pad;
+};
+
+// `gemm` (a synth::sgemm-shaped call) against sgemm_naive on `reference_operand(A)` and
+// `reference_operand(B)`, every element of C, padding included (it must stay untouched).
+// tol_per_k: the allowed error per unit of sum_k |a_ik b_kj| (the products' magnitude).
+template <typename Gemm, typename Ref>
+void check_against_naive(const Case& c, float alpha, float beta, Gemm gemm, Ref reference_operand, double tol_per_k) {
+    CAPTURE(c.ta);
+    CAPTURE(c.tb);
+    CAPTURE(c.M);
+    CAPTURE(c.N);
+    CAPTURE(c.K);
+    CAPTURE(beta);
+    std::mt19937 rng(99u + c.M * 7 + c.N * 13 + c.K * 17);
+    const int a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K, b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+    const int lda = a_cols + c.pad, ldb = b_cols + c.pad, ldc = c.N + c.pad;
+    const std::vector<float> A = uniform((size_t)a_rows * lda, rng), B = uniform((size_t)b_rows * ldb, rng);
+    std::vector<float> C0 = uniform((size_t)c.M * ldc, rng);
+    if (beta == 0.0f)  // C must not be read
+        for (int i = 0; i < c.M; ++i)
+            for (int j = 0; j < c.N; ++j) C0[(size_t)i * ldc + j] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> got = C0, want = C0, magnitude((size_t)c.M * ldc, 0.0f);
+    std::vector<float> absA = A, absB = B;
+    for (float& x : absA) x = std::fabs(x);
+    for (float& x : absB) x = std::fabs(x);
+    gemm(c.ta, c.tb, c.M, c.N, c.K, alpha, A.data(), lda, B.data(), ldb, beta, got.data(), ldc);
+    const std::vector<float> Ar = reference_operand(A), Br = reference_operand(B);
+    sgemm_naive(c.ta, c.tb, c.M, c.N, c.K, alpha, Ar.data(), lda, Br.data(), ldb, beta, want.data(), ldc);
+    sgemm_naive(c.ta, c.tb, c.M, c.N, c.K, std::fabs(alpha), absA.data(), lda, absB.data(), ldb, 0.0f,
+                magnitude.data(), ldc);
+    int bad = 0;
+    for (int i = 0; i < c.M; ++i)
+        for (int j = 0; j < ldc; ++j) {
+            const size_t at = (size_t)i * ldc + j;
+            if (j >= c.N) {
+                bad += got[at] != C0[at] && !(std::isnan(got[at]) && std::isnan(C0[at]));
+                continue;
+            }
+            const double tol = tol_per_k * (magnitude[at] + std::fabs(beta) * 1.0) + 1e-6;
+            bad += !(std::fabs((double)got[at] - want[at]) <= tol);
+        }
+    CHECK(bad == 0);
+}
+
+const Case kCases[] = {{false, false, 37, 53, 29, 3}, {false, true, 1, 1, 1, 0},  {true, false, 130, 7, 65, 2},
+                       {true, true, 7, 130, 1, 1},    {false, false, 64, 64, 64, 0}, {true, true, 301, 40, 200, 2}};
+
+auto as_is = [](const std::vector<float>& v) { return v; };
+auto to_bf16 = [](const std::vector<float>& v) { return rounded(v); };
+
+}  // namespace
+
+TEST_CASE("bf16: fp32 -> bf16 rounds to nearest, ties to even; keeps NaN, inf, signed zero") {
+    CHECK(bf16_bits(1.0f) == 0x3f80);
+    CHECK(bf16_bits(-2.5f) == 0xc020);
+    CHECK(bf16_bits(-0.0f) == 0x8000);
+    // Between 1 and 1 + 2^-7 (the next bf16): the half-way point goes to the even one (1), just
+    // above it goes up; between 1 + 2^-7 and 1 + 2^-6 the half-way point goes up, to the even one.
+    CHECK(bf16_bits(1.0f + 0x1p-8f) == 0x3f80);
+    CHECK(bf16_bits(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81);
+    CHECK(bf16_bits(1.0f + 3 * 0x1p-8f) == 0x3f82);
+    CHECK(bf16_bits(std::numeric_limits<float>::infinity()) == 0x7f80);
+    CHECK(bf16_bits(FLT_MAX) == 0x7f80);  // above the largest bf16: rounds to inf
+    CHECK(std::isnan(bf16_round(std::numeric_limits<float>::quiet_NaN())));
+    CHECK(std::isnan(bf16_round(-std::numeric_limits<float>::signaling_NaN())));
+    CHECK(bf16_to_float(0x4049) == 3.140625f);  // widening is exact
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> u(-1e4f, 1e4f);
+    for (int i = 0; i < 10000; ++i) {
+        const float x = u(rng);
+        CHECK(std::fabs(bf16_round(x) - x) <= std::ldexp(std::fabs(x), -8));  // half an ulp of 7 bits
+        CHECK(bf16_round(bf16_round(x)) == bf16_round(x));
+    }
+}
+
+TEST_CASE("blas: rounded-bf16 sgemm is the fp32 product of bf16-rounded operands, for all transposes and strides") {
+    ProviderScope bf16(GemmProvider::Bf16Rounded);
+    for (const Case& c : kCases)
+        for (float beta : {0.0f, 1.0f}) {
+            // Exactly the rounded operands' product, to fp32 accumulation error ...
+            check_against_naive(c, 0.75f, beta, sgemm, to_bf16, 1e-5);
+            // ... and within bf16's rounding of both operands (2 x 2^-8 per product) of the fp32 one.
+            check_against_naive(c, 0.75f, beta, sgemm, as_is, 2 * 0x1p-8 + 1e-5);
+        }
+}
+
+TEST_CASE("blas: the bf16 path really rounds: the result differs from fp32 by more than fp32 error") {
+    std::mt19937 rng(5);
+    const int n = 64;
+    const std::vector<float> A = uniform(n * n, rng), B = uniform(n * n, rng);
+    std::vector<float> c32(n * n), c16(n * n);
+    sgemm(false, false, n, n, n, 1.0f, A.data(), n, B.data(), n, 0.0f, c32.data(), n);
+    {
+        ProviderScope bf16(GemmProvider::Bf16Rounded);
+        sgemm(false, false, n, n, n, 1.0f, A.data(), n, B.data(), n, 0.0f, c16.data(), n);
+    }
+    double worst = 0;
+    for (int i = 0; i < n * n; ++i) worst = std::max(worst, (double)std::fabs(c32[i] - c16[i]));
+    CHECK(worst > 1e-3);  // fp32 error here is ~1e-6
+    CHECK(worst < 0.1);
+}
+
+TEST_CASE("blas: the batched attention products run in bf16 too") {
+    using namespace synth::kernel;
+    const int batch = 2, heads = 3, T = 17, D = 8;
+    std::mt19937 rng(11);
+    const std::vector<float> q = uniform((size_t)batch * T * heads * D, rng), k = uniform(q.size(), rng);
+    // scores(bi, h) (T, T) = q(bi, h) (T, D) k(bi, h)^T, heads read in place from (B, T, H*D).
+    const BatchedGemm g{batch, heads, T, T, D, Strided::heads_of(T, heads, D), Transpose::No,
+                        Strided::heads_of(T, heads, D), Transpose::Yes, Strided::contiguous(batch, heads, T, T), {}};
+    std::vector<float> got((size_t)batch * heads * T * T);
+    {
+        ProviderScope bf16(GemmProvider::Bf16Rounded);
+        batched_gemm_forward(g, q.data(), k.data(), got.data());
+    }
+    const std::vector<float> qr = rounded(q), kr = rounded(k);
+    int bad = 0;
+    for (int bi = 0; bi < batch; ++bi)
+        for (int h = 0; h < heads; ++h) {
+            std::vector<float> want(T * T);
+            sgemm_naive(false, true, T, T, D, 1.0f, g.a.at(qr.data(), bi, h), g.a.ld, g.b.at(kr.data(), bi, h), g.b.ld,
+                        0.0f, want.data(), T);
+            const float* c = g.c.at(got.data(), bi, h);
+            for (int i = 0; i < T * T; ++i) bad += !(std::fabs(c[i] - want[i]) <= 1e-5f);
+        }
+    CHECK(bad == 0);
+}
+
+TEST_CASE("onednn: the fp32 matmul matches the naive reference for all transposes, strides, alpha and beta") {
+    auto onednn_f32 = [](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                         int ldb, float beta, float* C, int ldc) {
+        onednn_gemm(OnednnType::F32, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    };
+    for (const Case& c : kCases)
+        for (float beta : {0.0f, 1.0f, -1.5f}) check_against_naive(c, beta == 1.0f ? 1.0f : 0.75f, beta, onednn_f32, as_is, 1e-5);
+}
+
+TEST_CASE("onednn: the bf16 matmul is the product of rounded operands where the CPU has one, a clear error elsewhere") {
+    auto onednn_bf16 = [](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                          int ldb, float beta, float* C, int ldc) {
+        ProviderScope g(GemmProvider::Bf16Onednn);
+        sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    };
+    if (onednn_has_bf16()) {
+        for (const Case& c : kCases)
+            for (float beta : {0.0f, 1.0f}) check_against_naive(c, 0.75f, beta, onednn_bf16, to_bf16, 1e-5);
+        return;
+    }
+    const std::string isa = onednn_isa();
+    MESSAGE("this CPU (oneDNN: ", isa, ") has no bf16 matmul; checking the error instead");
+    std::vector<float> a(4, 1.0f), c(4);
+    CHECK(error_of([&] { onednn_bf16(false, false, 2, 2, 2, 1.0f, a.data(), 2, a.data(), 2, 0.0f, c.data(), 2); }) ==
+          doctest::Contains("oneDNN has no bf16 matmul"));
+}
+
+TEST_CASE("precision: the provider policy for CPUs with AMX, with only AVX512-BF16, and with neither") {
+    const CpuBf16 amx{true, true, true}, avx512{false, true, true}, neither{false, false, false};
+    const CpuBf16 amx_denied{true, true, false};  // AMX in CPUID, but the kernel refused the tile state
+    for (const CpuBf16& cpu : {amx, avx512, neither, amx_denied}) {
+        CHECK(choose_gemm_provider(Precision::Fp32, cpu, "") == GemmProvider::OpenBlas);
+        CHECK(choose_gemm_provider(Precision::Fp32, cpu, "onednn") == GemmProvider::OpenBlas);
+        CHECK(choose_gemm_provider(Precision::Bf16, cpu, "rounded") == GemmProvider::Bf16Rounded);
+    }
+    CHECK(choose_gemm_provider(Precision::Bf16, amx, "") == GemmProvider::Bf16Onednn);
+    CHECK(choose_gemm_provider(Precision::Bf16, amx, "auto") == GemmProvider::Bf16Onednn);
+    CHECK(choose_gemm_provider(Precision::Bf16, avx512, "") == GemmProvider::Bf16Rounded);
+    CHECK(choose_gemm_provider(Precision::Bf16, avx512, "onednn") == GemmProvider::Bf16Onednn);
+    CHECK(choose_gemm_provider(Precision::Bf16, neither, "") == GemmProvider::Bf16Rounded);
+    CHECK(choose_gemm_provider(Precision::Bf16, amx_denied, "") == GemmProvider::Bf16Rounded);
+    CHECK(error_of([&] { choose_gemm_provider(Precision::Bf16, neither, "onednn"); }) ==
+          doctest::Contains("oneDNN has no bf16 matmul on this CPU"));
+    CHECK(error_of([&] { choose_gemm_provider(Precision::Bf16, amx, "amx"); }) ==
+          doctest::Contains("SYNTH_BF16_GEMM=amx is not a bf16 GEMM provider"));
+    CHECK(parse_precision("bf16") == Precision::Bf16);
+    CHECK(error_of([&] { parse_precision("fp16"); }) == doctest::Contains("--precision=fp16 is not a precision"));
+}
+
+TEST_CASE("precision: build/lm --precision=bf16 trains near fp32, and records the precision where results go") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    synth_test::ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_text());
+    auto run = [&](const std::string& precision) {
+        auto r = synth_test::run_process(
+            lm, {"--data=" + dir / "tiny.txt", "--preset=none", "--variants=R+V", "--d-model=32", "--layers=2",
+                 "--heads=2", "--d-ff=64", "--seq=32", "--batch=8", "--steps=50", "--warmup=5", "--eval-every=25",
+                 "--eval-batches=4", "--threads=1", "--precision=" + precision, "--runs-dir=" + dir / precision},
+            dir.path);
+        INFO("stderr: ", r.err);
+        REQUIRE(r.status == 0);
+        CHECK(r.err.find("precision " + precision + ": ") != std::string::npos);
+        const std::string run_dir = dir / (precision + "/lm-tiny-none/R+V-seed1337");
+        const JsonObject config = parse_json_object(read_file(run_dir + "/config.json"), "config.json");
+        CHECK(config.at("precision") == precision);
+        CHECK(config.at("gemm_provider") ==
+              provider_name(choose_gemm_provider(parse_precision(precision), probe_cpu_bf16(), "")));
+        const JsonObject result = parse_json_object(read_file(run_dir + "/result.json"), "result.json");
+        // The group (which splits report tables) names the precision only when it is not fp32,
+        // so that runs from before the flag group with fp32 ones.
+        CHECK((result.at("group").find("precision=bf16") != std::string::npos) == (precision == "bf16"));
+        CHECK(result.at("group").find("precision=fp32") == std::string::npos);
+        return result.num("val_loss");
+    };
+    const double fp32 = run("fp32"), bf16 = run("bf16");
+    CAPTURE(fp32);
+    CAPTURE(bf16);
+    CHECK(fp32 < 3.0);                                // it learned something (ln 65 = 4.17 at the start)
+    CHECK(bf16 != fp32);                              // the rounding took effect
+    CHECK(std::fabs(bf16 - fp32) / fp32 < 0.02);      // and tracks fp32 within 2% after 50 steps
+    auto bad = synth_test::run_process(lm, {"--data=" + dir / "tiny.txt", "--precision=fp16"}, dir.path);
+    CHECK(bad.status != 0);
+    CHECK(bad.err.find("--precision=fp16 is not a precision: fp32 or bf16") != std::string::npos);
+}
