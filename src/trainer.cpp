@@ -56,9 +56,10 @@ void TrainConfig::bind(Flags& f) {
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
 }
 
-void TrainConfig::configure_compute() const {
+std::string TrainConfig::configure_compute() const {
     set_threads(threads);
-    std::fprintf(stderr, "%s\n", set_precision(parse_precision(precision)).c_str());
+    const std::string line = set_precision(parse_precision(precision));
+    return "OpenBLAS kernel " + blas_kernel_name() + ", " + std::to_string(threads) + " threads, " + line;
 }
 
 void TrainConfig::validate() const {

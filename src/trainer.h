@@ -45,8 +45,9 @@ struct TrainConfig {
     void bind(Flags& f);
     void validate() const;
     // Gives the process its threads (set_threads) and its GEMM provider for --precision
-    // (set_precision), and prints the provider line.
-    void configure_compute() const;
+    // (set_precision). Returns what a runner's summary line says of them: "OpenBLAS kernel
+    // Haswell, 2 threads, precision bf16: rounded-bf16 (...)".
+    std::string configure_compute() const;
     // With --save-every and --checkpoint-dir: the directory exists and is writable. (Its stale
     // temporaries are not swept: other hosts' runs may be writing there.)
     void prepare_checkpoint_dir() const;

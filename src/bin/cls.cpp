@@ -442,7 +442,7 @@ int run(int argc, char** argv) {
     SYNTH_CHECK(o.task == "listops" || o.task == "m30k-match", "unknown --task '", o.task, "' (listops, m30k-match)");
     apply_defaults(f, preset_flags(o.preset, o.task));
     validate(o, f);
-    o.train.configure_compute();
+    const std::string compute = o.train.configure_compute();
 
     // Fail in the first second, not after an hour: unwritable directories, a bad checkpoint.
     const std::vector<std::string> variants = split_list(o.variants);
@@ -471,8 +471,8 @@ int run(int argc, char** argv) {
     SYNTH_CHECK(o.train.resume.empty() || resume.tokenizer == data.tokenizer, "checkpoint ", o.train.resume,
                 " has a different vocabulary from this run's data (was it trained on another task or --bpe-vocab?)");
     for (const std::string& v : variants) check_memory(o, v, data);
-    std::fprintf(stderr, "cls: task %s, %d classes, vocab %d, OpenBLAS kernel %s, %d threads\nconfig:\n%s",
-                 o.task.c_str(), data.classes, data.vocab, blas_kernel_name().c_str(), o.train.threads, f.dump().c_str());
+    std::fprintf(stderr, "cls: task %s, %d classes, vocab %d, %s\nconfig:\n%s",
+                 o.task.c_str(), data.classes, data.vocab, compute.c_str(), f.dump().c_str());
 
     o.runs.execute(runs, o.train.seed, f, "cls", o.train.threads, kGroupExtra,
                    [&](const RunsConfig::Run& run) {

@@ -543,14 +543,14 @@ int run(int argc, char** argv) {
     }
     apply_defaults(f, preset_flags(o.preset, o.data));
     validate(o, f);
-    o.train.configure_compute();
+    const std::string compute = o.train.configure_compute();
 
     if (o.bench_one) {
         bench_one(o, o.variants);
         return 0;
     }
     if (o.bench) {
-        std::fprintf(stderr, "lm --bench: OpenBLAS kernel %s, %d threads\n", blas_kernel_name().c_str(), o.train.threads);
+        std::fprintf(stderr, "lm --bench: %s\n", compute.c_str());
         bench_all(o, argc, argv);
         return 0;
     }
@@ -580,9 +580,9 @@ int run(int argc, char** argv) {
         SYNTH_CHECK(tokens >= (size_t)o.model.attn.max_len + 1, "--data=", o.data, ": its ", split, " split has ", tokens,
                     " tokens, fewer than one window of --seq + 1 = ", o.model.attn.max_len + 1, " (lower --seq)");
     for (const std::string& v : variants) check_memory(o, v, corpus.vocab);
-    std::fprintf(stderr, "lm: %s (%s level, vocab %d, %zu train / %zu valid / %zu test tokens), OpenBLAS kernel %s, %d threads\n",
+    std::fprintf(stderr, "lm: %s (%s level, vocab %d, %zu train / %zu valid / %zu test tokens), %s\n",
                  o.data.c_str(), corpus.kind.c_str(), corpus.vocab, corpus.train.size(), corpus.valid.size(),
-                 corpus.test.size(), blas_kernel_name().c_str(), o.train.threads);
+                 corpus.test.size(), compute.c_str());
     std::fprintf(stderr, "config:\n%s", f.dump().c_str());
 
     o.runs.execute(runs, o.train.seed, f, "lm", o.train.threads, kGroupExtra,

@@ -435,9 +435,9 @@ MtData load_data(const Options& o, const std::string& dir) {
     for (const TokenPair& p : d.train_pairs) src_tok += p.src.size(), tgt_tok += p.tgt.size() + 1;
     std::fprintf(stderr,
                  "mt: %s %s->%s: %zu training pairs (%zu longer than L=%d dropped), %lld source / %lld target tokens; "
-                 "%zu validation pairs; OpenBLAS kernel %s, %d threads\n",
+                 "%zu validation pairs\n",
                  o.data.c_str(), o.src.c_str(), o.tgt.c_str(), d.train_pairs.size(), d.dropped, L, (long long)src_tok,
-                 (long long)tgt_tok, d.val_pairs.size(), blas_kernel_name().c_str(), o.train.threads);
+                 (long long)tgt_tok, d.val_pairs.size());
     return d;
 }
 
@@ -503,7 +503,7 @@ int run(int argc, char** argv) {
     if (o.model.enc_layers == 0) o.model.enc_layers = o.layers;
     if (o.model.dec_layers == 0) o.model.dec_layers = o.layers;
     validate(o, f);
-    o.train.configure_compute();
+    const std::string compute = o.train.configure_compute();
 
     // Fail in the first second, not after an hour: unwritable directories or missing data.
     const std::string sweep = sweep_name(o);
@@ -526,7 +526,7 @@ int run(int argc, char** argv) {
     for (const std::string& v : variants) check_memory(o, v, data.bpe.vocab_size());
     SYNTH_CHECK(o.train.resume.empty() || resume.tokenizer == data.bpe.serialize(), "checkpoint ", o.train.resume,
                 " has a different BPE from the one learned on --data=", o.data);
-    std::fprintf(stderr, "config:\n%s", f.dump().c_str());
+    std::fprintf(stderr, "mt: %s\nconfig:\n%s", compute.c_str(), f.dump().c_str());
 
     o.runs.execute(runs, o.train.seed, f, "mt", o.train.threads, kGroupExtra,
                    [&](const RunsConfig::Run& run) {
