@@ -23,6 +23,8 @@
 #   BENCH_STEPS [10 | 1], BENCH_INFER_STEPS [20 | 1]
 #                                            timed steps per run (after 3 and 2 warm-up steps)
 #   BENCH_VARIANTS [V,R,Rfix,D,FR,FD,R+V,D+V,R+D]
+#   BENCH_PRECISIONS [fp32,bf16]             the model runs' precisions: synth --precision=bf16 (its
+#                                            provider, docs/precision.md) and PyTorch bf16 autocast
 #   BENCH_SCALING_VARIANTS [V,R,FR,D,R+V]
 #   BENCH_BATCH [32 | 4]                     sequences of 128 tokens per step (the benchmark shape
 #                                            is batch 32; quick runs shrink it)
@@ -54,6 +56,7 @@ else
 fi
 threads=${BENCH_THREADS:-2}
 variants=${BENCH_VARIANTS:-V,R,Rfix,D,FR,FD,R+V,D+V,R+D}
+precisions=${BENCH_PRECISIONS:-fp32,bf16}
 scaling_variants=${BENCH_SCALING_VARIANTS:-V,R,FR,D,R+V}
 python=${PYTHON:-/usr/bin/python3}
 
@@ -78,16 +81,19 @@ shape=(--vocab=65 --d-model=256 --layers=4 --heads=4 --d-ff=1024)
 raw=$work/bench-raw.jsonl
 : >"$raw"
 
-# run_synth PART VARIANT SEQ BATCH: one JSON line tagged with impl and part onto $raw.
+# run_synth PART VARIANT SEQ BATCH [PRECISION]: one JSON line tagged with impl and part onto $raw.
 run_synth() {
-    echo "bench: synth $2, seq $3, batch $4 (${synth_env[*]})" >&2
+    echo "bench: synth $2, seq $3, batch $4, ${5:-fp32} (${synth_env[*]})" >&2
     env "${synth_env[@]}" build/lm --bench --preset=none "${shape[@]}" --dropout=0 --attn-dropout=0 --threads="$threads" \
+        --precision="${5:-fp32}" \
         --seq="$3" --batch="$4" --variants="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
         | grep '^{' | sed "s/^{/{\"impl\":\"synth\",\"part\":\"$1\",/" | tee -a "$raw" >&2
 }
 run_torch() {
-    echo "bench: PyTorch $2, seq $3, batch $4 (${torch_env[*]})" >&2
-    env "${torch_env[@]}" "$python" scripts/torch_reference.py bench "${shape[@]}" --threads="$threads" \
+    echo "bench: PyTorch $2, seq $3, batch $4, ${5:-fp32} (${torch_env[*]})" >&2
+    local bf16=()
+    [[ ${5:-fp32} == bf16 ]] && bf16=(--bf16)
+    env "${torch_env[@]}" "$python" scripts/torch_reference.py bench "${shape[@]}" "${bf16[@]}" --threads="$threads" \
         --seq="$3" --batch="$4" --variant="$2" --bench-steps="$steps" --bench-infer-steps="$infer_steps" \
         | sed "s/^{/{\"part\":\"$1\",/" | tee -a "$raw" >&2
 }
@@ -162,8 +168,10 @@ torch_env=("${torch_base[@]}")
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((rep = 1; rep <= reps; rep++)); do
     for v in ${variants//,/ }; do
-        run_synth model "$v" 128 "$batch"
-        if ((torch)); then run_torch model "$v" 128 "$batch"; fi
+        for p in ${precisions//,/ }; do
+            run_synth model "$v" 128 "$batch" "$p"
+            if ((torch)); then run_torch model "$v" 128 "$batch" "$p"; fi
+        done
     done
 done
 
@@ -215,14 +223,15 @@ for line in open(gemm_md):
 torch_on, scaling_torch = E["BENCH_TORCH_USED"] == "1", E["BENCH_SCALING_TORCH_USED"] == "1"
 
 
-def best(part, impl, variant, seq):
+def best(part, impl, variant, seq, precision="fp32"):
     """The best of the repeated runs (the machine is shared: noise only ever slows a run down)."""
-    rs = [r for r in runs if (r["part"], r["impl"], r["variant"], r["seq"]) == (part, impl, variant, seq)]
+    rs = [r for r in runs if (r["part"], r["impl"], r["variant"], r["seq"], r.get("precision", "fp32")) ==
+          (part, impl, variant, seq, precision)]
     if not rs:
         return None
     return {"train": max(r["train_tokens_per_s"] for r in rs), "infer": max(r["infer_tokens_per_s"] for r in rs),
             "rss": max(r["peak_rss_mb"] for r in rs), "params": rs[0]["params"], "kernel": rs[0]["kernel"],
-            "torch": rs[0].get("torch"), "blas": rs[0].get("blas"), "run": rs[0]}
+            "torch": rs[0].get("torch"), "blas": rs[0].get("blas"), "gemm": rs[0].get("gemm"), "run": rs[0]}
 
 
 def fd_a(L):
@@ -315,6 +324,30 @@ if "R" in synth and "V" in synth:
         line += (f"; PyTorch {torch['R']['train'] / torch['V']['train']:.2f}x and "
                  f"{torch['R']['infer'] / torch['V']['infer']:.2f}x")
     o.append(line + ".")
+
+synth16 = {v: best("model", "synth", v, 128, "bf16") for v in variants}
+torch16 = {v: best("model", "torch", v, 128, "bf16") for v in variants}
+if any(synth16.values()):
+    gemm16 = next(x for x in synth16.values() if x)["gemm"]
+    o.append("\n## bf16: synth --precision=bf16 and PyTorch bf16 autocast\n")
+    o.append(f"synth's bf16 GEMM provider here: {gemm16} (docs/precision.md; `rounded-bf16` means this CPU has no "
+             "bf16 matrix units, so synth rounds the operands and multiplies in fp32: bf16's numbers, not its speed). "
+             "PyTorch: `torch.autocast(\"cpu\", dtype=torch.bfloat16)` around the forward pass. Training / inference "
+             "tokens/s, best of the rounds above.\n")
+    o.append("| variant | synth fp32 | synth bf16 | synth bf16 / fp32 | PyTorch fp32 | PyTorch bf16 | synth bf16 / PyTorch bf16 "
+             "| peak RSS synth bf16 / PyTorch bf16 (MB) |")
+    o.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for v in variants:
+        s, s16, t, t16 = synth[v], synth16[v], torch[v], torch16[v]
+        if not s16:
+            continue
+        pair = lambda x: "—" if not x else f"{num(x['train'])} / {num(x['infer'])}"
+        rat = lambda a, b: "—" if not a or not b else f"{ratio(a['train'], b['train'])} / {ratio(a['infer'], b['infer'])}"
+        o.append(f"| {v} | {pair(s)} | {pair(s16)} | {rat(s16, s)} | {pair(t)} | {pair(t16)} | {rat(s16, t16)} "
+                 f"| {num(s16['rss'])} / {num(t16 and t16['rss'])} |")
+    if synth16.get("R") and synth16.get("V"):
+        o.append(f"\nR against V in bf16 (finding 5): synth trains R at {synth16['R']['train'] / synth16['V']['train']:.2f}x "
+                 f"V's tokens/s and infers at {synth16['R']['infer'] / synth16['V']['infer']:.2f}x.")
 
 o.append("\n## Model FLOP utilisation\n")
 o.append("MFU = tokens/s x model FLOPs per token / the machine's sgemm rate, where the rate is build/bench's best "

@@ -535,14 +535,20 @@ def bench(args):
     x = torch.randint(args.vocab, (B, T))
     y = torch.randint(args.vocab, (B * T,))
 
+    # --bf16: the one line a PyTorch user adds for bf16 matmuls; weights and AdamW stay fp32.
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+
     def train_step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with autocast():
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
 
     def infer_step():
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             model(x)
 
     def tokens_per_s(step, n):
@@ -556,7 +562,8 @@ def bench(args):
     tokens_per_s(infer_step, 2)
     infer = tokens_per_s(infer_step, args.bench_infer_steps)
     print(json.dumps({
-        "impl": "torch", "variant": args.variant, "params": sum(p.numel() for p in trainable),
+        "impl": "torch", "variant": args.variant, "precision": "bf16" if args.bf16 else "fp32",
+        "params": sum(p.numel() for p in trainable),
         "train_tokens_per_s": round(train, 1), "infer_tokens_per_s": round(infer, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "batch": B, "seq": T, "d_model": args.d_model, "layers": args.layers, "heads": args.heads,
@@ -582,6 +589,7 @@ def main():
                           ("bench-infer-steps", 20), ("fr-rank", 8), ("fd-a", 0), ("seed", 1337)]:
         b.add_argument(f"--{name}", type=int, default=default)
     b.add_argument("--share-w2", action="store_true")
+    b.add_argument("--bf16", action="store_true", help="torch.autocast('cpu', dtype=torch.bfloat16)")
     b.add_argument("--conv-kernels", default="3,7,15,31,31,31,31")
     args = ap.parse_args()
     if args.cmd == "bench":
