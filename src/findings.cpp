@@ -183,6 +183,30 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
            "other. Each against V (the same model at every placement), paired per seed.\n\n" + s;
 }
 
+std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision) {
+    if (!by_precision.count("fp32") || !by_precision.count("bf16")) return "";
+    const std::vector<SeedRun>& fp32 = by_precision.at("fp32");
+    std::vector<std::string> variants;  // in the order the bf16 group lists them
+    for (const SeedRun& r : by_precision.at("bf16"))
+        if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
+    std::ostringstream os;
+    for (const std::string& v : variants) {
+        const std::vector<double> d = paired(by_seed(by_precision.at("bf16"), v), by_seed(fp32, v), &SeedRun::loss);
+        if (d.empty()) continue;
+        const Interval ci = ci95(d);
+        const double lo = ci.valid() ? ci.lo : ci.mean, hi = ci.valid() ? ci.hi : ci.mean;
+        const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
+        os << "- **" << v << "** bf16 vs fp32: paired validation loss difference " << signed_with_ci(ci, "%") << ": "
+           << (lo > -1 && hi < 1 ? "within 1%" : lo > 1 || hi < -1 ? "outside 1%" : "not resolved against 1%") << n
+           << ".\n";
+    }
+    const std::string s = os.str();
+    if (s.empty()) return "";
+    return "\n## Precision: bf16 against fp32\n\nThe groups above differ only in --precision (docs/precision.md). "
+           "Each variant's bf16 runs against its fp32 runs of the same seeds; the bar is a validation loss within 1% "
+           "of fp32.\n\n" + s;
+}
+
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {
     std::vector<double> v;
     for (const SeedRun& r : runs)

@@ -45,6 +45,13 @@ std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads);
 // per-seed validation loss difference with its 95% interval. Empty without V.
 std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>& by_placement);
 
+// The bf16 quality check (docs/precision.md), from groups of runs that differ only in
+// --precision (`by_precision`: fp32 | bf16 -> the group's runs): every variant's bf16 runs
+// against its fp32 runs of the same seeds, as the paired per-seed validation loss difference.
+// The bar is 1%: met when the difference (its whole 95% interval, given 2 seeds or more) lies
+// within +-1%. Empty without both precisions.
+std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision);
+
 // Where the vanilla Transformer lands against published numbers for the same data set
 // (docs/references.md), from the mean of V's runs; empty when there is none.
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss);

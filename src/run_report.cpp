@@ -86,6 +86,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     md << "\nSettings of every run: " << common << ".\n";
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
+    std::map<std::string, std::vector<SeedRun>> by_precision;  // ... only in --precision
     for (const auto& [g, members] : groups) {
         // A group leaves out a variant setting at its registered default (run_group), so a
         // setting another group sets reads "at its default" here.
@@ -129,8 +130,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         if (spec.group_note) md << spec.group_note(members);
         if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
         if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
+        if (differing == std::set<std::string>{"precision"})
+            by_precision[flags.count("precision") ? flags.at("precision") : "fp32"] = seeded;
     }
-    md << heads_findings(by_heads) << placement_findings(by_placement);
+    md << heads_findings(by_heads) << placement_findings(by_placement) << precision_findings(by_precision);
     write_file_atomic(stem + ".csv", csv.to_csv());
     write_file_atomic(stem + ".md", md.str());
 }

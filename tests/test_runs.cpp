@@ -536,6 +536,27 @@ TEST_CASE("runs: the placement ablation compares every placement of a variant wi
     CHECK(placement_findings(by).empty());  // without V there is nothing to compare against
 }
 
+TEST_CASE("runs: the bf16 quality check compares each variant's bf16 runs with its fp32 runs against a 1% bar") {
+    std::map<std::string, std::vector<SeedRun>> by;
+    for (int seed = 1; seed <= 3; ++seed) {
+        const double j = 0.001 * seed;
+        for (const char* v : {"V", "R", "D"}) by["fp32"].push_back({v, seed, 2.0 + j, 100, 10});
+        by["bf16"].push_back({"V", seed, 2.0 + j + 0.002, 100, 10});  // +0.1%: within
+        by["bf16"].push_back({"R", seed, 2.1 + j, 100, 10});          // +5%: outside
+        by["bf16"].push_back({"D", seed, seed == 2 ? 2.06 : 1.98 + j, 100, 10});  // straddles 1%
+    }
+    const std::string md = precision_findings(by);
+    auto line_of = [&](const std::string& v) { return line_with(md, "**" + v + "** bf16 vs fp32"); };
+    CHECK(line_of("V").find("within 1% at 3 seeds") != std::string::npos);
+    CHECK(line_of("R").find("outside 1% at 3 seeds") != std::string::npos);
+    CHECK(line_of("D").find("not resolved against 1% at 3 seeds") != std::string::npos);
+    // One seed: the difference itself against the bar, no interval.
+    std::map<std::string, std::vector<SeedRun>> one = {{"fp32", {{"V", 1, 2.0, 100, 10}}}, {"bf16", {{"V", 1, 2.01, 100, 10}}}};
+    CHECK(line_with(precision_findings(one), "**V**").find("+0.50%: within 1% at 1 seed") != std::string::npos);
+    one.erase("fp32");
+    CHECK(precision_findings(one).empty());
+}
+
 TEST_CASE("runs: a report labels each group by the flags that differ, a left-out setting as at its default") {
     auto run = [](const std::string& variant, int seed, double loss, const std::string& extra) {
         JsonObject r;
