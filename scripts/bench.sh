@@ -211,6 +211,7 @@ runs = [json.loads(line) for line in open(raw) if line.strip()]
 sgemm = None  # the first cblas_sgemm 4096x256x256 line of build/bench's JSON
 peak = None  # the measured FMA peak with the benchmark's thread count
 best_gemm = 0.0  # the fastest large GEMM (any method, any LM shape) build/bench measured
+best_bf16 = 0.0  # the fastest large GEMM of a bf16 provider ("GEMM providers" table)
 threads_used = int(E["BENCH_THREADS_USED"])
 for line in open(gemm_md):
     r = json.loads(line) if line.startswith('{"bench"') else {}
@@ -219,7 +220,10 @@ for line in open(gemm_md):
     if r.get("bench") == "fma_peak" and r.get("threads") == threads_used:
         peak = r["best_gflops"]
     if r.get("shape", "").startswith(("4096x", "256x", "1024x")) and r.get("threads") == threads_used:
-        best_gemm = max(best_gemm, r["best_gflops"])
+        if "bf16" in r["bench"]:
+            best_bf16 = max(best_bf16, r["best_gflops"])
+        else:
+            best_gemm = max(best_gemm, r["best_gflops"])
 torch_on, scaling_torch = E["BENCH_TORCH_USED"] == "1", E["BENCH_SCALING_TORCH_USED"] == "1"
 
 
@@ -333,18 +337,21 @@ if any(synth16.values()):
     o.append(f"synth's bf16 GEMM provider here: {gemm16} (docs/precision.md; `rounded-bf16` means this CPU has no "
              "bf16 matrix units, so synth rounds the operands and multiplies in fp32: bf16's numbers, not its speed). "
              "PyTorch: `torch.autocast(\"cpu\", dtype=torch.bfloat16)` around the forward pass. Training / inference "
-             "tokens/s, best of the rounds above.\n")
+             "tokens/s, best of the rounds above. MFU bf16: as below, against the fastest large GEMM of a bf16 "
+             f"provider build/bench measured, {num(best_bf16, 1)} GFLOP/s (bench-gemm.md, \"GEMM providers\").\n")
     o.append("| variant | synth fp32 | synth bf16 | synth bf16 / fp32 | PyTorch fp32 | PyTorch bf16 | synth bf16 / PyTorch bf16 "
-             "| peak RSS synth bf16 / PyTorch bf16 (MB) |")
-    o.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+             "| MFU synth bf16 | peak RSS synth bf16 / PyTorch bf16 (MB) |")
+    o.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for v in variants:
         s, s16, t, t16 = synth[v], synth16[v], torch[v], torch16[v]
         if not s16:
             continue
         pair = lambda x: "—" if not x else f"{num(x['train'])} / {num(x['infer'])}"
         rat = lambda a, b: "—" if not a or not b else f"{ratio(a['train'], b['train'])} / {ratio(a['infer'], b['infer'])}"
+        fl = fwd_flops_per_token(s16["run"], v)
+        mfu16 = "—" if not best_bf16 else f"{pct(s16['train'] * 3 * fl / (best_bf16 * 1e9))} / {pct(s16['infer'] * fl / (best_bf16 * 1e9))}"
         o.append(f"| {v} | {pair(s)} | {pair(s16)} | {rat(s16, s)} | {pair(t)} | {pair(t16)} | {rat(s16, t16)} "
-                 f"| {num(s16['rss'])} / {num(t16 and t16['rss'])} |")
+                 f"| {mfu16} | {num(s16['rss'])} / {num(t16 and t16['rss'])} |")
     if synth16.get("R") and synth16.get("V"):
         o.append(f"\nR against V in bf16 (finding 5): synth trains R at {synth16['R']['train'] / synth16['V']['train']:.2f}x "
                  f"V's tokens/s and infers at {synth16['R']['infer'] / synth16['V']['infer']:.2f}x.")
