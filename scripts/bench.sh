@@ -25,6 +25,8 @@
 #   BENCH_VARIANTS [V,R,Rfix,D,FR,FD,R+V,D+V,R+D]
 #   BENCH_PRECISIONS [fp32,bf16]             the model runs' precisions: synth --precision=bf16 (its
 #                                            provider, docs/precision.md) and PyTorch bf16 autocast
+#   BENCH_TORCH_PRECISIONS [BENCH_PRECISIONS] PyTorch's precisions: on a CPU without bf16 units its
+#                                            bf16 autocast takes minutes per run (fp32 alone there)
 #   BENCH_SCALING_VARIANTS [V,R,FR,D,R+V]
 #   BENCH_BATCH [32 | 4]                     sequences of 128 tokens per step (the benchmark shape
 #                                            is batch 32; quick runs shrink it)
@@ -57,6 +59,7 @@ fi
 threads=${BENCH_THREADS:-2}
 variants=${BENCH_VARIANTS:-V,R,Rfix,D,FR,FD,R+V,D+V,R+D}
 precisions=${BENCH_PRECISIONS:-fp32,bf16}
+torch_precisions=${BENCH_TORCH_PRECISIONS:-$precisions}
 scaling_variants=${BENCH_SCALING_VARIANTS:-V,R,FR,D,R+V}
 python=${PYTHON:-/usr/bin/python3}
 
@@ -170,7 +173,7 @@ for ((rep = 1; rep <= reps; rep++)); do
     for v in ${variants//,/ }; do
         for p in ${precisions//,/ }; do
             run_synth model "$v" 128 "$batch" "$p"
-            if ((torch)); then run_torch model "$v" 128 "$batch" "$p"; fi
+            if ((torch)) && [[ ,$torch_precisions, == *,$p,* ]]; then run_torch model "$v" 128 "$batch" "$p"; fi
         done
     done
 done
