@@ -152,32 +152,6 @@ static const T* packed(const float* A, int rows, int cols, int ld, PageBuffer<T>
     return o;
 }
 
-static void sgemm_openblas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-                           const float* B, int ldb, float beta, float* C, int ldc);
-
-void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc) {
-    check_gemm_args("sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
-    if (M == 0 || N == 0) return;
-    const int a_rows = transA ? K : M, a_cols = transA ? M : K, b_rows = transB ? N : K, b_cols = transB ? K : N;
-    if (g_provider == GemmProvider::OpenBlas || K == 0) {
-        sgemm_openblas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    } else if (g_provider == GemmProvider::Bf16Rounded) {
-        // bf16's numbers on the fp32 GEMM (bf16.h): round both operands, then multiply as usual.
-        thread_local PageBuffer<float> ra, rb;
-        auto round = [](float x) { return bf16_round(x); };
-        const float* Ar = packed(A, a_rows, a_cols, lda, ra, round);
-        const float* Br = packed(B, b_rows, b_cols, ldb, rb, round);
-        sgemm_openblas(transA, transB, M, N, K, alpha, Ar, a_cols, Br, b_cols, beta, C, ldc);
-    } else {
-        thread_local PageBuffer<uint16_t> ba, bb;
-        auto bits = [](float x) { return bf16_bits(x); };
-        const uint16_t* Ab = packed(A, a_rows, a_cols, lda, ba, bits);
-        const uint16_t* Bb = packed(B, b_rows, b_cols, ldb, bb, bits);
-        onednn_gemm(OnednnType::BF16, transA, transB, M, N, K, alpha, Ab, a_cols, Bb, b_cols, beta, C, ldc);
-    }
-}
-
 // fp32 on OpenBLAS, split over the threads (see THREAD OWNERSHIP in blas.h).
 static void sgemm_openblas(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                            const float* B, int ldb, float beta, float* C, int ldc) {
@@ -208,6 +182,29 @@ static void sgemm_openblas(bool transA, bool transB, int M, int N, int K, float 
                 cblas_block(transA, transB, M, hi - lo, K, alpha, A, lda,
                             B + (transB ? (size_t)lo * ldb : lo), ldb, beta, C + lo, ldc);
         }
+    }
+}
+
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+    check_gemm_args("sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    if (M == 0 || N == 0) return;
+    const int a_rows = transA ? K : M, a_cols = transA ? M : K, b_rows = transB ? N : K, b_cols = transB ? K : N;
+    if (g_provider == GemmProvider::OpenBlas || K == 0) {
+        sgemm_openblas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else if (g_provider == GemmProvider::Bf16Rounded) {
+        // bf16's numbers on the fp32 GEMM (bf16.h): round both operands, then multiply as usual.
+        thread_local PageBuffer<float> ra, rb;
+        auto round = [](float x) { return bf16_round(x); };
+        const float* Ar = packed(A, a_rows, a_cols, lda, ra, round);
+        const float* Br = packed(B, b_rows, b_cols, ldb, rb, round);
+        sgemm_openblas(transA, transB, M, N, K, alpha, Ar, a_cols, Br, b_cols, beta, C, ldc);
+    } else {
+        thread_local PageBuffer<uint16_t> ba, bb;
+        auto bits = [](float x) { return bf16_bits(x); };
+        const uint16_t* Ab = packed(A, a_rows, a_cols, lda, ba, bits);
+        const uint16_t* Bb = packed(B, b_rows, b_cols, ldb, bb, bits);
+        onednn_gemm(OnednnType::BF16, transA, transB, M, N, K, alpha, Ab, a_cols, Bb, b_cols, beta, C, ldc);
     }
 }
 

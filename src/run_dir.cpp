@@ -178,7 +178,7 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
     o.text("binary", binary);
     o.text("git_commit", git_commit());
     o.text("blas_kernel", blas_kernel_name());
-    o.text("precision", precision_name(parse_precision(config_map(f.dump()).at("precision"))));
+    o.text("precision", config_map(f.dump()).at("precision"));
     o.text("gemm_provider", provider_name(gemm_provider()));
     o.integer("threads", threads);
     char host[256] = "unknown";
