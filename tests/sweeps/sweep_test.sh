@@ -84,6 +84,10 @@ touch "$d/checkpoint-step4.ckpt" "$d/checkpoint-step12.ckpt" "$d/checkpoint-step
 "$sweep" local "$W/t.sweep" --threads=1 --runs-dir="$W/runs" 2>"$W/out" || fail "resume from a step checkpoint: $(cat "$W/out")"
 grep -qF -- "--resume=$d/checkpoint-step12.ckpt" "$d/config.json" || fail "not resumed from the newest: $(cat "$d/config.json")"
 if grep -qF -- "--resume" "$R/variants-R_seeds-2/config.json"; then fail "a run without checkpoints was resumed"; fi
+# The resumed run's log keeps its first attempt; the run that started afresh has a fresh log.
+{ grep -q 'failing as FAKE_RUNNER_FAIL asks' "$R/logs/variants-R_seeds-1.log" &&
+    grep -qF -- "--resume=$d/checkpoint-step12.ckpt" "$R/logs/variants-R_seeds-1.log"; } || fail "the resumed run's log: $(cat "$R/logs/variants-R_seeds-1.log")"
+if grep -q 'failing as FAKE_RUNNER_FAIL asks' "$R/logs/variants-R_seeds-2.log"; then fail "a fresh run appended to its old log"; fi
 # The sweep's own --threads wins over the back-end's.
 rm -rf "$R"
 "$sweep" local "$W/t.sweep" --fixed=--threads=7 -j 2 --runs-dir="$W/runs" 2>/dev/null
