@@ -3,7 +3,8 @@
 // std::exp is a library call that GCC vectorises only under -ffast-math, which this project
 // does not use (it would also license reassociation everywhere). The softmax and the
 // cross-entropy over a 4,000-token vocabulary spend much of their time in exp, so they call
-// fast_exp, a branch-free Cephes-style expf that auto-vectorises at -O3:
+// fast_exp, a branch-free Cephes-style expf that auto-vectorises at -O3 with -fno-trapping-math
+// (Makefile; without it GCC keeps its selects as branches, and the loop scalar):
 //   x = n ln2 + r with |r| <= ln2/2 (ln2 split in two constants for an exact reduction),
 //   exp(r) by its degree-7 Taylor/minimax polynomial, 2^n built in the exponent bits.
 // Relative error below 2e-7 on [-87, 88] (8.2e-8 measured) (tests/test_ops.cpp checks it against std::exp);
