@@ -88,6 +88,19 @@ if grep -qF -- "--resume" "$R/variants-R_seeds-2/config.json"; then fail "a run 
 { grep -q 'failing as FAKE_RUNNER_FAIL asks' "$R/logs/variants-R_seeds-1.log" &&
     grep -qF -- "--resume=$d/checkpoint-step12.ckpt" "$R/logs/variants-R_seeds-1.log"; } || fail "the resumed run's log: $(cat "$R/logs/variants-R_seeds-1.log")"
 if grep -q 'failing as FAKE_RUNNER_FAIL asks' "$R/logs/variants-R_seeds-2.log"; then fail "a fresh run appended to its old log"; fi
+# --only: just the selected runs, the report still of every finished run of the grid.
+rm -rf "$R"
+"$sweep" local "$W/t.sweep" --only=--variants=R --threads=1 --runs-dir="$W/runs" 2>"$W/out" || fail "--only: $(cat "$W/out")"
+grep -q '4 runs, 2 selected by --only, 2 to run' "$W/out" || fail "--only's count: $(cat "$W/out")"
+[[ -e $R/variants-R_seeds-1/result.json && -e $R/variants-R_seeds-2/result.json && ! -e $R/variants-V_seeds-1 ]] || fail "--only ran the wrong runs"
+grep -q '2 runs outside --only have not finished: variants-V_seeds-1 variants-V_seeds-2' "$W/out" || fail "--only's report: $(cat "$W/out")"
+check_report "$R/report" 2
+[[ $("$sweep" commands "$W/t.sweep" --only=--seeds=2 --only=--variants=V) == *"--variants=V --seeds=2 --run-dir="*variants-V_seeds-2 ]] ||
+    fail "--only on two axes: $("$sweep" commands "$W/t.sweep" --only=--seeds=2 --only=--variants=V)"
+[[ $("$sweep" commands "$W/t.sweep" --only=--seeds=2 | wc -l) == 2 ]] || fail "commands with --only"
+must_fail "--only of a flag that is no axis" "$sweep" commands "$W/t.sweep" --only=--heads=1
+must_fail "--only of a value not in the axis" "$sweep" commands "$W/t.sweep" --only=--variants=D
+must_fail "two --only for one axis" "$sweep" commands "$W/t.sweep" --only=--variants=V --only=--variants=R
 # The sweep's own --threads wins over the back-end's.
 rm -rf "$R"
 "$sweep" local "$W/t.sweep" --fixed=--threads=7 -j 2 --runs-dir="$W/runs" 2>/dev/null
