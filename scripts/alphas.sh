@@ -45,7 +45,8 @@ for p in sys.argv[2:]:
 EOF
     ./scripts/plot_attention.py alphas "$out-$name.png" "$tmp/$name"/*.json
 done
-sort -t, -k1,1 -k2,2n -k3,3n -k4,4n "$csv" -o "$csv.sorted"
+# Stable (-s): the components keep the order of the variant's name (R+D: R first).
+sort -s -t, -k1,1 -k2,2n -k3,3n -k4,4n "$csv" -o "$csv.sorted"
 { head -1 "$csv"; grep -v '^run,' "$csv.sorted"; } >"$out.csv.tmp"
 mv "$out.csv.tmp" "$out.csv"
 python3 - "$out.csv" >"$out.md.tmp" <<'EOF'
