@@ -18,7 +18,7 @@ enum class Claim {
     Competitive,  // a is not worse than b by more than 3%: d < 3
     AboutEqual,   // |d| <= 3%
     Faster,       // on speed: a's tokens/s above b's, d > 0
-    MoreAccurate, // on a classifier's validation accuracy, d in percentage points (a - b) > 0
+    MoreAccurate, // on the validation score (accuracy, BLEU), d in points (a - b) > 0
 };
 
 struct Comparison {
@@ -71,7 +71,7 @@ std::map<int, const SeedRun*> by_seed(const std::vector<SeedRun>& runs, const st
 }
 
 // The paired per-seed differences of a's `of` against b's, over the seeds both ran (and where
-// both are numbers): in percent of b's, or in percentage points when `points` (accuracies).
+// both are numbers): in percent of b's, or in points (a - b) when `points` (scores).
 std::vector<double> paired(const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
                            double SeedRun::*of, bool points = false) {
     std::vector<double> d;
@@ -80,7 +80,7 @@ std::vector<double> paired(const std::map<int, const SeedRun*>& a, const std::ma
         if (rb == b.end()) continue;
         const double x = ra->*of, y = rb->second->*of;
         if (std::isnan(x) || std::isnan(y)) continue;
-        d.push_back(points ? 100.0 * (x - y) : 100.0 * (x - y) / y);
+        d.push_back(points ? x - y : 100.0 * (x - y) / y);
     }
     return d;
 }
@@ -94,26 +94,32 @@ std::string signed_with_ci(const Interval& ci, const std::string& unit) {
 
 }  // namespace
 
-std::string seeded_findings(const std::vector<SeedRun>& runs) {
+std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name) {
     std::ostringstream os;
     for (const Comparison& c : kComparisons) {
         const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
-        const bool accuracy = c.claim == Claim::MoreAccurate, speed = c.claim == Claim::Faster;
+        const bool on_score = c.claim == Claim::MoreAccurate, speed = c.claim == Claim::Faster;
         const std::vector<double> d =
-            paired(a, b, accuracy ? &SeedRun::accuracy : speed ? &SeedRun::speed : &SeedRun::loss, accuracy);
+            paired(a, b, on_score ? &SeedRun::score : speed ? &SeedRun::speed : &SeedRun::loss, on_score);
         if (d.empty()) continue;
         const Interval ci = ci95(d);
         os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired "
-           << (speed ? "training tokens/s" : accuracy ? "validation accuracy" : "validation loss") << " difference "
-           << signed_with_ci(ci, accuracy ? " points" : "%");
+           << (speed ? "training tokens/s" : on_score ? score_name : "validation loss") << " difference "
+           << signed_with_ci(ci, on_score ? " points" : "%");
         const double pa = a.begin()->second->params, pb = b.begin()->second->params;
         if (c.claim == Claim::Competitive && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
-        os << ": " << verdict(c.claim, ci) << ".\n";
+        os << ": " << verdict(c.claim, ci) << ".";
+        // The score beside a loss finding, for the reader (the verdict stays the loss's).
+        const std::vector<double> ds = on_score || speed ? std::vector<double>{} : paired(a, b, &SeedRun::score, true);
+        if (!ds.empty()) os << " Paired " << score_name << " difference: " << signed_with_ci(ci95(ds), " points") << ".";
+        os << "\n";
     }
     std::string s = os.str();
     if (s.empty()) return "";
     return "\nFindings (the paper's 1-5 and its claims against the baselines, docs/variants.md; a claim is confirmed when the whole 95% interval of the "
-           "paired per-seed difference agrees with it, \"competitive\" and \"about as good\" meaning within 3%):\n\n" +
+           "paired per-seed difference agrees with it, \"competitive\" and \"about as good\" meaning within 3%" +
+           (score_name.empty() ? "" : "; the " + score_name + " beside a loss finding is for the reader, its verdict is the loss's") +
+           "):\n\n" +
            s;
 }
 

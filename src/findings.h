@@ -21,15 +21,19 @@ struct SeedRun {
     double loss;   // validation loss (lower is better)
     double speed;  // training tokens/s
     double params;
-    double accuracy = NAN;  // validation accuracy in [0, 1] of a classifier; NaN for the others
+    // A higher-is-better validation score in points (a classifier's accuracy x 100,
+    // translation's BLEU); NaN for a runner without one.
+    double score = NAN;
 };
 
 // The Markdown findings of one group of runs (same config but the variant and seed): each of
 // the paper's comparisons (its findings 1-5, and its claims against the baselines) whose two
 // variants ran with common seeds, as the mean paired
 // per-seed difference with its 95% t interval and a verdict (confirmed / refuted /
-// inconclusive at n seeds).
-std::string seeded_findings(const std::vector<SeedRun>& runs);
+// inconclusive at n seeds). Where the runs carry scores, named `score_name` (e.g. "validation
+// BLEU"), each loss finding also gives the paired score difference in points, and the claims
+// against Linformer are judged on it.
+std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "");
 
 // The paper's finding 6, "synthesizers need several heads", from groups of runs that differ
 // only in the number of heads (`by_heads`: H -> the group's runs): for each variant that ran

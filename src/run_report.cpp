@@ -124,9 +124,11 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                     seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
                                       spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
                                       r->result.num("params"),
-                                      spec.accuracy_key.empty() ? NAN : r->result.num(spec.accuracy_key)});
+                                      spec.score_key.empty() || !r->result.has(spec.score_key) || r->result.at(spec.score_key) == "null"
+                                          ? NAN
+                                          : spec.score_scale * r->result.num(spec.score_key)});
         }
-        md << "\n" << t.to_markdown() << seeded_findings(seeded);
+        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name);
         if (spec.group_note) md << spec.group_note(members);
         if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
         if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;

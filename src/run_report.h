@@ -20,7 +20,10 @@ struct ReportSpec {
     std::string intro;                 // paragraphs after it (what the runs are, the units)
     std::vector<std::string> metrics;  // result.json keys summarised per variant, in order
     std::string loss_key = "val_loss", speed_key;  // what the findings compare
-    std::string accuracy_key;                      // a classifier's validation accuracy (findings on accuracy)
+    // A higher-is-better validation score (findings.h: SeedRun::score): its result.json key,
+    // its name in the findings, and the factor to points (accuracy in [0, 1]: 100).
+    std::string score_key, score_name;
+    double score_scale = 1;
     bool force = false;  // merge runs of the same flags even if their data differs
     // Text after a group's findings (e.g. published reference numbers), from its runs.
     std::function<std::string(const std::vector<const RunRecord*>&)> group_note;

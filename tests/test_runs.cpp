@@ -454,11 +454,11 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     // FR beats Linformer by 2, 3 and 4 points over three seeds: the interval excludes 0.
     std::vector<SeedRun> runs;
     for (int seed = 1; seed <= 3; ++seed) {
-        runs.push_back({"FR", seed, 1.0, 100, 10, 0.30 + 0.01 * (seed + 1)});
-        runs.push_back({"Linformer", seed, 1.0, 100, 10, 0.30});
-        runs.push_back({"FD", seed, 1.0, 100, 10, 0.30 + (seed == 2 ? 0.05 : -0.04)});  // mixed signs
+        runs.push_back({"FR", seed, 1.0, 100, 10, 30.0 + (seed + 1)});
+        runs.push_back({"Linformer", seed, 1.0, 100, 10, 30.0});
+        runs.push_back({"FD", seed, 1.0, 100, 10, 30.0 + (seed == 2 ? 5.0 : -4.0)});  // mixed signs
     }
-    std::string md = seeded_findings(runs);
+    std::string md = seeded_findings(runs, "validation accuracy");
     CHECK(md.find("FR vs Linformer, paired validation accuracy difference +3.00 points") != std::string::npos);
     CHECK(md.find("outperforms Linformer on an encoding-only task**: FR vs Linformer") != std::string::npos);
     const size_t fr = md.find("FR vs Linformer"), fd = md.find("FD vs Linformer");
@@ -466,8 +466,8 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     CHECK(md.find("confirmed at 3 seeds", fr) < md.find('\n', fr));
     CHECK(md.find("inconclusive at 3 seeds", fd) < md.find('\n', fd));
     // Without accuracies (a language model) there is no accuracy finding.
-    for (SeedRun& r : runs) r.accuracy = NAN;
-    CHECK(seeded_findings(runs).find("Linformer") == std::string::npos);
+    for (SeedRun& r : runs) r.score = NAN;
+    CHECK(seeded_findings(runs, "validation accuracy").find("Linformer") == std::string::npos);
     // R against DynamicConv: lower loss, fewer tokens/s: better loss confirmed, faster refuted.
     std::vector<SeedRun> lm;
     for (int seed = 1; seed <= 3; ++seed) {
@@ -479,6 +479,26 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     REQUIRE((loss != std::string::npos && speed != std::string::npos));
     CHECK(md.find("confirmed at 3 seeds", loss) < md.find('\n', loss));
     CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
+}
+
+TEST_CASE("runs: a score (translation's BLEU) beside a loss finding, which keeps the loss's verdict") {
+    // R's loss is 1% above V's on every seed (competitive: confirmed); its BLEU 1, 2, 3 points lower.
+    std::vector<SeedRun> runs;
+    for (int seed = 1; seed <= 3; ++seed) {
+        runs.push_back({"V", seed, 2.00, 100, 10, 34.0});
+        runs.push_back({"R", seed, 2.02, 100, 9, 34.0 - seed});
+    }
+    const std::string md = seeded_findings(runs, "validation BLEU");
+    const size_t r = md.find("R vs V, paired validation loss");
+    REQUIRE(r != std::string::npos);
+    const std::string line = md.substr(r, md.find('\n', r) - r);
+    CHECK(line.find("confirmed at 3 seeds") != std::string::npos);
+    CHECK(line.find("Paired validation BLEU difference: -2.00 points (95% CI -4.48 points to 0.48 points)") !=
+          std::string::npos);
+    CHECK(md.find("its verdict is the loss's") != std::string::npos);
+    // Without scores (a language model) the line has none.
+    for (SeedRun& x : runs) x.score = NAN;
+    CHECK(seeded_findings(runs).find("BLEU") == std::string::npos);
 }
 
 // The line of `md` that holds `marker` (a finding's bold head), which must be there.

@@ -390,7 +390,9 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
                  "for the claims against Linformer.\n";
     spec.metrics = {"params", "val_loss", "val_acc", "test_loss", "test_acc", "final_test_acc", "train_tok_s", "steps_s"};
     spec.speed_key = "train_tok_s";
-    spec.accuracy_key = "val_acc";
+    spec.score_key = "val_acc";
+    spec.score_name = "validation accuracy";
+    spec.score_scale = 100;
     spec.group_note = [](const std::vector<const RunRecord*>& members) -> std::string {
         if (members.empty() || members[0]->result.at("task") != "listops") return "";
         return "\n**Reference.** LRA's Table 1 (Tay et al., ICLR 2021), ListOps at 500-2,000 tokens with 4 layers, d 512: "

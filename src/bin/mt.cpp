@@ -453,13 +453,16 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
                              "target token (no smoothing). BLEU and chrF are sacreBLEU-exact (") +
                  kBleuSignature + "; chrF2 " + kChrfSignature +
                  ") on detokenised output against the raw references; train_tgt_tok_s (target tokens) and steps_s "
-                 "are the training throughput of each run.\n";
+                 "are the training throughput of each run. The findings compare validation losses, and give the "
+                 "paired validation BLEU difference beside each.\n";
     spec.metrics = {"params", "val_loss"};
     for (const auto& [k, v] : runs[0].result.fields)
         if (k.size() > 5 && k.compare(k.size() - 5, 5, "_bleu") == 0) spec.metrics.push_back(k);
     spec.metrics.push_back("train_tgt_tok_s");
     spec.metrics.push_back("steps_s");
     spec.speed_key = "train_tgt_tok_s";
+    spec.score_key = "val_bleu";
+    spec.score_name = "validation BLEU";
     write_report(runs, spec, stem);
 }
 
