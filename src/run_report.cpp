@@ -105,6 +105,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         t.columns = {"variant", "n", "seeds"};
         for (const std::string& m : spec.metrics) t.columns.push_back(m);
         std::vector<SeedRun> seeded;
+        const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
+            const std::string& k = spec.score_key;
+            return k.empty() || !r->result.has(k) || r->result.at(k) == "null" ? NAN : spec.score_scale * r->result.num(k);
+        };
         for (const std::string& v : order) {
             std::vector<std::string> row = {v, std::to_string(by_variant[v].size()), ""};
             for (const RunRecord* r : by_variant[v]) row[2] += (row[2].empty() ? "" : ",") + r->result.at("seed");
@@ -124,9 +128,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                     seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
                                       spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
                                       r->result.num("params"),
-                                      spec.score_key.empty() || !r->result.has(spec.score_key) || r->result.at(spec.score_key) == "null"
-                                          ? NAN
-                                          : spec.score_scale * r->result.num(spec.score_key)});
+                                      score_of(r)});
         }
         md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name);
         if (spec.group_note) md << spec.group_note(members);
