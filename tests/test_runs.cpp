@@ -481,6 +481,14 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
 }
 
+// The line of `md` that holds `marker` (a finding's bold head), which must be there.
+static std::string line_with(const std::string& md, const std::string& marker) {
+    const size_t at = md.find(marker);
+    REQUIRE_MESSAGE(at != std::string::npos, marker, " is not in:\n", md);
+    const size_t start = md.rfind('\n', at) == std::string::npos ? 0 : md.rfind('\n', at) + 1;
+    return md.substr(start, md.find('\n', at) - start);
+}
+
 TEST_CASE("runs: a score (translation's BLEU) beside a loss finding, which keeps the loss's verdict") {
     // R's loss is 1% above V's on every seed (competitive: confirmed); its BLEU 1, 2, 3 points lower.
     std::vector<SeedRun> runs;
@@ -489,9 +497,7 @@ TEST_CASE("runs: a score (translation's BLEU) beside a loss finding, which keeps
         runs.push_back({"R", seed, 2.02, 100, 9, 34.0 - seed});
     }
     const std::string md = seeded_findings(runs, "validation BLEU");
-    const size_t r = md.find("R vs V, paired validation loss");
-    REQUIRE(r != std::string::npos);
-    const std::string line = md.substr(r, md.find('\n', r) - r);
+    const std::string line = line_with(md, "R vs V, paired validation loss");
     CHECK(line.find("confirmed at 3 seeds") != std::string::npos);
     CHECK(line.find("Paired validation BLEU difference: -2.00 points (95% CI -4.48 points to 0.48 points)") !=
           std::string::npos);
@@ -499,14 +505,6 @@ TEST_CASE("runs: a score (translation's BLEU) beside a loss finding, which keeps
     // Without scores (a language model) the line has none.
     for (SeedRun& x : runs) x.score = NAN;
     CHECK(seeded_findings(runs).find("BLEU") == std::string::npos);
-}
-
-// The line of `md` that holds `marker` (a finding's bold head), which must be there.
-static std::string line_with(const std::string& md, const std::string& marker) {
-    const size_t at = md.find(marker);
-    REQUIRE_MESSAGE(at != std::string::npos, marker, " is not in:\n", md);
-    const size_t start = md.rfind('\n', at) == std::string::npos ? 0 : md.rfind('\n', at) + 1;
-    return md.substr(start, md.find('\n', at) - start);
 }
 
 TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") {
