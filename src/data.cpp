@@ -550,19 +550,6 @@ std::vector<LmBatch> eval_lm_batches(const std::vector<int32_t>& tokens, int bat
 
 // ---- parallel corpora ------------------------------------------------------------------
 
-// Lines without their '\n'; a final line without '\n' still counts.
-static std::vector<std::string> split_lines(const std::string& text) {
-    std::vector<std::string> lines;
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t nl = text.find('\n', start);
-        if (nl == std::string::npos) nl = text.size();
-        lines.push_back(text.substr(start, nl - start));
-        start = nl + 1;
-    }
-    return lines;
-}
-
 ParallelCorpus load_parallel(const std::string& dir, const std::string& split,
                              const std::string& src_lang, const std::string& tgt_lang) {
     std::string src_path = dir + "/" + split + "." + src_lang;

@@ -38,6 +38,18 @@ std::string read_file(const std::string& path) {
     return out;
 }
 
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t nl = text.find('\n', start);
+        if (nl == std::string::npos) nl = text.size();
+        lines.push_back(text.substr(start, nl - start));
+        start = nl + 1;
+    }
+    return lines;
+}
+
 long long write_fail_after_for_testing = -1;
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

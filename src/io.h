@@ -5,11 +5,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace synth {
 
 // The whole file as bytes. Throws synth::Error if it is missing, unreadable or a directory.
 std::string read_file(const std::string& path);
+// The lines of `text` without their '\n'; a final line without '\n' still counts, and a
+// trailing '\n' does not start an extra (empty) line.
+std::vector<std::string> split_lines(const std::string& text);
 // Atomic replace of `path` with `bytes` (see above). Throws synth::Error on any failure.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 // Test hook for interrupted saves: when >= 0, the next write_file_atomic writes only this many

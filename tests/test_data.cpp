@@ -352,6 +352,16 @@ TEST_CASE("data: eval_lm_batches tiles the split with non-overlapping windows") 
 
 // ---- parallel corpora ------------------------------------------------------------------
 
+TEST_CASE("data: split_lines keeps empty lines inside and ignores one trailing newline") {
+    using V = std::vector<std::string>;
+    CHECK(split_lines("") == V{});
+    CHECK(split_lines("\n") == V{""});
+    CHECK(split_lines("a\n\nb") == V{"a", "", "b"});
+    CHECK(split_lines("a\nb\n") == V{"a", "b"});
+    CHECK(split_lines("a\nb\n\n") == V{"a", "b", ""});
+    CHECK(split_lines("a\r\n") == V{"a\r"});  // only the newline is a separator
+}
+
 TEST_CASE("data: load_parallel keeps raw lines and rejects misaligned or bad files") {
     TempDir tmp;
     tmp.write("train.en", "A dog runs .\nTwo men  \nlast line");

@@ -24,15 +24,7 @@ std::vector<std::string> read_lines(const std::string& path) {
     // As sacreBLEU, which refuses files that are not UTF-8 text: the loaders' check, shared.
     synth::check_text(text, path);
     SYNTH_CHECK(!text.empty(), "'", path, "' is empty");
-    std::vector<std::string> lines;
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t nl = text.find('\n', start);
-        if (nl == std::string::npos) nl = text.size();
-        lines.push_back(text.substr(start, nl - start));
-        start = nl + 1;
-    }
-    return lines;
+    return synth::split_lines(text);
 }
 
 void print_json(const synth::BleuScore& b, double chrf) {
