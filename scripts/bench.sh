@@ -13,7 +13,8 @@
 #                                           2 lengths; writes build/bench-quick/, never results/
 #
 # The machine is shared: timings are only meaningful when it is otherwise idle, so the load
-# average before and after the runs is recorded in each report.
+# average at the start (before the first benchmark run) and before and after the model runs is
+# recorded in each report.
 #
 # Environment, default in brackets (the second value with BENCH_QUICK=1):
 #   BENCH_OUT [results | build/bench-quick]  output directory
@@ -46,6 +47,8 @@
 #   PYTHON [/usr/bin/python3]                the interpreter Debian's python3-torch installs into
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Before any run of ours: later readings include the benchmark's own threads.
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
     out=${BENCH_OUT:-build/bench-quick} reps=${BENCH_REPS:-1} steps=${BENCH_STEPS:-1}
@@ -137,7 +140,7 @@ synth_env=()
     echo "- date (UTC): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "- commit: $commit"
     echo "- CPU: $cpu"
-    echo "- load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- load average at the start / before the GEMM runs: $load_start / $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- command: ${synth_env[*]} $bench --threads=$threads ${gemm_args[*]} $*"
     echo
     env "${synth_env[@]}" "$bench" --threads="$threads" "${gemm_args[@]}" "$@"
@@ -197,7 +200,7 @@ else
 fi
 
 export BENCH_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) BENCH_COMMIT=$commit BENCH_CPU=$cpu BENCH_KERNEL=$kernel \
-    BENCH_LOAD_BEFORE=$load_before BENCH_LOAD_AFTER=$load_after BENCH_THREADS_USED=$threads BENCH_REPS_USED=$reps \
+    BENCH_LOAD_START=$load_start BENCH_LOAD_BEFORE=$load_before BENCH_LOAD_AFTER=$load_after BENCH_THREADS_USED=$threads BENCH_REPS_USED=$reps \
     BENCH_STEPS_USED=$steps BENCH_INFER_STEPS_USED=$infer_steps BENCH_QUICK_USED=${BENCH_QUICK:-0} \
     BENCH_TORCH_USED=$torch BENCH_SCALING_TORCH_USED=$scaling_torch BENCH_PLOT=$plot BENCH_TORCH_ENV="${torch_env[*]}" \
     BENCH_SYNTH_ENV="${synth_env[*]}"
@@ -280,8 +283,10 @@ o.append("# Model throughput: synth against PyTorch\n")
 if E["BENCH_QUICK_USED"] == "1":
     o.append("**BENCH_QUICK=1 smoke run (few steps, one round, small batch): these numbers are not measurements.**\n")
 o.append(f"- date (UTC): {E['BENCH_DATE']}; commit {E['BENCH_COMMIT']}; CPU: {E['BENCH_CPU']}")
-o.append(f"- load average before / after the model runs: {E['BENCH_LOAD_BEFORE']} / {E['BENCH_LOAD_AFTER']} "
-         "(anything well above 0 means other jobs shared the cores and the numbers are low)")
+o.append(f"- load average at the start / before / after the model runs: {E['BENCH_LOAD_START']} / "
+         f"{E['BENCH_LOAD_BEFORE']} / {E['BENCH_LOAD_AFTER']} (the start is before any run of ours: well above 0 "
+         f"means other jobs shared the cores and the numbers are low; the later two include the benchmark's own "
+         f"{E['BENCH_THREADS_USED']} threads, so up to about {E['BENCH_THREADS_USED']} is its own load)")
 o.append(f"- model: decoder-only pre-LN LM, vocab {any_run['vocab']}, d_model {any_run['d_model']}, "
          f"{any_run['layers']} layers, {any_run['heads']} heads, d_ff {any_run['d_ff']}, seq {any_run['seq']}, "
          f"batch {any_run['batch']} ({any_run['seq'] * any_run['batch']} tokens per step), random tokens, no dropout; "
