@@ -1,4 +1,4 @@
-// io.h: reading whole files with clear errors, and atomic writes.
+// io.h: reading whole files (and splitting them into lines) with clear errors, and atomic writes.
 //
 // write_file_atomic writes to "<path>.tmp.<pid>", flushes, fsyncs, renames it over <path> and
 // fsyncs the directory: a crash or a full disk half-way leaves the previous file intact.
