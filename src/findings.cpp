@@ -18,7 +18,7 @@ enum class Claim {
     Competitive,  // a is not worse than b by more than 3%: d < 3
     AboutEqual,   // |d| <= 3%
     Faster,       // on speed: a's tokens/s above b's, d > 0
-    MoreAccurate, // on the validation score (accuracy, BLEU), d in points (a - b) > 0
+    HigherScore,  // on the validation score (accuracy, BLEU), d in points (a - b) > 0
 };
 
 struct Comparison {
@@ -42,8 +42,8 @@ const Comparison kComparisons[] = {
     // 2.040 and 4.26 vs 2.65 steps/s; and the encoding-only claim against Linformer.
     {"Baselines. R improves on DynamicConv's loss (C4: -3.5%)", "R", "DynamicConv", Claim::Better},
     {"Baselines. R is faster than DynamicConv (C4: 1.6x steps/s)", "R", "DynamicConv", Claim::Faster},
-    {"Baselines. FR outperforms Linformer on an encoding-only task", "FR", "Linformer", Claim::MoreAccurate},
-    {"Baselines. FD outperforms Linformer on an encoding-only task", "FD", "Linformer", Claim::MoreAccurate},
+    {"Baselines. FR outperforms Linformer on an encoding-only task", "FR", "Linformer", Claim::HigherScore},
+    {"Baselines. FD outperforms Linformer on an encoding-only task", "FD", "Linformer", Claim::HigherScore},
 };
 
 // "confirmed", "refuted" or "inconclusive" for the interval of d.
@@ -56,7 +56,7 @@ std::string verdict(Claim c, const Interval& d) {
         case Claim::Competitive: yes = d.hi < 3, no = d.lo > 3; break;
         case Claim::AboutEqual: yes = d.lo > -3 && d.hi < 3, no = d.lo > 3 || d.hi < -3; break;
         case Claim::Faster:
-        case Claim::MoreAccurate: yes = d.lo > 0, no = d.hi < 0; break;
+        case Claim::HigherScore: yes = d.lo > 0, no = d.hi < 0; break;
     }
     const std::string n = " at " + std::to_string(d.n) + " seeds";
     return yes ? "confirmed" + n : no ? "refuted" + n : "inconclusive" + n;
@@ -98,7 +98,7 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
     std::ostringstream os;
     for (const Comparison& c : kComparisons) {
         const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
-        const bool on_score = c.claim == Claim::MoreAccurate, speed = c.claim == Claim::Faster;
+        const bool on_score = c.claim == Claim::HigherScore, speed = c.claim == Claim::Faster;
         const std::vector<double> d =
             paired(a, b, on_score ? &SeedRun::score : speed ? &SeedRun::speed : &SeedRun::loss, on_score);
         if (d.empty()) continue;
