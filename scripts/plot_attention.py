@@ -66,8 +66,11 @@ def plot_maps(plt, dumps, out):
                 ax.set_title(f"head {h}", fontsize=9)
             if h == 0:
                 ax.set_ylabel(f"{d['variant']} step {d['step']}\nlayer {l}", fontsize=8)
-    fig.subplots_adjust(top=1 - 0.7 / (2.1 * len(rows)), hspace=0.15, wspace=0.08)  # room for the title
-    fig.suptitle("mean attention on validation text (query down, key across)", fontsize=10)
+    # 0.7 inch above the first row: the head titles take its lower half, the figure title the upper.
+    height = 2.1 * len(rows)
+    fig.subplots_adjust(top=1 - 0.7 / height, hspace=0.15, wspace=0.08)
+    fig.suptitle("mean attention on validation text (query down, key across)", fontsize=10,
+                 y=1 - 0.25 / height, va="bottom")
     save(fig, out)
 
 
