@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """plot_attention.py: heat maps of attention dumps, and mixture weights over training.
 
-    python3 scripts/plot_attention.py maps OUT.png DUMP.json [DUMP.json...]
-    python3 scripts/plot_attention.py alphas OUT.png DUMP.json [DUMP.json...]
+    scripts/plot_attention.py maps OUT.png DUMP.json [DUMP.json...]
+    scripts/plot_attention.py alphas OUT.png DUMP.json [DUMP.json...]
 
 A dump is what `build/lm --dump-attention=DUMP.json --checkpoint=CKPT` writes (docs/analysis.md).
 
@@ -14,7 +14,8 @@ alphas: the mixture weights alpha (docs/variants.md) of every layer and head aga
         checkpoint's training step, one panel per layer, one line per (head, component); give
         the dumps of a run's step checkpoints. Dumps without a mixture are an error.
 
-Needs matplotlib (Debian: python3-matplotlib; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh`);
+Needs matplotlib (Debian: python3-matplotlib; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh`), which
+is why it runs as the system's /usr/bin/python3 rather than whatever `python3` comes first; it
 exits 3 with a message if they are missing. The image is written to a temporary file and renamed.
 """
 import json
