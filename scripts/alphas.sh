@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The mixture weights alpha over training (docs/analysis.md) of finished LM runs of a mixture
-# (R+V, D+V, R+D) that saved step checkpoints (--save-every=N, all kept):
+# (R+V, D+V, R+D) that saved step checkpoints (--save-every=N; --keep-last=0 keeps them all):
 #
 #   bash scripts/alphas.sh OUT_STEM RUN_DIR [RUN_DIR...]
 #
 # dumps every step checkpoint of each run (build/lm --dump-attention), then writes
 #   OUT_STEM.csv               one row per (run, step, layer, head, component): alpha
 #   OUT_STEM.md                the last step's alpha per layer and head, mean +- std over the runs
-#   OUT_STEM-<run name>.png    alpha against step, one panel per layer (plot_attention.py)
+#   OUT_STEM-<run name>.png    alpha against step, one panel per layer (plot_attention.py), for
+#                              a run with two step checkpoints or more
 # The dumps themselves (attention maps of every step, large) stay in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 out=$1
 shift
 tmp=$(mktemp -d)
@@ -26,10 +27,13 @@ for run in "$@"; do
     ckpts=()
     for c in "$run"/*-step*.ckpt; do [[ $c == *.best.ckpt ]] || ckpts+=("$c"); done
     shopt -u nullglob
-    [ ${#ckpts[@]} -ge 2 ] || { echo "alphas.sh: $run has ${#ckpts[@]} step checkpoints; train with --save-every=N" >&2; exit 1; }
+    [ ${#ckpts[@]} -ge 1 ] || { echo "alphas.sh: $run has no step checkpoint; train with --save-every=N" >&2; exit 1; }
+    # The dump runs validation text of the run's own data set (its vocabulary must match).
+    data=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["flag.data"])' "$run/config.json")
     for c in "${ckpts[@]}"; do
         # Alpha does not depend on the input: one validation batch is enough for the dump.
-        ./build/lm --dump-attention="$tmp/$name/$(basename "$c" .ckpt).json" --checkpoint="$c" --eval-batches=1 2>/dev/null
+        ./build/lm --dump-attention="$tmp/$name/$(basename "$c" .ckpt).json" --checkpoint="$c" --data="$data" \
+            --eval-batches=1 2>"$tmp/dump.log" || { cat "$tmp/dump.log" >&2; exit 1; }
     done
     python3 - "$name" "$tmp/$name"/*.json >>"$csv" <<'EOF'
 import json, sys
@@ -43,7 +47,11 @@ for p in sys.argv[2:]:
             for c, comp in enumerate(d["components"]):
                 print(f"{name},{d['step']},{l},{h},{comp},{a[c]:.6f}")
 EOF
-    ./scripts/plot_attention.py alphas "$out-$name.png" "$tmp/$name"/*.json
+    if [ ${#ckpts[@]} -ge 2 ]; then
+        ./scripts/plot_attention.py alphas "$out-$name.png" "$tmp/$name"/*.json
+    else  # the last step's weights still go into the table
+        echo "alphas.sh: $run keeps one step checkpoint, so no picture over training (--keep-last=0 keeps them all)" >&2
+    fi
 done
 # Stable (-s): the components keep the order of the variant's name (R+D: R first).
 sort -s -t, -k1,1 -k2,2n -k3,3n -k4,4n "$csv" -o "$csv.sorted"
@@ -60,7 +68,8 @@ comps = list(dict.fromkeys(r["component"] for r in final))
 layers = sorted({int(r["layer"]) for r in final})
 heads = sorted({int(r["head"]) for r in final})
 print(f"# Mixture weights at the end of training: alpha of {comps[0]} (of {'+'.join(comps)})\n")
-print(f"Mean +- sample std over {len(last)} runs ({', '.join(sorted(last))}), at their last step "
+print(("Mean +- sample std over {} runs".format(len(last)) if len(last) > 1 else "One run") +
+      f" ({', '.join(sorted(last))}), at {'their' if len(last) > 1 else 'its'} last step "
       f"checkpoint (step {', '.join(sorted({str(s) for s in last.values()}))}). alpha = softmax(w) starts at "
       f"1/{len(comps)}; the other components share the rest (scripts/alphas.sh, docs/analysis.md).\n")
 print("| layer | " + " | ".join(f"head {h}" for h in heads) + " |")
