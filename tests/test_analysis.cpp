@@ -1,8 +1,12 @@
-// The analyses of docs/analysis.md: the attention probe behind build/lm --dump-attention, and
-// the dump itself (the maps are probability rows, causal, and R's is softmax of R).
+// The analyses of docs/analysis.md: the attention probe behind build/lm --dump-attention, the
+// dump itself (the maps are probability rows, causal, and R's is softmax of R), and
+// scripts/alphas.sh's table of a mixture's weights.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "attention/variant.h"
 #include "autograd.h"
@@ -11,6 +15,7 @@
 #include "rng.h"
 #include "subprocess.h"
 #include "tiny_text.h"
+#include "trainer.h"
 #include "transformer.h"
 
 using namespace synth;
@@ -106,4 +111,65 @@ TEST_CASE("analysis: build/lm --dump-attention writes every layer's maps and a m
     auto none = synth_test::run_process(lm, {"--dump-attention=" + out}, dir.path);
     CHECK(none.status != 0);
     CHECK(none.err.find("need --checkpoint=FILE") != std::string::npos);
+}
+
+TEST_CASE("analysis: scripts/alphas.sh tables a mixture's weights from a run's one step checkpoint") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    const std::filesystem::path script = std::filesystem::path(lm).parent_path().parent_path() / "scripts/alphas.sh";
+    if (!std::filesystem::exists(script)) {
+        MESSAGE("skipped: scripts/alphas.sh is not beside the build directory");
+        return;
+    }
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_text());
+    // The data is a file of its own, so the dumps only work if the script passes the run's --data.
+    const std::vector<std::string> train = {"--data=" + dir / "tiny.txt", "--preset=none", "--variants=R+V", "--seeds=1",
+                                            "--d-model=16", "--layers=2", "--heads=2", "--d-ff=32", "--seq=8",
+                                            "--batch=4", "--steps=6", "--eval-every=3", "--eval-batches=2",
+                                            "--save-every=3", "--keep-last=1", "--threads=1", "--runs-dir=" + dir / "runs"};
+    REQUIRE(synth_test::run_process(lm, train, dir.path).status == 0);
+    const std::string run = dir / "runs/lm-tiny-none/R+V-seed1";
+    auto r = synth_test::run_process("/bin/bash", {script.string(), dir / "alphas", run}, dir.path);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.err.find("no picture over training") != std::string::npos);
+    CHECK(!std::filesystem::exists(dir / "alphas-R+V-seed1.png"));
+    const std::string md = read_file(dir / "alphas.md");
+    CHECK(md.find("alpha of R (of R+V)") != std::string::npos);
+    CHECK(md.find("One run (R+V-seed1), at its last step checkpoint (step 6)") != std::string::npos);
+    CHECK(md.find("| layer | head 0 | head 1 |") != std::string::npos);
+    // Every (layer, head) has one row per component, and the two weights are a softmax: they sum to 1.
+    std::istringstream csv(read_file(dir / "alphas.csv"));
+    std::string line;
+    std::getline(csv, line);
+    CHECK(line == "run,step,layer,head,component,alpha");
+    std::map<std::string, std::vector<double>> by_head;
+    while (std::getline(csv, line)) {
+        const std::vector<std::string> f = split_list(line);
+        REQUIRE(f.size() == 6);
+        CHECK(f[0] == "R+V-seed1");
+        CHECK(f[1] == "6");
+        by_head[f[2] + "/" + f[3]].push_back(std::stod(f[5]));
+    }
+    CHECK(by_head.size() == 4);  // 2 layers x 2 heads
+    for (const auto& [head, a] : by_head) {
+        INFO("layer/head ", head);
+        REQUIRE(a.size() == 2);
+        CHECK(a[0] > 0.0);
+        CHECK(a[1] > 0.0);
+        CHECK(a[0] + a[1] == doctest::Approx(1.0).epsilon(1e-5));
+    }
+    // A run without step checkpoints has no weights to give, and a directory without a
+    // result.json is no finished run: errors that say so.
+    std::vector<std::string> plain(train.begin(), train.end() - 4);
+    plain.insert(plain.end(), {"--threads=1", "--runs-dir=" + dir / "plain"});
+    REQUIRE(synth_test::run_process(lm, plain, dir.path).status == 0);
+    auto none = synth_test::run_process("/bin/bash", {script.string(), dir / "alphas2", dir / "plain/lm-tiny-none/R+V-seed1"},
+                                        dir.path);
+    CHECK(none.status != 0);
+    CHECK(none.err.find("has no step checkpoint") != std::string::npos);
+    auto unfinished = synth_test::run_process("/bin/bash", {script.string(), dir / "alphas3", dir.path}, dir.path);
+    CHECK(unfinished.status != 0);
+    CHECK(unfinished.err.find("not a finished run directory") != std::string::npos);
 }
