@@ -124,11 +124,14 @@ TEST_CASE("analysis: scripts/alphas.sh tables a mixture's weights from a run's o
     ScratchDir dir;
     write_file_atomic(dir / "tiny.txt", tiny_text());
     // The data is a file of its own, so the dumps only work if the script passes the run's --data.
-    const std::vector<std::string> train = {"--data=" + dir / "tiny.txt", "--preset=none", "--variants=R+V", "--seeds=1",
-                                            "--d-model=16", "--layers=2", "--heads=2", "--d-ff=32", "--seq=8",
-                                            "--batch=4", "--steps=6", "--eval-every=3", "--eval-batches=2",
-                                            "--save-every=3", "--keep-last=1", "--threads=1", "--runs-dir=" + dir / "runs"};
-    REQUIRE(synth_test::run_process(lm, train, dir.path).status == 0);
+    const std::vector<std::string> tiny = {"--data=" + dir / "tiny.txt", "--preset=none", "--variants=R+V", "--seeds=1",
+                                           "--d-model=16", "--layers=2", "--heads=2", "--d-ff=32", "--seq=8",
+                                           "--batch=4", "--steps=6", "--eval-every=3", "--eval-batches=2", "--threads=1"};
+    const auto train = [&](std::vector<std::string> extra) {
+        extra.insert(extra.begin(), tiny.begin(), tiny.end());
+        REQUIRE(synth_test::run_process(lm, extra, dir.path).status == 0);
+    };
+    train({"--save-every=3", "--keep-last=1", "--runs-dir=" + dir / "runs"});
     const std::string run = dir / "runs/lm-tiny-none/R+V-seed1";
     auto r = synth_test::run_process("/bin/bash", {script.string(), dir / "alphas", run}, dir.path);
     INFO("stderr: ", r.err);
@@ -162,9 +165,7 @@ TEST_CASE("analysis: scripts/alphas.sh tables a mixture's weights from a run's o
     }
     // A run without step checkpoints has no weights to give, and a directory without a
     // result.json is no finished run: errors that say so.
-    std::vector<std::string> plain(train.begin(), train.end() - 4);
-    plain.insert(plain.end(), {"--threads=1", "--runs-dir=" + dir / "plain"});
-    REQUIRE(synth_test::run_process(lm, plain, dir.path).status == 0);
+    train({"--runs-dir=" + dir / "plain"});
     auto none = synth_test::run_process("/bin/bash", {script.string(), dir / "alphas2", dir / "plain/lm-tiny-none/R+V-seed1"},
                                         dir.path);
     CHECK(none.status != 0);
