@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "bf16.h"
@@ -146,10 +148,53 @@ private:
 template <typename T, typename F>
 static const T* packed(const float* A, int rows, int cols, int ld, PageBuffer<T>& out, F convert) {
     T* o = out.get((size_t)rows * cols);
-#pragma omp parallel for if (!omp_in_parallel() && (double)rows * cols > 1e5)
+    const int64_t n = (int64_t)rows * cols;
+    const bool parallel = !omp_in_parallel() && n > 100000;
+    if (ld == cols) {  // one contiguous run, split evenly however few the rows
+#pragma omp parallel for if (parallel)
+        for (int64_t i = 0; i < n; ++i) o[i] = convert(A[i]);
+        return o;
+    }
+#pragma omp parallel for if (parallel)
     for (int r = 0; r < rows; ++r)
         for (int c = 0; c < cols; ++c) o[(size_t)r * cols + c] = convert(A[(size_t)r * ld + c]);
     return o;
+}
+
+// The bf16 copies a GemmOperandReuse keeps on this thread: `used` of `held` are live, the rest
+// keep their pages for the next scope.
+struct Bf16Copy {
+    const float* src;
+    int rows, cols, ld;
+    const uint16_t* bits;
+    PageBuffer<uint16_t> buffer;
+};
+struct ReuseScope {
+    int depth = 0;
+    size_t used = 0;
+    std::vector<std::unique_ptr<Bf16Copy>> held;
+};
+static thread_local ReuseScope t_reuse;
+
+GemmOperandReuse::GemmOperandReuse() { ++t_reuse.depth; }
+GemmOperandReuse::~GemmOperandReuse() {
+    if (--t_reuse.depth == 0) t_reuse.used = 0;
+}
+
+// A stored rows x cols operand (row stride ld) as packed bf16 bits: converted into `buffer`,
+// or once per GemmOperandReuse scope.
+static const uint16_t* bf16_operand(const float* X, int rows, int cols, int ld, PageBuffer<uint16_t>& buffer) {
+    auto bits = [](float x) { return bf16_bits(x); };
+    if (t_reuse.depth == 0) return packed(X, rows, cols, ld, buffer, bits);
+    for (size_t i = 0; i < t_reuse.used; ++i) {
+        const Bf16Copy& c = *t_reuse.held[i];
+        if (c.src == X && c.rows == rows && c.cols == cols && c.ld == ld) return c.bits;
+    }
+    if (t_reuse.used == t_reuse.held.size()) t_reuse.held.push_back(std::make_unique<Bf16Copy>());
+    Bf16Copy& c = *t_reuse.held[t_reuse.used++];
+    c.src = X, c.rows = rows, c.cols = cols, c.ld = ld;
+    c.bits = packed(X, rows, cols, ld, c.buffer, bits);
+    return c.bits;
 }
 
 // fp32 on OpenBLAS, split over the threads (see THREAD OWNERSHIP in blas.h).
@@ -201,11 +246,46 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
         sgemm_openblas(transA, transB, M, N, K, alpha, Ar, a_cols, Br, b_cols, beta, C, ldc);
     } else {
         thread_local PageBuffer<uint16_t> ba, bb;
-        auto bits = [](float x) { return bf16_bits(x); };
-        const uint16_t* Ab = packed(A, a_rows, a_cols, lda, ba, bits);
-        const uint16_t* Bb = packed(B, b_rows, b_cols, ldb, bb, bits);
+        const uint16_t* Ab = bf16_operand(A, a_rows, a_cols, lda, ba);
+        const uint16_t* Bb = bf16_operand(B, b_rows, b_cols, ldb, bb);
         onednn_gemm(OnednnType::BF16, transA, transB, M, N, K, alpha, Ab, a_cols, Bb, b_cols, beta, C, ldc);
     }
+}
+
+// The elements from the first to the last one a batch of matrices covers, in bf16, at the
+// same offsets: whatever the strides (heads read in place from (B, T, H*D), shared matrices),
+// one conversion pass over the span, in parallel (and once per GemmOperandReuse scope).
+static const uint16_t* bf16_span(const float* X, int batch, int heads, BatchStride s, int rows, int cols, int ld,
+                                 PageBuffer<uint16_t>& out) {
+    const int64_t n = (batch - 1) * s.batch + (heads - 1) * s.head + (int64_t)(rows - 1) * ld + cols;
+    SYNTH_CHECK(n <= INT32_MAX, "sgemm_batched: a bf16 operand of ", n, " elements is too large");
+    return bf16_operand(X, 1, (int)n, (int)n, out);
+}
+
+bool gemm_batches_in_one_call() { return g_provider == GemmProvider::Bf16Onednn; }
+
+void sgemm_batched(int batch, int heads, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                   BatchStride sa, int lda, const float* B, BatchStride sb, int ldb, float beta, float* C,
+                   BatchStride sc, int ldc) {
+    check_gemm_args("sgemm_batched", transA, transB, M, N, K, A, lda, B, ldb, C, ldc);
+    SYNTH_CHECK(batch >= 0 && heads >= 0, "sgemm_batched: negative batch ", batch, " or heads ", heads);
+    SYNTH_CHECK((batch <= 1 || sc.batch != 0) && (heads <= 1 || sc.head != 0),
+                "sgemm_batched: every matrix of C needs its own place (stride 0 for C)");
+    if (M == 0 || N == 0 || batch == 0 || heads == 0) return;
+    if (gemm_batches_in_one_call() && K > 0) {
+        thread_local PageBuffer<uint16_t> ba, bb;
+        const int a_rows = transA ? K : M, a_cols = transA ? M : K, b_rows = transB ? N : K, b_cols = transB ? K : N;
+        const uint16_t* Ab = bf16_span(A, batch, heads, sa, a_rows, a_cols, lda, ba);
+        const uint16_t* Bb = bf16_span(B, batch, heads, sb, b_rows, b_cols, ldb, bb);
+        onednn_gemm_batched(OnednnType::BF16, batch, heads, transA, transB, M, N, K, alpha, Ab, {sa.batch, sa.head},
+                            lda, Bb, {sb.batch, sb.head}, ldb, beta, C, {sc.batch, sc.head}, ldc);
+        return;
+    }
+#pragma omp parallel for collapse(2)
+    for (int i = 0; i < batch; ++i)
+        for (int j = 0; j < heads; ++j)
+            sgemm(transA, transB, M, N, K, alpha, A + i * sa.batch + j * sa.head, lda, B + i * sb.batch + j * sb.head,
+                  ldb, beta, C + i * sc.batch + j * sc.head, ldc);
 }
 
 void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,

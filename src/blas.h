@@ -20,7 +20,8 @@
 //   - Small batched per-head GEMMs (attention, 128x128x64 and 128x64x128 per (batch, head))
 //     run inside `#pragma omp parallel for` over the batch*heads index; each synth::sgemm
 //     then runs on the calling thread, and so does OpenBLAS: its OpenMP build goes
-//     single-threaded when omp_in_parallel().
+//     single-threaded when omp_in_parallel(). (Under onednn-bf16, sgemm_batched makes the
+//     whole batch one oneDNN call instead, which splits it over the threads itself.)
 //   - Element and row kernels (layernorm, softmax, GELU, AdamW) use `#pragma omp parallel for`.
 // Why this split: on few cores one big GEMM fills every thread, so n row blocks of
 // single-threaded calls beat OpenBLAS's own threading and never leave two pools competing for
@@ -69,6 +70,35 @@ GemmProvider gemm_provider();
 // Under a bf16 provider A and B are rounded to bf16 first (into buffers of the calling thread's).
 void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
+
+// Where matrix (i, j) of a batch starts: at X + i * batch + j * head (elements). A stride of 0
+// shares one matrix over that index; C's strides must not be 0.
+struct BatchStride {
+    int64_t batch, head;
+};
+
+// C(i, j) = alpha * op(A(i, j)) * op(B(i, j)) + beta * C(i, j) for i < batch, j < heads, each
+// matrix as sgemm takes it. The attention products are such batches (one small product per
+// (batch, head)): on onednn-bf16 the whole batch is one call on the matrix units, elsewhere one
+// sgemm per matrix, in parallel over the batch (see THREAD OWNERSHIP).
+void sgemm_batched(int batch, int heads, bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
+                   BatchStride sa, int lda, const float* B, BatchStride sb, int ldb, float beta, float* C,
+                   BatchStride sc, int ldc);
+// Whether sgemm_batched runs a batch as one call. If so a caller gains nothing by splitting
+// the products into smaller ones (causal blocks): fewer, larger calls are faster.
+bool gemm_batches_in_one_call();
+
+// While one lives on a thread, sgemm on that thread converts each stored operand (the same
+// pointer, rows, columns and stride) to bf16 once and reuses the copy: for products that share
+// an operand, such as a linear layer's backward, whose dy feeds both dx and dW. The operands
+// must not change while it lives. Without a bf16 provider it does nothing.
+class GemmOperandReuse {
+public:
+    GemmOperandReuse();
+    ~GemmOperandReuse();
+    GemmOperandReuse(const GemmOperandReuse&) = delete;
+    GemmOperandReuse& operator=(const GemmOperandReuse&) = delete;
+};
 
 // Same contract as sgemm, as a plain triple loop accumulating in double: the test reference.
 void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,

@@ -92,7 +92,9 @@ struct BatchedGemm {
 };
 
 // One single-threaded GEMM per (batch, head) on each OpenMP thread (blas.h), or per block of
-// rows under `causal`, which needs ta == No (rows of C are rows of A). With OutputColumns,
+// rows under `causal`, which needs ta == No (rows of C are rows of A). Where the GEMM provider
+// batches (gemm_batches_in_one_call: onednn-bf16), the whole products in one sgemm_batched
+// call instead, with the same results up to summation order. With OutputColumns,
 // the columns a block skips are set to 0, and the gradient arriving there must be 0, as a
 // causal softmax's is; with InnerDim, a must be 0 above the diagonal.
 void batched_gemm_forward(const BatchedGemm& g, const float* a, const float* b, float* c);

@@ -6,10 +6,14 @@
 // op(B): K x N, C (fp32): M x N, lda/ldb/ldc the row strides of A, B, C as stored. A transpose
 // is a stride (oneDNN matmul takes arbitrary strides), alpha an output scale, beta a sum post-op.
 //
+// The batched form multiplies a (batch, heads) grid of such matrices in one primitive: the
+// attention products, one per (batch, head), are 1-2 MFLOP each, too small to pay a call of
+// their own (docs/precision.md has the measurement), but 64-256 MFLOP as one batch.
+//
 // Creating a primitive is slow (JIT code generation, ~0.1-1 ms), so primitives are cached per
 // (data type, shape, transposes, strides, alpha, beta) in a cache of each thread's own, as are
-// the stream they run on; no locks. Called inside an OpenMP parallel region (the batched
-// attention products) a primitive runs on the calling thread only, outside one on all threads.
+// the stream they run on; no locks. Called inside an OpenMP parallel region a primitive runs
+// on the calling thread only, outside one on all threads.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,18 @@ enum class OnednnType { F32, BF16 };
 // implementation for this CPU (bf16 without AVX512-BF16 or AMX).
 void onednn_gemm(OnednnType type, bool transA, bool transB, int M, int N, int K, float alpha, const void* A, int lda,
                  const void* B, int ldb, float beta, float* C, int ldc);
+
+// Where matrix (i, j) of a batch starts: at X + i * batch + j * head (elements). A stride of 0
+// shares one matrix over that index (oneDNN broadcasts it); C's strides must not be 0.
+struct OnednnBatch {
+    int64_t batch, head;
+};
+
+// C(i, j) = alpha * op(A(i, j)) * op(B(i, j)) + beta * C(i, j) for i < batch, j < heads, in one
+// primitive; each matrix as onednn_gemm takes it.
+void onednn_gemm_batched(OnednnType type, int batch, int heads, bool transA, bool transB, int M, int N, int K,
+                         float alpha, const void* A, OnednnBatch sa, int lda, const void* B, OnednnBatch sb, int ldb,
+                         float beta, float* C, OnednnBatch sc, int ldc);
 
 // Whether oneDNN can create a bf16 matmul on this CPU (it can with AVX512-BF16 or AMX).
 bool onednn_has_bf16();

@@ -68,6 +68,7 @@ static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, T
     const bool wt = w_layout == Transpose::Yes;
     const int K = x.dim(-1), N = wt ? w.dim(0) : w.dim(1);
     const int64_t R = x.numel() / K;
+    const GemmOperandReuse reuse;  // dy feeds both products: converted to bf16 once
     if (x.grad) sgemm(false, !wt, (int)R, K, N, alpha, dy, N, w.data, wt ? K : N, 1.0f, x.grad, K);
     if (w.grad) {
         if (wt)  // dW (N, K) += alpha dy^T x

@@ -9,7 +9,8 @@
 //
 // Providers, chosen at run time (choose_gemm_provider) and printed by every runner:
 //   OpenBlas     fp32, the default and the reference (gradient checks, PyTorch parity).
-//   Bf16Onednn   oneDNN's bf16 matmul (onednn.h) on the CPU's matrix units: AMX tiles.
+//   Bf16Onednn   oneDNN's bf16 matmul (onednn.h) on the CPU's matrix units: AMX tiles; the
+//                per-(batch, head) attention products as one batched call (sgemm_batched).
 //   Bf16Rounded  the operands rounded to bf16 (bf16.h), then OpenBLAS's fp32 GEMM. The same
 //                numbers as a bf16 GEMM up to summation order, at fp32's speed less the
 //                rounding pass: bf16 on a CPU without AMX, so that a bf16 run reproduces on

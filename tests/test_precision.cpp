@@ -99,6 +99,74 @@ const Case kCases[] = {{false, false, 37, 53, 29, 3}, {false, true, 1, 1, 1, 0},
 auto as_is = [](const std::vector<float>& v) { return v; };
 auto to_bf16 = [](const std::vector<float>& v) { return rounded(v); };
 
+// A batch of matrices as the attention products lay them out (kernels.h).
+struct BatchCase {
+    const char* what;
+    int batch, heads;
+    bool ta, tb;
+    int M, N, K;
+    kernel::Strided a, b, c;
+};
+
+// The batches the model multiplies, at odd sizes: Q K^T on heads read in place, P V with P
+// shared by the batch (Random), x W with W shared by the batch and by the heads (Dense), and
+// transposed operands of the backward.
+std::vector<BatchCase> batch_cases() {
+    using kernel::Strided;
+    const int B = 3, H = 2, T = 19, D = 7, L = 23;
+    return {
+        {"q k^T, heads in place", B, H, false, true, T, T, D, Strided::heads_of(T, H, D), Strided::heads_of(T, H, D),
+         Strided::contiguous(B, H, T, T)},
+        {"p v, p shared by the batch", B, H, false, false, T, D, T, Strided::contiguous(1, H, T, T),
+         Strided::heads_of(T, H, D), Strided::heads_of(T, H, D)},
+        {"x w, w shared by batch and heads", B, H, false, false, T, L - 4, D, Strided::heads_of(T, H, D),
+         Strided::contiguous(1, 1, D, L), Strided::contiguous(B, H, T, L - 4)},
+        {"p^T dc, both transposed", B, H, true, true, T, D, T, Strided::contiguous(B, H, T, T),
+         Strided::heads_of(D, H, T), Strided::contiguous(B, H, T, D)},
+    };
+}
+
+// The extent of a batch's operand as stored: rows x cols of the last matrix past its start.
+int64_t span(const kernel::Strided& s, int batch, int heads, int rows, int cols) {
+    return (batch - 1) * s.batch + (heads - 1) * s.head + (int64_t)(rows - 1) * s.ld + cols;
+}
+
+// sgemm_batched against sgemm_naive on each matrix of the batch (on `reference_operand`s),
+// tolerance as in check_against_naive.
+template <typename Ref>
+void check_batched_against_naive(const BatchCase& c, float beta, Ref reference_operand, double tol_per_k) {
+    CAPTURE(c.what);
+    CAPTURE(beta);
+    std::mt19937 rng(5u + c.M * 3 + c.K);
+    const int a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K, b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+    const std::vector<float> A = uniform(span(c.a, c.batch, c.heads, a_rows, a_cols), rng);
+    const std::vector<float> Bm = uniform(span(c.b, c.batch, c.heads, b_rows, b_cols), rng);
+    const std::vector<float> C0 = uniform(span(c.c, c.batch, c.heads, c.M, c.N), rng);
+    std::vector<float> got = C0;
+    sgemm_batched(c.batch, c.heads, c.ta, c.tb, c.M, c.N, c.K, 0.75f, A.data(), {c.a.batch, c.a.head}, c.a.ld,
+                  Bm.data(), {c.b.batch, c.b.head}, c.b.ld, beta, got.data(), {c.c.batch, c.c.head}, c.c.ld);
+    const std::vector<float> Ar = reference_operand(A), Br = reference_operand(Bm);
+    int bad = 0;
+    for (int bi = 0; bi < c.batch; ++bi)
+        for (int h = 0; h < c.heads; ++h) {
+            std::vector<float> want(C0.begin() + (c.c.at(C0.data(), bi, h) - C0.data()), C0.end());
+            std::vector<float> magnitude(want.size(), 0.0f), absA = A, absB = Bm;
+            for (float& x : absA) x = std::fabs(x);
+            for (float& x : absB) x = std::fabs(x);
+            sgemm_naive(c.ta, c.tb, c.M, c.N, c.K, 0.75f, c.a.at(Ar.data(), bi, h), c.a.ld, c.b.at(Br.data(), bi, h),
+                        c.b.ld, beta, want.data(), c.c.ld);
+            sgemm_naive(c.ta, c.tb, c.M, c.N, c.K, 0.75f, c.a.at(absA.data(), bi, h), c.a.ld,
+                        c.b.at(absB.data(), bi, h), c.b.ld, 0.0f, magnitude.data(), c.c.ld);
+            const float* g = c.c.at(got.data(), bi, h);
+            for (int i = 0; i < c.M; ++i)
+                for (int j = 0; j < c.N; ++j) {
+                    const size_t at = (size_t)i * c.c.ld + j;
+                    bad += !(std::fabs((double)g[at] - want[at]) <= tol_per_k * (magnitude[at] + std::fabs(beta)) + 1e-6);
+                }
+        }
+    CHECK(bad == 0);
+}
+
 }  // namespace
 
 TEST_CASE("bf16: fp32 -> bf16 rounds to nearest, ties to even; keeps NaN, inf, signed zero") {
@@ -175,6 +243,124 @@ TEST_CASE("blas: the batched attention products run in bf16 too") {
             for (int i = 0; i < T * T; ++i) bad += !(std::fabs(c[i] - want[i]) <= 1e-5f);
         }
     CHECK(bad == 0);
+}
+
+TEST_CASE("blas: sgemm_batched is sgemm per matrix: heads in place, shared matrices, transposes, beta 0 and 1") {
+    for (const BatchCase& c : batch_cases())
+        for (float beta : {0.0f, 1.0f}) check_batched_against_naive(c, beta, as_is, 1e-5);
+    std::vector<float> x(64);
+    CHECK(error_of([&] {
+              sgemm_batched(2, 1, false, false, 2, 2, 2, 1.0f, x.data(), {4, 0}, 2, x.data(), {4, 0}, 2, 0.0f,
+                            x.data(), {0, 0}, 2);
+          }) == doctest::Contains("every matrix of C needs its own place"));
+}
+
+TEST_CASE("onednn: sgemm_batched on the matrix units is one batched product of rounded operands") {
+    if (!onednn_has_bf16()) {
+        MESSAGE("this CPU (oneDNN: ", onednn_isa(), ") has no bf16 matmul");
+        return;
+    }
+    ProviderScope g(GemmProvider::Bf16Onednn);
+    CHECK(gemm_batches_in_one_call());
+    for (const BatchCase& c : batch_cases())
+        for (float beta : {0.0f, 1.0f}) check_batched_against_naive(c, beta, to_bf16, 1e-5);
+}
+
+TEST_CASE("blas: under GemmOperandReuse, products that share an operand give what they give without it") {
+    std::mt19937 rng(21);
+    const int R = 70, K = 33, N = 45;
+    const std::vector<float> x = uniform((size_t)R * K, rng), dy = uniform((size_t)R * N, rng),
+                             w = uniform((size_t)K * N, rng), w2 = uniform((size_t)K * N, rng);
+    // A linear layer's backward: dx = dy W^T, dW = x^T dy; then dy against a second weight, and
+    // dy's first N - 5 columns (the same pointer, another shape: not the same operand).
+    auto products = [&] {
+        std::vector<float> dx((size_t)R * K), dw((size_t)K * N), dx2((size_t)R * K), part((size_t)R * K);
+        sgemm(false, true, R, K, N, 1.0f, dy.data(), N, w.data(), N, 0.0f, dx.data(), K);
+        sgemm(true, false, K, N, R, 1.0f, x.data(), K, dy.data(), N, 0.0f, dw.data(), N);
+        sgemm(false, true, R, K, N, 1.0f, dy.data(), N, w2.data(), N, 0.0f, dx2.data(), K);
+        sgemm(false, true, R, K, N - 5, 1.0f, dy.data(), N, w2.data(), N, 0.0f, part.data(), K);
+        return std::vector<std::vector<float>>{dx, dw, dx2, part};
+    };
+    std::vector<GemmProvider> providers{GemmProvider::OpenBlas, GemmProvider::Bf16Rounded};
+    if (onednn_has_bf16()) providers.push_back(GemmProvider::Bf16Onednn);
+    for (GemmProvider p : providers) {
+        CAPTURE(provider_name(p));
+        ProviderScope scope(p);
+        const auto plain = products();
+        std::vector<std::vector<float>> reused;
+        {
+            const GemmOperandReuse reuse;
+            reused = products();
+        }
+        CHECK(reused == plain);
+        CHECK(products() == plain);  // and after the scope, converted afresh
+    }
+}
+
+TEST_CASE("onednn: causal attention products, forward and backward, in one call equal the blocked bf16 path") {
+    if (!onednn_has_bf16()) {
+        MESSAGE("this CPU (oneDNN: ", onednn_isa(), ") has no bf16 matmul");
+        return;
+    }
+    using namespace synth::kernel;
+    const int B = 2, H = 3, T = 150, D = 8;  // T > 2 causal blocks of 64 rows, the last one short
+    std::mt19937 rng(3);
+    // Scores q k^T (causal output columns), then p v with p zero above the diagonal (inner
+    // dimension), p shared by the batch as the Random synthesizer's is.
+    const BatchedGemm scores{B, H, T, T, D, Strided::heads_of(T, H, D), Transpose::No, Strided::heads_of(T, H, D),
+                             Transpose::Yes, Strided::contiguous(B, H, T, T), {Causal::OutputColumns, 0}};
+    const BatchedGemm mix{B, H, T, D, T, Strided::contiguous(1, H, T, T), Transpose::No, Strided::heads_of(T, H, D),
+                          Transpose::No, Strided::heads_of(T, H, D), {Causal::InnerDim, 0}};
+    const std::vector<float> q = uniform((size_t)B * T * H * D, rng), k = uniform(q.size(), rng);
+    std::vector<float> p = uniform((size_t)H * T * T, rng), dscores = uniform((size_t)B * H * T * T, rng);
+    const std::vector<float> dout = uniform(q.size(), rng);
+    for (int h = 0; h < H; ++h)
+        for (int i = 0; i < T; ++i)
+            for (int j = i + 1; j < T; ++j) p[((size_t)h * T + i) * T + j] = 0.0f;
+    for (int bh = 0; bh < B * H; ++bh)  // as a causal softmax's gradient: 0 above the diagonal
+        for (int i = 0; i < T; ++i)
+            for (int j = i + 1; j < T; ++j) dscores[((size_t)bh * T + i) * T + j] = 0.0f;
+    struct Out {
+        std::vector<float> s, dq, dk, mixed, dp, dv;
+    };
+    auto run = [&](GemmProvider provider) {
+        ProviderScope scope(provider);
+        Out o{std::vector<float>(dscores.size(), NAN), std::vector<float>(q.size(), 0.0f),
+              std::vector<float>(q.size(), 0.0f), std::vector<float>(q.size(), NAN), std::vector<float>(p.size(), 0.0f),
+              std::vector<float>(q.size(), 0.0f)};
+        batched_gemm_forward(scores, q.data(), k.data(), o.s.data());
+        batched_gemm_backward(scores, q.data(), k.data(), dscores.data(), o.dq.data(), o.dk.data());
+        batched_gemm_forward(mix, p.data(), k.data(), o.mixed.data());
+        batched_gemm_backward(mix, p.data(), k.data(), dout.data(), o.dp.data(), o.dv.data());
+        return o;
+    };
+    const Out blocked = run(GemmProvider::Bf16Rounded), batched = run(GemmProvider::Bf16Onednn);
+    // The same products of the same bf16 operands: they differ only in summation order.
+    auto agree = [](const std::vector<float>& x, const std::vector<float>& y, const char* what) {
+        CAPTURE(what);
+        int bad = 0, exact_zero_lost = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            bad += !(std::fabs(x[i] - y[i]) <= 1e-4f * (1.0f + std::fabs(x[i])));
+            exact_zero_lost += (x[i] == 0.0f) != (y[i] == 0.0f) && x[i] == 0.0f;
+        }
+        CHECK(bad == 0);
+        CHECK(exact_zero_lost == 0);  // what the blocked path leaves 0, the batched one does too
+    };
+    agree(blocked.s, batched.s, "scores");
+    agree(blocked.dq, batched.dq, "dq");
+    agree(blocked.dk, batched.dk, "dk");
+    agree(blocked.mixed, batched.mixed, "mixed");
+    agree(blocked.dv, batched.dv, "dv");
+    // dp below the diagonal (the blocked path leaves the rest incomplete; a causal softmax never reads it)
+    for (int h = 0; h < H; ++h)
+        for (int i = 0; i < T; ++i)
+            for (int j = 0; j <= i; ++j) {
+                const size_t at = ((size_t)h * T + i) * T + j;
+                if (!(std::fabs(blocked.dp[at] - batched.dp[at]) <= 1e-4f * (1.0f + std::fabs(blocked.dp[at])))) {
+                    FAIL_CHECK("dp differs at head ", h, " (", i, ", ", j, ")");
+                    return;
+                }
+            }
 }
 
 TEST_CASE("onednn: the fp32 matmul matches the naive reference for all transposes, strides, alpha and beta") {
