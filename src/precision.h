@@ -15,8 +15,8 @@
 //                numbers as a bf16 GEMM up to summation order, at fp32's speed less the
 //                rounding pass: bf16 on a CPU without AMX, so that a bf16 run reproduces on
 //                any machine.
-// Why AVX512-BF16 without AMX gets Bf16Rounded: there oneDNN's bf16 matmul ran at 125-155
-// GFLOP/s on the LM's large shapes, below fp32's 150-290 (docs/precision.md). The environment
+// Why AVX512-BF16 without AMX gets Bf16Rounded: there oneDNN's bf16 matmul ran at 166-202
+// GFLOP/s on the LM's large shapes, below rounded-bf16's 199-299 (docs/precision.md). The environment
 // variable SYNTH_BF16_GEMM=onednn|rounded overrides the choice, to measure both.
 #pragma once
 

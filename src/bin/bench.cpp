@@ -243,6 +243,38 @@ void bench_providers(Report& report, bool ta, bool tb, int M, int N, int K, int 
     report.row("oneDNN matmul, fp32", shape, t.back());
 }
 
+// The attention products of the benchmark LM, batch 32 x 4 heads, through sgemm_batched on
+// each provider, as the model calls them: Q K^T on heads read in place from (B, T, H*D), and
+// P V written into them. onednn-bf16 makes each batch one call, the others loop over sgemm.
+void bench_providers_batched(Report& report, int reps) {
+    const int B = 32, H = 4, T = 128, D = 64;
+    const int64_t plane = (int64_t)T * T, row = (int64_t)H * D;
+    Buffer Q = random_buffer((size_t)B * T * row, 13), Kt = random_buffer((size_t)B * T * row, 14);
+    Buffer P = random_buffer((size_t)B * H * plane, 15), S = random_buffer((size_t)B * H * plane, 16);
+    Buffer O = random_buffer((size_t)B * T * row, 17);
+    const synth::BatchStride heads{T * row, D}, maps{H * plane, plane};
+    std::vector<synth::GemmProvider> providers = {synth::GemmProvider::OpenBlas, synth::GemmProvider::Bf16Rounded};
+    if (synth::onednn_has_bf16()) providers.push_back(synth::GemmProvider::Bf16Onednn);
+    for (const bool scores : {true, false}) {
+        std::vector<std::function<void()>> fns;
+        for (synth::GemmProvider g : providers)
+            fns.push_back([&, g] {
+                synth::set_gemm_provider(g);
+                if (scores)
+                    synth::sgemm_batched(B, H, false, true, T, T, D, 1.0f, Q.get(), heads, (int)row, Kt.get(), heads,
+                                         (int)row, 0.0f, S.get(), maps, T);
+                else
+                    synth::sgemm_batched(B, H, false, false, T, D, T, 1.0f, P.get(), maps, T, Q.get(), heads, (int)row,
+                                         0.0f, O.get(), heads, (int)row);
+                synth::set_gemm_provider(synth::GemmProvider::OpenBlas);
+            });
+        const std::vector<Timing> t = time_interleaved(fns, 2.0 * B * H * T * T * D, reps);
+        for (size_t i = 0; i < providers.size(); ++i)
+            report.row(std::string("synth::sgemm_batched, ") + synth::provider_name(providers[i]),
+                       scores ? "128 x 128x128x64 NT (Q K^T)" : "128 x 128x64x128 NN (P V)", t[i]);
+    }
+}
+
 // Does OpenBLAS go single-threaded inside an active parallel region? One 4096x256x256
 // cblas_sgemm with 1 thread, with n threads, and called by one thread of an n-thread
 // parallel region while the others wait at the closing barrier.
@@ -369,6 +401,7 @@ int run(int argc, char** argv) {
         for (const auto& w : dims) bench_providers(report, true, false, w[0], w[1], 4096, reps);
         bench_providers(report, false, true, 128, 128, 64, reps);   // attention scores Q K^T, one (batch, head)
         bench_providers(report, false, false, 128, 64, 128, reps);  // attention output P V
+        bench_providers_batched(report, reps);                       // all 32 x 4 of them at once
 
         report.header("Thread ownership: OpenBLAS inside an OpenMP parallel region");
         bench_inside_parallel(report, threads, reps);
