@@ -191,9 +191,10 @@ static const uint16_t* bf16_operand(const float* X, int rows, int cols, int ld, 
         if (c.src == X && c.rows == rows && c.cols == cols && c.ld == ld) return c.bits;
     }
     if (t_reuse.used == t_reuse.held.size()) t_reuse.held.push_back(std::make_unique<Bf16Copy>());
-    Bf16Copy& c = *t_reuse.held[t_reuse.used++];
-    c.src = X, c.rows = rows, c.cols = cols, c.ld = ld;
+    Bf16Copy& c = *t_reuse.held[t_reuse.used];
     c.bits = packed(X, rows, cols, ld, c.buffer, bits);
+    c.src = X, c.rows = rows, c.cols = cols, c.ld = ld;
+    ++t_reuse.used;  // only once the copy exists
     return c.bits;
 }
 
@@ -272,7 +273,10 @@ void sgemm_batched(int batch, int heads, bool transA, bool transB, int M, int N,
     SYNTH_CHECK((batch <= 1 || sc.batch != 0) && (heads <= 1 || sc.head != 0),
                 "sgemm_batched: every matrix of C needs its own place (stride 0 for C)");
     if (M == 0 || N == 0 || batch == 0 || heads == 0) return;
-    if (gemm_batches_in_one_call() && K > 0) {
+    // oneDNN broadcasts a shared matrix against a distinct one, not two shared ones against a
+    // distinct C: such a batch (no caller has one) takes the loop below.
+    const bool both_shared = (batch > 1 && sa.batch == 0 && sb.batch == 0) || (heads > 1 && sa.head == 0 && sb.head == 0);
+    if (gemm_batches_in_one_call() && K > 0 && !both_shared) {
         thread_local PageBuffer<uint16_t> ba, bb;
         const int a_rows = transA ? K : M, a_cols = transA ? M : K, b_rows = transB ? N : K, b_cols = transB ? K : N;
         const uint16_t* Ab = bf16_span(A, batch, heads, sa, a_rows, a_cols, lda, ba);

@@ -72,7 +72,7 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
            const float* B, int ldb, float beta, float* C, int ldc);
 
 // Where matrix (i, j) of a batch starts: at X + i * batch + j * head (elements). A stride of 0
-// shares one matrix over that index; C's strides must not be 0.
+// shares one matrix over that index; C's must not be 0 where the batch (heads) count exceeds 1.
 struct BatchStride {
     int64_t batch, head;
 };
@@ -88,10 +88,11 @@ void sgemm_batched(int batch, int heads, bool transA, bool transB, int M, int N,
 // the products into smaller ones (causal blocks): fewer, larger calls are faster.
 bool gemm_batches_in_one_call();
 
-// While one lives on a thread, sgemm on that thread converts each stored operand (the same
-// pointer, rows, columns and stride) to bf16 once and reuses the copy: for products that share
-// an operand, such as a linear layer's backward, whose dy feeds both dx and dW. The operands
-// must not change while it lives. Without a bf16 provider it does nothing.
+// While one lives on a thread, sgemm and sgemm_batched on that thread convert each stored
+// operand (the same pointer, rows, columns and stride) to bf16 once and reuse the copy: for
+// products that share an operand, such as a linear layer's backward, whose dy feeds both dx
+// and dW. The operands must not change while it lives. Only onednn-bf16 converts to bf16
+// copies; under the other providers it does nothing.
 class GemmOperandReuse {
 public:
     GemmOperandReuse();

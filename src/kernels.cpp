@@ -171,7 +171,8 @@ void batched_gemm_backward(const BatchedGemm& g, const float* a, const float* b,
     const Strided sa = g.a, sb = g.b, sc = g.c;
     if (gemm_batches_in_one_call()) {
         // The whole products, as the forward computed them; where causal blocks would skip,
-        // dc (or a) is 0, so the sums are those of the blocked path. dc feeds both products.
+        // dc (or a) is 0, so the sums are those of the blocked path (but for InnerDim's da above
+        // the diagonal, which the blocked path leaves incomplete). dc feeds both products.
         const GemmOperandReuse reuse;
         if (da) {
             if (ta) accumulate_batched(g, da, sa, tb, true, K, M, N, b, sb, dc, sc);

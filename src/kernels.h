@@ -92,15 +92,16 @@ struct BatchedGemm {
 };
 
 // One single-threaded GEMM per (batch, head) on each OpenMP thread (blas.h), or per block of
-// rows under `causal`, which needs ta == No (rows of C are rows of A). Where the GEMM provider
-// batches (gemm_batches_in_one_call: onednn-bf16), the whole products in one sgemm_batched
-// call instead, with the same results up to summation order. With OutputColumns,
-// the columns a block skips are set to 0, and the gradient arriving there must be 0, as a
-// causal softmax's is; with InnerDim, a must be 0 above the diagonal.
+// rows under `causal`, which needs ta == No (rows of C are rows of A). With OutputColumns, the
+// columns a block skips are set to 0, and the gradient arriving there must be 0, as a causal
+// softmax's is; with InnerDim, a must be 0 above the diagonal. Where the GEMM provider batches
+// (gemm_batches_in_one_call: onednn-bf16), the whole products are one sgemm_batched call
+// instead, the skipped columns cleared the same way: the same C up to summation order.
 void batched_gemm_forward(const BatchedGemm& g, const float* a, const float* b, float* c);
 // da += dc op(b)^T and db += op(a)^T dc (either may be nullptr), block by block over the
-// extents the forward used; under InnerDim the gradient left for a above the diagonal is
-// incomplete (a causal softmax never reads it).
+// extents the forward used (whole, where the provider batches); under InnerDim the gradient
+// left for a above the diagonal is incomplete or, whole, complete (a causal softmax never
+// reads it).
 void batched_gemm_backward(const BatchedGemm& g, const float* a, const float* b, const float* dc, float* da,
                            float* db);
 

@@ -30,10 +30,12 @@ struct Matmul {
 // stride 0 here, whatever the caller passed.
 struct Key {
     int type, transA, transB, batch_a, batch_b, batch_c, heads_a, heads_b, heads_c, M, N, K, lda, ldb, ldc;
+    int unused = 0;  // fills what would be padding, so that copies compare equal byte for byte
     int64_t a_batch, a_head, b_batch, b_head, c_batch, c_head;
     float alpha, beta;
     bool operator==(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) == 0; }
 };
+static_assert(sizeof(Key) == 16 * sizeof(int) + 6 * sizeof(int64_t) + 2 * sizeof(float), "Key has no padding");
 
 struct KeyHash {
     size_t operator()(const Key& k) const {  // FNV-1a over the bytes
@@ -108,8 +110,7 @@ void onednn_gemm_batched(OnednnType type, int batch, int heads, bool transA, boo
     if (M == 0 || N == 0 || batch == 0 || heads == 0) return;
     SYNTH_CHECK((batch == 1 || sc.batch != 0) && (heads == 1 || sc.head != 0),
                 "onednn_gemm_batched: every matrix of C needs its own place");
-    Key k;
-    std::memset(&k, 0, sizeof k);  // padding included: keys compare as bytes
+    Key k{};  // every field zero (Key has no padding)
     k.type = (int)type, k.transA = transA, k.transB = transB;
     // A dimension is broadcast (size 1) where its stride is 0 or it has one element.
     auto size = [](int n, int64_t stride) { return n == 1 || stride == 0 ? 1 : n; };

@@ -123,6 +123,13 @@ std::vector<BatchCase> batch_cases() {
          Strided::contiguous(1, 1, D, L), Strided::contiguous(B, H, T, L - 4)},
         {"p^T dc, both transposed", B, H, true, true, T, D, T, Strided::contiguous(B, H, T, T),
          Strided::heads_of(D, H, T), Strided::contiguous(B, H, T, D)},
+        // The first case's shapes in other strides: a primitive cached for one must not serve the other.
+        {"q k^T, contiguous heads", B, H, false, true, T, T, D, Strided::contiguous(B, H, T, D),
+         Strided::contiguous(B, H, T, D), Strided::contiguous(B, H, T, T)},
+        {"both shared by the batch", B, H, false, false, T, D, T, Strided::contiguous(1, H, T, T),
+         Strided::contiguous(1, H, T, D), Strided::contiguous(B, H, T, D)},
+        {"one matrix", 1, 1, false, true, T, T, D, Strided::heads_of(T, 1, D), Strided::heads_of(T, 1, D),
+         Strided::contiguous(1, 1, T, T)},
     };
 }
 
@@ -269,8 +276,9 @@ TEST_CASE("onednn: sgemm_batched on the matrix units is one batched product of r
 TEST_CASE("blas: under GemmOperandReuse, products that share an operand give what they give without it") {
     std::mt19937 rng(21);
     const int R = 70, K = 33, N = 45;
-    const std::vector<float> x = uniform((size_t)R * K, rng), dy = uniform((size_t)R * N, rng),
-                             w = uniform((size_t)K * N, rng), w2 = uniform((size_t)K * N, rng);
+    const std::vector<float> x = uniform((size_t)R * K, rng), w = uniform((size_t)K * N, rng),
+                             w2 = uniform((size_t)K * N, rng);
+    std::vector<float> dy = uniform((size_t)R * N, rng);
     // A linear layer's backward: dx = dy W^T, dW = x^T dy; then dy against a second weight, and
     // dy's first N - 5 columns (the same pointer, another shape: not the same operand).
     auto products = [&] {
@@ -293,74 +301,121 @@ TEST_CASE("blas: under GemmOperandReuse, products that share an operand give wha
             reused = products();
         }
         CHECK(reused == plain);
-        CHECK(products() == plain);  // and after the scope, converted afresh
+        // A new scope converts afresh: dy changed in between, at the same address.
+        const std::vector<float> dy_before = dy;
+        for (float& v : dy) v = -v;
+        const auto plain_negated = products();
+        {
+            const GemmOperandReuse reuse;
+            CHECK(products() == plain_negated);
+        }
+        dy = dy_before;
     }
 }
 
-TEST_CASE("onednn: causal attention products, forward and backward, in one call equal the blocked bf16 path") {
+namespace {
+
+// One batched product forward and backward, blocked (rounded-bf16: one sgemm per block of
+// rows) against whole (onednn-bf16: one call), on the same random operands. Gradients start
+// random, so both must accumulate. Where the causal contract asks for zeros (a above the
+// diagonal under InnerDim, dc there under OutputColumns), the inputs have them.
+void check_whole_against_blocked(const kernel::BatchedGemm& g, int a_rows, int a_cols, int b_rows, int b_cols) {
+    using namespace synth::kernel;
+    std::mt19937 rng(7u + g.M + 3 * g.N + 5 * g.K);
+    auto make = [&](const Strided& s, int rows, int cols) { return uniform(span(s, g.batch, g.heads, rows, cols), rng); };
+    std::vector<float> a = make(g.a, a_rows, a_cols), b = make(g.b, b_rows, b_cols);
+    std::vector<float> dc = make(g.c, g.M, g.N);
+    const std::vector<float> da0 = make(g.a, a_rows, a_cols), db0 = make(g.b, b_rows, b_cols);
+    auto above = [&](int i, int j) { return j > i + g.causal.q_offset; };
+    for (int bi = 0; bi < g.batch; ++bi)
+        for (int h = 0; h < g.heads; ++h)
+            for (int i = 0; i < g.M; ++i)
+                for (int j = 0; j < std::max(g.N, g.K); ++j) {
+                    if (g.causal.limit == Causal::InnerDim && j < g.K && above(i, j)) g.a.at(a.data(), bi, h)[(int64_t)i * g.a.ld + j] = 0.0f;
+                    if (g.causal.limit == Causal::OutputColumns && j < g.N && above(i, j)) g.c.at(dc.data(), bi, h)[(int64_t)i * g.c.ld + j] = 0.0f;
+                }
+    struct Out {
+        std::vector<float> c, da, db;
+    };
+    auto run = [&](GemmProvider provider) {
+        ProviderScope scope(provider);
+        Out o{std::vector<float>(span(g.c, g.batch, g.heads, g.M, g.N), NAN), da0, db0};
+        batched_gemm_forward(g, a.data(), b.data(), o.c.data());
+        batched_gemm_backward(g, a.data(), b.data(), dc.data(), o.da.data(), o.db.data());
+        return o;
+    };
+    const Out blocked = run(GemmProvider::Bf16Rounded), whole = run(GemmProvider::Bf16Onednn);
+    // The same products of the same bf16 operands: they differ only in summation order.
+    auto close = [](float x, float y) { return std::fabs(x - y) <= 1e-4f * (1.0f + std::fabs(x)); };
+    int bad_c = 0, zeros_lost = 0, bad_da = 0, bad_db = 0;
+    for (size_t i = 0; i < blocked.c.size(); ++i) {
+        if (std::isnan(blocked.c[i]) && std::isnan(whole.c[i])) continue;  // between matrices: never written
+        bad_c += !close(blocked.c[i], whole.c[i]);
+        zeros_lost += blocked.c[i] == 0.0f && whole.c[i] != 0.0f;  // what blocks clear, whole clears too
+    }
+    for (size_t i = 0; i < whole.db.size(); ++i) bad_db += !close(blocked.db[i], whole.db[i]);
+    if (g.causal.limit == Causal::InnerDim) {  // da only where the blocked path computes it
+        for (int bi = 0; bi < g.batch; ++bi)
+            for (int h = 0; h < g.heads; ++h)
+                for (int i = 0; i < g.M; ++i)
+                    for (int j = 0; j < g.K && !above(i, j); ++j) {
+                        const int64_t at = g.a.at(blocked.da.data(), bi, h) - blocked.da.data() + (int64_t)i * g.a.ld + j;
+                        bad_da += !close(blocked.da[at], whole.da[at]);
+                    }
+    } else {
+        for (size_t i = 0; i < whole.da.size(); ++i) bad_da += !close(blocked.da[i], whole.da[i]);
+    }
+    CHECK(bad_c == 0);
+    CHECK(zeros_lost == 0);
+    CHECK(bad_da == 0);
+    CHECK(bad_db == 0);
+}
+
+}  // namespace
+
+TEST_CASE("onednn: attention products in one call equal the blocked bf16 path, forward and backward") {
     if (!onednn_has_bf16()) {
         MESSAGE("this CPU (oneDNN: ", onednn_isa(), ") has no bf16 matmul");
         return;
     }
     using namespace synth::kernel;
-    const int B = 2, H = 3, T = 150, D = 8;  // T > 2 causal blocks of 64 rows, the last one short
-    std::mt19937 rng(3);
-    // Scores q k^T (causal output columns), then p v with p zero above the diagonal (inner
-    // dimension), p shared by the batch as the Random synthesizer's is.
-    const BatchedGemm scores{B, H, T, T, D, Strided::heads_of(T, H, D), Transpose::No, Strided::heads_of(T, H, D),
-                             Transpose::Yes, Strided::contiguous(B, H, T, T), {Causal::OutputColumns, 0}};
-    const BatchedGemm mix{B, H, T, D, T, Strided::contiguous(1, H, T, T), Transpose::No, Strided::heads_of(T, H, D),
-                          Transpose::No, Strided::heads_of(T, H, D), {Causal::InnerDim, 0}};
-    const std::vector<float> q = uniform((size_t)B * T * H * D, rng), k = uniform(q.size(), rng);
-    std::vector<float> p = uniform((size_t)H * T * T, rng), dscores = uniform((size_t)B * H * T * T, rng);
-    const std::vector<float> dout = uniform(q.size(), rng);
-    for (int h = 0; h < H; ++h)
-        for (int i = 0; i < T; ++i)
-            for (int j = i + 1; j < T; ++j) p[((size_t)h * T + i) * T + j] = 0.0f;
-    for (int bh = 0; bh < B * H; ++bh)  // as a causal softmax's gradient: 0 above the diagonal
-        for (int i = 0; i < T; ++i)
-            for (int j = i + 1; j < T; ++j) dscores[((size_t)bh * T + i) * T + j] = 0.0f;
-    struct Out {
-        std::vector<float> s, dq, dk, mixed, dp, dv;
-    };
-    auto run = [&](GemmProvider provider) {
-        ProviderScope scope(provider);
-        Out o{std::vector<float>(dscores.size(), NAN), std::vector<float>(q.size(), 0.0f),
-              std::vector<float>(q.size(), 0.0f), std::vector<float>(q.size(), NAN), std::vector<float>(p.size(), 0.0f),
-              std::vector<float>(q.size(), 0.0f)};
-        batched_gemm_forward(scores, q.data(), k.data(), o.s.data());
-        batched_gemm_backward(scores, q.data(), k.data(), dscores.data(), o.dq.data(), o.dk.data());
-        batched_gemm_forward(mix, p.data(), k.data(), o.mixed.data());
-        batched_gemm_backward(mix, p.data(), k.data(), dout.data(), o.dp.data(), o.dv.data());
-        return o;
-    };
-    const Out blocked = run(GemmProvider::Bf16Rounded), batched = run(GemmProvider::Bf16Onednn);
-    // The same products of the same bf16 operands: they differ only in summation order.
-    auto agree = [](const std::vector<float>& x, const std::vector<float>& y, const char* what) {
-        CAPTURE(what);
-        int bad = 0, exact_zero_lost = 0;
-        for (size_t i = 0; i < x.size(); ++i) {
-            bad += !(std::fabs(x[i] - y[i]) <= 1e-4f * (1.0f + std::fabs(x[i])));
-            exact_zero_lost += (x[i] == 0.0f) != (y[i] == 0.0f) && x[i] == 0.0f;
-        }
-        CHECK(bad == 0);
-        CHECK(exact_zero_lost == 0);  // what the blocked path leaves 0, the batched one does too
-    };
-    agree(blocked.s, batched.s, "scores");
-    agree(blocked.dq, batched.dq, "dq");
-    agree(blocked.dk, batched.dk, "dk");
-    agree(blocked.mixed, batched.mixed, "mixed");
-    agree(blocked.dv, batched.dv, "dv");
-    // dp below the diagonal (the blocked path leaves the rest incomplete; a causal softmax never reads it)
-    for (int h = 0; h < H; ++h)
-        for (int i = 0; i < T; ++i)
-            for (int j = 0; j <= i; ++j) {
-                const size_t at = ((size_t)h * T + i) * T + j;
-                if (!(std::fabs(blocked.dp[at] - batched.dp[at]) <= 1e-4f * (1.0f + std::fabs(blocked.dp[at])))) {
-                    FAIL_CHECK("dp differs at head ", h, " (", i, ", ", j, ")");
-                    return;
-                }
-            }
+    const int B = 2, H = 3, T = 150, D = 8, L = 160;  // T > 2 causal blocks of 64 rows, the last one short
+    SUBCASE("q k^T, causal output columns") {
+        check_whole_against_blocked({B, H, T, T, D, Strided::heads_of(T, H, D), Transpose::No,
+                                     Strided::heads_of(T, H, D), Transpose::Yes, Strided::contiguous(B, H, T, T),
+                                     {Causal::OutputColumns, 0}},
+                                    T, D, T, D);
+    }
+    SUBCASE("q k^T against 7 more keys than queries (q_offset 7)") {
+        check_whole_against_blocked({B, H, T, T + 7, D, Strided::heads_of(T, H, D), Transpose::No,
+                                     Strided::heads_of(T + 7, H, D), Transpose::Yes,
+                                     Strided::contiguous(B, H, T, T + 7), {Causal::OutputColumns, 7}},
+                                    T, D, T + 7, D);
+    }
+    SUBCASE("p v, p shared by the batch (Random), causal inner dimension") {
+        check_whole_against_blocked({B, H, T, D, T, Strided::contiguous(1, H, T, T), Transpose::No,
+                                     Strided::heads_of(T, H, D), Transpose::No, Strided::heads_of(T, H, D),
+                                     {Causal::InnerDim, 0}},
+                                    T, T, T, D);
+    }
+    SUBCASE("x w, w shared by batch and heads (Dense with one W), causal output columns") {
+        check_whole_against_blocked({B, H, T, T, D, Strided::heads_of(T, H, D), Transpose::No,
+                                     Strided::contiguous(1, 1, D, L), Transpose::No, Strided::contiguous(B, H, T, T),
+                                     {Causal::OutputColumns, 0}},
+                                    T, D, D, L);
+    }
+    SUBCASE("a transposed and shared by the batch, no mask") {
+        check_whole_against_blocked({B, H, 20, 9, 31, Strided::contiguous(1, H, 31, 20), Transpose::Yes,
+                                     Strided::contiguous(B, H, 31, 9), Transpose::No, Strided::contiguous(B, H, 20, 9),
+                                     {}},
+                                    31, 20, 31, 9);
+    }
+    SUBCASE("one batch element, one head") {
+        check_whole_against_blocked({1, 1, T, T, D, Strided::heads_of(T, 1, D), Transpose::No,
+                                     Strided::heads_of(T, 1, D), Transpose::Yes, Strided::contiguous(1, 1, T, T),
+                                     {Causal::OutputColumns, 0}},
+                                    T, D, T, D);
+    }
 }
 
 TEST_CASE("onednn: the fp32 matmul matches the naive reference for all transposes, strides, alpha and beta") {
