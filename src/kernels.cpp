@@ -144,9 +144,9 @@ static void accumulate_batched(const BatchedGemm& g, float* d, Strided sd, bool 
                       d, batch_stride(sd), sd.ld);
         return;
     }
-    thread_local std::vector<float> scratch;  // (B, H, rows, cols), kept for the next call
+    thread_local std::vector<float> scratch;  // (B, H, rows, cols); only grows: no zero-fill per call
     const int64_t plane = (int64_t)rows * cols;
-    scratch.resize((size_t)(B * H * plane));
+    if (scratch.size() < (size_t)(B * H * plane)) scratch.resize((size_t)(B * H * plane));
     sgemm_batched(B, H, tx, ty, rows, cols, k, 1.0f, x, batch_stride(sx), sx.ld, y, batch_stride(sy), sy.ld, 0.0f,
                   scratch.data(), {H * plane, plane}, cols);
     const int dB = sd.batch != 0 ? B : 1, dH = sd.head != 0 ? H : 1;
