@@ -35,11 +35,13 @@ const char* provider_name(GemmProvider g);  // "openblas-fp32", "onednn-bf16", "
 // What this CPU offers bf16 GEMMs: its CPUID flags and whether oneDNN can create a bf16 matmul.
 struct CpuBf16 {
     bool amx_bf16 = false, avx512_bf16 = false, onednn_bf16 = false;
+    bool amd = false;  // CPUID vendor "AuthenticAMD": its AVX512-BF16 pays, Intel's does not (docs/precision.md)
 };
 CpuBf16 probe_cpu_bf16();
 
 // The policy, a pure function of its arguments so that it is tested for every kind of CPU:
-// fp32 -> OpenBlas; bf16 -> Bf16Onednn with AMX (when oneDNN can), else Bf16Rounded.
+// fp32 -> OpenBlas; bf16 -> Bf16Onednn with AMX, or with AVX512-BF16 on AMD (when oneDNN
+// can), else Bf16Rounded.
 // `request` ("" or "auto", "onednn", "rounded") overrides the bf16 choice; "onednn" where
 // oneDNN has no bf16 matmul, or any other value, throws.
 GemmProvider choose_gemm_provider(Precision p, const CpuBf16& cpu, const std::string& request);

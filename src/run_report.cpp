@@ -82,7 +82,8 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
        << "file).\n";
     std::string common;
     for (const auto& [k, v] : group_map(groups.begin()->first))
-        if (!differing.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
+        if (!differing.count(k) && std::find(spec.inapplicable.begin(), spec.inapplicable.end(), k) == spec.inapplicable.end())
+            common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement

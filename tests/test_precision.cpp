@@ -446,10 +446,12 @@ TEST_CASE("onednn: the bf16 matmul is the product of rounded operands where the 
           doctest::Contains("oneDNN has no bf16 matmul"));
 }
 
-TEST_CASE("precision: the provider policy for CPUs with AMX, with only AVX512-BF16, and with neither") {
+TEST_CASE("precision: the provider policy for CPUs with AMX, with only AVX512-BF16 (Intel, AMD), and with neither") {
     const CpuBf16 amx{true, true, true}, avx512{false, true, true}, neither{false, false, false};
+    const CpuBf16 amd_avx512{false, true, true, true}, amd_old{false, false, false, true};
     const CpuBf16 amx_denied{true, true, false};  // AMX in CPUID, but the kernel refused the tile state
-    for (const CpuBf16& cpu : {amx, avx512, neither, amx_denied}) {
+    const CpuBf16 amd_no_onednn{false, true, false, true};  // AVX512-BF16, but oneDNN made no bf16 matmul
+    for (const CpuBf16& cpu : {amx, avx512, neither, amx_denied, amd_avx512, amd_old, amd_no_onednn}) {
         CHECK(choose_gemm_provider(Precision::Fp32, cpu, "") == GemmProvider::OpenBlas);
         CHECK(choose_gemm_provider(Precision::Fp32, cpu, "onednn") == GemmProvider::OpenBlas);
         CHECK(choose_gemm_provider(Precision::Bf16, cpu, "rounded") == GemmProvider::Bf16Rounded);
@@ -460,6 +462,9 @@ TEST_CASE("precision: the provider policy for CPUs with AMX, with only AVX512-BF
     CHECK(choose_gemm_provider(Precision::Bf16, avx512, "onednn") == GemmProvider::Bf16Onednn);
     CHECK(choose_gemm_provider(Precision::Bf16, neither, "") == GemmProvider::Bf16Rounded);
     CHECK(choose_gemm_provider(Precision::Bf16, amx_denied, "") == GemmProvider::Bf16Rounded);
+    CHECK(choose_gemm_provider(Precision::Bf16, amd_avx512, "") == GemmProvider::Bf16Onednn);
+    CHECK(choose_gemm_provider(Precision::Bf16, amd_old, "") == GemmProvider::Bf16Rounded);
+    CHECK(choose_gemm_provider(Precision::Bf16, amd_no_onednn, "") == GemmProvider::Bf16Rounded);
     CHECK(error_of([&] { choose_gemm_provider(Precision::Bf16, neither, "onednn"); }) ==
           doctest::Contains("oneDNN has no bf16 matmul on this CPU"));
     CHECK(error_of([&] { choose_gemm_provider(Precision::Bf16, amx, "amx"); }) ==

@@ -601,4 +601,8 @@ TEST_CASE("runs: a report labels each group by the flags that differ, a left-out
     CHECK(md.find("\n## r-init at its default\n") != std::string::npos);
     CHECK(md.find("\n## r-init=unit\n") != std::string::npos);
     CHECK(md.find("Settings of every run: d-model=16, steps=8.") != std::string::npos);
+    // A key that never applies to these runs stays out of the settings line.
+    spec.inapplicable = {"steps"};
+    write_report(runs, spec, dir / "u");
+    CHECK(read_file(dir / "u.md").find("Settings of every run: d-model=16.") != std::string::npos);
 }

@@ -490,6 +490,7 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
     const std::string m = is_char ? "bpc" : "ppl";
     spec.metrics = {"params", "val_loss", "val_" + m, "test_loss", "test_" + m, "train_tok_s", "steps_s"};
     spec.speed_key = "train_tok_s";
+    spec.inapplicable = {"vocab"};
     spec.group_note = [](const std::vector<const RunRecord*>& members) {
         std::vector<SeedRun> v;
         std::vector<double> test;
