@@ -50,8 +50,8 @@ GemmProvider choose_gemm_provider(Precision p, const CpuBf16& cpu, const std::st
                                      "AVX512-BF16 or AMX); unset it to round the operands instead");
         return GemmProvider::Bf16Onednn;
     }
-    // By measurement (docs/precision.md): oneDNN's bf16 matmul beats fp32 on AMX, and on AMD's
-    // AVX512-BF16 (Zen 4: 1.7-1.9x OpenBLAS fp32), but not on Intel's AVX512-BF16 without AMX.
+    // By measurement (docs/precision.md): oneDNN's bf16 matmul beats fp32 on AMX and on AMD's
+    // AVX512-BF16 (Zen 4: 1.6-1.9x OpenBLAS fp32 on the large shapes), not on Intel's without AMX.
     const bool pays = cpu.amx_bf16 || (cpu.avx512_bf16 && cpu.amd);
     return pays && cpu.onednn_bf16 ? GemmProvider::Bf16Onednn : GemmProvider::Bf16Rounded;
 }
