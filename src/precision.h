@@ -9,14 +9,15 @@
 //
 // Providers, chosen at run time (choose_gemm_provider) and printed by every runner:
 //   OpenBlas     fp32, the default and the reference (gradient checks, PyTorch parity).
-//   Bf16Onednn   oneDNN's bf16 matmul (onednn.h) on the CPU's matrix units: AMX tiles; the
+//   Bf16Onednn   oneDNN's bf16 matmul (onednn.h): AMX tiles, or AMD's AVX512-BF16; the
 //                per-(batch, head) attention products as one batched call (sgemm_batched).
 //   Bf16Rounded  the operands rounded to bf16 (bf16.h), then OpenBLAS's fp32 GEMM. The same
 //                numbers as a bf16 GEMM up to summation order, at fp32's speed less the
-//                rounding pass: bf16 on a CPU without AMX, so that a bf16 run reproduces on
+//                rounding pass: bf16 on any other CPU, so that a bf16 run reproduces on
 //                any machine.
-// Why AVX512-BF16 without AMX gets Bf16Rounded: there oneDNN's bf16 matmul ran at 166-202
-// GFLOP/s on the LM's large shapes, below rounded-bf16's 199-299 (docs/precision.md). The environment
+// Why Intel's AVX512-BF16 without AMX gets Bf16Rounded: there oneDNN's bf16 matmul ran at
+// 166-202 GFLOP/s on the LM's large shapes, below rounded-bf16's 199-299; on AMD's Zen 4 it ran
+// at 241-352, above fp32's 147-188 (docs/precision.md). The environment
 // variable SYNTH_BF16_GEMM=onednn|rounded overrides the choice, to measure both.
 #pragma once
 
