@@ -33,8 +33,8 @@ CpuBf16 probe_cpu_bf16() {
     // CPUID leaf 7: sub-leaf 0 EDX bit 22 is AMX-BF16; sub-leaf 1 EAX bit 5 is AVX512_BF16.
     if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) c.amx_bf16 = (d >> 22) & 1;
     if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c.avx512_bf16 = (a >> 5) & 1;
-    // Leaf 0 spells the vendor in EBX, EDX, ECX: "Auth" "enti" "cAMD".
-    if (__get_cpuid(0, &a, &b, &cx, &d)) c.amd = b == 0x68747541 && d == 0x69746e65 && cx == 0x444d4163;
+    __builtin_cpu_init();
+    c.amd = __builtin_cpu_is("amd");
     // oneDNN also checks that the kernel lets this process use the AMX tile state.
     c.onednn_bf16 = onednn_has_bf16();
     return c;

@@ -80,10 +80,9 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
        << "Each row is the mean +- sample standard deviation over the seeds (n) of the runs with that variant. "
        << "Produced by the report step from " << runs.size() << " run directories (one row each in the CSV beside this "
        << "file).\n";
-    const std::set<std::string> inapplicable(spec.inapplicable.begin(), spec.inapplicable.end());
     std::string common;
     for (const auto& [k, v] : group_map(groups.begin()->first))
-        if (!differing.count(k) && !inapplicable.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
+        if (!differing.count(k) && !spec.inapplicable.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement

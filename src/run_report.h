@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,7 @@ struct ReportSpec {
     bool force = false;  // merge runs of the same flags even if their data differs
     // Group keys that never apply to these runs (lm's --vocab sizes only --bench's random
     // tokens), left out of the "Settings of every run" line.
-    std::vector<std::string> inapplicable;
+    std::set<std::string> inapplicable;
     // Text after a group's findings (e.g. published reference numbers), from its runs.
     std::function<std::string(const std::vector<const RunRecord*>&)> group_note;
 };
