@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -44,6 +45,26 @@ std::string blas_better_kernel(const std::string& corename, bool cpu_avx512f, bo
 
 std::string blas_kernel_name() { return openblas_get_corename(); }
 std::string blas_config() { return openblas_get_config(); }
+
+std::string cpu_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, model, family, number;
+    const auto value = [&line] {
+        const size_t colon = line.find(':');
+        const size_t start = line.find_first_not_of(" \t", colon + 1);
+        if (colon == std::string::npos || start == std::string::npos) return std::string();
+        return line.substr(start, line.find_last_not_of(" \t") + 1 - start);
+    };
+    // The first processor's block is enough: a VM's vCPUs are one model.
+    while (std::getline(in, line) && !line.empty()) {
+        if (line.rfind("model name", 0) == 0) model = value();
+        else if (line.rfind("cpu family", 0) == 0) family = value();
+        else if (line.rfind("model", 0) == 0 && line.find_first_of(" \t:") == 5) number = value();
+    }
+    if (model.empty()) return "unknown";
+    if (!family.empty() && !number.empty()) model += " (family " + family + ", model " + number + ")";
+    return model;
+}
 
 void blas_select_kernel(int argc, char** argv) {
     __builtin_cpu_init();

@@ -53,6 +53,10 @@ std::string blas_better_kernel(const std::string& corename, bool cpu_avx512f, bo
 std::string blas_kernel_name();
 // OpenBLAS's build configuration string (version, DYNAMIC_ARCH, USE_OPENMP, MAX_THREADS).
 std::string blas_config();
+// The CPU as /proc/cpuinfo names it, "AMD EPYC (family 26, model 2)": the kernel alone does
+// not tell machines apart (OpenBLAS binds "Haswell" on more than one), and speed is only
+// comparable between runs on the same CPU. "unknown" where there is no /proc/cpuinfo.
+std::string cpu_name();
 
 // Gives n threads to both OpenMP and OpenBLAS (see THREAD OWNERSHIP above) and turns off
 // OpenMP dynamic team sizes, which can hang OpenBLAS. n >= 1.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <sstream>
 
 #include "report.h"
@@ -85,6 +86,22 @@ std::vector<double> paired(const std::map<int, const SeedRun*>& a, const std::ma
     return d;
 }
 
+// Keeps in `a` only the seeds whose run in `b` ran on the same machine (or that `b` lacks);
+// returns the machines of the seeds it dropped, "A vs B" each, for the reader.
+std::vector<std::string> keep_same_machine(std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b) {
+    std::vector<std::string> dropped;
+    for (auto it = a.begin(); it != a.end();) {
+        auto rb = b.find(it->first);
+        if (rb != b.end() && rb->second->machine != it->second->machine) {
+            dropped.push_back(it->second->machine + " vs " + rb->second->machine);
+            it = a.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return dropped;
+}
+
 // "+1.23% (95% CI 0.40% to 2.06%)"; the interval only when there is one (2 seeds or more).
 std::string signed_with_ci(const Interval& ci, const std::string& unit) {
     std::string s = (ci.mean >= 0 ? "+" : "") + fmt(ci.mean, 2) + unit;
@@ -97,18 +114,31 @@ std::string signed_with_ci(const Interval& ci, const std::string& unit) {
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name) {
     std::ostringstream os;
     for (const Comparison& c : kComparisons) {
-        const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
+        auto a = by_seed(runs, c.a);
+        const auto b = by_seed(runs, c.b);
         const bool on_score = c.claim == Claim::HigherScore, speed = c.claim == Claim::Faster;
+        // Tokens/s of two CPUs measure the CPUs, not the variants.
+        const std::vector<std::string> elsewhere = speed ? keep_same_machine(a, b) : std::vector<std::string>{};
+        std::string left_out;
+        if (!elsewhere.empty()) {
+            std::set<std::string> pairs(elsewhere.begin(), elsewhere.end());
+            for (const std::string& p : pairs) left_out += (left_out.empty() ? "" : "; ") + p;
+            left_out = std::to_string(elsewhere.size()) + (elsewhere.size() == 1 ? " seed" : " seeds") +
+                       " left out, whose runs ran on different machines (" + left_out + ")";
+        }
         const std::vector<double> d =
             paired(a, b, on_score ? &SeedRun::score : speed ? &SeedRun::speed : &SeedRun::loss, on_score);
-        if (d.empty()) continue;
+        if (d.empty()) {
+            if (!left_out.empty()) os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ": not compared, " << left_out << ".\n";
+            continue;
+        }
         const Interval ci = ci95(d);
         os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired "
            << (speed ? "training tokens/s" : on_score ? score_name : "validation loss") << " difference "
            << signed_with_ci(ci, on_score ? " points" : "%");
         const double pa = a.begin()->second->params, pb = b.begin()->second->params;
         if (c.claim == Claim::Competitive && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
-        os << ": " << verdict(c.claim, ci) << ".";
+        os << ": " << verdict(c.claim, ci) << (left_out.empty() ? "" : " (" + left_out + ")") << ".";
         // The score beside a loss finding, for the reader (the verdict stays the loss's).
         const std::vector<double> ds = on_score || speed ? std::vector<double>{} : paired(a, b, &SeedRun::score, true);
         if (!ds.empty()) os << " Paired " << score_name << " difference: " << signed_with_ci(ci95(ds), " points") << ".";

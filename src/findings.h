@@ -24,6 +24,8 @@ struct SeedRun {
     // A higher-is-better validation score in points (a classifier's accuracy x 100,
     // translation's BLEU); NaN for a runner without one.
     double score = NAN;
+    // The machine it ran on (run_report.cpp: machine_of): speeds pair only within one.
+    std::string machine = "";
 };
 
 // The Markdown findings of one group of runs (same config but the variant and seed): each of
@@ -32,7 +34,8 @@ struct SeedRun {
 // per-seed difference with its 95% t interval and a verdict (confirmed / refuted /
 // inconclusive at n seeds). Where the runs carry scores, named `score_name` (e.g. "validation
 // BLEU"), each loss finding also gives the paired score difference in points, and the claims
-// against Linformer are judged on it.
+// against Linformer are judged on it. A speed claim pairs only seeds whose two runs ran on the
+// same machine, and says how many it left out.
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "");
 
 // The paper's finding 6, "synthesizers need several heads", from groups of runs that differ

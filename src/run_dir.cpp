@@ -177,6 +177,7 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
     JsonObject o;
     o.text("binary", binary);
     o.text("git_commit", git_commit());
+    o.text("cpu", cpu_name());
     o.text("blas_kernel", blas_kernel_name());
     o.text("precision", config_map(f.dump()).at("precision"));
     o.text("gemm_provider", provider_name(gemm_provider()));
@@ -261,8 +262,11 @@ std::vector<RunRecord> find_runs(const std::vector<std::string>& paths) {
     dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
     SYNTH_CHECK(!dirs.empty(), "report: no finished run (a directory with result.json) under the given paths");
     std::vector<RunRecord> runs;
-    for (const std::string& d : dirs)
-        runs.push_back({d, parse_json_object(read_file(d + "/result.json"), d + "/result.json")});
+    for (const std::string& d : dirs) {
+        const std::string config = d + "/config.json";
+        runs.push_back({d, parse_json_object(read_file(d + "/result.json"), d + "/result.json"),
+                        fs::exists(config) ? parse_json_object(read_file(config), config) : JsonObject()});
+    }
     return runs;
 }
 

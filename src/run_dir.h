@@ -1,8 +1,8 @@
 // run_dir.h: the directory of one training run, which holds everything the run writes:
 //
 //   runs/<sweep>/<variant>-seed<seed>/
-//     config.json    every resolved flag, and the facts around them: binary, git commit, OpenBLAS
-//                    kernel, precision, threads, host
+//     config.json    every resolved flag, and the facts around them: binary, git commit, CPU,
+//                    OpenBLAS kernel, precision, GEMM provider, threads, host
 //     metrics.jsonl  one object per step: {"step", "train_loss", "lr"} and "val_loss" when evaluated
 //     checkpoint-step<N>.ckpt (+ .best.ckpt)  resumable checkpoints (--save-every)
 //     final.ckpt     the model to use (build/lm: the last parameters; build/mt: the best), and
@@ -100,6 +100,7 @@ bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, 
 struct RunRecord {
     std::string dir;
     JsonObject result;
+    JsonObject config = {};  // its config.json; empty if the run has none
 };
 // The finished runs under `paths` (each a run directory, or a directory searched recursively),
 // in path order. Throws if a path does not exist or no finished run is found.

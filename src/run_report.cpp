@@ -35,19 +35,29 @@ int variant_rank(const std::string& v) {
     return it == paper.end() ? (int)paper.size() : (int)(it - paper.begin());
 }
 
+// The machine a run ran on, to tell speeds apart: its CPU (config.json's "cpu") or, for a run
+// from before config.json named it, its OpenBLAS kernel; and a bf16 run's GEMM provider, which
+// the CPU chooses (docs/precision.md).
+std::string machine_of(const RunRecord& r) {
+    const JsonObject& c = r.config;
+    std::string m = c.has("cpu") ? c.at("cpu") : c.has("blas_kernel") ? "OpenBLAS kernel " + c.at("blas_kernel") : "unknown";
+    if (c.has("gemm_provider") && c.at("gemm_provider") != "openblas-fp32") m += ", " + c.at("gemm_provider");
+    return m;
+}
+
 }  // namespace
 
 void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, const std::string& stem) {
     // ---- CSV: one row per run, the union of the result keys in first-seen order ----
     Table csv;
-    csv.columns = {"run"};
+    csv.columns = {"run", "machine"};
     for (const RunRecord& r : runs)
         for (const auto& [k, v] : r.result.fields)
             if (k != "group" && std::find(csv.columns.begin(), csv.columns.end(), k) == csv.columns.end())
                 csv.columns.push_back(k);
     for (const RunRecord& r : runs) {
-        std::vector<std::string> row = {r.dir};
-        for (size_t c = 1; c < csv.columns.size(); ++c) row.push_back(r.result.has(csv.columns[c]) ? r.result.at(csv.columns[c]) : "");
+        std::vector<std::string> row = {r.dir, machine_of(r)};
+        for (size_t c = 2; c < csv.columns.size(); ++c) row.push_back(r.result.has(csv.columns[c]) ? r.result.at(csv.columns[c]) : "");
         csv.rows.push_back(row);
     }
 
@@ -84,6 +94,12 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     for (const auto& [k, v] : group_map(groups.begin()->first))
         if (!differing.count(k) && !spec.inapplicable.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
+    std::set<std::string> machines;
+    for (const RunRecord& r : runs) machines.insert(machine_of(r));
+    const bool many_machines = machines.size() > 1;
+    if (many_machines)
+        md << "\nThe runs ran on " << machines.size() << " machines (the column \"machines\"), so their tokens/s "
+           << "compare only within one: the speed findings pair only seeds whose two runs shared a machine.\n";
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
     std::map<std::string, std::vector<SeedRun>> by_precision;  // ... only in --precision
@@ -104,6 +120,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         Table t;
         t.columns = {"variant", "n", "seeds"};
         for (const std::string& m : spec.metrics) t.columns.push_back(m);
+        if (many_machines) t.columns.push_back("machines");
         std::vector<SeedRun> seeded;
         const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
             const std::string& k = spec.score_key;
@@ -122,13 +139,20 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                               : x.size() == 1 ? fmt(x[0], dec)
                                               : fmt(mean_of(x), dec) + " +- " + fmt(stddev_of(x), dec));
             }
+            if (many_machines) {
+                std::set<std::string> ran_on;
+                for (const RunRecord* r : by_variant[v]) ran_on.insert(machine_of(*r));
+                std::string list;
+                for (const std::string& m : ran_on) list += (list.empty() ? "" : "; ") + m;
+                row.push_back(list);
+            }
             t.rows.push_back(row);
             for (const RunRecord* r : by_variant[v])
                 if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
                     seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
                                       spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
                                       r->result.num("params"),
-                                      score_of(r)});
+                                      score_of(r), machine_of(*r)});
         }
         md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name);
         if (spec.group_note) md << spec.group_note(members);

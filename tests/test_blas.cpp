@@ -170,3 +170,15 @@ TEST_CASE("blas: OpenBLAS binds its kernel at load time, so setenv alone cannot 
     CHECK(after == before);
     CHECK(synth::blas_config().find("OpenBLAS") != std::string::npos);
 }
+
+TEST_CASE("blas: cpu_name reads the model, family and number of the first processor") {
+    const std::string name = synth::cpu_name();
+    CHECK(!name.empty());
+#if defined(__linux__) && defined(__x86_64__)
+    // Every x86 Linux /proc/cpuinfo has the three fields.
+    CHECK(name != "unknown");
+    CHECK(name.find(" (family ") != std::string::npos);
+    CHECK(name.find(", model ") != std::string::npos);
+    CHECK(name.back() == ')');
+#endif
+}

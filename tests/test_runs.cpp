@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "blas.h"
 #include "checkpoint.h"
 #include "findings.h"
 #include "flags.h"
@@ -84,6 +85,7 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
         CHECK(config.at("flag.seed") == std::string(run).substr(std::string(run).size() - 1));
         CHECK(config.has("git_commit"));
         CHECK(config.has("blas_kernel"));
+        CHECK(config.at("cpu") == synth::cpu_name());
         const JsonObject result = parse_json_object(read_file(d + "/result.json"), "result.json");
         CHECK(result.at("seed") == config.at("flag.seed"));
         CHECK(std::isfinite(result.num("val_loss")));
@@ -479,6 +481,75 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     REQUIRE((loss != std::string::npos && speed != std::string::npos));
     CHECK(md.find("confirmed at 3 seeds", loss) < md.find('\n', loss));
     CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
+}
+
+TEST_CASE("runs: a speed finding pairs only seeds whose two runs ran on the same machine") {
+    // R is 1.5x V on machine A; seed 3's V ran on the faster machine B, which would hide it.
+    std::vector<SeedRun> runs;
+    for (int seed = 1; seed <= 3; ++seed) {
+        runs.push_back({"R", seed, 2.0, 150.0 + seed, 10, NAN, "A"});
+        runs.push_back({"V", seed, 2.0, seed == 3 ? 400.0 : 100.0, 10, NAN, seed == 3 ? "B" : "A"});
+    }
+    std::string md = seeded_findings(runs);
+    const size_t at = md.find("5. R is faster per step than V");
+    REQUIRE(at != std::string::npos);
+    const std::string line = md.substr(at, md.find('\n', at) - at);
+    CHECK(line.find("confirmed at 2 seeds") != std::string::npos);
+    CHECK(line.find("1 seed left out, whose runs ran on different machines (A vs B)") != std::string::npos);
+    // The loss findings still pair all three seeds: a loss does not depend on the machine.
+    const size_t loss = md.find("Trainable R is competitive with V**");
+    REQUIRE(loss != std::string::npos);
+    CHECK(md.substr(loss, md.find('\n', loss) - loss).find("at 3 seeds") != std::string::npos);
+    // With no seed on a common machine the speed is not compared at all.
+    for (SeedRun& r : runs)
+        if (r.variant == "V") r.machine = "B";
+    md = seeded_findings(runs);
+    CHECK(md.find("R vs V: not compared, 3 seeds left out, whose runs ran on different machines (A vs B)") !=
+          std::string::npos);
+}
+
+TEST_CASE("runs: the report names each run's machine, and each variant's when the runs span several") {
+    auto run = [](const std::string& variant, int seed, const std::string& cpu, const std::string& kernel) {
+        JsonObject r, c;
+        r.text("variant", variant);
+        r.integer("seed", seed);
+        r.integer("params", 10);
+        r.number("val_loss", 2.0, 4);
+        r.integer("tok_s", variant == "R" ? 150 : 100);
+        r.text("data_hash", "0123456789abcdef");
+        r.text("group", "d-model=16\n");
+        if (!cpu.empty()) c.text("cpu", cpu);
+        c.text("blas_kernel", kernel);
+        c.text("gemm_provider", "openblas-fp32");
+        return RunRecord{variant + std::to_string(seed), r, c};
+    };
+    std::vector<RunRecord> runs;
+    for (int seed = 1; seed <= 2; ++seed) {
+        runs.push_back(run("V", seed, "", "Cooperlake"));  // from before config.json named the CPU
+        runs.push_back(run("R", seed, "AMD EPYC (family 26, model 2)", "Haswell"));
+    }
+    ScratchDir dir;
+    ReportSpec spec;
+    spec.title = "t";
+    spec.metrics = {"val_loss", "tok_s"};
+    spec.speed_key = "tok_s";
+    write_report(runs, spec, dir / "t");
+    const std::string md = read_file(dir / "t.md"), csv = read_file(dir / "t.csv");
+    CHECK(csv.find("run,machine,") == 0);
+    CHECK(csv.find("R1,\"AMD EPYC (family 26, model 2)\",") != std::string::npos);  // quoted: it holds a comma
+    CHECK(csv.find("V1,OpenBLAS kernel Cooperlake,") != std::string::npos);
+    CHECK(md.find("ran on 2 machines") != std::string::npos);
+    CHECK(md.find("| machines |") != std::string::npos);
+    CHECK(md.find("| AMD EPYC (family 26, model 2) |") != std::string::npos);
+    CHECK(md.find("R vs V: not compared, 2 seeds left out") != std::string::npos);
+    // On one machine: no column, and the speed is compared.
+    runs.erase(std::remove_if(runs.begin(), runs.end(), [](const RunRecord& r) { return r.dir[0] == 'V'; }), runs.end());
+    for (int seed = 1; seed <= 2; ++seed) runs.push_back(run("V", seed, "AMD EPYC (family 26, model 2)", "Haswell"));
+    write_report(runs, spec, dir / "u");
+    const std::string one = read_file(dir / "u.md");
+    CHECK(one.find("machines") == std::string::npos);
+    CHECK(one.find("R is faster per step than V**: R vs V, paired training tokens/s difference +50.00%") !=
+          std::string::npos);
 }
 
 // The line of `md` that holds `marker` (a finding's bold head), which must be there.
