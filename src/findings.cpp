@@ -212,11 +212,31 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
                << ".\n";
         }
     }
+    // Which side the variant costs more on: decoder-only against encoder-only, paired per seed.
+    if (by_placement.count("encoder") && by_placement.count("decoder")) {
+        std::vector<std::string> variants;
+        for (const SeedRun& r : by_placement.at("decoder"))
+            if (r.variant != "V" && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
+                variants.push_back(r.variant);
+        for (const std::string& name : variants) {
+            const std::vector<double> d =
+                paired(by_seed(by_placement.at("decoder"), name), by_seed(by_placement.at("encoder"), name), &SeedRun::loss);
+            if (d.empty()) continue;
+            const Interval ci = ci95(d);
+            const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
+            os << "- **" << name << " in the decoder only** vs in the encoder only: paired validation loss difference "
+               << signed_with_ci(ci, "%") << ": "
+               << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.lo > 0 ? "the decoder costs more" + n
+                   : ci.hi < 0 ? "the encoder costs more" + n : "no difference resolved" + n)
+               << ".\n";
+        }
+    }
     const std::string s = os.str();
     if (s.empty()) return "";
     return "\n## Placement: where the synthesizer replaces self-attention\n\nThe groups above differ only in "
            "--placement: the variant in the encoder's self-attention only, the decoder's only, or both, with V in the "
-           "other. Each against V (the same model at every placement), paired per seed.\n\n" + s;
+           "other. Each against V (the same model at every placement), paired per seed; then, where the variant ran "
+           "on each side alone, the decoder-only model against the encoder-only one.\n\n" + s;
 }
 
 std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision) {

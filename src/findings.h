@@ -49,7 +49,8 @@ std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads);
 // Translation's placement ablation, from groups of runs that differ only in --placement
 // (`by_placement`: both | encoder | decoder -> the group's runs): every variant at every
 // placement against V (placement=both: V is the same model at any placement), as the paired
-// per-seed validation loss difference with its 95% interval. Empty without V.
+// per-seed validation loss difference with its 95% interval; and each variant in the decoder
+// only against itself in the encoder only, the same way. Empty without V.
 std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>& by_placement);
 
 // The bf16 quality check (docs/precision.md), from groups of runs that differ only in

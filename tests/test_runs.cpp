@@ -620,6 +620,12 @@ TEST_CASE("runs: the placement ablation compares every placement of a variant wi
     CHECK(line_of("R in the encoder only").find("better than V at 3 seeds") != std::string::npos);
     CHECK(line_of("R in the decoder only").find("no difference resolved at 3 seeds") != std::string::npos);
     CHECK(md.find("**V in") == std::string::npos);  // V is the reference, not a row
+    // Decoder only against encoder only: +10.4% at seed 2, -0.05% and -0.16% at 1 and 3: unresolved.
+    CHECK(line_with(md, "**R in the decoder only** vs in the encoder only").find("no difference resolved at 3 seeds") !=
+          std::string::npos);
+    for (SeedRun& r : by["decoder"]) r.loss = 2.0 + 0.001 * r.seed;  // ~+5% on every seed
+    CHECK(line_with(placement_findings(by), "**R in the decoder only** vs in the encoder only")
+              .find("the decoder costs more at 3 seeds") != std::string::npos);
     by["both"].erase(by["both"].begin());           // seed 1 of V gone: two pairs remain
     CHECK(placement_findings(by).find("at 2 seeds") != std::string::npos);
     by.erase("both");
