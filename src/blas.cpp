@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -21,24 +22,33 @@
 
 namespace synth {
 
-// OpenBLAS kernels with AVX2+FMA (or AVX-512) sgemm code. Every other x86 corename
-// ("Prescott", "Core2", "Nehalem", "Sandybridge", "Opteron", "Barcelona", "Piledriver",
+// OpenBLAS kernels with AVX-512 sgemm code, and those with AVX2+FMA only. Every other x86
+// corename ("Prescott", "Core2", "Nehalem", "Sandybridge", "Opteron", "Barcelona", "Piledriver",
 // "Excavator", ...) runs SSE or AVX-without-FMA kernels.
-static const char* const kFastKernels[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake",
-                                           "SapphireRapids"};
+static const char* const kAvx512Kernels[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+static const char* const kAvx2Kernels[] = {"Haswell", "Zen"};
 
 // On an AVX2 CPU "Haswell" rather than "Zen" (both 8-wide FMA kernels, different blocking),
 // even on AMD: it ran the attention-sized products faster on a Zen 3 VM and the large shapes
 // as fast (docs/performance.md, "Which AVX2 kernel").
 static const char* const kAvx2Kernel = "Haswell";
+// On an AVX-512 CPU "SkylakeX", also in place of an AVX2 kernel (which an OpenBLAS older than
+// the CPU, or a CPUID mask, can bind): on an AMD EPYC of family 26, "Haswell" trained 1.6-1.8x
+// slower than SkylakeX (docs/performance.md, "An AVX2 kernel on an AVX-512 CPU").
 static const char* const kAvx512Kernel = "SkylakeX";
 
 static const char* const kReexecMarker = "SYNTH_BLAS_REEXEC";
 
+static bool is_one_of(const std::string& corename, const char* const* names, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+        if (strcasecmp(corename.c_str(), names[i]) == 0) return true;
+    return false;
+}
+
 std::string blas_better_kernel(const std::string& corename, bool cpu_avx512f, bool cpu_avx2_fma) {
-    for (const char* fast : kFastKernels)
-        if (strcasecmp(corename.c_str(), fast) == 0) return "";
+    if (is_one_of(corename, kAvx512Kernels, std::size(kAvx512Kernels))) return "";
     if (cpu_avx512f) return kAvx512Kernel;
+    if (is_one_of(corename, kAvx2Kernels, std::size(kAvx2Kernels))) return "";
     if (cpu_avx2_fma) return kAvx2Kernel;
     return "";
 }
@@ -66,14 +76,28 @@ std::string cpu_name() {
     return model;
 }
 
+// blas_better_kernel for this CPU and the kernel OpenBLAS bound.
+static std::string better_kernel_here() {
+    __builtin_cpu_init();
+    const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return blas_better_kernel(blas_kernel_name(), __builtin_cpu_supports("avx512f"), avx2_fma);
+}
+
+std::string blas_kernel_note() {
+    const char* requested = std::getenv("OPENBLAS_CORETYPE");
+    if (!requested || std::getenv(kReexecMarker)) return "";
+    const std::string better = better_kernel_here();
+    return better.empty() ? "" : " (from OPENBLAS_CORETYPE=" + std::string(requested) + "; " + better +
+                                     " uses more of this CPU: unset it to run that)";
+}
+
 void blas_select_kernel(int argc, char** argv) {
     __builtin_cpu_init();
     const bool avx512 = __builtin_cpu_supports("avx512f");
-    const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const std::string current = blas_kernel_name();
-    const std::string better = blas_better_kernel(current, avx512, avx2_fma);
+    const std::string better = better_kernel_here();
     if (better.empty()) return;
-    const char* simd = avx512 ? "AVX-512" : "AVX2";
+    const char* simd = avx512 ? "AVX-512" : "AVX2";  // what the CPU has that `current` does not use
 
     const char* requested = std::getenv("OPENBLAS_CORETYPE");
     if (std::getenv(kReexecMarker)) {
@@ -83,7 +107,8 @@ void blas_select_kernel(int argc, char** argv) {
                      current.c_str(), simd, requested ? requested : "(unset)");
         return;
     }
-    // A user who chose a kernel keeps it, even a slow one (e.g. to compare kernels).
+    // A user who chose a kernel keeps it, even a slow one (e.g. to compare kernels); the runners'
+    // kernel line says what it leaves unused (blas_kernel_note).
     if (requested) return;
 
     std::fprintf(stderr, "synth: OpenBLAS detected '%s' on an %s CPU; re-running with OPENBLAS_CORETYPE=%s\n",

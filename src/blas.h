@@ -7,7 +7,8 @@
 // constructor reads CPUID (or the environment variable OPENBLAS_CORETYPE) and binds one set of
 // kernels for the life of the process. When it does not recognise the CPU (new models,
 // hypervisors that mask CPUID) it falls back to an SSE kernel such as "Prescott", several times
-// slower on an AVX2 machine (docs/performance.md has the measurement). Since the choice is
+// slower on an AVX2 machine; an AVX2 kernel on an AVX-512 CPU is 1.6-1.8x slower there
+// (docs/performance.md has the measurements). Since the choice is
 // frozen at load time, setenv() from main() is too late (tests/test_blas.cpp checks this);
 // blas_select_kernel therefore sets OPENBLAS_CORETYPE and re-executes the program, once.
 //
@@ -38,7 +39,8 @@
 namespace synth {
 
 // Call first thing in main(), before any other work. If OpenBLAS bound a kernel without AVX2
-// code on a CPU that has AVX2+FMA (or AVX-512), and the user did not set OPENBLAS_CORETYPE,
+// code on a CPU that has AVX2+FMA, or one without AVX-512 code on a CPU that has AVX-512, and
+// the user did not set OPENBLAS_CORETYPE (if they did, blas_kernel_note says so),
 // prints one line to stderr, sets OPENBLAS_CORETYPE and re-executes /proc/self/exe with the
 // same argv; it does not return in that case. The marker SYNTH_BLAS_REEXEC=1 prevents a
 // second re-exec: if the kernel is still wrong afterwards it warns and carries on.
@@ -51,6 +53,9 @@ std::string blas_better_kernel(const std::string& corename, bool cpu_avx512f, bo
 
 // The kernel OpenBLAS bound at load time ("Haswell", "Zen", "Prescott", ...).
 std::string blas_kernel_name();
+// "" unless the user's OPENBLAS_CORETYPE holds back a kernel blas_select_kernel would replace;
+// then " (from OPENBLAS_CORETYPE=...; ... uses more of this CPU: ...)", for the kernel line.
+std::string blas_kernel_note();
 // OpenBLAS's build configuration string (version, DYNAMIC_ARCH, USE_OPENMP, MAX_THREADS).
 std::string blas_config();
 // The CPU as /proc/cpuinfo names it, "AMD EPYC (family 26, model 2)": the kernel alone does

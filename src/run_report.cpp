@@ -35,12 +35,13 @@ int variant_rank(const std::string& v) {
     return it == paper.end() ? (int)paper.size() : (int)(it - paper.begin());
 }
 
-// The machine a run ran on, to tell speeds apart: its CPU (config.json's "cpu") or, for a run
-// from before config.json named it, its OpenBLAS kernel; and a bf16 run's GEMM provider, which
-// the CPU chooses (docs/precision.md).
+// The machine a run ran on, to tell speeds apart: its CPU (config.json's "cpu"; runs from before
+// config.json named it have only the rest), its OpenBLAS kernel (one CPU can run several:
+// OPENBLAS_CORETYPE), and a bf16 run's GEMM provider, which the CPU chooses (docs/precision.md).
 std::string machine_of(const RunRecord& r) {
     const JsonObject& c = r.config;
-    std::string m = c.has("cpu") ? c.at("cpu") : c.has("blas_kernel") ? "OpenBLAS kernel " + c.at("blas_kernel") : "unknown";
+    std::string m = c.has("cpu") ? c.at("cpu") + ", " : "";
+    m += c.has("blas_kernel") ? "OpenBLAS kernel " + c.at("blas_kernel") : "OpenBLAS kernel unknown";
     if (c.has("gemm_provider") && c.at("gemm_provider") != "openblas-fp32") m += ", " + c.at("gemm_provider");
     return m;
 }

@@ -59,7 +59,7 @@ void TrainConfig::bind(Flags& f) {
 std::string TrainConfig::configure_compute() const {
     set_threads(threads);
     const std::string line = set_precision(parse_precision(precision));
-    return "OpenBLAS kernel " + blas_kernel_name() + ", " + std::to_string(threads) + " threads, " + line;
+    return "OpenBLAS kernel " + blas_kernel_name() + blas_kernel_note() + ", " + std::to_string(threads) + " threads, " + line;
 }
 
 void TrainConfig::validate() const {

@@ -145,15 +145,22 @@ TEST_CASE("blas: set_threads sets the OpenMP team size and turns dynamic teams o
     synth::set_threads(saved);
 }
 
-TEST_CASE("blas: kernel policy upgrades only pre-AVX2 kernels on AVX2/AVX-512 CPUs") {
+TEST_CASE("blas: kernel policy upgrades kernels that leave the CPU's widest FMA unused") {
     CHECK(synth::blas_better_kernel("Prescott", false, true) == "Haswell");
     CHECK(synth::blas_better_kernel("Prescott", true, true) == "SkylakeX");
     CHECK(synth::blas_better_kernel("NEHALEM", false, true) == "Haswell");
     CHECK(synth::blas_better_kernel("Sandybridge", false, true) == "Haswell");
     CHECK(synth::blas_better_kernel("Prescott", false, false) == "");  // nothing better to offer
+    // AVX2 kernels are right for AVX2 CPUs, and not for AVX-512 ones (an AMD EPYC of family 26
+    // gets "Haswell" from Debian's OpenBLAS).
     CHECK(synth::blas_better_kernel("Zen", false, true) == "");
-    CHECK(synth::blas_better_kernel("haswell", true, true) == "");
+    CHECK(synth::blas_better_kernel("Haswell", false, true) == "");
+    CHECK(synth::blas_better_kernel("haswell", true, true) == "SkylakeX");
+    CHECK(synth::blas_better_kernel("Zen", true, true) == "SkylakeX");
+    // AVX-512 kernels stay, whichever the CPU reports.
     CHECK(synth::blas_better_kernel("SkylakeX", true, true) == "");
+    CHECK(synth::blas_better_kernel("Cooperlake", true, true) == "");
+    CHECK(synth::blas_better_kernel("SAPPHIRERAPIDS", true, true) == "");
 }
 
 TEST_CASE("blas: OpenBLAS binds its kernel at load time, so setenv alone cannot change it") {

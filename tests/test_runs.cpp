@@ -536,11 +536,11 @@ TEST_CASE("runs: the report names each run's machine, and each variant's when th
     write_report(runs, spec, dir / "t");
     const std::string md = read_file(dir / "t.md"), csv = read_file(dir / "t.csv");
     CHECK(csv.find("run,machine,") == 0);
-    CHECK(csv.find("R1,\"AMD EPYC (family 26, model 2)\",") != std::string::npos);  // quoted: it holds a comma
+    CHECK(csv.find("R1,\"AMD EPYC (family 26, model 2), OpenBLAS kernel Haswell\",") != std::string::npos);  // quoted: commas
     CHECK(csv.find("V1,OpenBLAS kernel Cooperlake,") != std::string::npos);
     CHECK(md.find("ran on 2 machines") != std::string::npos);
     CHECK(md.find("| machines |") != std::string::npos);
-    CHECK(md.find("| AMD EPYC (family 26, model 2) |") != std::string::npos);
+    CHECK(md.find("| AMD EPYC (family 26, model 2), OpenBLAS kernel Haswell |") != std::string::npos);
     CHECK(md.find("R vs V: not compared, 2 seeds left out") != std::string::npos);
     // On one machine: no column, and the speed is compared.
     runs.erase(std::remove_if(runs.begin(), runs.end(), [](const RunRecord& r) { return r.dir[0] == 'V'; }), runs.end());

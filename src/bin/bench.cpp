@@ -375,7 +375,7 @@ int run(int argc, char** argv) {
         const double peak1 = fma_peak_gflops(1, kPeakRounds), peak = fma_peak_gflops(threads, kPeakRounds);
         const char* coretype = std::getenv("OPENBLAS_CORETYPE");
         std::printf("## GEMM throughput (GFLOP/s)\n\n");
-        std::printf("- OpenBLAS kernel: %s\n", synth::blas_kernel_name().c_str());
+        std::printf("- OpenBLAS kernel: %s%s\n", synth::blas_kernel_name().c_str(), synth::blas_kernel_note().c_str());
         std::printf("- OpenBLAS config: %s\n", synth::blas_config().c_str());
         std::printf("- OPENBLAS_CORETYPE: %s\n", coretype ? coretype : "(unset)");
         std::printf("- threads: %d; reps: %d, interleaved, after one warm-up each\n", threads, reps);
