@@ -25,13 +25,14 @@ for ((r = 0; r < rounds; ++r)); do
         echo "bench_mt_mixers: round $((r + 1))/$rounds $v" >&2
         # Decoding one sentence per set at beam 1 keeps the run to its training.
         "$mt" --data=multi30k --preset=full --steps="$steps" --decode-limit=1 --beam=1 --threads="$threads" \
-            --variants="$v" --run-dir="$tmp/run" --overwrite 2>/dev/null | grep '^{' >>"$tmp/raw"
+            --variants="$v" --run-dir="$tmp/run" --overwrite 2>"$tmp/err" | grep '^{' >>"$tmp/raw"
     done
 done
 load="$load_before to $(cut -d' ' -f1 /proc/loadavg)"
-python3 - "$tmp/raw" "$variants" "$rounds" "$steps" "$threads" "$load" <<'EOF'
+kernel=$(grep -m1 -o 'OpenBLAS kernel [^,]*' "$tmp/err" || echo "OpenBLAS kernel unknown")
+python3 - "$tmp/raw" "$variants" "$rounds" "$steps" "$threads" "$load" "$kernel" <<'EOF'
 import json, statistics, sys, subprocess
-raw, variants, rounds, steps, threads, load = sys.argv[1], sys.argv[2].split(","), *sys.argv[3:]
+raw, variants, rounds, steps, threads, load, kernel = sys.argv[1], sys.argv[2].split(","), *sys.argv[3:]
 rows = [json.loads(l) for l in open(raw)]
 by = {v: [r for r in rows if r["variant"] == v] for v in variants}
 info = dict(l.split(":", 1) for l in open("/proc/cpuinfo").read().split("\n\n")[0].splitlines() if ":" in l)
@@ -43,7 +44,8 @@ print("# Sequence mixers: training throughput in the Multi30k translation model\
 print(f"`bash scripts/bench_mt_mixers.sh {','.join(variants)} {rounds}`: `build/mt --data=multi30k --preset=full "
       f"--steps={steps} --threads={threads}` per variant (the full preset's model and batches, one seed), the mixer "
       f"in the encoder's and the decoder's self-attention. Median of {rounds} interleaved rounds of the steps' own time (no validation, no "
-      f"decoding); machine: {cpu} ({subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPUs); "
+      f"decoding); machine: {cpu} ({subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPUs), "
+      f"{kernel}; "
       f"1-minute load average {load}.\n")
 print(f"| variant | params | train tgt tok/s | train steps/s | vs {base} |")
 print("|---|---|---|---|---|")
