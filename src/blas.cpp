@@ -33,8 +33,8 @@ static const char* const kAvx2Kernels[] = {"Haswell", "Zen"};
 // as fast (docs/performance.md, "Which AVX2 kernel").
 static const char* const kAvx2Kernel = "Haswell";
 // On an AVX-512 CPU "SkylakeX", also in place of an AVX2 kernel (which an OpenBLAS older than
-// the CPU, or a CPUID mask, can bind): on an AMD EPYC of family 26, "Haswell" trained 1.6-1.8x
-// slower than SkylakeX (docs/performance.md, "An AVX2 kernel on an AVX-512 CPU").
+// the CPU, or a CPUID mask, can bind): on an AMD EPYC of family 26, SkylakeX trained 1.6x as
+// fast as "Haswell" (docs/performance.md, "An AVX2 kernel on an AVX-512 CPU").
 static const char* const kAvx512Kernel = "SkylakeX";
 
 static const char* const kReexecMarker = "SYNTH_BLAS_REEXEC";

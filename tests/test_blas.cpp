@@ -151,8 +151,7 @@ TEST_CASE("blas: kernel policy upgrades kernels that leave the CPU's widest FMA 
     CHECK(synth::blas_better_kernel("NEHALEM", false, true) == "Haswell");
     CHECK(synth::blas_better_kernel("Sandybridge", false, true) == "Haswell");
     CHECK(synth::blas_better_kernel("Prescott", false, false) == "");  // nothing better to offer
-    // AVX2 kernels are right for AVX2 CPUs, and not for AVX-512 ones (an AMD EPYC of family 26
-    // gets "Haswell" from Debian's OpenBLAS).
+    // AVX2 kernels are right for AVX2 CPUs, and not for AVX-512 ones (docs/performance.md).
     CHECK(synth::blas_better_kernel("Zen", false, true) == "");
     CHECK(synth::blas_better_kernel("Haswell", false, true) == "");
     CHECK(synth::blas_better_kernel("haswell", true, true) == "SkylakeX");
