@@ -1,6 +1,8 @@
 # synth: one plain Makefile.
 #   make            build every binary into build/
-#   make test       install missing Debian packages, build and run the doctest suite
+#   make test       install missing Debian packages, build and run the doctest suite, and check
+#                   that every committed results table is what its committed runs give
+#   make reports    remake every committed results table from its runs (scripts/reports.sh)
 #   make bench      GEMM + model throughput benchmarks (results/bench.md)
 #   make run        the quick LM sweep on Tiny Shakespeare, printing the table
 #   make test-sweeps scripts/sweep on a local pool, GNU parallel and a one-node Slurm (as root)
@@ -40,7 +42,7 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
 
-.PHONY: all test test-sweeps bench run data deps fuzz clean
+.PHONY: all test test-sweeps bench run reports data deps fuzz clean
 all: $(BINS) $(BUILD)/tests
 
 deps:
@@ -62,6 +64,10 @@ $(BUILD)/tests: $(TEST_OBJS) $(LIB_OBJS)
 test: deps
 	@$(MAKE) --no-print-directory -j$(shell nproc) all
 	./$(BUILD)/tests
+	bash scripts/reports.sh --check
+
+reports: all
+	bash scripts/reports.sh
 
 # The Slurm test starts munged, slurmctld and slurmd on this machine and writes the report that
 # the GNU parallel test compares its own and the local pool's with (docs/sweeps.md).
