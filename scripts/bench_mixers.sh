@@ -4,12 +4,15 @@
 # machine load hits all alike; medians over the rounds, and each variant's ratio to the first.
 # This is the speed side of the paper's baseline claim (R vs DynamicConv and V, docs/variants.md).
 #
-#   bash scripts/bench_mixers.sh [VARIANTS=R,V,DynamicConv,LightConv] [ROUNDS=5] > results/bench-mixers.md
+#   bash scripts/bench_mixers.sh [VARIANTS=R,V,DynamicConv,LightConv] [ROUNDS=5] [LM FLAGS...] > results/bench-mixers.md
+#   bash scripts/bench_mixers.sh R,V,D 5 --data=ptb --vocab=10000 > results/bench-ptb-mixers.md
 #
-# Environment: BENCH_PRESET [full] (build/lm's preset giving the shape: full = Tiny Shakespeare's
-# full preset), BENCH_THREADS [1], SYNTH_BUILD [build].
+# LM FLAGS go to every `build/lm --bench` (--data=ptb takes PTB's full preset: batch 32, dropout
+# 0.2; --vocab sizes the output layer). Environment: BENCH_PRESET [full] (build/lm's preset
+# giving the shape: full = Tiny Shakespeare's full preset), BENCH_THREADS [1], SYNTH_BUILD [build].
 set -euo pipefail
 variants=${1:-R,V,DynamicConv,LightConv} rounds=${2:-5}
+flags=("${@:3}")
 preset=${BENCH_PRESET:-full} threads=${BENCH_THREADS:-1} lm=${SYNTH_BUILD:-build}/lm
 [[ -x $lm ]] || { echo "error: $lm is not built (make)" >&2; exit 1; }
 ((rounds >= 1)) || { echo "error: ROUNDS=$rounds must be at least 1" >&2; exit 1; }
@@ -22,26 +25,26 @@ for ((r = 0; r < rounds; ++r)); do
     for ((i = 0; i < n; ++i)); do
         v=${vs[$(((i + r) % n))]}
         echo "bench_mixers: round $((r + 1))/$rounds $v" >&2
-        "$lm" --bench --preset="$preset" --threads="$threads" --variants="$v" | grep '^{' >>"$raw"
+        "$lm" --bench --preset="$preset" --threads="$threads" --variants="$v" "${flags[@]}" | grep '^{' >>"$raw"
     done
 done
 load="$load_before to $(cut -d' ' -f1 /proc/loadavg)"
-python3 - "$raw" "$variants" "$rounds" "$preset" "$threads" "$load" <<'EOF'
+python3 - "$raw" "$variants" "$rounds" "$preset" "$threads" "$load" "${flags[*]}" <<'EOF'
 import json, statistics, sys, subprocess
-raw, variants, rounds, preset, threads, load = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+raw, variants, rounds, preset, threads, load, flags = sys.argv[1], sys.argv[2].split(","), *sys.argv[3:]
 rows = [json.loads(l) for l in open(raw)]
 by = {v: [r for r in rows if r["variant"] == v] for v in variants}
 first = rows[0]
-cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 tok = first["batch"] * first["seq"]
 med = {v: (statistics.median(r["train_tokens_per_s"] for r in rs), statistics.median(r["infer_tokens_per_s"] for r in rs))
        for v, rs in by.items()}
 base = variants[0]
 print(f"# Sequence mixers: throughput at one LM shape\n")
-print(f"`bash scripts/bench_mixers.sh {','.join(variants)} {rounds}` with `build/lm --bench --preset={preset} "
-      f"--threads={threads}`: d={first['d_model']}, {first['layers']} layers, {first['heads']} heads, d_ff={first['d_ff']}, "
+extra = f" {flags}" if flags else ""
+print(f"`bash scripts/bench_mixers.sh {','.join(variants)} {rounds}{extra}` with `build/lm --bench --preset={preset} "
+      f"--threads={threads}{extra}`: d={first['d_model']}, {first['layers']} layers, {first['heads']} heads, d_ff={first['d_ff']}, "
       f"seq {first['seq']}, batch {first['batch']} ({tok} tokens per step), vocab {first['vocab']}. "
-      f"Median of {rounds} interleaved rounds; machine: {cpu} ({subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
+      f"Median of {rounds} interleaved rounds; machine: {first['cpu']} ({subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} "
       f"CPUs), OpenBLAS kernel {first['kernel']}; 1-minute load average {load} (other jobs share the CPUs when it "
       f"exceeds the thread count: the ratios, from interleaved rounds, are the robust figures).\n")
 print(f"| variant | params | train tok/s | train steps/s | infer tok/s | train vs {base} | infer vs {base} |")

@@ -303,9 +303,9 @@ void bench_one(const Options& o, const std::string& variant) {
     const LmConfig& m = o.model;
     std::printf("{\"variant\":\"%s\",\"params\":%lld,\"train_tokens_per_s\":%.1f,\"infer_tokens_per_s\":%.1f,"
                 "\"peak_rss_mb\":%.1f,\"batch\":%d,\"seq\":%d,\"d_model\":%d,\"layers\":%d,\"heads\":%d,\"d_ff\":%d,"
-                "\"vocab\":%d,\"threads\":%d,\"kernel\":\"%s\",\"precision\":\"%s\",\"gemm\":\"%s\"}\n",
+                "\"vocab\":%d,\"threads\":%d,\"cpu\":\"%s\",\"kernel\":\"%s\",\"precision\":\"%s\",\"gemm\":\"%s\"}\n",
                 variant.c_str(), (long long)store.trainable_count(), train, infer, peak_rss_mb(), B, T, m.attn.d_model,
-                m.layers, m.attn.heads, m.d_ff, o.vocab, o.train.threads, blas_kernel_name().c_str(),
+                m.layers, m.attn.heads, m.d_ff, o.vocab, o.train.threads, cpu_name().c_str(), blas_kernel_name().c_str(),
                 o.train.precision.c_str(), provider_name(gemm_provider()));
     std::fflush(stdout);
 }
