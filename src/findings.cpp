@@ -111,12 +111,21 @@ std::string signed_with_ci(const Interval& ci, const std::string& unit) {
 
 }  // namespace
 
-std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name) {
+std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss) {
+    std::vector<double> v_loss;
+    for (const SeedRun& r : runs)
+        if (r.variant == "V") v_loss.push_back(r.loss);
+    const bool at_chance = std::isfinite(chance_loss) && !v_loss.empty() && mean_of(v_loss) >= 0.99 * chance_loss;
     std::ostringstream os;
+    if (at_chance)
+        os << "- **No loss or " << (score_name.empty() ? "score" : score_name) << " findings**: V's mean validation loss "
+           << fmt(mean_of(v_loss), 4) << " is within 1% of a constant answer's " << fmt(chance_loss, 4)
+           << ", so V has not learned the task and a tie between the variants ranks nothing.\n";
     for (const Comparison& c : kComparisons) {
         auto a = by_seed(runs, c.a);
         const auto b = by_seed(runs, c.b);
         const bool on_score = c.claim == Claim::HigherScore, speed = c.claim == Claim::Faster;
+        if (at_chance && !speed) continue;
         // Tokens/s of two CPUs measure the CPUs, not the variants.
         const std::vector<std::string> elsewhere = speed ? keep_same_machine(a, b) : std::vector<std::string>{};
         std::string left_out;

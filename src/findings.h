@@ -35,8 +35,13 @@ struct SeedRun {
 // inconclusive at n seeds). Where the runs carry scores, named `score_name` (e.g. "validation
 // BLEU"), each loss finding also gives the paired score difference in points, and the claims
 // against Linformer are judged on it. A speed claim pairs only seeds whose two runs ran on the
-// same machine, and says how many it left out.
-std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "");
+// same machine, and says how many it left out. `chance_loss` is the validation loss of a
+// constant answer where the task has one (a balanced binary classifier: ln 2), NaN otherwise:
+// while V's mean validation loss is within 1% of it no model has learned the task, so the loss
+// and score findings are withheld (a tie at chance would read as "competitive"), with a line
+// that says so; the speed findings stand.
+std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "",
+                            double chance_loss = NAN);
 
 // The paper's finding 6, "synthesizers need several heads", from groups of runs that differ
 // only in the number of heads (`by_heads`: H -> the group's runs): for each variant that ran

@@ -155,7 +155,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                                       r->result.num("params"),
                                       score_of(r), machine_of(*r)});
         }
-        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name);
+        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN);
         if (spec.group_note) md << spec.group_note(members);
         if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
         if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;

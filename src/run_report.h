@@ -29,6 +29,9 @@ struct ReportSpec {
     // Group keys that never apply to these runs (lm's --vocab sizes only --bench's random
     // tokens), left out of the "Settings of every run" line.
     std::set<std::string> inapplicable;
+    // The validation loss of a constant answer for a group's runs, NaN where the task has none
+    // (findings.h: seeded_findings withholds the loss findings while V is at it).
+    std::function<double(const std::vector<const RunRecord*>&)> chance_loss;
     // Text after a group's findings (e.g. published reference numbers), from its runs.
     std::function<std::string(const std::vector<const RunRecord*>&)> group_note;
 };

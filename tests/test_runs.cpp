@@ -483,6 +483,29 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
     CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
 }
 
+TEST_CASE("runs: while V is at a constant answer's loss, the loss and score findings are withheld") {
+    // Every variant at ln 2 on a balanced binary task: a tie that would read as "competitive".
+    std::vector<SeedRun> runs;
+    for (int seed = 1; seed <= 3; ++seed)
+        for (const char* v : {"V", "R", "D", "FR"}) runs.push_back({v, seed, 0.6932, v[0] == 'R' ? 130.0 + seed : 100.0, 10, 50.0});
+    std::string md = seeded_findings(runs, "validation accuracy", std::log(2.0));
+    CHECK(md.find("No loss or validation accuracy findings") != std::string::npos);
+    CHECK(md.find("competitive with V") == std::string::npos);
+    CHECK(md.find("D is about as good as R") == std::string::npos);
+    const size_t speed = md.find("5. R is faster per step than V");  // speed does not need learning
+    REQUIRE(speed != std::string::npos);
+    CHECK(md.find("confirmed at 3 seeds", speed) < md.find('\n', speed));
+    // Once V learns (its loss 10% below chance) the findings are judged again.
+    for (SeedRun& r : runs)
+        if (r.variant == "V") r.loss = 0.62;
+    md = seeded_findings(runs, "validation accuracy", std::log(2.0));
+    CHECK(md.find("No loss") == std::string::npos);
+    CHECK(md.find("competitive with V") != std::string::npos);
+    // Without a chance level (a language model) nothing is withheld.
+    for (SeedRun& r : runs) r.loss = 0.6932;
+    CHECK(seeded_findings(runs, "validation accuracy").find("competitive with V") != std::string::npos);
+}
+
 TEST_CASE("runs: a speed finding pairs only seeds whose two runs ran on the same machine") {
     // R is 1.5x V on machine A; seed 3's V ran on the faster machine B, which would hide it.
     std::vector<SeedRun> runs;

@@ -393,6 +393,10 @@ void report(const std::vector<std::string>& dirs, const std::string& stem, bool 
     spec.score_key = "val_acc";
     spec.score_name = "validation accuracy";
     spec.score_scale = 100;
+    // Matching's classes are exactly balanced (src/pair_match.h): a constant answer scores ln 2.
+    spec.chance_loss = [](const std::vector<const RunRecord*>& members) {
+        return !members.empty() && members[0]->result.at("task") == "m30k-match" ? std::log(2.0) : NAN;
+    };
     spec.group_note = [](const std::vector<const RunRecord*>& members) -> std::string {
         if (members.empty() || members[0]->result.at("task") != "listops") return "";
         return "\n**Reference.** LRA's Table 1 (Tay et al., ICLR 2021), ListOps at 500-2,000 tokens with 4 layers, d 512: "
