@@ -272,6 +272,41 @@ std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>
            "of fp32.\n\n" + s;
 }
 
+std::string flag_findings(const std::string& flag, const std::map<std::string, std::vector<SeedRun>>& by_value) {
+    if (by_value.size() < 2) return "";
+    // The reference: the group at the flag's default (key ""), else the one with the most runs
+    // (the main sweep, beside which an ablation runs a few variants), the first of equals.
+    auto ref = by_value.find("");
+    if (ref == by_value.end())
+        for (auto it = by_value.begin(); it != by_value.end(); ++it)
+            if (ref == by_value.end() || it->second.size() > ref->second.size()) ref = it;
+    const auto setting = [&flag](const std::string& value) {
+        return value.empty() ? flag + " at its default" : flag + "=" + value;
+    };
+    std::ostringstream os;
+    for (const auto& [value, runs] : by_value) {
+        if (value == ref->first) continue;
+        std::vector<std::string> variants;  // in the order the group lists them
+        for (const SeedRun& r : runs)
+            if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
+        for (const std::string& v : variants) {
+            const std::vector<double> d = paired(by_seed(runs, v), by_seed(ref->second, v), &SeedRun::loss);
+            if (d.empty()) continue;
+            const Interval ci = ci95(d);
+            const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
+            os << "- **" << v << "** at " << setting(value) << " vs at " << setting(ref->first)
+               << ": paired validation loss difference " << signed_with_ci(ci, "%") << ": "
+               << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.hi < 0 ? "lower" + n
+                   : ci.lo > 0 ? "higher" + n : "no difference resolved" + n)
+               << ".\n";
+        }
+    }
+    const std::string s = os.str();
+    if (s.empty()) return "";
+    return "\n## The effect of " + flag + "\n\nThe groups above differ only in " + flag + ". Each variant's runs "
+           "at each other setting against its runs at " + setting(ref->first) + ", paired per seed.\n\n" + s;
+}
+
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {
     std::vector<double> v;
     for (const SeedRun& r : runs)

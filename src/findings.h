@@ -65,6 +65,14 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
 // within +-1%. Empty without both precisions.
 std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision);
 
+// Any other one-flag ablation (--weight-decay, --r-init, ...), from groups of runs that differ
+// only in `flag` (`by_value`: its value, "" for a group at the flag's default -> the group's
+// runs): each variant's runs at every other value against its runs at the reference value, as
+// the paired per-seed validation loss difference with its 95% interval, read as lower, higher
+// or no difference resolved. The reference is the group at the default, else the largest group.
+// Empty with fewer than two groups or no variant in two of them.
+std::string flag_findings(const std::string& flag, const std::map<std::string, std::vector<SeedRun>>& by_value);
+
 // Where the vanilla Transformer lands against published numbers for the same data set
 // (docs/references.md), from the mean of V's runs; empty when there is none.
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss);

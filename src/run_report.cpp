@@ -104,6 +104,11 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
     std::map<std::string, std::vector<SeedRun>> by_precision;  // ... only in --precision
+    std::map<std::string, std::vector<SeedRun>> by_value;      // ... only in one other flag
+    const std::string other_flag = differing.size() == 1 && !differing.count("heads") && !differing.count("placement") &&
+                                           !differing.count("precision")
+                                       ? *differing.begin()
+                                       : "";
     for (const auto& [g, members] : groups) {
         // A group leaves out a variant setting at its registered default (run_group), so a
         // setting another group sets reads "at its default" here.
@@ -161,8 +166,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
         if (differing == std::set<std::string>{"precision"})
             by_precision[flags.count("precision") ? flags.at("precision") : "fp32"] = seeded;
+        if (!other_flag.empty()) by_value[flags.count(other_flag) ? flags.at(other_flag) : ""] = seeded;
     }
     md << heads_findings(by_heads) << placement_findings(by_placement) << precision_findings(by_precision);
+    if (!other_flag.empty()) md << flag_findings("--" + other_flag, by_value);
     write_file_atomic(stem + ".csv", csv.to_csv());
     write_file_atomic(stem + ".md", md.str());
 }

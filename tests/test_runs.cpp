@@ -676,6 +676,37 @@ TEST_CASE("runs: the bf16 quality check compares each variant's bf16 runs with i
     CHECK(precision_findings(one).empty());
 }
 
+TEST_CASE("runs: a one-flag ablation compares each variant with itself at the reference setting, paired per seed") {
+    std::map<std::string, std::vector<SeedRun>> by;
+    for (int seed = 1; seed <= 3; ++seed) {
+        const double j = 0.001 * seed;
+        for (const char* v : {"V", "R", "D"}) by["0.1"].push_back({v, seed, 2.0 + j, 100, 10});
+        by["0"].push_back({"R", seed, 1.9 + j, 100, 10});                        // -5%: lower
+        by["0"].push_back({"V", seed, 2.1 + j, 100, 10});                        // +5%: higher
+        by["0"].push_back({"D", seed, seed == 2 ? 2.1 : 1.95, 100, 10});         // mixed
+        by["0"].push_back({"FR", seed, 2.0, 100, 10});                           // no partner: no line
+    }
+    // With no group at the flag's default, the largest group is the reference: 0.1, 13 runs to 12.
+    by["0.1"].push_back({"Rfix", 1, 2.5, 100, 10});
+    by["0.1"].push_back({"Rfix", 2, 2.5, 100, 10});
+    by["0.1"].push_back({"Rfix", 3, 2.5, 100, 10});
+    by["0.1"].push_back({"FD", 1, 2.5, 100, 10});
+    const std::string md = flag_findings("--weight-decay", by);
+    auto line_of = [&](const std::string& v) { return line_with(md, "**" + v + "** at --weight-decay=0 vs at --weight-decay=0.1"); };
+    CHECK(line_of("R").find("difference -5.00% (95% CI") != std::string::npos);
+    CHECK(line_of("R").find("lower at 3 seeds") != std::string::npos);
+    CHECK(line_of("V").find("higher at 3 seeds") != std::string::npos);
+    CHECK(line_of("D").find("no difference resolved at 3 seeds") != std::string::npos);
+    CHECK(md.find("**FR**") == std::string::npos);
+    // A group at the flag's default is the reference, whatever its size.
+    std::map<std::string, std::vector<SeedRun>> init = {{"", {{"R", 1, 2.0, 100, 10}, {"R", 2, 2.0, 100, 10}}},
+                                                         {"unit", {{"R", 1, 2.2, 100, 10}, {"R", 2, 2.2, 100, 10}, {"V", 1, 2.0, 100, 10}}}};
+    CHECK(line_with(flag_findings("--r-init", init), "**R** at --r-init=unit vs at --r-init at its default")
+              .find("+10.00% (95% CI 10.00% to 10.00%): higher at 2 seeds") != std::string::npos);
+    init.erase("");
+    CHECK(flag_findings("--r-init", init).empty());
+}
+
 TEST_CASE("runs: a report labels each group by the flags that differ, a left-out setting as at its default") {
     auto run = [](const std::string& variant, int seed, double loss, const std::string& extra) {
         JsonObject r;
