@@ -3,6 +3,7 @@
 
     scripts/plot_attention.py maps OUT.png DUMP.json [DUMP.json...]
     scripts/plot_attention.py alphas OUT.png DUMP.json [DUMP.json...]
+    scripts/plot_attention.py lags OUT.md DUMP.json [DUMP.json...]
 
 A dump is what `build/lm --dump-attention=DUMP.json --checkpoint=CKPT` writes (docs/analysis.md).
 
@@ -13,6 +14,9 @@ maps:   one block of rows per dump (its variant and step in the row label), one 
 alphas: the mixture weights alpha (docs/variants.md) of every layer and head against the
         checkpoint's training step, one panel per layer, one line per (head, component); give
         the dumps of a run's step checkpoints. Dumps without a mixture are an error.
+lags:   the maps as numbers, a Markdown table: per dump, layer and head, how the attention of
+        the queries at positions >= LAG_FROM splits over the distance back to the key (lag 0 is
+        the query's own position), and the mean lag. Needs no matplotlib.
 
 Needs matplotlib (Debian: python3-matplotlib; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh`), which
 is why it runs as the system's /usr/bin/python3 rather than whatever `python3` comes first; it
@@ -98,9 +102,64 @@ def plot_alphas(plt, dumps, out):
     save(fig, out)
 
 
+# Queries this far in or later have at least 16 keys to choose from, so their lag profile is
+# not shaped by a short prefix (the first query can only look at itself).
+LAG_FROM = 16
+LAG_BINS = [(0, 0), (1, 1), (2, 3), (4, 15), (16, None)]
+
+
+def lag_profile(m):
+    """(mass per bin of LAG_BINS, mean lag) of one (L, L) map, over the queries i >= LAG_FROM."""
+    rows = m[LAG_FROM:]
+    mass = [0.0] * len(LAG_BINS)
+    mean_lag = 0.0
+    for off, row in enumerate(rows):
+        i = LAG_FROM + off
+        for j in range(i + 1):
+            lag = i - j
+            b = next(k for k, (lo, hi) in enumerate(LAG_BINS) if lag >= lo and (hi is None or lag <= hi))
+            mass[b] += row[j]
+            mean_lag += lag * row[j]
+    n = len(rows)
+    return [x / n for x in mass], mean_lag / n
+
+
+def write_lags(dumps, out):
+    if any(len(d["maps"]) and len(d["maps"][0]) and len(d["maps"][0][0]) <= LAG_FROM for d in dumps if d["maps"]):
+        sys.exit(f"plot_attention.py: lags needs maps longer than {LAG_FROM} positions")
+    bins = [f"lag {lo}" if lo == hi else (f"lag {lo}-{hi}" if hi is not None else f"lag >= {lo}")
+            for lo, hi in LAG_BINS]
+    lines = [f"Attention mass by distance from the query (lag = query position - key position), "
+             f"averaged over the queries at positions >= {LAG_FROM} and the dump's validation "
+             f"sequences (`scripts/plot_attention.py lags`, docs/analysis.md).", "",
+             "| variant | step | layer | head | " + " | ".join(bins) + " | mean lag |",
+             "|---|---:|---:|---:|" + "---:|" * (len(bins) + 1)]
+    # The yardstick: uniform causal averaging, which Rfix at its N(0, 0.02) start amounts to.
+    L = len(next(layer for d in dumps for layer in d["maps"] if layer is not None)[0])
+    mass, mean_lag = lag_profile([[1.0 / (i + 1) if j <= i else 0.0 for j in range(L)] for i in range(L)])
+    lines.append("| uniform causal average | | | | " + " | ".join(f"{x:.3f}" for x in mass)
+                 + f" | {mean_lag:.1f} |")
+    for d in dumps:
+        for l, layer in enumerate(d["maps"]):
+            if layer is None:
+                continue
+            for h, m in enumerate(layer):
+                mass, mean_lag = lag_profile(m)
+                lines.append(f"| {d['variant']} | {d['step']} | {l} | {h} | "
+                             + " | ".join(f"{x:.3f}" for x in mass) + f" | {mean_lag:.1f} |")
+    tmp = f"{out}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+
+
 def main():
-    if len(sys.argv) < 4 or sys.argv[1] not in ("maps", "alphas"):
+    if len(sys.argv) < 4 or sys.argv[1] not in ("maps", "alphas", "lags"):
         sys.exit(__doc__)
+    if sys.argv[1] == "lags":
+        write_lags(load(sys.argv[3:]), sys.argv[2])
+        return
     try:
         import matplotlib
         matplotlib.use("Agg")
