@@ -7,6 +7,7 @@
 # dumps every step checkpoint of each run (build/lm --dump-attention), then writes
 #   OUT_STEM.csv               one row per (run, step, layer, head, component): alpha
 #   OUT_STEM.md                the last step's alpha per layer and head, mean +- std over the runs
+#                              (and, given step checkpoints, how far alpha has moved at each step)
 #   OUT_STEM-<run name>.png    alpha against step, one panel per layer (plot_attention.py), for
 #                              a run with two step checkpoints or more
 # The dumps themselves (attention maps of every step, large) stay in a temporary directory.
@@ -80,6 +81,14 @@ for l in layers:
         a = [float(r["alpha"]) for r in final if int(r["layer"]) == l and int(r["head"]) == h and r["component"] == comps[0]]
         cells.append(f"{statistics.mean(a):.3f}" + (f" +- {statistics.stdev(a):.3f}" if len(a) > 1 else ""))
     print(f"| {l} | " + " | ".join(cells) + " |")
+# How far the weights have moved from their start, step by step (a run with step checkpoints).
+steps = sorted({int(r["step"]) for r in rows})
+if len(steps) > 1:
+    def moved(s):
+        a = [float(r["alpha"]) for r in rows if int(r["step"]) == s and r["component"] == comps[0]]
+        return statistics.mean(abs(x - 1 / len(comps)) for x in a)
+    print(f"\nMean |alpha - 1/{len(comps)}| of {comps[0]} over every layer and head"
+          f"{' and run' if len(last) > 1 else ''}, by step: " + ", ".join(f"{s}: {moved(s):.3f}" for s in steps) + ".")
 EOF
 mv "$out.md.tmp" "$out.md"
 echo "wrote $out.csv and $out.md"

@@ -108,25 +108,29 @@ LAG_FROM = 16
 LAG_BINS = [(0, 0), (1, 1), (2, 3), (4, 15), (16, None)]
 
 
+def lag_bin(lag):
+    return next(k for k, (lo, hi) in enumerate(LAG_BINS) if lag >= lo and (hi is None or lag <= hi))
+
+
 def lag_profile(m):
     """(mass per bin of LAG_BINS, mean lag) of one (L, L) map, over the queries i >= LAG_FROM."""
-    rows = m[LAG_FROM:]
     mass = [0.0] * len(LAG_BINS)
     mean_lag = 0.0
-    for off, row in enumerate(rows):
-        i = LAG_FROM + off
+    for i in range(LAG_FROM, len(m)):
         for j in range(i + 1):
-            lag = i - j
-            b = next(k for k, (lo, hi) in enumerate(LAG_BINS) if lag >= lo and (hi is None or lag <= hi))
-            mass[b] += row[j]
-            mean_lag += lag * row[j]
-    n = len(rows)
+            mass[lag_bin(i - j)] += m[i][j]
+            mean_lag += (i - j) * m[i][j]
+    n = len(m) - LAG_FROM
     return [x / n for x in mass], mean_lag / n
 
 
 def write_lags(dumps, out):
-    if any(len(d["maps"]) and len(d["maps"][0]) and len(d["maps"][0][0]) <= LAG_FROM for d in dumps if d["maps"]):
-        sys.exit(f"plot_attention.py: lags needs maps longer than {LAG_FROM} positions")
+    maps = [m for d in dumps for layer in d["maps"] if layer is not None for m in layer]
+    if not maps:
+        sys.exit("plot_attention.py: no dump holds an attention map (sequence mixers without one give null)")
+    L = len(maps[0])
+    if L <= LAG_FROM:
+        sys.exit(f"plot_attention.py: lags needs maps longer than {LAG_FROM} positions (these have {L})")
     bins = [f"lag {lo}" if lo == hi else (f"lag {lo}-{hi}" if hi is not None else f"lag >= {lo}")
             for lo, hi in LAG_BINS]
     lines = [f"Attention mass by distance from the query (lag = query position - key position), "
@@ -135,7 +139,6 @@ def write_lags(dumps, out):
              "| variant | step | layer | head | " + " | ".join(bins) + " | mean lag |",
              "|---|---:|---:|---:|" + "---:|" * (len(bins) + 1)]
     # The yardstick: uniform causal averaging, which Rfix at its N(0, 0.02) start amounts to.
-    L = len(next(layer for d in dumps for layer in d["maps"] if layer is not None)[0])
     mass, mean_lag = lag_profile([[1.0 / (i + 1) if j <= i else 0.0 for j in range(L)] for i in range(L)])
     lines.append("| uniform causal average | | | | " + " | ".join(f"{x:.3f}" for x in mass)
                  + f" | {mean_lag:.1f} |")

@@ -109,6 +109,23 @@ std::string signed_with_ci(const Interval& ci, const std::string& unit) {
     return s;
 }
 
+// The variants of `runs` in the order the runs list them, without `except`.
+std::vector<std::string> variants_of(const std::vector<SeedRun>& runs, const std::string& except = "") {
+    std::vector<std::string> variants;
+    for (const SeedRun& r : runs)
+        if (r.variant != except && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
+            variants.push_back(r.variant);
+    return variants;
+}
+
+// Which side of 0 the whole interval of a paired difference lies on: `below` or `above`, else
+// "no difference resolved", with the number of seeds.
+std::string direction(const Interval& ci, const std::string& below, const std::string& above) {
+    if (!ci.valid()) return "inconclusive (1 seed: no interval)";
+    const std::string n = " at " + std::to_string(ci.n) + " seeds";
+    return (ci.hi < 0 ? below : ci.lo > 0 ? above : "no difference resolved") + n;
+}
+
 }  // namespace
 
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss) {
@@ -164,11 +181,8 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
 
 std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads) {
     if (!by_heads.count(1) || by_heads.size() < 2) return "";
-    std::vector<std::string> variants;  // in the order H = 1's runs list them
-    for (const SeedRun& r : by_heads.at(1))
-        if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
     std::ostringstream os;
-    for (const std::string& v : variants) {
+    for (const std::string& v : variants_of(by_heads.at(1))) {
         const auto one = by_seed(by_heads.at(1), v);
         std::string parts;
         int better = 0, worse = 0, compared = 0, n_min = 0;
@@ -205,38 +219,24 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
     for (const char* where : {"encoder", "decoder", "both"}) {
         if (!by_placement.count(where)) continue;
         const std::vector<SeedRun>& runs = by_placement.at(where);
-        std::vector<std::string> variants;
-        for (const SeedRun& r : runs)
-            if (r.variant != "V" && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
-                variants.push_back(r.variant);
-        for (const std::string& name : variants) {
+        for (const std::string& name : variants_of(runs, "V")) {
             const std::vector<double> d = paired(by_seed(runs, name), v, &SeedRun::loss);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
-            const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
             os << "- **" << name << " in " << (std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only")
                << "** vs V: paired validation loss difference " << signed_with_ci(ci, "%") << ": "
-               << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.hi < 0 ? "better than V" + n
-                   : ci.lo > 0 ? "worse than V" + n : "no difference resolved" + n)
-               << ".\n";
+               << direction(ci, "better than V", "worse than V") << ".\n";
         }
     }
     // Which side the variant costs more on: decoder-only against encoder-only, paired per seed.
     if (by_placement.count("encoder") && by_placement.count("decoder")) {
-        std::vector<std::string> variants;
-        for (const SeedRun& r : by_placement.at("decoder"))
-            if (r.variant != "V" && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
-                variants.push_back(r.variant);
-        for (const std::string& name : variants) {
+        for (const std::string& name : variants_of(by_placement.at("decoder"), "V")) {
             const std::vector<double> d =
                 paired(by_seed(by_placement.at("decoder"), name), by_seed(by_placement.at("encoder"), name), &SeedRun::loss);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
-            const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
             os << "- **" << name << " in the decoder only** vs in the encoder only: paired validation loss difference "
-               << signed_with_ci(ci, "%") << ": "
-               << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.lo > 0 ? "the decoder costs more" + n
-                   : ci.hi < 0 ? "the encoder costs more" + n : "no difference resolved" + n)
+               << signed_with_ci(ci, "%") << ": " << direction(ci, "the encoder costs more", "the decoder costs more")
                << ".\n";
         }
     }
@@ -251,11 +251,8 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
 std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision) {
     if (!by_precision.count("fp32") || !by_precision.count("bf16")) return "";
     const std::vector<SeedRun>& fp32 = by_precision.at("fp32");
-    std::vector<std::string> variants;  // in the order the bf16 group lists them
-    for (const SeedRun& r : by_precision.at("bf16"))
-        if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
     std::ostringstream os;
-    for (const std::string& v : variants) {
+    for (const std::string& v : variants_of(by_precision.at("bf16"))) {
         const std::vector<double> d = paired(by_seed(by_precision.at("bf16"), v), by_seed(fp32, v), &SeedRun::loss);
         if (d.empty()) continue;
         const Interval ci = ci95(d);
@@ -286,19 +283,13 @@ std::string flag_findings(const std::string& flag, const std::map<std::string, s
     std::ostringstream os;
     for (const auto& [value, runs] : by_value) {
         if (value == ref->first) continue;
-        std::vector<std::string> variants;  // in the order the group lists them
-        for (const SeedRun& r : runs)
-            if (std::find(variants.begin(), variants.end(), r.variant) == variants.end()) variants.push_back(r.variant);
-        for (const std::string& v : variants) {
+        for (const std::string& v : variants_of(runs)) {
             const std::vector<double> d = paired(by_seed(runs, v), by_seed(ref->second, v), &SeedRun::loss);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
-            const std::string n = " at " + std::to_string(ci.n) + (ci.n == 1 ? " seed" : " seeds");
             os << "- **" << v << "** at " << setting(value) << " vs at " << setting(ref->first)
                << ": paired validation loss difference " << signed_with_ci(ci, "%") << ": "
-               << (!ci.valid() ? "inconclusive (1 seed: no interval)" : ci.hi < 0 ? "lower" + n
-                   : ci.lo > 0 ? "higher" + n : "no difference resolved" + n)
-               << ".\n";
+               << direction(ci, "lower", "higher") << ".\n";
         }
     }
     const std::string s = os.str();
