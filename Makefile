@@ -35,12 +35,18 @@ else
   CXXFLAGS += -O3 -march=native -fno-math-errno -fno-trapping-math -g
 endif
 
-LIB_SRCS  := $(wildcard src/*.cpp src/attention/*.cpp)
+# The library, one folder per layer (docs/layers.md); src/bin/ holds one main per binary.
+LAYERS    := base engine engine/gemm attention models train text runs
+LIB_SRCS  := $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.cpp))
 BIN_SRCS  := $(wildcard src/bin/*.cpp)
 TEST_SRCS := $(wildcard tests/*.cpp)
 LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
+
+# Keep every object, the binaries' mains among them (make would delete them as intermediates and
+# rebuild them at the next make).
+.SECONDARY:
 
 .PHONY: all test test-sweeps bench run reports data deps fuzz clean
 all: $(BINS) $(BUILD)/tests

@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "bpe.h"
-#include "checkpoint.h"
-#include "common.h"
-#include "data.h"
-#include "flags.h"
-#include "safetensors.h"
+#include "text/bpe.h"
+#include "train/checkpoint.h"
+#include "base/error.h"
+#include "text/corpus.h"
+#include "base/flags.h"
+#include "train/safetensors.h"
 
 namespace synth_fuzz {
 

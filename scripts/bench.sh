@@ -147,7 +147,7 @@ synth_env=()
 } >"$work/bench-gemm.md"
 publish bench-gemm.md
 [[ ${BENCH_GEMM_ONLY:-0} == 1 ]] && exit 0
-# The OpenBLAS kernel synth runs with (after its own kernel selection, src/blas.h): PyTorch
+# The OpenBLAS kernel synth runs with (after its own kernel selection, src/engine/gemm/blas.h): PyTorch
 # calls the same library (libblas.so.3 -> OpenBLAS) and is given the same kernel.
 kernel=$(sed -n 's/^- OpenBLAS kernel: //p' "$out/bench-gemm.md")
 
@@ -296,7 +296,7 @@ o.append(f"- method: every run is a fresh process (so peak RSS is its own): 3 wa
          f"timed training steps, 2 warm-up + {E['BENCH_INFER_STEPS_USED']} timed forward steps. Runs alternate "
          f"synth, PyTorch, variant by variant, for {E['BENCH_REPS_USED']} round(s); the best is reported.")
 o.append(f"- synth: `build/lm --bench --threads={E['BENCH_THREADS_USED']}` (OpenMP and OpenBLAS share the "
-         f"threads as src/blas.h describes), environment `{E['BENCH_SYNTH_ENV'] or '(default)'}`, "
+         f"threads as src/engine/gemm/blas.h describes), environment `{E['BENCH_SYNTH_ENV'] or '(default)'}`, "
          f"OpenBLAS kernel {E['BENCH_KERNEL']}")
 if torch_on and torch_any:
     o.append(f"- PyTorch {torch_any['torch']}: `scripts/torch_reference.py bench`, the same model and parameter "

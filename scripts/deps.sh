@@ -10,7 +10,7 @@
 # apt-get; as anyone else it prints the exact apt-get command and exits 1.
 set -euo pipefail
 
-# libdnnl-dev: oneDNN, the bf16 GEMMs of --precision=bf16 (src/onednn.h). curl, ca-certificates
+# libdnnl-dev: oneDNN, the bf16 GEMMs of --precision=bf16 (src/engine/gemm/onednn.h). curl, ca-certificates
 # and unzip: data/fetch.sh downloads and unpacks the data sets.
 packages=(g++ make libopenblas-openmp-dev libdnnl-dev doctest-dev curl ca-certificates unzip)
 if [[ ${SYNTH_WITH_TORCH:-0} == 1 ]]; then packages+=(python3-torch); fi

@@ -28,7 +28,7 @@ for path in sorted(glob.glob(sys.argv[1] + "/ck/*.ckpt")):
     b = open(path, "rb").read()
     assert b[:8] == b"SYNTHCKP", path
     off, sections = 12, {}
-    while off < len(b) - 8:  # sections: tag u32, length u64, payload (src/checkpoint.h)
+    while off < len(b) - 8:  # sections: tag u32, length u64, payload (src/train/checkpoint.h)
         tag, n = struct.unpack_from("<IQ", b, off)
         sections[struct.pack("<I", tag).decode()] = b[off + 12:off + 12 + n]
         off += 12 + n

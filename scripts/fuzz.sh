@@ -21,7 +21,7 @@ cxx=${FUZZ_CXX:-clang++}
 out=build/fuzz
 # The library sources the targets use; compiled once with the sanitizers (no OpenMP: the
 # parsers are single-threaded and clang's OpenMP runtime is not installed).
-lib="checkpoint safetensors json io params optim tensor rng flags bpe data"
+lib="train/checkpoint train/safetensors base/json base/io base/utf8 engine/params engine/optim engine/tensor base/rng base/flags text/bpe text/corpus"
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -Wall -Wextra -Wno-unknown-pragmas -Isrc)
 
@@ -29,7 +29,7 @@ command -v "$cxx" >/dev/null || { echo "fuzz.sh: $cxx not found (apt-get install
 mkdir -p "$out/obj"
 objs=()
 for s in $lib; do
-    o="$out/obj/$s.o"
+    o="$out/obj/${s//\//_}.o"
     # Rebuild when the source or any header is newer than the object.
     if [ ! -f "$o" ] || [ "src/$s.cpp" -nt "$o" ] || [ -n "$(find src -name '*.h' -newer "$o" -print -quit)" ]; then
         echo "fuzz.sh: compiling src/$s.cpp"

@@ -4,7 +4,7 @@
     python3 scripts/plot_curves.py OUT.png RUN_DIR_OR_SWEEP_DIR...
 
 Reads every finished run directory (one with result.json) under the given paths: its
-config.json and metrics.jsonl (src/run_dir.h). Left: training loss (smoothed over 20 steps);
+config.json and metrics.jsonl (src/runs/run_dir.h). Left: training loss (smoothed over 20 steps);
 right: validation loss at its evaluation steps. Runs are grouped by variant within one config
 (result.json's group_hash); several configs get one figure row each. Needs matplotlib
 (Debian: python3-matplotlib; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh`); exits 3 with a message

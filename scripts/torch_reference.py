@@ -435,12 +435,12 @@ def check_parity(path, tol, verbose):
 
 # ---- safetensors: the files of build/export and build/parity --safetensors -----------------
 
-SAFETENSORS_MAX_HEADER = 100_000_000  # the reference implementation's limit, as src/safetensors.h
+SAFETENSORS_MAX_HEADER = 100_000_000  # the reference implementation's limit, as src/train/safetensors.h
 
 
 def read_safetensors(path):
     """Returns (metadata dict, {name: float32 tensor}) of a safetensors file (format: see
-    src/safetensors.h), read with json and struct alone (no safetensors package) and as strictly
+    src/train/safetensors.h), read with json and struct alone (no safetensors package) and as strictly
     as synth: F32 only, tensors back to back from offset 0 to the end of the file, no repeated keys."""
     with open(path, "rb") as f:
         data = f.read()

@@ -1,6 +1,6 @@
 // data_cache.h: how the tests find the real data sets.
 //
-// By the binaries' rule, synth::data_dir (src/data.h): $SYNTH_DATA_DIR/<set> if that variable
+// By the binaries' rule, synth::data_dir (src/text/corpus.h): $SYNTH_DATA_DIR/<set> if that variable
 // is set, else data/cache/<set> under the working directory. `make data` fills data/cache/
 // (data/README.md), and ./build/tests runs from the repository root, so a fresh clone needs
 // nothing else. A test whose set is missing is skipped with data_dir's own message, which
@@ -11,8 +11,8 @@
 
 #include <string>
 
-#include "common.h"
-#include "data.h"
+#include "base/error.h"
+#include "text/corpus.h"
 
 // data_dir(set), or "" after telling why the calling test is skipped.
 inline std::string cached_data_dir(const std::string& set) {

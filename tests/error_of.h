@@ -3,7 +3,7 @@
 
 #include <doctest/doctest.h>
 
-#include "common.h"
+#include "base/error.h"
 
 namespace synth_test {
 

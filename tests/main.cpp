@@ -4,7 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "blas.h"
+#include "engine/gemm/blas.h"
 
 int main(int argc, char** argv) {
     synth::blas_select_kernel(argc, argv);

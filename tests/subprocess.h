@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "io.h"
-#include "json.h"
+#include "base/io.h"
+#include "base/json.h"
 
 extern char** environ;
 

@@ -9,14 +9,14 @@
 #include <sstream>
 
 #include "attention/variant.h"
-#include "autograd.h"
-#include "io.h"
-#include "json.h"
-#include "rng.h"
+#include "engine/autograd.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "base/rng.h"
 #include "subprocess.h"
 #include "tiny_text.h"
-#include "trainer.h"
-#include "transformer.h"
+#include "train/trainer.h"
+#include "models/transformer.h"
 
 using namespace synth;
 using synth_test::ScratchDir;

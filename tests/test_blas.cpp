@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "blas.h"
-#include "common.h"
+#include "engine/gemm/blas.h"
+#include "base/error.h"
 
 namespace {
 

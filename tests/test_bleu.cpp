@@ -1,4 +1,4 @@
-// Tests for src/bleu.h: sacreBLEU-compatible corpus BLEU, 13a tokenisation and chrF.
+// Tests for src/text/bleu.h: sacreBLEU-compatible corpus BLEU, 13a tokenisation and chrF.
 //
 // Expected values are worked out by hand in the comments, and a few are copied from
 // sacreBLEU's own test suite (github.com/mjpost/sacrebleu, test/test_bleu.py,
@@ -7,8 +7,8 @@
 
 #include <cmath>
 
-#include "bleu.h"
-#include "common.h"
+#include "text/bleu.h"
+#include "base/error.h"
 
 using synth::BleuScore;
 using synth::BleuStats;

@@ -1,12 +1,12 @@
-// Tests for src/bpe.h: normalisation, merge learning, lossless round trips, serialisation.
+// Tests for src/text/bpe.h: normalisation, merge learning, lossless round trips, serialisation.
 #include <doctest/doctest.h>
 
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "bpe.h"
-#include "common.h"
+#include "text/bpe.h"
+#include "base/error.h"
 #include "data_cache.h"
 
 using synth::Bpe;

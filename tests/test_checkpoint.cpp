@@ -1,4 +1,4 @@
-// Tests for src/checkpoint.h: the file format (round trip, truncation, corruption), capture and
+// Tests for src/train/checkpoint.h: the file format (round trip, truncation, corruption), capture and
 // restore with their error messages, interrupted saves, and build/lm's --save-every/--resume
 // reproducing an uninterrupted run bit for bit.
 #include <doctest/doctest.h>
@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "common.h"
-#include "flags.h"
-#include "transformer.h"
+#include "train/checkpoint.h"
+#include "base/error.h"
+#include "base/flags.h"
+#include "models/transformer.h"
 #include "error_of.h"
-#include "io.h"
-#include "json.h"
+#include "base/io.h"
+#include "base/json.h"
 #include "subprocess.h"
 #include "tiny_text.h"
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "io.h"
+#include "train/checkpoint.h"
+#include "base/io.h"
 #include "subprocess.h"
 
 using namespace synth;

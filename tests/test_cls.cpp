@@ -1,20 +1,20 @@
-// The encoder-only classifier (src/classifier.h), Multi30k sentence matching
-// (src/pair_match.h) and the build/cls runner, end to end.
+// The encoder-only classifier (src/models/classifier.h), Multi30k sentence matching
+// (src/text/pair_match.h) and the build/cls runner, end to end.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 
-#include "autograd.h"
-#include "classifier.h"
+#include "engine/autograd.h"
+#include "models/classifier.h"
 #include "data_cache.h"
 #include "gradcheck.h"
-#include "json.h"
-#include "optim.h"
-#include "pair_match.h"
+#include "base/json.h"
+#include "engine/optim.h"
+#include "text/pair_match.h"
 #include "subprocess.h"
-#include "trainer.h"
+#include "train/trainer.h"
 #include "variant_list.h"
 
 using namespace synth;

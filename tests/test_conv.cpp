@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "attention/variant.h"
-#include "autograd.h"
-#include "common.h"
+#include "engine/autograd.h"
+#include "base/error.h"
 #include "gradcheck.h"
-#include "rng.h"
-#include "transformer.h"
+#include "base/rng.h"
+#include "models/transformer.h"
 
 using namespace synth;
 

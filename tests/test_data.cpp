@@ -1,4 +1,4 @@
-// Tests for src/data.h: text validation, tokenizers, corpus splits, batch sampling and
+// Tests for src/text/corpus.h: text validation, tokenizers, corpus splits, batch sampling and
 // parallel corpora. The real-data checks read the sets where the binaries do, data_dir()
 // (data/cache/ after `make data`, or SYNTH_DATA_DIR; tests/data_cache.h), and are skipped with
 // a message when a set is missing. The sizes they check are documented in data/README.md.
@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "data.h"
+#include "base/error.h"
+#include "text/corpus.h"
 #include "data_cache.h"
-#include "io.h"
+#include "base/io.h"
 
 using namespace synth;
 

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "autograd.h"
-#include "common.h"
-#include "ops.h"
-#include "rng.h"
-#include "tensor.h"
+#include "engine/autograd.h"
+#include "base/error.h"
+#include "engine/ops.h"
+#include "base/rng.h"
+#include "engine/tensor.h"
 
 using namespace synth;
 

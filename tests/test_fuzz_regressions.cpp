@@ -8,7 +8,7 @@
 #include <string>
 
 #include "../fuzz/fuzz_targets.h"
-#include "io.h"
+#include "base/io.h"
 
 namespace fs = std::filesystem;
 

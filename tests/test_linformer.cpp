@@ -6,10 +6,10 @@
 #include <cstring>
 
 #include "attention/variant.h"
-#include "autograd.h"
+#include "engine/autograd.h"
 #include "error_of.h"
 #include "gradcheck.h"
-#include "transformer.h"
+#include "models/transformer.h"
 
 using namespace synth;
 using synth_test::error_of;

@@ -1,4 +1,4 @@
-// The ListOps generator (src/listops.h): determinism, every label against an independent
+// The ListOps generator (src/text/listops.h): determinism, every label against an independent
 // evaluator of the token string, LRA's bounds, string form, tokens and TSV files.
 #include <doctest/doctest.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "listops.h"
+#include "base/error.h"
+#include "text/listops.h"
 
 using namespace synth;
 

@@ -5,10 +5,10 @@
 #include <cstring>
 
 #include "attention/variant.h"
-#include "autograd.h"
+#include "engine/autograd.h"
 #include "gradcheck.h"
-#include "optim.h"
-#include "transformer.h"
+#include "engine/optim.h"
+#include "models/transformer.h"
 #include "variant_list.h"
 
 using namespace synth;

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "autograd.h"
-#include "beam.h"
-#include "common.h"
+#include "engine/autograd.h"
+#include "models/beam.h"
+#include "base/error.h"
 #include "gradcheck.h"
-#include "rng.h"
-#include "seq2seq.h"
+#include "base/rng.h"
+#include "models/seq2seq.h"
 #include "variant_list.h"
 
 using namespace synth;

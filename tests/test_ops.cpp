@@ -12,13 +12,13 @@
 #include <utility>
 #include <vector>
 
-#include "autograd.h"
-#include "fastmath.h"
+#include "engine/autograd.h"
+#include "engine/fastmath.h"
 #include "gradcheck.h"
-#include "ops.h"
-#include "ops_reference.h"
-#include "rng.h"
-#include "tensor.h"
+#include "engine/ops.h"
+#include "engine/ops_reference.h"
+#include "base/rng.h"
+#include "engine/tensor.h"
 
 using namespace synth;
 

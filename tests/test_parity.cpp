@@ -2,7 +2,7 @@
 // default variant, build/parity dumps one forward, backward and clipped AdamW step of a small
 // LM in float32, and the script recomputes all of it in float64 from docs/variants.md's definitions.
 // And interoperability: the script rebuilds a model from a safetensors file of synth's alone
-// (src/safetensors.h, read with its own reader) and gets synth's logits.
+// (src/train/safetensors.h, read with its own reader) and gets synth's logits.
 // Skipped, with a message, when build/parity, the script or PyTorch is not available.
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "variant_list.h"
-#include "io.h"
+#include "base/io.h"
 #include "subprocess.h"
 
 namespace fs = std::filesystem;

@@ -12,15 +12,15 @@
 #include <utility>
 #include <vector>
 
-#include "bf16.h"
-#include "blas.h"
-#include "common.h"
+#include "engine/gemm/bf16.h"
+#include "engine/gemm/blas.h"
+#include "base/error.h"
 #include "error_of.h"
-#include "io.h"
-#include "json.h"
-#include "kernels.h"
-#include "onednn.h"
-#include "precision.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "engine/kernels.h"
+#include "engine/gemm/onednn.h"
+#include "engine/gemm/precision.h"
 #include "subprocess.h"
 #include "tiny_text.h"
 

@@ -7,11 +7,11 @@
 #include <cmath>
 
 #include "attention/variant.h"
-#include "autograd.h"
-#include "common.h"
+#include "engine/autograd.h"
+#include "base/error.h"
 #include "gradcheck.h"
-#include "rng.h"
-#include "transformer.h"
+#include "base/rng.h"
+#include "models/transformer.h"
 
 using namespace synth;
 

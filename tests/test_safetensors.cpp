@@ -1,4 +1,4 @@
-// Tests for src/safetensors.h: the writer against bytes written out by hand from the format's
+// Tests for src/train/safetensors.h: the writer against bytes written out by hand from the format's
 // definition, the reader on files laid out as other writers lay them out, export/import of a
 // real model's checkpoint bit for bit, every kind of malformed input, and build/export.
 // The PyTorch cross-check of exported files is in tests/test_parity.cpp.
@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
+#include "train/checkpoint.h"
 #include "error_of.h"
-#include "io.h"
-#include "safetensors.h"
+#include "base/io.h"
+#include "train/safetensors.h"
 #include "subprocess.h"
-#include "transformer.h"
+#include "models/transformer.h"
 
 using namespace synth;
 using synth_test::error_of;

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "common.h"
+#include "base/error.h"
 
 namespace synth {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "attention/variant.h"
-#include "common.h"
+#include "base/error.h"
 
 namespace synth {
 namespace {

@@ -5,8 +5,8 @@
 
 #include "attention/synthesizer_attention.h"
 #include "attention/variant.h"
-#include "common.h"
-#include "flags.h"
+#include "base/error.h"
+#include "base/flags.h"
 
 namespace synth {
 

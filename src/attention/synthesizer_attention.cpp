@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common.h"
+#include "base/error.h"
 
 namespace synth {
 

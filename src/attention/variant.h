@@ -23,8 +23,8 @@
 #include <variant>
 #include <vector>
 
-#include "ops.h"
-#include "params.h"
+#include "engine/ops.h"
+#include "engine/params.h"
 
 namespace synth {
 

@@ -1,5 +1,5 @@
 // bench: GEMM throughput on the LM benchmark's shapes, and the thread-ownership measurements
-// behind the policy in src/blas.h.
+// behind the policy in src/engine/gemm/blas.h.
 //
 //   build/bench [--threads=2] [--reps=20]
 //
@@ -25,14 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "autograd.h"
-#include "blas.h"
-#include "cli.h"
-#include "common.h"
-#include "ops.h"
-#include "flags.h"
-#include "onednn.h"
-#include "precision.h"
+#include "engine/autograd.h"
+#include "engine/gemm/blas.h"
+#include "runs/cli.h"
+#include "base/error.h"
+#include "engine/ops.h"
+#include "base/flags.h"
+#include "engine/gemm/onednn.h"
+#include "engine/gemm/precision.h"
 
 namespace {
 

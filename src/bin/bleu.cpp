@@ -1,5 +1,5 @@
 // bleu: score a translation file against a reference file with sacreBLEU's default corpus
-// BLEU and chrF2 (see src/bleu.h).
+// BLEU and chrF2 (see src/text/bleu.h).
 //
 //   build/bleu HYP REF           # two sacreBLEU-style lines (score with its signature)
 //   build/bleu HYP REF --json    # one JSON object
@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "bleu.h"
-#include "cli.h"
-#include "common.h"
-#include "flags.h"
-#include "data.h"
-#include "io.h"
+#include "text/bleu.h"
+#include "runs/cli.h"
+#include "base/error.h"
+#include "base/flags.h"
+#include "base/utf8.h"
+#include "base/io.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// export: a checkpoint's parameters as a safetensors file (src/safetensors.h), which PyTorch
+// export: a checkpoint's parameters as a safetensors file (src/train/safetensors.h), which PyTorch
 // and Hugging Face tooling read; docs/checkpoints.md describes the file and how to load it.
 //
 //   build/export --checkpoint=checkpoints/lm-R-step1000.ckpt --out=lm-R.safetensors
@@ -8,11 +8,11 @@
 #include <cstdio>
 #include <string>
 
-#include "checkpoint.h"
-#include "cli.h"
-#include "common.h"
-#include "flags.h"
-#include "safetensors.h"
+#include "train/checkpoint.h"
+#include "runs/cli.h"
+#include "base/error.h"
+#include "base/flags.h"
+#include "train/safetensors.h"
 
 namespace {
 

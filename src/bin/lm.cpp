@@ -6,7 +6,7 @@
 //
 // Every variant trains with the same seeds, so the same initialisation streams and the same
 // data order. Each (variant, seed) is one run that writes only its own directory,
-// runs/lm-<data>-<preset>/<variant>-seed<seed>/ (src/run_dir.h); the invocation's runs are then
+// runs/lm-<data>-<preset>/<variant>-seed<seed>/ (src/runs/run_dir.h); the invocation's runs are then
 // summarised in runs/lm-<data>-<preset>/report.{csv,md}. Committed tables come from the
 // report step: build/lm --report RUN_DIRS... --out=results/<name>.
 #include <spawn.h>
@@ -20,22 +20,23 @@
 #include <map>
 #include <sstream>
 
-#include "autograd.h"
-#include "blas.h"
-#include "checkpoint.h"
-#include "cli.h"
-#include "common.h"
-#include "data.h"
-#include "findings.h"
-#include "flags.h"
-#include "io.h"
-#include "report.h"
-#include "rng.h"
-#include "stats.h"
-#include "run_report.h"
-#include "run_dir.h"
-#include "trainer.h"
-#include "transformer.h"
+#include "engine/autograd.h"
+#include "engine/gemm/blas.h"
+#include "train/checkpoint.h"
+#include "runs/cli.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "text/corpus.h"
+#include "runs/findings.h"
+#include "base/flags.h"
+#include "base/io.h"
+#include "base/table.h"
+#include "base/rng.h"
+#include "runs/stats.h"
+#include "runs/run_report.h"
+#include "runs/run_dir.h"
+#include "train/trainer.h"
+#include "models/transformer.h"
 
 extern char** environ;
 
@@ -43,7 +44,7 @@ namespace synth {
 namespace {
 
 // Flags that are neither model nor training flags but change the reported numbers: a run's
-// group (src/run_dir.h) includes them.
+// group (src/runs/run_dir.h) includes them.
 const std::vector<std::string> kGroupExtra = {};
 
 struct Options {
@@ -468,7 +469,7 @@ int dump_attention(Options& o, Flags& f) {
     return 0;
 }
 
-// The report of finished LM runs: STEM.csv and STEM.md (src/run_report.h).
+// The report of finished LM runs: STEM.csv and STEM.md (src/runs/run_report.h).
 void report(const std::vector<std::string>& dirs, const std::string& stem, bool force) {
     std::vector<RunRecord> runs = find_runs(dirs);
     // Every LM step trains batch x seq tokens, so a run whose result.json predates steps_s

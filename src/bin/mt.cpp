@@ -10,7 +10,7 @@
 // directory, decode the validation and test sets with beam search, and score the
 // detokenised output with sacreBLEU-exact BLEU and chrF against the raw reference lines.
 // Each (variant, seed) is one run that writes only its own directory,
-// runs/mt-<data>-<preset>/<variant>-seed<seed>/ (src/run_dir.h): config, metrics, checkpoints,
+// runs/mt-<data>-<preset>/<variant>-seed<seed>/ (src/runs/run_dir.h): config, metrics, checkpoints,
 // final.ckpt (the kept parameters, for --translate), hyps/<set>.<tgt> and result.json. The
 // invocation's runs are summarised in runs/mt-<data>-<preset>/report.{csv,md}; committed tables
 // come from the report step: build/mt --report RUN_DIRS... --out=results/<name>.
@@ -20,30 +20,31 @@
 #include <map>
 #include <sstream>
 
-#include "autograd.h"
-#include "beam.h"
-#include "blas.h"
-#include "bleu.h"
-#include "bpe.h"
-#include "checkpoint.h"
-#include "cli.h"
-#include "common.h"
-#include "data.h"
-#include "findings.h"
-#include "flags.h"
-#include "io.h"
-#include "report.h"
-#include "rng.h"
-#include "run_report.h"
-#include "run_dir.h"
-#include "seq2seq.h"
-#include "trainer.h"
+#include "engine/autograd.h"
+#include "models/beam.h"
+#include "engine/gemm/blas.h"
+#include "text/bleu.h"
+#include "text/bpe.h"
+#include "train/checkpoint.h"
+#include "runs/cli.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "text/corpus.h"
+#include "runs/findings.h"
+#include "base/flags.h"
+#include "base/io.h"
+#include "base/table.h"
+#include "base/rng.h"
+#include "runs/run_report.h"
+#include "runs/run_dir.h"
+#include "models/seq2seq.h"
+#include "train/trainer.h"
 
 namespace synth {
 namespace {
 
 // Flags that are neither model nor training flags but change the reported numbers: a run's
-// group (src/run_dir.h) includes them.
+// group (src/runs/run_dir.h) includes them.
 const std::vector<std::string> kGroupExtra = {"epochs", "valid-set", "test-sets", "beam", "len-penalty", "max-extra", "decode-limit"};
 
 struct Options {
@@ -441,7 +442,7 @@ MtData load_data(const Options& o, const std::string& dir) {
     return d;
 }
 
-// The report of finished MT runs: STEM.csv and STEM.md (src/run_report.h).
+// The report of finished MT runs: STEM.csv and STEM.md (src/runs/run_report.h).
 void report(const std::vector<std::string>& dirs, const std::string& stem, bool force) {
     const std::vector<RunRecord> runs = find_runs(dirs);
     ReportSpec spec;

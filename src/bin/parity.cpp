@@ -25,7 +25,7 @@
 //   count   u32 number of tensors, then per tensor:
 //           u32 name length, name bytes, u32 ndim, ndim x u32 dims, prod(dims) x f32 values
 //
-// With --safetensors it also writes <out-dir>/<variant>.safetensors (src/safetensors.h): the
+// With --safetensors it also writes <out-dir>/<variant>.safetensors (src/train/safetensors.h): the
 // parameters before the step, with the same metadata as the config, so the reference can
 // rebuild the model from the file alone and recompute the logits of <variant>.bin.
 #include <cmath>
@@ -35,19 +35,19 @@
 #include <sstream>
 
 #include "attention/variant.h"
-#include "autograd.h"
-#include "blas.h"
-#include "checkpoint.h"
-#include "cli.h"
-#include "common.h"
-#include "findings.h"
-#include "flags.h"
-#include "io.h"
-#include "optim.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "trainer.h"
-#include "transformer.h"
+#include "engine/autograd.h"
+#include "engine/gemm/blas.h"
+#include "train/checkpoint.h"
+#include "runs/cli.h"
+#include "base/error.h"
+#include "runs/findings.h"
+#include "base/flags.h"
+#include "base/io.h"
+#include "engine/optim.h"
+#include "base/rng.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
+#include "models/transformer.h"
 
 namespace synth {
 namespace {

@@ -1,0 +1,52 @@
+#include "base/table.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/io.h"
+
+namespace synth {
+
+static std::string csv_field(const std::string& s) {
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+}
+
+std::string Table::to_csv() const {
+    std::ostringstream os;
+    auto line = [&](const std::vector<std::string>& r) {
+        for (size_t i = 0; i < r.size(); ++i) os << (i ? "," : "") << csv_field(r[i]);
+        os << "\n";
+    };
+    line(columns);
+    for (const auto& r : rows) line(r);
+    return os.str();
+}
+
+std::string Table::to_markdown() const {
+    std::ostringstream os;
+    os << "|";
+    for (const auto& c : columns) os << " " << c << " |";
+    os << "\n|";
+    for (size_t i = 0; i < columns.size(); ++i) os << "---|";
+    os << "\n";
+    for (const auto& r : rows) {
+        os << "|";
+        for (const auto& f : r) os << " " << f << " |";
+        os << "\n";
+    }
+    return os.str();
+}
+
+std::string fmt(double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+}  // namespace synth

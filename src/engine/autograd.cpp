@@ -1,0 +1,74 @@
+#include "engine/autograd.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+
+#include "base/error.h"
+
+namespace synth {
+
+static bool g_grad_enabled = true;
+static std::vector<TapeEntry>& tape() {
+    static std::vector<TapeEntry> t;
+    return t;
+}
+
+// Empty when not tracing. SYNTH_TRACE=1 traces the first step to stderr.
+static TraceSink& trace() {
+    static TraceSink sink = [] {
+        const char* env = std::getenv("SYNTH_TRACE");
+        if (!env || std::strcmp(env, "1") != 0) return TraceSink{};
+        return TraceSink([](const std::string& line) { std::cerr << line << '\n'; });
+    }();
+    return sink;
+}
+
+// "fwd    3 linear        (2, 5, 7), (7, 3) -> (2, 5, 3)"
+static std::string trace_line(const char* direction, size_t index, const TapeEntry& e) {
+    char head[64];
+    std::snprintf(head, sizeof head, "%s %4zu %-13s", direction, index, e.op);
+    std::string line = head;
+    const char* sep = " ";
+    for (const Tensor& t : e.inputs) {
+        if (!t.data) continue;
+        line += sep + t.shape_str();
+        sep = ", ";
+    }
+    return line + " -> " + e.output.shape_str();
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+
+NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = prev_; }
+
+void record(const char* op, const Tensor* inputs, size_t n_inputs, const Tensor& output,
+            std::function<void()> backward) {
+    auto& t = tape();
+    t.push_back({op, {}, output, std::move(backward)});
+    if (!trace()) return;
+    t.back().inputs.assign(inputs, inputs + n_inputs);
+    trace()(trace_line("fwd", t.size() - 1, t.back()));
+}
+
+void backward(const Tensor& loss) {
+    SYNTH_CHECK(loss.numel() == 1, "backward() needs a scalar loss, got shape ", loss.shape_str());
+    SYNTH_CHECK(loss.grad, "backward(): the loss does not depend on anything that needs a gradient");
+    loss.grad[0] = 1.0f;
+    auto& t = tape();
+    for (size_t i = t.size(); i-- > 0;) {
+        if (trace()) trace()(trace_line("bwd", i, t[i]));
+        t[i].backward();
+    }
+    t.clear();
+    trace() = nullptr;  // one step is enough to see the order
+}
+
+void clear_tape() { tape().clear(); }
+size_t tape_size() { return tape().size(); }
+
+void trace_next_step(TraceSink sink) { trace() = std::move(sink); }
+
+}  // namespace synth

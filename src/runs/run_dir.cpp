@@ -1,0 +1,265 @@
+#include "runs/run_dir.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "engine/gemm/blas.h"
+#include "train/checkpoint.h"
+#include "base/error.h"
+#include "base/flags.h"
+#include "base/io.h"
+#include "train/trainer.h"
+
+namespace synth {
+
+namespace fs = std::filesystem;
+
+std::vector<int> parse_seeds(const std::string& seeds, int default_seed) {
+    if (seeds.empty()) return {default_seed};
+    std::vector<int> out;
+    for (const std::string& s : split_list(seeds)) {
+        char* end = nullptr;
+        const long v = std::strtol(s.c_str(), &end, 10);
+        SYNTH_CHECK(*end == '\0' && v >= 0 && v <= 2147483647L, "--seeds: '", s, "' is not a seed (an integer >= 0)");
+        SYNTH_CHECK(std::find(out.begin(), out.end(), (int)v) == out.end(), "--seeds repeats ", v);
+        out.push_back((int)v);
+    }
+    return out;
+}
+
+// A run that starts afresh in a directory an earlier (overwritten, or killed and not resumed)
+// run used removes that run's files, so no checkpoint, hypothesis or metric of it survives
+// beside the new run's. Files synth does not write are left alone.
+static void clear_run_dir(const std::string& dir) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const std::string n = e.path().filename().string();
+        const bool ours = n == "config.json" || n == "metrics.jsonl" || n == "result.json" || n == "hyps" ||
+                          (n.size() > 5 && n.compare(n.size() - 5, 5, ".ckpt") == 0);
+        if (ours) fs::remove_all(e.path(), ec);
+    }
+}
+
+void RunsConfig::bind(Flags& f, const std::string& binary) {
+    f.add("seeds", &seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
+    f.add("runs-dir", &runs_dir, "runs go to <runs-dir>/" + binary + "-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
+    f.add("run-dir", &run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
+    f.add("overwrite", &overwrite, "replace the finished runs in the run directories of this invocation");
+    f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
+    f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
+    f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
+}
+
+std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,
+                                              int default_seed, bool resuming, const std::string& subdir) const {
+    const std::vector<int> list = parse_seeds(seeds, default_seed);
+    for (size_t i = 0; i < variants.size(); ++i)
+        SYNTH_CHECK(std::find(variants.begin(), variants.begin() + i, variants[i]) == variants.begin() + i,
+                    "--variants repeats ", variants[i]);
+    SYNTH_CHECK(run_dir.empty() || variants.size() * list.size() == 1, "--run-dir names one run, but --variants and "
+                "--seeds give ", variants.size() * list.size(), " (use --runs-dir for several)");
+    SYNTH_CHECK(!resuming || list.size() == 1, "--resume continues one run, but --seeds names ", list.size());
+    std::vector<Run> runs;
+    for (const std::string& v : variants)
+        for (int seed : list) {
+            const std::string dir = run_dir.empty() ? run_dir_path(runs_dir, sweep, v, seed) : run_dir;
+            check_run_dir_free(dir, resuming, overwrite);
+            if (!resuming) clear_run_dir(dir);
+            ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
+            sweep_stale_temporaries(dir);  // left by a run killed mid-write
+            runs.push_back({v, seed, dir});
+        }
+    return runs;
+}
+
+int RunsConfig::resumed_seed(const Checkpoint& ck, const std::string& path, bool seed_given, int seed) const {
+    const std::map<std::string, std::string> config = config_map(ck.config);
+    if (!config.count("seed")) return seed;  // not a training checkpoint: check_resume says so
+    const std::vector<int> list = parse_seeds(config.at("seed"), 0);
+    SYNTH_CHECK(list.size() == 1, "checkpoint ", path, " has no single seed in its config");
+    SYNTH_CHECK(!seed_given || seed == list[0], "checkpoint ", path, " is a run of seed ", list[0], ", not --seed=", seed);
+    SYNTH_CHECK(seeds.empty() || parse_seeds(seeds, 0) == list, "checkpoint ", path, " is a run of seed ", list[0],
+                ", not --seeds=", seeds);
+    return list[0];
+}
+
+void RunsConfig::execute(const std::vector<Run>& runs, int& seed, const Flags& f, const std::string& binary,
+                         int threads, const std::vector<std::string>& group_extra,
+                         const std::function<JsonObject(const Run&)>& train, const std::string& sweep,
+                         const ReportFn& report) const {
+    std::vector<std::string> done;
+    for (const Run& run : runs) {
+        seed = run.seed;
+        const std::string group = run_group(f, group_extra);
+        write_run_config(run.dir, f, binary, threads, group);
+        JsonObject result = train(run);
+        result.text("group_hash", short_hash(group));
+        result.text("group", group);
+        write_result(run.dir, result);
+        std::printf("%s\n", result.dump().c_str());
+        std::fflush(stdout);
+        done.push_back(run.dir);
+    }
+    if (!run_dir.empty()) return;
+    const std::string stem = runs_dir + "/" + sweep + "/report";
+    report(done, stem, false);
+    std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
+}
+
+bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report) {
+    if (!c.report) return false;
+    SYNTH_CHECK(!c.out.empty(), "--report needs --out=STEM (e.g. --out=results/<name>)");
+    SYNTH_CHECK(!dirs.empty(), "--report needs the run directories to merge as arguments");
+    report(dirs, c.out, c.force);
+    std::printf("%s", read_file(c.out + ".md").c_str());
+    return true;
+}
+
+std::string run_dir_path(const std::string& runs_dir, const std::string& sweep, const std::string& variant, int seed) {
+    return runs_dir + "/" + sweep + "/" + variant + "-seed" + std::to_string(seed);
+}
+
+std::string run_group(const Flags& f, const std::vector<std::string>& extra) {
+    const std::map<std::string, std::string> values = config_map(f.dump());
+    // An attention variant's setting at its registered default (the value an older config
+    // without it means) is left out, so that registering a new variant keeps every group.
+    std::string out;
+    for (FlagRole role : {FlagRole::Model, FlagRole::Training})
+        for (const std::string& k : f.names(role))
+            if (k != "seed" && !f.at_missing_default(k)) out += k + "=" + values.at(k) + "\n";
+    for (const std::string& k : extra) out += k + "=" + values.at(k) + "\n";
+    return out;
+}
+
+// The commit of the checkout the binary was built in (build/<bin> -> ..), or "unknown".
+static std::string git_commit() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return "unknown";
+    const std::string cmd = "git -C '" + exe.parent_path().parent_path().string() +
+                            "' rev-parse HEAD 2>/dev/null && git -C '" + exe.parent_path().parent_path().string() +
+                            "' status --porcelain --untracked-files=no 2>/dev/null";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return "unknown";
+    std::string out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    if (out.size() < 40) return "unknown";
+    return out.substr(0, 40) + (out.size() > 41 ? "-dirty" : "");
+}
+
+void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
+    SYNTH_CHECK(resuming || overwrite || !fs::exists(dir + "/result.json"), "run directory ", dir,
+                " already holds a finished run (its result.json); give another --tag, --runs-dir or --run-dir, "
+                "or --overwrite to replace it");
+}
+
+void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
+                      const std::string& group) {
+    // The run starts: a result from before (an overwritten or resumed run) is no longer its result.
+    fs::remove(dir + "/result.json");
+    JsonObject o;
+    o.text("binary", binary);
+    o.text("git_commit", git_commit());
+    o.text("cpu", cpu_name());
+    o.text("blas_kernel", blas_kernel_name());
+    o.text("precision", config_map(f.dump()).at("precision"));
+    o.text("gemm_provider", provider_name(gemm_provider()));
+    o.integer("threads", threads);
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    o.text("host", host);
+    o.text("group_hash", short_hash(group));
+    for (const auto& [k, v] : config_map(f.dump())) o.text("flag." + k, v);
+    write_file_atomic(dir + "/config.json", o.dump() + "\n");
+}
+
+void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve) {
+    std::string out;
+    for (const CurveRow& c : curve) {
+        JsonObject o;
+        o.integer("step", c.step);
+        o.number("train_loss", c.train_loss);
+        if (!std::isnan(c.val_loss)) o.number("val_loss", c.val_loss);
+        if (!std::isnan(c.val_acc)) o.number("val_acc", c.val_acc);
+        o.number("lr", c.lr);
+        out += o.dump() + "\n";
+    }
+    write_file_atomic(dir + "/metrics.jsonl", out);
+}
+
+std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until, const std::string& name) {
+    std::map<int64_t, CurveRow> by_step;
+    const std::string path = dir + "/metrics.jsonl";
+    if (fs::exists(path)) {
+        std::istringstream is(read_file(path));
+        int line_no = 0;
+        for (std::string line; std::getline(is, line);) {
+            ++line_no;
+            const JsonObject o = parse_json_object(line, path + ":" + std::to_string(line_no));
+            const int64_t s = (int64_t)o.num("step");
+            if (s >= 1 && s <= until)
+                by_step[s] = CurveRow{s, o.num("train_loss"), o.has("val_loss") ? o.num("val_loss") : NAN, o.num("lr"),
+                                      o.has("val_acc") ? o.num("val_acc") : NAN};
+        }
+    }
+    if ((int64_t)by_step.size() != until)
+        std::fprintf(stderr, "[%s] warning: %s has %zu of the %lld rows before the checkpoint; the curve will have a gap\n",
+                     name.c_str(), path.c_str(), by_step.size(), (long long)until);
+    std::vector<CurveRow> rows;
+    for (auto& [s, r] : by_step) rows.push_back(r);
+    return rows;
+}
+
+void write_result(const std::string& dir, const JsonObject& result) {
+    write_file_atomic(dir + "/result.json", result.dump() + "\n");
+}
+
+std::string checkpoint_prefix(const TrainConfig& c, const std::string& dir, const std::string& sweep,
+                              const std::string& variant, int seed) {
+    return c.checkpoint_dir.empty() ? dir + "/checkpoint"
+                                    : c.checkpoint_dir + "/" + sweep + "-" + variant + "-seed" + std::to_string(seed);
+}
+
+TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t total, const std::string& dir,
+                             const Checkpoint* resume, const std::string& resume_path, const std::string& name) {
+    trainer.before_save = [&](int64_t) { write_metrics(dir, trainer.curve); };
+    if (resume) {
+        trainer.resume(*resume, resume_path);
+        trainer.curve = read_metrics(dir, trainer.start_step(), name);
+    }
+    const TrainResult t = trainer.run(task, total);
+    write_metrics(dir, trainer.curve);
+    return t;
+}
+
+std::vector<RunRecord> find_runs(const std::vector<std::string>& paths) {
+    std::vector<std::string> dirs;
+    for (const std::string& p : paths) {
+        SYNTH_CHECK(fs::is_directory(p), "report: '", p, "' is not a directory of runs");
+        if (fs::exists(p + "/result.json")) dirs.push_back(p);
+        else
+            for (const auto& e : fs::recursive_directory_iterator(p))
+                if (e.is_regular_file() && e.path().filename() == "result.json") dirs.push_back(e.path().parent_path());
+    }
+    std::sort(dirs.begin(), dirs.end());
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+    SYNTH_CHECK(!dirs.empty(), "report: no finished run (a directory with result.json) under the given paths");
+    std::vector<RunRecord> runs;
+    for (const std::string& d : dirs) {
+        const std::string config = d + "/config.json";
+        runs.push_back({d, parse_json_object(read_file(d + "/result.json"), d + "/result.json"),
+                        fs::exists(config) ? parse_json_object(read_file(config), config) : JsonObject()});
+    }
+    return runs;
+}
+
+}  // namespace synth

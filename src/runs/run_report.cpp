@@ -1,0 +1,177 @@
+#include "runs/run_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "base/error.h"
+#include "runs/findings.h"
+#include "base/io.h"
+#include "base/table.h"
+#include "runs/stats.h"
+#include "train/trainer.h"
+
+namespace synth {
+
+namespace {
+
+// "k=v\n" lines -> map.
+std::map<std::string, std::string> group_map(const std::string& group) {
+    std::map<std::string, std::string> m;
+    std::istringstream is(group);
+    for (std::string line; std::getline(is, line);) {
+        const size_t eq = line.find('=');
+        if (eq != std::string::npos) m[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return m;
+}
+
+// Variants in the paper's order, then any others by name.
+int variant_rank(const std::string& v) {
+    const std::vector<std::string> paper = split_list(paper_sweep());
+    auto it = std::find(paper.begin(), paper.end(), v);
+    return it == paper.end() ? (int)paper.size() : (int)(it - paper.begin());
+}
+
+// The machine a run ran on, to tell speeds apart: its CPU (config.json's "cpu"; runs from before
+// config.json named it have only the rest), its OpenBLAS kernel (one CPU can run several:
+// OPENBLAS_CORETYPE), and a bf16 run's GEMM provider, which the CPU chooses (docs/precision.md).
+std::string machine_of(const RunRecord& r) {
+    const JsonObject& c = r.config;
+    std::string m = c.has("cpu") ? c.at("cpu") + ", " : "";
+    m += c.has("blas_kernel") ? "OpenBLAS kernel " + c.at("blas_kernel") : "OpenBLAS kernel unknown";
+    if (c.has("gemm_provider") && c.at("gemm_provider") != "openblas-fp32") m += ", " + c.at("gemm_provider");
+    return m;
+}
+
+}  // namespace
+
+void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, const std::string& stem) {
+    // ---- CSV: one row per run, the union of the result keys in first-seen order ----
+    Table csv;
+    csv.columns = {"run", "machine"};
+    for (const RunRecord& r : runs)
+        for (const auto& [k, v] : r.result.fields)
+            if (k != "group" && std::find(csv.columns.begin(), csv.columns.end(), k) == csv.columns.end())
+                csv.columns.push_back(k);
+    for (const RunRecord& r : runs) {
+        std::vector<std::string> row = {r.dir, machine_of(r)};
+        for (size_t c = 2; c < csv.columns.size(); ++c) row.push_back(r.result.has(csv.columns[c]) ? r.result.at(csv.columns[c]) : "");
+        csv.rows.push_back(row);
+    }
+
+    // ---- groups of runs with the same config, labelled by what differs between groups ----
+    std::map<std::string, std::vector<const RunRecord*>> groups;
+    for (const RunRecord& r : runs) groups[r.result.at("group")].push_back(&r);
+    // The same flags on other data (a file of the same name with other contents) is not the
+    // same experiment: refuse to average it in. Nor may one (variant, seed) count twice.
+    for (const auto& [g, members] : groups) {
+        std::set<std::pair<std::string, std::string>> seen;
+        for (const RunRecord* r : members)
+            SYNTH_CHECK(seen.insert({r->result.at("variant"), r->result.at("seed")}).second, "report: ", r->dir,
+                        " repeats variant ", r->result.at("variant"), " seed ", r->result.at("seed"),
+                        " of the same config: give each run once");
+    }
+    for (const auto& [g, members] : groups)
+        for (const RunRecord* r : members)
+            SYNTH_CHECK(spec.force || r->result.at("data_hash") == members[0]->result.at("data_hash"), "report: ", r->dir,
+                        " and ", members[0]->dir, " have the same flags but were trained on different data (data_hash ",
+                        r->result.at("data_hash"), " vs ", members[0]->result.at("data_hash"),
+                        "); report them separately, or --force to merge them anyway");
+    std::set<std::string> differing;
+    for (const auto& [g, _] : groups)
+        for (const auto& [k, v] : group_map(g))
+            for (const auto& [h, __] : groups)
+                if (group_map(h)[k] != v) differing.insert(k);
+
+    std::ostringstream md;
+    md << "# " << spec.title << "\n\n" << spec.intro << "\n"
+       << "Each row is the mean +- sample standard deviation over the seeds (n) of the runs with that variant. "
+       << "Produced by the report step from " << runs.size() << " run directories (one row each in the CSV beside this "
+       << "file).\n";
+    std::string common;
+    for (const auto& [k, v] : group_map(groups.begin()->first))
+        if (!differing.count(k) && !spec.inapplicable.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
+    md << "\nSettings of every run: " << common << ".\n";
+    std::set<std::string> machines;
+    for (const RunRecord& r : runs) machines.insert(machine_of(r));
+    const bool many_machines = machines.size() > 1;
+    if (many_machines)
+        md << "\nThe runs ran on " << machines.size() << " machines (the column \"machines\"), so their tokens/s "
+           << "compare only within one: the speed findings pair only seeds whose two runs shared a machine.\n";
+    std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
+    std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
+    std::map<std::string, std::vector<SeedRun>> by_precision;  // ... only in --precision
+    std::map<std::string, std::vector<SeedRun>> by_value;      // ... only in one other flag
+    const std::string other_flag = differing.size() == 1 && !differing.count("heads") && !differing.count("placement") &&
+                                           !differing.count("precision")
+                                       ? *differing.begin()
+                                       : "";
+    for (const auto& [g, members] : groups) {
+        // A group leaves out a variant setting at its registered default (run_group), so a
+        // setting another group sets reads "at its default" here.
+        std::string label;
+        const std::map<std::string, std::string> flags = group_map(g);
+        for (const std::string& k : differing)
+            label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
+        if (groups.size() > 1) md << "\n## " << label << "\n";
+        std::map<std::string, std::vector<const RunRecord*>> by_variant;
+        for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
+        std::vector<std::string> order;
+        for (const auto& [v, _] : by_variant) order.push_back(v);
+        std::stable_sort(order.begin(), order.end(),
+                         [](const std::string& a, const std::string& b) { return variant_rank(a) < variant_rank(b); });
+        Table t;
+        t.columns = {"variant", "n", "seeds"};
+        for (const std::string& m : spec.metrics) t.columns.push_back(m);
+        if (many_machines) t.columns.push_back("machines");
+        std::vector<SeedRun> seeded;
+        const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
+            const std::string& k = spec.score_key;
+            return k.empty() || !r->result.has(k) || r->result.at(k) == "null" ? NAN : spec.score_scale * r->result.num(k);
+        };
+        for (const std::string& v : order) {
+            std::vector<std::string> row = {v, std::to_string(by_variant[v].size()), ""};
+            for (const RunRecord* r : by_variant[v]) row[2] += (row[2].empty() ? "" : ",") + r->result.at("seed");
+            for (const std::string& m : spec.metrics) {
+                std::vector<double> x;
+                for (const RunRecord* r : by_variant[v])
+                    if (r->result.has(m) && r->result.at(m) != "null") x.push_back(r->result.num(m));
+                // Counts and throughputs print whole; losses, BLEU and the like with 4 decimals.
+                const int dec = std::all_of(x.begin(), x.end(), [](double v) { return v == std::floor(v); }) ? 0 : 4;
+                row.push_back(x.empty()       ? ""
+                              : x.size() == 1 ? fmt(x[0], dec)
+                                              : fmt(mean_of(x), dec) + " +- " + fmt(stddev_of(x), dec));
+            }
+            if (many_machines) {
+                std::set<std::string> ran_on;
+                for (const RunRecord* r : by_variant[v]) ran_on.insert(machine_of(*r));
+                std::string list;
+                for (const std::string& m : ran_on) list += (list.empty() ? "" : "; ") + m;
+                row.push_back(list);
+            }
+            t.rows.push_back(row);
+            for (const RunRecord* r : by_variant[v])
+                if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
+                    seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
+                                      spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
+                                      r->result.num("params"),
+                                      score_of(r), machine_of(*r)});
+        }
+        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN);
+        if (spec.group_note) md << spec.group_note(members);
+        if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
+        if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
+        if (differing == std::set<std::string>{"precision"})
+            by_precision[flags.count("precision") ? flags.at("precision") : "fp32"] = seeded;
+        if (!other_flag.empty()) by_value[flags.count(other_flag) ? flags.at(other_flag) : ""] = seeded;
+    }
+    md << heads_findings(by_heads) << placement_findings(by_placement) << precision_findings(by_precision);
+    if (!other_flag.empty()) md << flag_findings("--" + other_flag, by_value);
+    write_file_atomic(stem + ".csv", csv.to_csv());
+    write_file_atomic(stem + ".md", md.str());
+}
+
+}  // namespace synth

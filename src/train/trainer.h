@@ -1,0 +1,139 @@
+// trainer.h: the training loop every runner shares (build/lm, build/mt).
+//
+// One step is: the task's loss on the step's batch -> backward -> clip the global gradient
+// norm -> AdamW at the step's learning rate. Around it the Trainer keeps the evaluation
+// cadence and the parameters of the best validation loss, stops on a non-finite
+// loss naming the last good checkpoint, saves resumable checkpoints, prints a progress line
+// and records the loss curve. The batch order, the learning rate and the dropout masks are
+// functions of (seed, step), so the parameters, the AdamW state, the step and the best
+// parameters so far are all a resumed run needs to continue exactly as the uninterrupted run.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "attention/variant.h"
+#include "engine/gemm/blas.h"
+#include "train/checkpoint.h"
+#include "engine/optim.h"
+
+namespace synth {
+
+class Flags;
+
+// The training recipe's flags (each binary sets its own defaults before bind()).
+struct TrainConfig {
+    int seed = 1337, threads = default_threads();
+    int steps = 1000;
+    int warmup = 100;
+    float lr = 1e-3f, min_lr = 1e-4f;
+    std::string schedule = "cosine";  // cosine | rsqrt | constant (optim.h)
+    std::string precision = "fp32";   // fp32 | bf16 (precision.h)
+    float weight_decay = 0.1f, beta2 = 0.99f, adam_eps = 1e-8f;
+    float clip = 1.0f;
+    int eval_every = 200;  // 0: once per epoch
+    int log_every = 50;
+    int save_every = 0;    // 0: never
+    int keep_last = 0;     // keep only the newest N step checkpoints (0: all)
+    std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
+
+    void bind(Flags& f);
+    void validate() const;
+    // Gives the process its threads (set_threads) and its GEMM provider for --precision
+    // (set_precision). Returns what a runner's summary line says of them: "OpenBLAS kernel
+    // Haswell, 2 threads, precision bf16: rounded-bf16 (...)".
+    std::string configure_compute() const;
+    // With --save-every and --checkpoint-dir: the directory exists and is writable. (Its stale
+    // temporaries are not swept: other hosts' runs may be writing there.)
+    void prepare_checkpoint_dir() const;
+    AdamWConfig adamw() const { return AdamWConfig{0.9f, beta2, adam_eps, weight_decay}; }
+};
+
+// What a runner supplies: the loss of a step and the validation loss.
+struct TrainTask {
+    // Builds step `step`'s batch (a function of the seed and the step) and returns the scalar
+    // training loss; `tokens` receives the tokens the step counts towards throughput.
+    std::function<Tensor(int64_t step, StepContext& ctx, int64_t& tokens)> loss;
+    std::function<double()> validate;  // mean validation loss, without gradients
+    // Optional (classification): the accuracy of the evaluation validate() just ran, recorded
+    // beside its loss in the curve and the progress line.
+    std::function<double()> val_accuracy;
+    int64_t steps_per_epoch = 0;       // > 0: epochs in the progress line, eval_every 0 = once per epoch
+    std::string tokens_unit = "tok/s"; // what the progress line calls the throughput
+    std::string config;                // saved with checkpoints (the resolved flags)
+    std::string tokenizer;             // saved with checkpoints
+};
+
+struct CurveRow {
+    int64_t step;
+    double train_loss, val_loss, lr;  // val_loss NaN between evaluations
+    double val_acc = NAN;             // with TrainTask::val_accuracy, at evaluations
+};
+
+struct TrainResult {
+    double best_val = 0, last_val = 0;
+    int64_t best_step = 0, tokens = 0, steps = 0;  // steps: all of them, those before a resume too
+    double compute_s = 0, wall_s = 0;  // compute: the training steps only; wall: everything, validation included
+    double tokens_per_s() const { return tokens / compute_s; }
+    double steps_per_s() const { return steps / compute_s; }
+};
+
+class Trainer {
+public:
+    // name: the variant, which labels progress lines and checkpoints; checkpoints are
+    // <checkpoint_prefix>-step<N>.ckpt, with the best parameters so far in .best.ckpt beside each.
+    Trainer(ParamStore& store, const TrainConfig& cfg, std::string name, std::string checkpoint_prefix);
+    // --resume: restores the parameters, the AdamW state, the counters, the best parameters.
+    void resume(const Checkpoint& ck, const std::string& path);
+    // Trains steps [start, total); the store then holds the last parameters, best() the best.
+    TrainResult run(const TrainTask& task, int64_t total_steps);
+    const std::vector<float>& best() const { return best_; }  // a flat copy of the store's data
+
+    int64_t start_step() const { return start_; }
+    std::vector<CurveRow> curve;  // one row per step; a resumed run's runner restores the rows before start_step()
+    // Runs before each checkpoint is written (e.g. the run's metrics up to that step), so a kill
+    // between the two never leaves a checkpoint whose curve lacks rows.
+    std::function<void(int64_t step)> before_save;
+
+private:
+    void save(const TrainTask& task, int64_t step, const std::vector<float>& best);
+
+    ParamStore& store_;
+    TrainConfig cfg_;
+    AdamW opt_;
+    std::string name_, prefix_;
+    int64_t start_ = 0;
+    TrainResult r_;
+    double prev_wall_s_ = 0;
+    std::vector<float> best_;
+    std::string last_checkpoint_;
+    std::vector<std::string> saved_;  // this process's step checkpoints, oldest first
+};
+
+// One optimisation step: zero the gradients, loss() (forward), backward, clip the global
+// gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
+float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip);
+
+// Fail before the work: the memory of training the model declared in `store` (not yet
+// finalized): its parameters with their gradients, AdamW moments and best copy, and one step's
+// activations, measured by running `one_sequence_loss` (a step on a single sequence; the store
+// is finalized first) and scaled by `sequences` per batch, against the available memory.
+// Throws naming `name` and `lower` (the flags to lower) when it does not fit.
+void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
+                           double sequences, const std::string& name, const std::string& lower);
+
+// The end of a run that keeps both (build/lm, build/cls): <dir>/final.ckpt with the store's
+// (last) parameters at step `steps`, and <dir>/best.ckpt with `best`, those of t.best_step, each
+// with `config` (the flags, the model kind and the variant) and `tokenizer`.
+void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
+                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer);
+
+// The file of the best parameters saved beside a training checkpoint.
+std::string best_companion(const std::string& checkpoint_path);
+// A checkpoint of `values` (a flat copy of the store's data) with the store's table.
+Checkpoint capture_values(const ParamStore& store, const std::vector<float>& values);
+
+}  // namespace synth
