@@ -110,8 +110,10 @@ inline std::string strip_comments(const std::string& text, Keep keep = Keep::Cod
             while (i < n && text[i] != c && text[i] != '\n') i += text[i] == '\\' ? 2 : 1;
             if (i < n && text[i] == c) ++i;
             const size_t len = i - start;
-            if (keep == Keep::Structure) put(len < 2 ? std::string(len, c) : std::string(2, c) + std::string(len - 2, ' '), true);
-            else put(text.substr(start, i - start), true);
+            if (keep == Keep::Structure)  // "" of the same length
+                put(len < 2 ? std::string(len, c) : std::string(2, c) + std::string(len - 2, ' '), true);
+            else
+                put(text.substr(start, len), true);
             line_start = false;
         } else {
             if (c == '\n') line_start = true;

@@ -1,6 +1,6 @@
-// Docs that cannot drift: every path, binary, file, class and function that README.md and
-// docs/*.md name exists in the tree, and so does every path that the comments of src/ and the
-// scripts name. What counts as a reference:
+// Docs that cannot drift: every path, binary, file, class and function that README.md, docs/*.md
+// and the READMEs of results/, data/ and fuzz/ name exists in the tree, and so does every path
+// that the comments of src/ and the scripts name. What counts as a reference:
 //   - a path starting src/, scripts/, tests/ or docs/, anywhere in the text (`*`, `**`,
 //     `<placeholder>` and `{a,b}` match as in a shell): the file or folder exists;
 //   - build/NAME, NAME a lowercase word: src/bin/NAME.cpp exists (but for build/tests and
@@ -14,11 +14,13 @@
 //       `name.h`, `name.cpp`, `name.py`, `name.sh`: a file of that name exists;
 //     and single lowercase words (`mix`), math (`softmax(w)`, `Q K^T`), flags, commands, shapes
 //     and dotted parameter names are not references;
+//   - a relative Markdown link `[text](target#anchor)`: the target exists, and docs/README.md
+//     links every page of docs/;
 //   - in C++ comments of src/, a bare file name `x.h` or `x.cpp`: a file of that name exists,
 //     and a file's opening `// name.h:` is its own name.
-// "The code" is src/, tests/ and scripts/ with their comments left out, so a name that survives
-// only in a comment does not count. kNotCode lists the names of other projects that the docs
-// cite, kNotInTree the paths they name on purpose.
+// "The code" is src/, tests/, scripts/, fuzz/'s sources and data/fetch.sh with their comments
+// left out, so a name that survives only in a comment does not count. kNotCode lists the names
+// of other projects that the docs cite, kNotInTree the paths they name on purpose.
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -30,13 +32,14 @@ using synth_test::Tree;
 
 namespace {
 
-// Names the docs cite from other code (fairseq, nanoGPT, Long Range Arena), and the system
-// header a comment names: written as the docs and comments write them.
+// Names the docs cite from other code (fairseq, nanoGPT, Long Range Arena, Multi30k's file
+// names), and the system header a comment names: written as the docs and comments write them.
 const std::set<std::string> kNotCode = {
     "LightConvEncoderLayer", "LightweightConv1dTBC", "Linear", "lightconv_iwslt_de_en", "lightconv_lm",
     "padding_l", "transformer_tiny", "weight_dropout", "weight_softmax",  // fairseq
     "eval_iters",                                                         // nanoGPT
     "classifier_head",                                                    // Long Range Arena
+    "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr",           // Multi30k (data/README.md)
     "cblas.h",                                                            // OpenBLAS
 };
 
@@ -52,7 +55,8 @@ bool ends_with(const std::string& s, const std::string& end) {
 }
 bool is_cpp(const std::string& path) { return ends_with(path, ".h") || ends_with(path, ".cpp"); }
 bool is_doc(const std::string& path) {
-    return path == "README.md" || (path.rfind("docs/", 0) == 0 && ends_with(path, ".md"));
+    return path == "README.md" || path == "results/README.md" || path == "data/README.md" || path == "fuzz/README.md" ||
+           (path.rfind("docs/", 0) == 0 && ends_with(path, ".md"));
 }
 
 // The code a reference may point to, and the words in it.
@@ -64,9 +68,10 @@ struct Code {
 Code code_of(const Tree& tree) {
     Code code;
     for (const auto& [path, text] : tree) {
-        const bool src = path.rfind("src/", 0) == 0, tests = path.rfind("tests/", 0) == 0,
-                   scripts = path.rfind("scripts/", 0) == 0;
-        if (!src && !tests && !scripts) continue;
+        const bool code_file = path.rfind("src/", 0) == 0 || path.rfind("tests/", 0) == 0 ||
+                               path.rfind("scripts/", 0) == 0 || (path.rfind("fuzz/", 0) == 0 && is_cpp(path)) ||
+                               path == "data/fetch.sh";
+        if (!code_file) continue;
         code.basenames.insert(path.substr(path.rfind('/') + 1));
         if (path == kSelf) continue;
         std::string body;
@@ -138,7 +143,8 @@ bool qualified_exists(const Code& code, std::string name) {
     name = name.substr(0, name.find('('));
     const size_t last = name.rfind("::");
     const std::string member = name.substr(last + 2), owner_path = name.substr(0, last);
-    const std::string owner = owner_path.substr(owner_path.rfind(':') == std::string::npos ? 0 : owner_path.rfind(':') + 1);
+    const size_t colon = owner_path.rfind(':');
+    const std::string owner = colon == std::string::npos ? owner_path : owner_path.substr(colon + 1);
     const std::regex declares("\\b(struct|class|namespace|enum class|enum)\\s+" + owner + "\\b");
     for (const auto& [path, text] : code.files) {
         if (!is_cpp(path)) continue;
@@ -187,7 +193,8 @@ std::vector<std::pair<int, std::string>> code_spans(const std::string& md) {
     std::string line;
     bool fenced = false;
     for (int n = 1; std::getline(in, line); ++n) {
-        if (line.find_first_not_of(" ") != std::string::npos && line.compare(line.find_first_not_of(" "), 3, "```") == 0) {
+        const size_t indent = line.find_first_not_of(" ");
+        if (indent != std::string::npos && line.compare(indent, 3, "```") == 0) {
             fenced = !fenced;
             continue;
         }
@@ -204,7 +211,8 @@ std::vector<std::pair<int, std::string>> code_spans(const std::string& md) {
 
 // Every reference a doc makes (see the top of this file) that the tree does not hold.
 void check_names(const Code& code, const std::string& file, const std::string& md, std::vector<Problem>& out) {
-    static const std::regex qualified(R"(^~?[A-Za-z_]\w*(::~?[A-Za-z_]\w*)+(\(.*\))?$)"), call(R"(^([A-Za-z_]\w*)\(\)$)"),
+    static const std::regex qualified(R"(^~?[A-Za-z_]\w*(::~?[A-Za-z_]\w*)+(\(.*\))?$)"),
+        call(R"(^([A-Za-z_]\w*)\(\)$)"),
         snake("^[a-z][a-z0-9]*(_[a-z0-9]+)+$"), camel("^[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$"),
         file_name(R"(^[\w-]+\.(h|cpp|py|sh)$)");
     for (const auto& [n, span] : code_spans(md)) {
@@ -224,7 +232,8 @@ void check_names(const Code& code, const std::string& file, const std::string& m
 }
 
 // Bare file names (`tensor.h`) in the comments of a C++ file.
-void check_comment_files(const Code& code, const std::string& file, const std::string& text, std::vector<Problem>& out) {
+void check_comment_files(const Code& code, const std::string& file, const std::string& text,
+                         std::vector<Problem>& out) {
     static const std::regex name(R"((^|[^\w/.-])([A-Za-z_][\w-]*\.(h|cpp))\b)");
     std::istringstream in(synth_test::strip_comments(text, synth_test::Keep::Comments));
     std::string line;
@@ -233,6 +242,57 @@ void check_comment_files(const Code& code, const std::string& file, const std::s
         for (std::sregex_iterator it(line.begin(), line.end(), name), end; it != end; ++it)
             if (!code.basenames.count((*it)[2]) && !kNotCode.count((*it)[2]))
                 out.push_back({file + ":" + std::to_string(n), std::string((*it)[2]) + ": no file of that name"});
+}
+
+// "docs/../README.md" -> "README.md".
+std::string normalised(const std::string& path) {
+    std::vector<std::string> parts;
+    std::istringstream in(path);
+    for (std::string part; std::getline(in, part, '/');) {
+        if (part == "..") {
+            if (!parts.empty()) parts.pop_back();
+        } else if (!part.empty() && part != ".") {
+            parts.push_back(part);
+        }
+    }
+    std::string out;
+    for (const std::string& p : parts) out += (out.empty() ? "" : "/") + p;
+    return out;
+}
+
+// The relative link targets of a Markdown file, resolved from its folder, with their lines.
+std::vector<std::pair<int, std::string>> links_of(const std::string& file, const std::string& md) {
+    static const std::regex link(R"(\]\(([^)\s#]*)(#[^)\s]*)?\))");
+    const std::string folder = file.find('/') == std::string::npos ? "" : file.substr(0, file.rfind('/') + 1);
+    std::vector<std::pair<int, std::string>> out;
+    std::istringstream in(md);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+        if (line.find("](") == std::string::npos) continue;
+        for (std::sregex_iterator it(line.begin(), line.end(), link), end; it != end; ++it) {
+            const std::string target = (*it)[1];
+            if (target.empty() || target.find("://") != std::string::npos || target.rfind("mailto:", 0) == 0) continue;
+            out.emplace_back(n, normalised(folder + target));
+        }
+    }
+    return out;
+}
+
+void check_links(const Tree& tree, const std::string& file, const std::string& md, std::vector<Problem>& out) {
+    for (const auto& [n, target] : links_of(file, md))
+        if (!synth_test::tree_has(tree, target))
+            out.push_back({file + ":" + std::to_string(n), "link to " + target + ": no such file or folder"});
+}
+
+// docs/README.md, the index of the docs, links every page of docs/.
+void check_index(const Tree& tree, std::vector<Problem>& out) {
+    if (!tree.count("docs/README.md")) return;
+    std::set<std::string> linked;
+    for (const auto& link : links_of("docs/README.md", tree.at("docs/README.md"))) linked.insert(link.second);
+    for (const auto& entry : tree)
+        if (is_doc(entry.first) && entry.first.rfind("docs/", 0) == 0 && entry.first != "docs/README.md" &&
+            !linked.count(entry.first))
+            out.push_back({"docs/README.md", entry.first + ": not in the index"});
 }
 
 // A C++ file's opening comment names the file itself ("// engine/ops.h: ..." or "// ops.h: ...").
@@ -252,6 +312,7 @@ std::vector<Problem> doc_problems(const Tree& tree) {
         if (is_doc(path)) {
             check_paths(tree, path, text, out);
             check_names(code, path, text, out);
+            check_links(tree, path, text, out);
         } else if (path.rfind("src/", 0) == 0 && is_cpp(path)) {
             check_paths(tree, path, synth_test::strip_comments(text, synth_test::Keep::Comments), out);
             check_comment_files(code, path, text, out);
@@ -260,6 +321,7 @@ std::vector<Problem> doc_problems(const Tree& tree) {
             check_paths(tree, path, text, out);
         }
     }
+    check_index(tree, out);
     return out;
 }
 
@@ -273,13 +335,15 @@ std::string joined(const std::vector<Problem>& problems) {
 
 TEST_CASE("docs: the checker fails when a named path or name is removed") {
     const Tree good = {
-        {"README.md", "Read docs/tour.md, then src/train/ (`build/lm`).\n"},
+        {"README.md", "Read docs/tour.md, then src/train/ (`build/lm`); [all docs](docs/README.md).\n"},
+        {"docs/README.md", "[the tour](tour.md#start), [home](../README.md), [web](https://x.org/a.md)\n"},
         {"docs/tour.md",
          "The loop is `Trainer::run` (src/train/trainer.cpp), the step `train_step`, the task a\n"
          "`TrainTask`; its loss `loss()`, see `trainer.h` and `src/attention/<name>.cpp`,\n"
          "`src/train/trainer.*`. Not names: `mix`, `softmax(w)`, `--steps=1`, `Q K^T`, `x.dim(1)`.\n"
          "```\n`NotInProse` in a fenced block\n```\n"},
-        {"src/train/trainer.h", "// The loop (docs/tour.md).\nstruct Trainer { void run(); };\nstruct TrainTask { float loss(); };\n"},
+        {"src/train/trainer.h",
+         "// The loop (docs/tour.md).\nstruct Trainer { void run(); };\nstruct TrainTask { float loss(); };\n"},
         {"src/train/trainer.cpp", "void Trainer::run() {}\nvoid train_step() {}\n"},
         {"src/attention/dense.cpp", ""},
         {"src/bin/lm.cpp", ""},
@@ -325,16 +389,24 @@ TEST_CASE("docs: the checker fails when a named path or name is removed") {
     t["src/train/trainer.h"] = "// trainer.cpp: the loop.\n" + t.at("src/train/trainer.h");
     one_problem(t, "src/train/trainer.h:1", "trainer.cpp: the file calls itself");
 
+    t = good;  // a page missing from the index, and a link to a page gone
+    t["docs/new.md"] = "[back](README.md), [old](old.md)\n";
+    const auto links = doc_problems(t);
+    REQUIRE(links.size() == 2);
+    CHECK(links[0].what == "link to docs/old.md: no such file or folder");
+    CHECK(links[1].what == "docs/new.md: not in the index");
+
     t = good;  // a binary, a variant folder and a script's path gone
     t.erase("src/bin/lm.cpp");
     t.erase("src/attention/dense.cpp");
     CHECK(doc_problems(t).size() == 3);
 }
 
-TEST_CASE("docs: every path and name that README.md and docs/ name exists in the tree") {
+TEST_CASE("docs: every path and name that the READMEs and docs/ name exists in the tree") {
     const auto root = synth_test::source_root();
     REQUIRE_MESSAGE(!root.empty(), "no src/ and docs/ above the test binary");
-    const Tree tree = synth_test::read_tree(root, {"src", "scripts", "tests", "docs", "README.md"});
+    const Tree tree = synth_test::read_tree(root, {"src", "scripts", "tests", "docs", "README.md", "results",
+                                                   "data/README.md", "data/fetch.sh", "fuzz"});
     REQUIRE(tree.count("docs/tour.md"));
     const auto problems = doc_problems(tree);
     CHECK_MESSAGE(problems.empty(), joined(problems));

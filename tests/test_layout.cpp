@@ -147,11 +147,13 @@ std::string trim(const std::string& s) {
 
 // What a '{' opens at namespace or class scope, judged from the text before it since the last
 // ';', '{' or '}' (the head): a scope whose members are scanned in turn (namespace, class,
-// extern "C"), a function body, or data (an initializer or an enum).
-enum class Brace { Scope, Function, Data, Inner };
+// extern "C"), a function body, or data (an initializer or an enum). Inner braces are those
+// within a body or data; Head braces are member initialisers (`S() : a_{1} {`).
+enum class Brace { Scope, Function, Data, Inner, Head };
 
 Brace classify(const std::string& head) {
-    static const std::regex word_scope(R"(\bnamespace\b)"), record(R"(^(template\s*<[^{]*>\s*)?(struct|class|union)\b)"),
+    static const std::regex word_scope(R"(\bnamespace\b)"),
+        record(R"(^(template\s*<[^{]*>\s*)?(struct|class|union)\b)"),
         enumeration(R"(^(typedef\s+)?enum\b)"), extern_c(R"(^extern\b[^(]*$)"), oper(R"(\boperator\b)");
     const std::string h = trim(head);
     if (std::regex_search(h, word_scope) || std::regex_search(h, extern_c)) return Brace::Scope;
@@ -207,8 +209,7 @@ std::vector<FunctionSpan> function_spans(const std::string& text) {
                 const bool init_list = close != std::string::npos && std::regex_search(h.substr(close), colon);
                 if (init_list && !h.empty() && (synth_test::is_word_char(h.back()) || h.back() == '>')) {
                     head += "{";
-                    stack.push_back(Brace::Inner);
-                    open.push_back({"", -1, 0});  // a head brace, not a function
+                    stack.push_back(Brace::Head);
                     continue;
                 }
                 kind = classify(head);
@@ -220,15 +221,14 @@ std::vector<FunctionSpan> function_spans(const std::string& text) {
             if (stack.empty()) continue;  // unbalanced: the scanner's input is not C++
             const Brace kind = stack.back();
             stack.pop_back();
+            if (kind == Brace::Head) {
+                head += "}";
+                continue;
+            }
             if (kind == Brace::Function) {
                 open.back().last_line = line;
                 done.push_back(open.back());
                 open.pop_back();
-            } else if (kind == Brace::Inner && (stack.empty() || stack.back() == Brace::Scope) && !open.empty() &&
-                       open.back().first_line == -1) {
-                open.pop_back();
-                head += "}";
-                continue;
             }
             if (stack.empty() || stack.back() == Brace::Scope) head.clear();
         } else if (scanning) {
