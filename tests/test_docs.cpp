@@ -11,13 +11,13 @@
 //         `member`;
 //       `name()` (empty parentheses), `snake_case_name`, `CamelCase` (3 characters or more):
 //         the name is a word of the code;
-//       `name.h`, `name.cpp`, `name.py`, `name.sh`: a file of that name exists;
+//       `name.py`, `name.sh`: a file of that name exists;
 //     and single lowercase words (`mix`), math (`softmax(w)`, `Q K^T`), flags, commands, shapes
 //     and dotted parameter names are not references;
 //   - a relative Markdown link `[text](target#anchor)`: the target exists, and docs/README.md
 //     links every page of docs/;
-//   - in C++ comments of src/, a bare file name `x.h` or `x.cpp`: a file of that name exists,
-//     and a file's opening `// name.h:` is its own name.
+//   - a file name `x.h` or `x.cpp` (not a path's last part), in the docs and in the comments of
+//     src/: a file of that name exists; and a file of src/ opening `// name.h:` is name.h.
 // "The code" is src/, tests/, scripts/, fuzz/'s sources and data/fetch.sh with their comments
 // left out, so a name that survives only in a comment does not count. kNotCode lists the names
 // of other projects that the docs cite, kNotInTree the paths they name on purpose.
@@ -214,7 +214,7 @@ void check_names(const Code& code, const std::string& file, const std::string& m
     static const std::regex qualified(R"(^~?[A-Za-z_]\w*(::~?[A-Za-z_]\w*)+(\(.*\))?$)"),
         call(R"(^([A-Za-z_]\w*)\(\)$)"),
         snake("^[a-z][a-z0-9]*(_[a-z0-9]+)+$"), camel("^[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*$"),
-        file_name(R"(^[\w-]+\.(h|cpp|py|sh)$)");
+        file_name(R"(^[\w-]+\.(py|sh)$)");
     for (const auto& [n, span] : code_spans(md)) {
         if (kNotCode.count(span)) continue;
         const std::string where = file + ":" + std::to_string(n);
@@ -231,11 +231,11 @@ void check_names(const Code& code, const std::string& file, const std::string& m
     }
 }
 
-// Bare file names (`tensor.h`) in the comments of a C++ file.
-void check_comment_files(const Code& code, const std::string& file, const std::string& text,
-                         std::vector<Problem>& out) {
+// File names without their folder (`tensor.h`) in a doc or a C++ file's comments.
+void check_file_names(const Code& code, const std::string& file, const std::string& text,
+                      std::vector<Problem>& out) {
     static const std::regex name(R"((^|[^\w/.-])([A-Za-z_][\w-]*\.(h|cpp))\b)");
-    std::istringstream in(synth_test::strip_comments(text, synth_test::Keep::Comments));
+    std::istringstream in(text);
     std::string line;
     for (int n = 1; std::getline(in, line); ++n)
         if (line.find(".h") != std::string::npos || line.find(".cpp") != std::string::npos)
@@ -313,9 +313,10 @@ std::vector<Problem> doc_problems(const Tree& tree) {
             check_paths(tree, path, text, out);
             check_names(code, path, text, out);
             check_links(tree, path, text, out);
+            check_file_names(code, path, text, out);
         } else if (path.rfind("src/", 0) == 0 && is_cpp(path)) {
             check_paths(tree, path, synth_test::strip_comments(text, synth_test::Keep::Comments), out);
-            check_comment_files(code, path, text, out);
+            check_file_names(code, path, synth_test::strip_comments(text, synth_test::Keep::Comments), out);
             check_self_name(path, text, out);
         } else if (path.rfind("scripts/", 0) == 0) {
             check_paths(tree, path, text, out);
@@ -382,7 +383,8 @@ TEST_CASE("docs: the checker fails when a named path or name is removed") {
     t["src/train/loop.cpp"] = "// see loop.h, not trainer.h\n";
     const auto problems = doc_problems(t);
     REQUIRE(problems.size() == 2);
-    CHECK(problems[0].what == "`trainer.h`: no file of that name");
+    CHECK(problems[0].where == "docs/tour.md:2");
+    CHECK(problems[0].what == "trainer.h: no file of that name");
     CHECK(problems[1].where == "src/train/loop.cpp:1");
 
     t = good;  // a header that still opens with its old name
