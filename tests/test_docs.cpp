@@ -109,7 +109,7 @@ std::regex path_pattern(const std::string& path) {
             ++i;
         } else if (c == '*') {
             re += "[^/]*";
-        } else if (c == '<') {
+        } else if (c == '<' && path.find('>', i) != std::string::npos) {
             i = path.find('>', i);
             re += "[^/]+";
         } else if (c == '{') {
@@ -128,7 +128,12 @@ std::regex path_pattern(const std::string& path) {
 
 bool path_exists(const Tree& tree, const std::string& path) {
     if (path.find_first_of("*<{") == std::string::npos) return synth_test::tree_has(tree, path);
-    const std::regex pattern = path_pattern(path);
+    std::regex pattern;
+    try {
+        pattern = path_pattern(path);
+    } catch (const std::regex_error&) {  // unbalanced braces: a path no file can have
+        return false;
+    }
     for (const auto& entry : tree) {  // the file, then each folder above it
         for (std::string p = entry.first;; p = p.substr(0, p.rfind('/'))) {
             if (std::regex_match(p, pattern) || std::regex_match(p + "/", pattern)) return true;
@@ -397,6 +402,10 @@ TEST_CASE("docs: the checker fails when a named path or name is removed") {
     REQUIRE(links.size() == 2);
     CHECK(links[0].what == "link to docs/old.md: no such file or folder");
     CHECK(links[1].what == "docs/new.md: not in the index");
+
+    t = good;  // paths no file can match: a half brace, an open placeholder
+    t["docs/tour.md"] += "Also src/train/trainer.{h and src/train/<loop.\n";
+    CHECK(doc_problems(t).size() == 2);
 
     t = good;  // a binary, a variant folder and a script's path gone
     t.erase("src/bin/lm.cpp");
