@@ -26,8 +26,9 @@ block0.attn.V.w_q, block0.attn.R.r, block0.attn.mix.w, block0.attn.w_v, ...), we
 (in, out) so y = x W, pre-LayerNorm blocks (eps 1e-5), ReLU FFN, no biases on the attention
 projections, learned positions, tied output embedding (logits = h tok_emb^T), and every
 Synthesizer variant as a source of attention logits mixed inside one causal softmax
-(src/attention.h); LightConv and DynamicConv replace the attention with Wu et al.'s causal
-convolution layer (src/attention/conv_layer.h), with fairseq's biases on its two projections.
+(src/attention/synthesizer_attention.h); LightConv and DynamicConv replace the attention with
+Wu et al.'s causal convolution layer (src/attention/conv_layer.h), with fairseq's biases on its
+two projections.
 """
 import argparse
 import json

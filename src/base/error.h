@@ -1,4 +1,4 @@
-// common.h: the one error type every layer of synth throws, and the check macro.
+// error.h: the one error type every layer of synth throws, and the check macro.
 //
 // Library code never exits or prints on bad input: it throws synth::Error with a
 // message that names the problem. Each binary's main() catches it, prints

@@ -46,7 +46,7 @@ public:
     // Parses argv[1..]. Positional (non --) arguments are collected in positional().
     // Returns false if --help was given (usage already printed to stdout).
     bool parse(int argc, char** argv);
-    // Parses a vector of "--key=value" strings (used by parse() and by tests/fuzzers).
+    // Parses a vector of "--key=value" strings (used by parse(), the tests and fuzz/).
     bool parse(const std::vector<std::string>& args);
 
     // Whether the user set this flag explicitly (as opposed to a default).

@@ -1,4 +1,4 @@
-// report.h: result tables written as CSV (for machines) and Markdown (for people).
+// table.h: result tables written as CSV (for machines) and Markdown (for people).
 #pragma once
 
 #include <string>

@@ -3,7 +3,7 @@
 // A Tensor is a small value type: a pointer to its values, a pointer to its gradient
 // (nullptr when nothing needs it) and up to 4 dimensions, contiguous and row-major.
 // Tensors never own memory. Two kinds of memory exist:
-//   - parameters, their gradients and the optimizer state live in ParamStore (model.h),
+//   - parameters, their gradients and the optimizer state live in ParamStore (params.h),
 //     one contiguous block each, so zeroing grads, AdamW and checkpoints are single loops;
 //   - activations and their gradients come from the scratch Arena, a bump allocator that
 //     is reset once per training step. Shapes may change from step to step (variable

@@ -85,6 +85,70 @@ bool merge_pair(std::vector<int>& syms, int left, int right, int merged) {
     return any;
 }
 
+using WordCounts = std::vector<std::pair<std::string, int64_t>>;
+
+// Distinct words with their frequencies, in a fixed (sorted) order for reproducibility.
+WordCounts count_words(const std::vector<std::string>& lines) {
+    std::unordered_map<std::string, int64_t> word_freq;
+    for (const std::string& line : lines)
+        for_each_word(Bpe::normalise(line), [&](std::string_view w) { ++word_freq[std::string(w)]; });
+    WordCounts words(word_freq.begin(), word_freq.end());
+    std::sort(words.begin(), words.end());
+    return words;
+}
+
+// Every code point of the words with its frequency, most frequent first.
+WordCounts count_chars(const WordCounts& words) {
+    std::unordered_map<std::string, int64_t> char_freq;
+    for (const auto& word : words)
+        split_chars(word.first, [&](std::string_view c) { char_freq[std::string(c)] += word.second; }, [](int) {});
+    WordCounts chars(char_freq.begin(), char_freq.end());
+    std::sort(chars.begin(), chars.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    return chars;
+}
+
+// Each word as symbols: marker, then its characters' ids (or its bytes, for a character
+// without one).
+std::vector<std::vector<int>> word_symbols(const WordCounts& words,
+                                           const std::unordered_map<std::string, int>& char_ids) {
+    std::vector<std::vector<int>> syms(words.size());
+    for (size_t w = 0; w < words.size(); ++w) {
+        syms[w].push_back(Bpe::kMarker);
+        split_chars(words[w].first, [&](std::string_view c) { syms[w].push_back(char_ids.at(std::string(c))); },
+                    [&](int byte) { syms[w].push_back(Bpe::kFirstByte + byte); });
+    }
+    return syms;
+}
+
+// Max-heap of (count, pair) with lazy deletion: an entry whose count is no longer the pair's
+// current count is stale and skipped. Ties go to the smaller pair key.
+using PairEntry = std::pair<int64_t, uint64_t>;
+struct PairOrder {
+    bool operator()(const PairEntry& a, const PairEntry& b) const {
+        return a.first != b.first ? a.first < b.first : a.second > b.second;
+    }
+};
+using PairHeap = std::priority_queue<PairEntry, std::vector<PairEntry>, PairOrder>;
+
+// After a merge: each pair whose count changed goes back on the heap with its new count, or,
+// at count 0, out of the tables.
+void requeue(std::vector<uint64_t>& changed, std::unordered_map<uint64_t, int64_t>& count,
+             std::unordered_map<uint64_t, std::vector<int>>& where, PairHeap& heap) {
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+    for (uint64_t q : changed) {
+        auto ci = count.find(q);
+        if (ci->second > 0) {
+            heap.push({ci->second, q});
+        } else {
+            count.erase(ci);
+            where.erase(q);
+        }
+    }
+}
+
 }  // namespace
 
 struct Bpe::Cache {
@@ -152,33 +216,14 @@ std::string Bpe::normalise(const std::string& text) {
 }
 
 Bpe Bpe::learn(const std::vector<std::string>& lines, int vocab_size) {
-    // Distinct words with their frequencies, in a fixed (sorted) order for reproducibility.
-    std::unordered_map<std::string, int64_t> word_freq;
-    for (const std::string& line : lines)
-        for_each_word(normalise(line), [&](std::string_view w) { ++word_freq[std::string(w)]; });
-    std::vector<std::pair<std::string, int64_t>> words(word_freq.begin(), word_freq.end());
-    std::sort(words.begin(), words.end());
-
-    // Character tokens: every code point seen, most frequent first.
-    std::unordered_map<std::string, int64_t> char_freq;
-    for (const auto& word : words)
-        split_chars(word.first, [&](std::string_view c) { char_freq[std::string(c)] += word.second; }, [](int) {});
-    std::vector<std::pair<std::string, int64_t>> chars(char_freq.begin(), char_freq.end());
-    std::sort(chars.begin(), chars.end(), [](const auto& a, const auto& b) {
-        return a.second != b.second ? a.second > b.second : a.first < b.first;
-    });
+    const WordCounts words = count_words(lines);
+    const WordCounts chars = count_chars(words);  // the character tokens
     Bpe bpe;
     for (const auto& c : chars) bpe.add_char(c.first);
     SYNTH_CHECK(vocab_size >= bpe.vocab_size(), "BPE vocab_size ", vocab_size, " is smaller than the base vocabulary of ",
                 bpe.vocab_size(), " tokens (4 special + 256 byte + 1 marker + ", chars.size(), " characters)");
 
-    // Each word as symbols: marker, then characters (or bytes).
-    std::vector<std::vector<int>> syms(words.size());
-    for (size_t w = 0; w < words.size(); ++w) {
-        syms[w].push_back(kMarker);
-        split_chars(words[w].first, [&](std::string_view c) { syms[w].push_back(bpe.char_ids_.at(std::string(c))); },
-                    [&](int byte) { syms[w].push_back(kFirstByte + byte); });
-    }
+    std::vector<std::vector<int>> syms = word_symbols(words, bpe.char_ids_);
 
     // Pair counts (weighted by word frequency) and, per pair, the words that may contain it.
     std::unordered_map<uint64_t, int64_t> count;
@@ -195,11 +240,7 @@ Bpe Bpe::learn(const std::vector<std::string>& lines, int vocab_size) {
             if (list.empty() || list.back() != (int)w) list.push_back((int)w);
         });
 
-    // Max-heap of (count, pair) with lazy deletion: an entry whose count is no longer the
-    // pair's current count is stale and skipped. Ties go to the smaller pair key.
-    using Entry = std::pair<int64_t, uint64_t>;
-    auto worse = [](const Entry& a, const Entry& b) { return a.first != b.first ? a.first < b.first : a.second > b.second; };
-    std::priority_queue<Entry, std::vector<Entry>, decltype(worse)> heap(worse);
+    PairHeap heap;
     for (const auto& [p, c] : count) heap.push({c, p});
 
     std::vector<int> visited(words.size(), -1);
@@ -235,17 +276,7 @@ Bpe Bpe::learn(const std::vector<std::string>& lines, int vocab_size) {
             });
             syms[w] = std::move(next);
         }
-        std::sort(changed.begin(), changed.end());
-        changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
-        for (uint64_t q : changed) {
-            auto ci = count.find(q);
-            if (ci->second > 0) {
-                heap.push({ci->second, q});
-            } else {
-                count.erase(ci);
-                where.erase(q);
-            }
-        }
+        requeue(changed, count, where, heap);
     }
     return bpe;
 }

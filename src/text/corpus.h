@@ -1,4 +1,4 @@
-// data.h: the data sets as token streams and sentence pairs.
+// corpus.h: the data sets as token streams and sentence pairs.
 //
 //   LmCorpus c = load_lm_corpus("tinyshakespeare");   // or "ptb", or a path to a text file
 //   sample_lm_batch(c.train, B, T, seed, step, x, y);  // x, y: (B, T) int32, y = x shifted by one

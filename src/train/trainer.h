@@ -1,4 +1,4 @@
-// trainer.h: the training loop every runner shares (build/lm, build/mt).
+// trainer.h: the training loop every runner shares (build/lm, build/mt, build/cls).
 //
 // One step is: the task's loss on the step's batch -> backward -> clip the global gradient
 // norm -> AdamW at the step's learning rate. Around it the Trainer keeps the evaluation
