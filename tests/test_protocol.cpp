@@ -88,9 +88,9 @@ TEST_CASE("protocol: the measure and margin of each task") {
     CHECK(measure_for("").unit == "nats");
     CHECK(measure_for("").margin == 0.02);
     CHECK(!measure_for("").higher_better);
-    CHECK(measure_for("validation BLEU").margin == 0.5);
+    CHECK(measure_for("validation BLEU").margin == 0.25);
     CHECK(measure_for("validation accuracy").unit == "points");
-    CHECK(measure_for("validation accuracy").margin == 1.0);
+    CHECK(measure_for("validation accuracy").margin == 0.5);
 }
 
 TEST_CASE("protocol: a pair across CPUs is refused; an unknown CPU pairs only with an unknown one") {

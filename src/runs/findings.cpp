@@ -205,7 +205,7 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
         const ClaimTest t = test_of(c.claim, m);
         os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired " << m.name << " difference "
            << diff_with_ci(ci, m.unit, m.decimals);
-        if (t == ClaimTest::Equivalent) os << ", margin +-" << fmt(m.margin, m.decimals == 4 ? 2 : 1) << " " << m.unit << " (TOST)";
+        if (t == ClaimTest::Equivalent) os << ", margin +-" << fmt(m.margin, 2) << " " << m.unit << " (TOST)";
         else os << " (one-sided)";
         const double pa = a.begin()->second->params, pb = b.begin()->second->params;
         if (c.claim == Claim::Close && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
@@ -219,7 +219,7 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
     s = "\nFindings (the paper's 1-4 and its claims against the baselines, docs/variants.md), by the protocol of "
         "docs/statistics.md: the paired per-seed difference a - b of the " + m.name + " in " + m.unit +
         " with its 95% t interval; \"competitive\", \"about as good\" and \"close\" by two one-sided tests (TOST) against a "
-        "margin of +-" + fmt(m.margin, m.decimals == 4 ? 2 : 1) + " " + m.unit + ", \"beats\" and \"worse\" by a one-sided t test; "
+        "margin of +-" + fmt(m.margin, 2) + " " + m.unit + ", \"beats\" and \"worse\" by a one-sided t test; "
         "each verdict at 5% after Holm's correction across the family of every verdict in this file. Only seeds whose "
         "two runs share CPU, BLAS kernel, precision, GEMM provider and threads are paired. Speed (finding 5) is not "
         "judged from these runs, whose cores other jobs shared: it comes from the interleaved benchmarks on one "

@@ -106,8 +106,8 @@ ClaimP claim_p(ClaimTest c, const std::vector<double>& d, double margin) {
 }
 
 Measure measure_for(const std::string& score_name) {
-    if (score_name.find("BLEU") != std::string::npos) return {score_name, "BLEU", true, 0.5, 2};
-    if (score_name.find("accuracy") != std::string::npos) return {score_name, "points", true, 1.0, 2};
+    if (score_name.find("BLEU") != std::string::npos) return {score_name, "BLEU", true, 0.25, 2};
+    if (score_name.find("accuracy") != std::string::npos) return {score_name, "points", true, 0.5, 2};
     return {"validation loss", "nats", false, 0.02, 4};
 }
 

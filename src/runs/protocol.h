@@ -54,7 +54,7 @@ struct Measure {
 };
 // Tasks with a score (translation's BLEU, a classifier's accuracy in points: `score_name`) are
 // judged on it, the paper's metric; language models on the loss in nats per token (or per
-// character). Margins (docs/statistics.md): 0.02 nats, 0.5 BLEU, 1 accuracy point.
+// character). Margins (docs/statistics.md): 0.02 nats, 0.25 BLEU, 0.5 accuracy points.
 Measure measure_for(const std::string& score_name);
 
 // ---- equal footing ----
