@@ -64,15 +64,20 @@ std::map<int, const SeedRun*> by_seed(const std::vector<SeedRun>& runs, const st
 }
 
 // The paired per-seed differences of a's `of` against b's, over the seeds both ran (and where
-// both are numbers): in percent of b's, or in points (a - b) when `points` (scores).
+// both are numbers): in percent of b's, or in points (a - b) when `points` (scores). With
+// `left_out`, only seeds whose two runs share their footing (protocol.h), counting the others.
 std::vector<double> paired(const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
-                           double SeedRun::*of, bool points = false) {
+                           double SeedRun::*of, bool points = false, int* left_out = nullptr) {
     std::vector<double> d;
     for (const auto& [seed, ra] : a) {
         auto rb = b.find(seed);
         if (rb == b.end()) continue;
         const double x = ra->*of, y = rb->second->*of;
         if (std::isnan(x) || std::isnan(y)) continue;
+        if (left_out && !same_footing(ra->footing, rb->second->footing)) {
+            ++*left_out;
+            continue;
+        }
         d.push_back(points ? x - y : 100.0 * (x - y) / y);
     }
     return d;
@@ -158,6 +163,11 @@ std::vector<std::string> variants_of(const std::vector<SeedRun>& runs, const std
         if (r.variant != except && std::find(variants.begin(), variants.end(), r.variant) == variants.end())
             variants.push_back(r.variant);
     return variants;
+}
+
+// " (N pairs left out: ...)" for a descriptive line, "" for none.
+std::string left_out_note(int n) {
+    return n == 0 ? "" : " (" + std::to_string(n) + (n == 1 ? " pair" : " pairs") + " left out: their two runs differ in footing)";
 }
 
 // Which side of 0 the whole interval of a paired difference lies on: `below` or `above`, else
@@ -282,24 +292,29 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
         if (!by_placement.count(where)) continue;
         const std::vector<SeedRun>& runs = by_placement.at(where);
         for (const std::string& name : variants_of(runs, "V")) {
-            const std::vector<double> d = paired(by_seed(runs, name), v, &SeedRun::loss);
-            if (d.empty()) continue;
+            int left = 0;
+            const std::vector<double> d = paired(by_seed(runs, name), v, &SeedRun::loss, false, &left);
+            const std::string label = std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only";
+            if (d.empty()) {
+                if (left) os << "- **" << name << " in " << label << "** vs V: not compared" << left_out_note(left) << ".\n";
+                continue;
+            }
             const Interval ci = ci95(d);
-            os << "- **" << name << " in " << (std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only")
-               << "** vs V: paired validation loss difference " << signed_with_ci(ci, "%") << ": "
-               << direction(ci, "better than V", "worse than V") << ".\n";
+            os << "- **" << name << " in " << label << "** vs V: paired validation loss difference " << signed_with_ci(ci, "%")
+               << ": " << direction(ci, "better than V", "worse than V") << left_out_note(left) << ".\n";
         }
     }
     // Which side the variant costs more on: decoder-only against encoder-only, paired per seed.
     if (by_placement.count("encoder") && by_placement.count("decoder")) {
         for (const std::string& name : variants_of(by_placement.at("decoder"), "V")) {
-            const std::vector<double> d =
-                paired(by_seed(by_placement.at("decoder"), name), by_seed(by_placement.at("encoder"), name), &SeedRun::loss);
+            int left = 0;
+            const std::vector<double> d = paired(by_seed(by_placement.at("decoder"), name),
+                                                 by_seed(by_placement.at("encoder"), name), &SeedRun::loss, false, &left);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
             os << "- **" << name << " in the decoder only** vs in the encoder only: paired validation loss difference "
                << signed_with_ci(ci, "%") << ": " << direction(ci, "the encoder costs more", "the decoder costs more")
-               << ".\n";
+               << left_out_note(left) << ".\n";
         }
     }
     const std::string s = os.str();
@@ -307,7 +322,9 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
     return "\n## Placement: where the synthesizer replaces self-attention\n\nThe groups above differ only in "
            "--placement: the variant in the encoder's self-attention only, the decoder's only, or both, with V in the "
            "other. Each against V (the same model at every placement), paired per seed; then, where the variant ran "
-           "on each side alone, the decoder-only model against the encoder-only one.\n\n" + s;
+           "on each side alone, the decoder-only model against the encoder-only one. Descriptive (not among the "
+           "paper's findings, outside the Holm family): the 95% interval of the paired relative difference, only for "
+           "seeds whose two runs share their footing.\n\n" + s;
 }
 
 std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision) {
@@ -328,7 +345,8 @@ std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>
     if (s.empty()) return "";
     return "\n## Precision: bf16 against fp32\n\nThe groups above differ only in --precision (docs/precision.md). "
            "Each variant's bf16 runs against its fp32 runs of the same seeds; the bar is a validation loss within 1% "
-           "of fp32.\n\n" + s;
+           "of fp32. A check of the precision, not one of the paper's findings (outside the Holm family); the two runs "
+           "of a pair differ in precision by design.\n\n" + s;
 }
 
 std::string flag_findings(const std::string& flag, const std::map<std::string, std::vector<SeedRun>>& by_value) {
@@ -346,18 +364,21 @@ std::string flag_findings(const std::string& flag, const std::map<std::string, s
     for (const auto& [value, runs] : by_value) {
         if (value == ref->first) continue;
         for (const std::string& v : variants_of(runs)) {
-            const std::vector<double> d = paired(by_seed(runs, v), by_seed(ref->second, v), &SeedRun::loss);
+            int left = 0;
+            const std::vector<double> d = paired(by_seed(runs, v), by_seed(ref->second, v), &SeedRun::loss, false, &left);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
             os << "- **" << v << "** at " << setting(value) << " vs at " << setting(ref->first)
                << ": paired validation loss difference " << signed_with_ci(ci, "%") << ": "
-               << direction(ci, "lower", "higher") << ".\n";
+               << direction(ci, "lower", "higher") << left_out_note(left) << ".\n";
         }
     }
     const std::string s = os.str();
     if (s.empty()) return "";
     return "\n## The effect of " + flag + "\n\nThe groups above differ only in " + flag + ". Each variant's runs "
-           "at each other setting against its runs at " + setting(ref->first) + ", paired per seed.\n\n" + s;
+           "at each other setting against its runs at " + setting(ref->first) + ", paired per seed. Descriptive (not among the paper's findings, outside the Holm "
+           "family): the 95% interval of the paired relative difference, only for seeds whose two runs share their "
+           "footing.\n\n" + s;
 }
 
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {
