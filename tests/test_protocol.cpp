@@ -73,13 +73,17 @@ TEST_CASE("protocol: Holm's step-down adjustment, by hand") {
 
 TEST_CASE("protocol: a family resolves each placeholder to its Holm-adjusted verdict") {
     FindingsFamily fam("t");
-    const std::string a = fam.add({0.01, 0.99}, 3), b = fam.add({0.03, 0.97}, 3), c = fam.add({0.9, 0.001}, 3),
-                      d = fam.add({1, 1}, 1);
-    const std::string text = fam.resolve("a: " + a + "\nb: " + b + "\nc: " + c + "\nd: " + d + "\n");
+    const std::string a = fam.add({0.01, 0.99}, 3), b = fam.add({0.03, 0.97}, 3),
+                      c = fam.add({0.9, 0.001}, 3, ", X worse by more than the margin"), d = fam.add({1, 1}, 1);
+    fam.left_out(2);
+    const std::string text = fam.resolve("a: " + a + "\nb: " + b + "\nc: " + c + "\nd: " + d + "\n", true);
     // Confirmations: 0.01 x 4 = 0.04 (confirmed), 0.03 x 3 = 0.09 (not); refutation 0.001 x 4.
     CHECK(text.find("a: confirmed at 3 seeds (Holm-adjusted p = 0.040, family of 4)") != std::string::npos);
     CHECK(text.find("b: inconclusive at 3 seeds (Holm-adjusted p = 0.090 for") != std::string::npos);
-    CHECK(text.find("c: refuted at 3 seeds (Holm-adjusted p of the opposite = 0.004, family of 4)") != std::string::npos);
+    CHECK(text.find("c: refuted at 3 seeds, X worse by more than the margin (Holm-adjusted p of the opposite = 0.004, "
+                    "family of 4)") != std::string::npos);
+    CHECK(text.find("The family of Holm's correction: t, 4 tests (1 confirmed, 1 refuted, 2 inconclusive). 2 pairs left "
+                    "out") != std::string::npos);
     CHECK(text.find("d: inconclusive (1 seed: no test)") != std::string::npos);
     CHECK(text.find("@@") == std::string::npos);
 }

@@ -202,6 +202,7 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
         if (c.claim == Claim::HigherScore && !has_score) continue;
         const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
         const Pairs p = pair_up(a, b, of);
+        fam.left_out(p.left_out.size());
         if (p.planned.empty() && p.added.empty()) {
             if (!p.left_out.empty())
                 os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ": not compared." << pair_notes(p, a, b, of, m.unit, m.decimals) << "\n";
@@ -219,7 +220,12 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
         else os << " (one-sided)";
         const double pa = a.begin()->second->params, pb = b.begin()->second->params;
         if (c.claim == Claim::Close && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
-        os << ": " << fam.add(claim_p(t, d, m.margin), ci.n) << ".";
+        // Which side of the margin a refuted equivalence lies on (a better, or a worse).
+        const bool a_better = m.higher_better ? ci.mean > 0 : ci.mean < 0;
+        const std::string side = t == ClaimTest::Equivalent
+                                     ? std::string(", ") + c.a + (a_better ? " better" : " worse") + " by more than the margin"
+                                     : "";
+        os << ": " << fam.add(claim_p(t, d, m.margin), ci.n, side) << ".";
         // The loss beside a score finding, for the reader (the verdict stays the score's).
         if (has_score) os << " Paired validation loss difference: " << diff_with_ci(ci95(diffs(a, b, seeds, &SeedRun::loss)), "nats", 4) << ".";
         os << pair_notes(notes, a, b, of, m.unit, m.decimals) << "\n";
@@ -255,6 +261,7 @@ std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads, 
             if (h == 1) continue;
             const auto many = by_seed(runs, v);
             const Pairs p = pair_up(many, one, of);
+            fam.left_out(p.left_out.size());
             const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;
             if (seeds.empty()) {
                 if (!p.left_out.empty()) notes += " H=" + std::to_string(h) + ": not compared." + pair_notes(p, many, one, of, m.unit, m.decimals);

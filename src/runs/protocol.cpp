@@ -184,18 +184,18 @@ std::vector<std::string> honest_metrics(const std::vector<RunRecord>& runs, cons
     return kept;
 }
 
-std::string FindingsFamily::add(const ClaimP& p, int n) {
-    tests_.push_back({p, n});
+std::string FindingsFamily::add(const ClaimP& p, int n, const std::string& if_refuted) {
+    tests_.push_back({p, n, if_refuted});
     return kMark + std::to_string(tests_.size() - 1) + "@@";
 }
 
-std::string FindingsFamily::resolve(const std::string& text) const {
+std::string FindingsFamily::resolve(const std::string& text, bool summary) const {
     std::vector<double> confirm, refute;
     for (const Pending& t : tests_) confirm.push_back(t.p.confirm), refute.push_back(t.p.refute);
     const std::vector<double> hc = holm(confirm), hr = holm(refute);
     const std::string m = std::to_string(tests_.size());
     std::string out;
-    size_t at = 0;
+    size_t at = 0, confirmed = 0, refuted = 0;
     for (;;) {
         const size_t k = text.find(kMark, at);
         if (k == std::string::npos) break;
@@ -210,16 +210,26 @@ std::string FindingsFamily::resolve(const std::string& text) const {
         if (t.n < 2)
             v = "inconclusive (1 seed: no test)";
         else if (hc[i] <= 0.05)
-            v = "confirmed" + n + " (Holm-adjusted p " + pf(hc[i]) + ", family of " + m + ")";
+            ++confirmed, v = "confirmed" + n + " (Holm-adjusted p " + pf(hc[i]) + ", family of " + m + ")";
         else if (hr[i] <= 0.05)
-            v = "refuted" + n + " (Holm-adjusted p of the opposite " + pf(hr[i]) + ", family of " + m + ")";
+            ++refuted, v = "refuted" + n + t.if_refuted + " (Holm-adjusted p of the opposite " + pf(hr[i]) + ", family of " + m + ")";
         else
             v = "inconclusive" + n + " (Holm-adjusted p " + pf(hc[i]) + " for, " + pf(hr[i]) + " against, family of " + m +
                 ")";
         out += text.substr(at, k - at) + v;
         at = end + 2;
     }
-    return out + text.substr(at);
+    out += text.substr(at);
+    if (summary && !tests_.empty())
+        out += "\n## The protocol\n\nThe family of Holm's correction: " + name_ + ", " + m + " tests (" +
+               std::to_string(confirmed) + " confirmed, " + std::to_string(refuted) + " refuted, " +
+               std::to_string(tests_.size() - confirmed - refuted) + " inconclusive). " +
+               (left_out_ == 0 ? std::string("No pair was left out for its footing")
+                               : std::to_string(left_out_) + (left_out_ == 1 ? " pair" : " pairs") +
+                                     " left out of the findings because their two runs differ in footing (CPU, "
+                                     "OpenBLAS kernel, precision, GEMM provider or threads)") +
+               ". The rules: docs/statistics.md.\n";
+    return out;
 }
 
 }  // namespace synth

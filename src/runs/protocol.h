@@ -97,11 +97,15 @@ std::vector<std::string> honest_metrics(const std::vector<RunRecord>& runs, cons
 class FindingsFamily {
 public:
     explicit FindingsFamily(std::string name) : name_(std::move(name)) {}
-    // A placeholder for the verdict of a claim with these p values on n seeds.
-    std::string add(const ClaimP& p, int n);
+    // A placeholder for the verdict of a claim with these p values on n seeds; `if_refuted` is
+    // added after "refuted" (which side of the margin, say).
+    std::string add(const ClaimP& p, int n, const std::string& if_refuted = "");
+    // Counts pairs a finding left out for their footing, for the summary.
+    void left_out(size_t pairs) { left_out_ += pairs; }
     // `text` with every placeholder replaced by "confirmed | refuted | inconclusive at n seeds
-    // (Holm p = P of m)", and a line naming the family after the first finding's heading.
-    std::string resolve(const std::string& text) const;
+    // (Holm-adjusted p = P, family of m)"; with `summary`, a closing section that names the
+    // family and counts its verdicts and the pairs left out (nothing when the family is empty).
+    std::string resolve(const std::string& text, bool summary = false) const;
     size_t size() const { return tests_.size(); }
     const std::string& name() const { return name_; }
 
@@ -109,9 +113,11 @@ private:
     struct Pending {
         ClaimP p;
         int n;
+        std::string if_refuted;
     };
     std::string name_;
     std::vector<Pending> tests_;
+    size_t left_out_ = 0;
 };
 
 }  // namespace synth

@@ -177,7 +177,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     md << heads_findings(by_heads, spec.score_name, &family) << placement_findings(by_placement) << precision_findings(by_precision);
     if (!other_flag.empty()) md << flag_findings("--" + other_flag, by_value);
     write_file_atomic(stem + ".csv", csv.to_csv());
-    write_file_atomic(stem + ".md", family.resolve(md.str()));
+    write_file_atomic(stem + ".md", family.resolve(md.str(), true));
 }
 
 }  // namespace synth
