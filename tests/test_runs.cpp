@@ -453,8 +453,16 @@ TEST_CASE("runs: a group names the variants' settings only where they differ fro
     CHECK(same == plain);
 }
 
-TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, loss and speed against DynamicConv") {
-    // FR beats Linformer by 2, 3 and 4 points over three seeds: the interval excludes 0.
+// The line of `md` that holds `marker` (a finding's bold head), which must be there.
+static std::string line_with(const std::string& md, const std::string& marker) {
+    const size_t at = md.find(marker);
+    REQUIRE_MESSAGE(at != std::string::npos, marker, " is not in:\n", md);
+    const size_t start = md.rfind('\n', at) == std::string::npos ? 0 : md.rfind('\n', at) + 1;
+    return md.substr(start, md.find('\n', at) - start);
+}
+
+TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, loss against DynamicConv, no speed") {
+    // FR beats Linformer by 2, 3 and 4 points over three seeds: one-sided p = 0.0176, Holm x 2.
     std::vector<SeedRun> runs;
     for (int seed = 1; seed <= 3; ++seed) {
         runs.push_back({"FR", seed, 1.0, 100, 10, 30.0 + (seed + 1)});
@@ -462,74 +470,72 @@ TEST_CASE("runs: the baselines' findings: accuracy in points for classifiers, lo
         runs.push_back({"FD", seed, 1.0, 100, 10, 30.0 + (seed == 2 ? 5.0 : -4.0)});  // mixed signs
     }
     std::string md = seeded_findings(runs, "validation accuracy");
-    CHECK(md.find("FR vs Linformer, paired validation accuracy difference +3.00 points") != std::string::npos);
-    CHECK(md.find("outperforms Linformer on an encoding-only task**: FR vs Linformer") != std::string::npos);
+    CHECK(md.find("FR vs Linformer, paired validation accuracy difference +3.00 points (95% CI +0.52 to +5.48) (one-sided)") !=
+          std::string::npos);
     const size_t fr = md.find("FR vs Linformer"), fd = md.find("FD vs Linformer");
     REQUIRE((fr != std::string::npos && fd != std::string::npos));
-    CHECK(md.find("confirmed at 3 seeds", fr) < md.find('\n', fr));
+    CHECK(md.find("confirmed at 3 seeds (Holm-adjusted p = 0.035, family of 2)", fr) < md.find('\n', fr));
     CHECK(md.find("inconclusive at 3 seeds", fd) < md.find('\n', fd));
     // Without accuracies (a language model) there is no accuracy finding.
     for (SeedRun& r : runs) r.score = NAN;
     CHECK(seeded_findings(runs, "validation accuracy").find("Linformer") == std::string::npos);
-    // R against DynamicConv: lower loss, fewer tokens/s: better loss confirmed, faster refuted.
+    // R against DynamicConv: a lower loss confirmed; fewer tokens/s judge nothing (speed comes
+    // from the interleaved benchmarks).
     std::vector<SeedRun> lm;
     for (int seed = 1; seed <= 3; ++seed) {
         lm.push_back({"R", seed, 1.90 + 0.001 * seed, 100.0 + seed, 10});
         lm.push_back({"DynamicConv", seed, 2.00, 200.0, 10});
     }
     md = seeded_findings(lm);
-    const size_t loss = md.find("R improves on DynamicConv's loss"), speed = md.find("R is faster than DynamicConv");
-    REQUIRE((loss != std::string::npos && speed != std::string::npos));
+    const size_t loss = md.find("R improves on DynamicConv");
+    REQUIRE(loss != std::string::npos);
     CHECK(md.find("confirmed at 3 seeds", loss) < md.find('\n', loss));
-    CHECK(md.find("refuted at 3 seeds", speed) < md.find('\n', speed));
+    CHECK(md.find("faster than") == std::string::npos);
+    CHECK(md.find("Speed (finding 5) is not judged from these runs") != std::string::npos);
 }
 
-TEST_CASE("runs: while V is at a constant answer's loss, the loss and score findings are withheld") {
+TEST_CASE("runs: while V is at a constant answer's loss, the findings are withheld") {
     // Every variant at ln 2 on a balanced binary task: a tie that would read as "competitive".
     std::vector<SeedRun> runs;
     for (int seed = 1; seed <= 3; ++seed)
         for (const char* v : {"V", "R", "D", "FR"}) runs.push_back({v, seed, 0.6932, v[0] == 'R' ? 130.0 + seed : 100.0, 10, 50.0});
     std::string md = seeded_findings(runs, "validation accuracy", std::log(2.0));
-    CHECK(md.find("No loss or validation accuracy findings") != std::string::npos);
+    CHECK(md.find("No findings") != std::string::npos);
     CHECK(md.find("competitive with V") == std::string::npos);
     CHECK(md.find("D is about as good as R") == std::string::npos);
-    const size_t speed = md.find("5. R is faster per step than V");  // speed does not need learning
-    REQUIRE(speed != std::string::npos);
-    CHECK(md.find("confirmed at 3 seeds", speed) < md.find('\n', speed));
     // Once V learns (its loss 10% below chance) the findings are judged again.
     for (SeedRun& r : runs)
         if (r.variant == "V") r.loss = 0.62;
     md = seeded_findings(runs, "validation accuracy", std::log(2.0));
-    CHECK(md.find("No loss") == std::string::npos);
+    CHECK(md.find("No findings") == std::string::npos);
     CHECK(md.find("competitive with V") != std::string::npos);
     // Without a chance level (a language model) nothing is withheld.
     for (SeedRun& r : runs) r.loss = 0.6932;
     CHECK(seeded_findings(runs, "validation accuracy").find("competitive with V") != std::string::npos);
 }
 
-TEST_CASE("runs: a speed finding pairs only seeds whose two runs ran on the same machine") {
-    // R is 1.5x V on machine A; seed 3's V ran on the faster machine B, which would hide it.
+TEST_CASE("runs: a finding pairs only seeds whose two runs share CPU, kernel, precision, provider and threads") {
+    // Seed 3's V ran on another CPU: its pair is refused and named.
+    const Footing a{"CPU A", "Haswell", "fp32", "openblas-fp32", "1", "abc"};
+    Footing b = a;
+    b.cpu = "CPU B";
     std::vector<SeedRun> runs;
     for (int seed = 1; seed <= 3; ++seed) {
-        runs.push_back({"R", seed, 2.0, 150.0 + seed, 10, NAN, "A"});
-        runs.push_back({"V", seed, 2.0, seed == 3 ? 400.0 : 100.0, 10, NAN, seed == 3 ? "B" : "A"});
+        runs.push_back({"R", seed, 2.01, 100, 10, NAN, a});
+        runs.push_back({"V", seed, 2.00, 100, 10, NAN, seed == 3 ? b : a});
     }
     std::string md = seeded_findings(runs);
-    const size_t at = md.find("5. R is faster per step than V");
-    REQUIRE(at != std::string::npos);
-    const std::string line = md.substr(at, md.find('\n', at) - at);
-    CHECK(line.find("confirmed at 2 seeds") != std::string::npos);
-    CHECK(line.find("1 seed left out, whose runs ran on different machines (A vs B)") != std::string::npos);
-    // The loss findings still pair all three seeds: a loss does not depend on the machine.
-    const size_t loss = md.find("Trainable R is competitive with V**");
-    REQUIRE(loss != std::string::npos);
-    CHECK(md.substr(loss, md.find('\n', loss) - loss).find("at 3 seeds") != std::string::npos);
-    // With no seed on a common machine the speed is not compared at all.
+    const std::string line = line_with(md, "Trainable R is competitive with V**");
+    CHECK(line.find("at 2 seeds") != std::string::npos);
+    CHECK(line.find("1 pair left out, whose two runs differ in footing (seed 3: CPU A, OpenBLAS kernel Haswell, fp32, "
+                    "openblas-fp32, 1 thread vs CPU B,") != std::string::npos);
+    // An unknown CPU does not pair with a known one, though everything else agrees.
     for (SeedRun& r : runs)
-        if (r.variant == "V") r.machine = "B";
+        if (r.variant == "V") r.footing = footing_of(JsonObject{});
+    for (SeedRun& r : runs)
+        if (r.variant == "V") r.footing.blas_kernel = "Haswell", r.footing.threads = "1";
     md = seeded_findings(runs);
-    CHECK(md.find("R vs V: not compared, 3 seeds left out, whose runs ran on different machines (A vs B)") !=
-          std::string::npos);
+    CHECK(md.find("R vs V: not compared. 3 pairs left out") != std::string::npos);
 }
 
 TEST_CASE("runs: the report names each run's machine, and each variant's when the runs span several") {
@@ -565,46 +571,40 @@ TEST_CASE("runs: the report names each run's machine, and each variant's when th
     CHECK(md.find("ran on 2 machines") != std::string::npos);
     CHECK(md.find("| machines |") != std::string::npos);
     CHECK(md.find("| AMD EPYC (family 26, model 2), OpenBLAS kernel Haswell |") != std::string::npos);
-    CHECK(md.find("R vs V: not compared, 2 seeds left out") != std::string::npos);
-    // On one machine: no column, and the speed is compared.
+    CHECK(md.find("R vs V: not compared. 2 pairs left out") != std::string::npos);
+    CHECK(md.find("2 of 4 runs predate config.json's cpu field") != std::string::npos);
+    // On one machine: no column, and the pairs are compared.
     runs.erase(std::remove_if(runs.begin(), runs.end(), [](const RunRecord& r) { return r.dir[0] == 'V'; }), runs.end());
     for (int seed = 1; seed <= 2; ++seed) runs.push_back(run("V", seed, "AMD EPYC (family 26, model 2)", "Haswell"));
     write_report(runs, spec, dir / "u");
     const std::string one = read_file(dir / "u.md");
     CHECK(one.find("machines") == std::string::npos);
-    CHECK(one.find("R is faster per step than V**: R vs V, paired training tokens/s difference +50.00%") !=
-          std::string::npos);
+    CHECK(one.find("competitive with V**: R vs V, paired validation loss difference +0.0000 nats") != std::string::npos);
+    CHECK(one.find("faster") == std::string::npos);
 }
 
-// The line of `md` that holds `marker` (a finding's bold head), which must be there.
-static std::string line_with(const std::string& md, const std::string& marker) {
-    const size_t at = md.find(marker);
-    REQUIRE_MESSAGE(at != std::string::npos, marker, " is not in:\n", md);
-    const size_t start = md.rfind('\n', at) == std::string::npos ? 0 : md.rfind('\n', at) + 1;
-    return md.substr(start, md.find('\n', at) - start);
-}
 
-TEST_CASE("runs: a score (translation's BLEU) beside a loss finding, which keeps the loss's verdict") {
-    // R's loss is 1% above V's on every seed (competitive: confirmed); its BLEU 1, 2, 3 points lower.
+TEST_CASE("runs: a task with a score (translation's BLEU) is judged on it, the loss beside") {
+    // R's BLEU 1, 2, 3 points below V's: -2.00 (95% CI -4.48 to +0.48), not within 0.25 BLEU.
     std::vector<SeedRun> runs;
     for (int seed = 1; seed <= 3; ++seed) {
         runs.push_back({"V", seed, 2.00, 100, 10, 34.0});
-        runs.push_back({"R", seed, 2.02, 100, 9, 34.0 - seed});
+        runs.push_back({"R", seed, 2.01, 100, 9, 34.0 - seed});
     }
     const std::string md = seeded_findings(runs, "validation BLEU");
-    const std::string line = line_with(md, "R vs V, paired validation loss");
-    CHECK(line.find("confirmed at 3 seeds") != std::string::npos);
-    CHECK(line.find("Paired validation BLEU difference: -2.00 points (95% CI -4.48 points to 0.48 points)") !=
-          std::string::npos);
-    CHECK(md.find("its verdict is the loss's") != std::string::npos);
-    // Without scores (runs that have none) the line has none, though the name is given.
+    const std::string line = line_with(md, "R vs V, paired validation BLEU");
+    CHECK(line.find("difference -2.00 BLEU (95% CI -4.48 to +0.48), margin +-0.25 BLEU (TOST)") != std::string::npos);
+    CHECK(line.find("inconclusive at 3 seeds") != std::string::npos);
+    CHECK(line.find("Paired validation loss difference: +0.0100 nats") != std::string::npos);
+    // Without scores (runs that have none) the loss is the measure, within 0.02 nats: confirmed.
     for (SeedRun& x : runs) x.score = NAN;
-    CHECK(line_with(seeded_findings(runs, "validation BLEU"), "R vs V, paired validation loss").find("BLEU") ==
-          std::string::npos);
+    const std::string loss = line_with(seeded_findings(runs, "validation BLEU"), "R vs V, paired validation loss");
+    CHECK(loss.find("BLEU") == std::string::npos);
+    CHECK(loss.find("confirmed at 3 seeds") != std::string::npos);
 }
 
-TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") {
-    // R: 2% better at H = 4 on every seed (confirmed); D: worse at both H (refuted); V: mixed.
+TEST_CASE("runs: finding 6 tests each H > 1 against one head, paired per seed, one-sided") {
+    // R: 0.04 nats better at H = 4 on every seed (confirmed); D: worse at both H (refuted); V: mixed.
     std::map<int, std::vector<SeedRun>> by_heads;
     for (int seed = 1; seed <= 3; ++seed) {
         const double jitter = 0.001 * seed;
@@ -619,9 +619,9 @@ TEST_CASE("runs: finding 6 compares each H > 1 with one head, paired per seed") 
     }
     const std::string md = heads_findings(by_heads);
     auto line_of = [&](const std::string& v) { return line_with(md, "**6. " + v + " needs several heads**"); };
-    CHECK(line_of("R").find("H=4 -2.00%") != std::string::npos);
-    CHECK(line_of("R").find("confirmed at 3 seeds") != std::string::npos);
-    CHECK(line_of("D").find("refuted at 3 seeds") != std::string::npos);
+    CHECK(line_of("R").find("H=4 -0.0400 nats") != std::string::npos);
+    CHECK(line_of("R").find("H=4 -0.0400 nats (95% CI -0.0400 to -0.0400): confirmed at 3 seeds") != std::string::npos);
+    CHECK(line_of("D").find("H=4 +0.1020 nats (95% CI +0.0995 to +0.1045): refuted at 3 seeds") != std::string::npos);
     CHECK(line_of("V").find("inconclusive at 3 seeds") != std::string::npos);
     CHECK(line_of("V").find("H=8") == std::string::npos);  // V did not run with 8 heads
     // Without one head there is nothing to compare against.

@@ -12,14 +12,12 @@ namespace synth {
 
 namespace {
 
-// How a finding reads the paired relative differences d = (a - b) / b, in percent.
+// What a finding claims of a against b, in the words of the paper.
 enum class Claim {
-    Better,       // a beats b: d < 0
-    ClearlyWorse, // a is worse than b: d > 0
-    Competitive,  // a is not worse than b by more than 3%: d < 3
-    AboutEqual,   // |d| <= 3%
-    Faster,       // on speed: a's tokens/s above b's, d > 0
-    HigherScore,  // on the validation score (accuracy, BLEU), d in points (a - b) > 0
+    Better,       // a beats b (one-sided)
+    ClearlyWorse, // a is worse than b (one-sided)
+    Close,        // competitive / about as good / close: within the margin (TOST)
+    HigherScore,  // a's score is higher: judged only on a score (one-sided)
 };
 
 struct Comparison {
@@ -29,38 +27,32 @@ struct Comparison {
     Claim claim;
 };
 
-// The paper's findings 1-5 (docs/variants.md); 6 (heads) compares groups, not variants.
+// The paper's findings 1-4 (docs/variants.md); 5 (speed) comes from interleaved benchmarks,
+// never from training runs (docs/statistics.md); 6 (heads) compares groups, not variants.
 const Comparison kComparisons[] = {
-    {"1. Trainable R is competitive with V", "R", "V", Claim::Competitive},
+    {"1. Trainable R is competitive with V", "R", "V", Claim::Close},
     {"1. Fixed R is clearly worse than R", "Rfix", "R", Claim::ClearlyWorse},
-    {"2. D is about as good as R", "D", "R", Claim::AboutEqual},
+    {"2. D is about as good as R", "D", "R", Claim::Close},
     {"3. R+V beats V", "R+V", "V", Claim::Better},
     {"3. D+V beats V", "D+V", "V", Claim::Better},
-    {"4. FR stays close to R (with fewer parameters)", "FR", "R", Claim::Competitive},
-    {"4. FD stays close to D (with fewer parameters)", "FD", "D", Claim::Competitive},
-    {"5. R is faster per step than V", "R", "V", Claim::Faster},
+    {"4. FR stays close to R (with fewer parameters)", "FR", "R", Claim::Close},
+    {"4. FD stays close to D (with fewer parameters)", "FD", "D", Claim::Close},
     // The baselines (docs/variants.md): C4 pre-training, log-perplexity R ~1.97 vs DynamicConv
-    // 2.040 and 4.26 vs 2.65 steps/s; and the encoding-only claim against Linformer.
-    {"Baselines. R improves on DynamicConv's loss (C4: -3.5%)", "R", "DynamicConv", Claim::Better},
-    {"Baselines. R is faster than DynamicConv (C4: 1.6x steps/s)", "R", "DynamicConv", Claim::Faster},
+    // 2.040; and the encoding-only claim against Linformer.
+    {"Baselines. R improves on DynamicConv (C4 log-perplexity: -3.5%)", "R", "DynamicConv", Claim::Better},
     {"Baselines. FR outperforms Linformer on an encoding-only task", "FR", "Linformer", Claim::HigherScore},
     {"Baselines. FD outperforms Linformer on an encoding-only task", "FD", "Linformer", Claim::HigherScore},
 };
 
-// "confirmed", "refuted" or "inconclusive" for the interval of d.
-std::string verdict(Claim c, const Interval& d) {
-    if (!d.valid()) return "inconclusive (1 seed: no interval)";
-    bool yes = false, no = false;
+// The test of a claim on a measure: "better" is a lower loss or a higher score.
+ClaimTest test_of(Claim c, const Measure& m) {
     switch (c) {
-        case Claim::Better: yes = d.hi < 0, no = d.lo > 0; break;
-        case Claim::ClearlyWorse: yes = d.lo > 0, no = d.hi < 0; break;
-        case Claim::Competitive: yes = d.hi < 3, no = d.lo > 3; break;
-        case Claim::AboutEqual: yes = d.lo > -3 && d.hi < 3, no = d.lo > 3 || d.hi < -3; break;
-        case Claim::Faster:
-        case Claim::HigherScore: yes = d.lo > 0, no = d.hi < 0; break;
+        case Claim::Better: return m.higher_better ? ClaimTest::Above : ClaimTest::Below;
+        case Claim::ClearlyWorse: return m.higher_better ? ClaimTest::Below : ClaimTest::Above;
+        case Claim::Close: return ClaimTest::Equivalent;
+        case Claim::HigherScore: return ClaimTest::Above;
     }
-    const std::string n = " at " + std::to_string(d.n) + " seeds";
-    return yes ? "confirmed" + n : no ? "refuted" + n : "inconclusive" + n;
+    return ClaimTest::Equivalent;
 }
 
 // One variant's runs, by seed.
@@ -72,34 +64,89 @@ std::map<int, const SeedRun*> by_seed(const std::vector<SeedRun>& runs, const st
 }
 
 // The paired per-seed differences of a's `of` against b's, over the seeds both ran (and where
-// both are numbers): in percent of b's, or in points (a - b) when `points` (scores).
+// both are numbers): in percent of b's, or in points (a - b) when `points` (scores). With
+// `left_out`, only seeds whose two runs share their footing (protocol.h), counting the others.
 std::vector<double> paired(const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
-                           double SeedRun::*of, bool points = false) {
+                           double SeedRun::*of, bool points = false, int* left_out = nullptr) {
     std::vector<double> d;
     for (const auto& [seed, ra] : a) {
         auto rb = b.find(seed);
         if (rb == b.end()) continue;
         const double x = ra->*of, y = rb->second->*of;
         if (std::isnan(x) || std::isnan(y)) continue;
+        if (left_out && !same_footing(ra->footing, rb->second->footing)) {
+            ++*left_out;
+            continue;
+        }
         d.push_back(points ? x - y : 100.0 * (x - y) / y);
     }
     return d;
 }
 
-// Keeps in `a` only the seeds whose run in `b` ran on the same machine (or that `b` lacks);
-// returns the machines of the seeds it dropped, "A vs B" each, for the reader.
-std::vector<std::string> keep_same_machine(std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b) {
-    std::vector<std::string> dropped;
-    for (auto it = a.begin(); it != a.end();) {
-        auto rb = b.find(it->first);
-        if (rb != b.end() && rb->second->machine != it->second->machine) {
-            dropped.push_back(it->second->machine + " vs " + rb->second->machine);
-            it = a.erase(it);
-        } else {
-            ++it;
+// The pairs of a finding: the seeds both a and b ran on the same footing (protocol.h), split
+// into those of each variant's first sweep (the planned seeds: the sweep of its smallest seed)
+// and those a later sweep added; with the seeds left out for their footing.
+struct Pairs {
+    std::vector<int> planned, added;
+    std::vector<std::string> left_out;  // "seed S: footing A vs footing B"
+};
+Pairs pair_up(const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b, double SeedRun::*of) {
+    Pairs p;
+    if (a.empty() || b.empty()) return p;
+    const std::string first_a = a.begin()->second->sweep, first_b = b.begin()->second->sweep;
+    for (const auto& [seed, ra] : a) {
+        auto rb = b.find(seed);
+        if (rb == b.end() || std::isnan(ra->*of) || std::isnan(rb->second->*of)) continue;
+        std::string why;
+        if (!same_footing(ra->footing, rb->second->footing, &why)) {
+            p.left_out.push_back("seed " + std::to_string(seed) + ": " + why);
+            continue;
         }
+        (ra->sweep == first_a && rb->second->sweep == first_b ? p.planned : p.added).push_back(seed);
     }
-    return dropped;
+    return p;
+}
+
+// a's `of` minus b's at `seeds`.
+std::vector<double> diffs(const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
+                          const std::vector<int>& seeds, double SeedRun::*of) {
+    std::vector<double> d;
+    for (int s : seeds) d.push_back(a.at(s)->*of - b.at(s)->*of);
+    return d;
+}
+
+std::string seed_list(const std::vector<int>& seeds) {
+    std::string s;
+    for (int x : seeds) s += (s.empty() ? "" : ", ") + std::to_string(x);
+    return s;
+}
+
+// "+0.0123 nats (95% CI +0.0040 to +0.0206)".
+std::string diff_with_ci(const Interval& ci, const std::string& unit, int dec) {
+    const auto sg = [dec](double v) { return (v >= 0 ? "+" : "") + fmt(v, dec); };
+    std::string s = sg(ci.mean) + " " + unit;
+    if (ci.valid()) s += " (95% CI " + sg(ci.lo) + " to " + sg(ci.hi) + ")";
+    return s;
+}
+
+// The notes after a finding: the pairs left out for their footing, the seeds added later.
+std::string pair_notes(const Pairs& p, const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
+                       double SeedRun::*of, const std::string& unit, int dec) {
+    std::string s;
+    if (!p.left_out.empty()) {
+        std::string list;
+        for (const std::string& x : p.left_out) list += (list.empty() ? "" : "; ") + x;
+        s += " " + std::to_string(p.left_out.size()) + (p.left_out.size() == 1 ? " pair" : " pairs") +
+             " left out, whose two runs differ in footing (" + list + ").";
+    }
+    if (!p.added.empty()) {
+        std::vector<int> all = p.planned;
+        all.insert(all.end(), p.added.begin(), p.added.end());
+        s += " **Seeds grew**: seed" + std::string(p.added.size() == 1 ? " " : "s ") + seed_list(p.added) +
+             " came from a later sweep than the planned ones and stay outside the verdict; with them, n = " +
+             std::to_string(all.size()) + ", " + diff_with_ci(ci95(diffs(a, b, all, of)), unit, dec) + ".";
+    }
+    return s;
 }
 
 // "+1.23% (95% CI 0.40% to 2.06%)"; the interval only when there is one (2 seeds or more).
@@ -118,6 +165,11 @@ std::vector<std::string> variants_of(const std::vector<SeedRun>& runs, const std
     return variants;
 }
 
+// " (N pairs left out: ...)" for a descriptive line, "" for none.
+std::string left_out_note(int n) {
+    return n == 0 ? "" : " (" + std::to_string(n) + (n == 1 ? " pair" : " pairs") + " left out: their two runs differ in footing)";
+}
+
 // Which side of 0 the whole interval of a paired difference lies on: `below` or `above`, else
 // "no difference resolved", with the number of seeds.
 std::string direction(const Interval& ci, const std::string& below, const std::string& above) {
@@ -128,87 +180,114 @@ std::string direction(const Interval& ci, const std::string& below, const std::s
 
 }  // namespace
 
-std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss) {
+std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss,
+                            FindingsFamily* family) {
+    FindingsFamily own("this group's findings");
+    FindingsFamily& fam = family ? *family : own;
+    const bool has_score = !score_name.empty() &&
+                           std::any_of(runs.begin(), runs.end(), [](const SeedRun& r) { return !std::isnan(r.score); });
+    const Measure m = measure_for(has_score ? score_name : "");
+    double SeedRun::*of = has_score ? &SeedRun::score : &SeedRun::loss;
     std::vector<double> v_loss;
     for (const SeedRun& r : runs)
         if (r.variant == "V") v_loss.push_back(r.loss);
     const bool at_chance = std::isfinite(chance_loss) && !v_loss.empty() && mean_of(v_loss) >= 0.99 * chance_loss;
     std::ostringstream os;
     if (at_chance)
-        os << "- **No loss or " << (score_name.empty() ? "score" : score_name) << " findings**: V's mean validation loss "
-           << fmt(mean_of(v_loss), 4) << " is within 1% of a constant answer's " << fmt(chance_loss, 4)
+        os << "- **No findings**: V's mean validation loss " << fmt(mean_of(v_loss), 4)
+           << " is within 1% of a constant answer's " << fmt(chance_loss, 4)
            << ", so V has not learned the task and a tie between the variants ranks nothing.\n";
     for (const Comparison& c : kComparisons) {
-        auto a = by_seed(runs, c.a);
-        const auto b = by_seed(runs, c.b);
-        const bool on_score = c.claim == Claim::HigherScore, speed = c.claim == Claim::Faster;
-        if (at_chance && !speed) continue;
-        // Tokens/s of two CPUs measure the CPUs, not the variants.
-        const std::vector<std::string> elsewhere = speed ? keep_same_machine(a, b) : std::vector<std::string>{};
-        std::string left_out;
-        if (!elsewhere.empty()) {
-            std::set<std::string> pairs(elsewhere.begin(), elsewhere.end());
-            for (const std::string& p : pairs) left_out += (left_out.empty() ? "" : "; ") + p;
-            left_out = std::to_string(elsewhere.size()) + (elsewhere.size() == 1 ? " seed" : " seeds") +
-                       " left out, whose runs ran on different machines (" + left_out + ")";
-        }
-        const std::vector<double> d =
-            paired(a, b, on_score ? &SeedRun::score : speed ? &SeedRun::speed : &SeedRun::loss, on_score);
-        if (d.empty()) {
-            if (!left_out.empty()) os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ": not compared, " << left_out << ".\n";
+        if (at_chance) break;
+        if (c.claim == Claim::HigherScore && !has_score) continue;
+        const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
+        const Pairs p = pair_up(a, b, of);
+        fam.left_out(p.left_out.size());
+        if (p.planned.empty() && p.added.empty()) {
+            if (!p.left_out.empty())
+                os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ": not compared." << pair_notes(p, a, b, of, m.unit, m.decimals) << "\n";
             continue;
         }
+        // No planned seed pairs (every pair added later): the added ones are the verdict's.
+        const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;
+        const Pairs notes = p.planned.empty() ? Pairs{p.added, {}, p.left_out} : p;
+        const std::vector<double> d = diffs(a, b, seeds, of);
         const Interval ci = ci95(d);
-        os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired "
-           << (speed ? "training tokens/s" : on_score ? score_name : "validation loss") << " difference "
-           << signed_with_ci(ci, on_score ? " points" : "%");
+        const ClaimTest t = test_of(c.claim, m);
+        os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired " << m.name << " difference "
+           << diff_with_ci(ci, m.unit, m.decimals);
+        if (t == ClaimTest::Equivalent) os << ", margin +-" << fmt(m.margin, 2) << " " << m.unit << " (TOST)";
+        else os << " (one-sided)";
         const double pa = a.begin()->second->params, pb = b.begin()->second->params;
-        if (c.claim == Claim::Competitive && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
-        os << ": " << verdict(c.claim, ci) << (left_out.empty() ? "" : " (" + left_out + ")") << ".";
-        // The score beside a loss finding, for the reader (the verdict stays the loss's).
-        const std::vector<double> ds = on_score || speed ? std::vector<double>{} : paired(a, b, &SeedRun::score, true);
-        if (!ds.empty()) os << " Paired " << score_name << " difference: " << signed_with_ci(ci95(ds), " points") << ".";
-        os << "\n";
+        if (c.claim == Claim::Close && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
+        // Which side of the margin a refuted equivalence lies on (a better, or a worse).
+        const bool a_better = m.higher_better ? ci.mean > 0 : ci.mean < 0;
+        const std::string side = t == ClaimTest::Equivalent
+                                     ? std::string(", ") + c.a + (a_better ? " better" : " worse") + " by more than the margin"
+                                     : "";
+        os << ": " << fam.add(claim_p(t, d, m.margin), ci.n, side) << ".";
+        // The loss beside a score finding, for the reader (the verdict stays the score's).
+        if (has_score) os << " Paired validation loss difference: " << diff_with_ci(ci95(diffs(a, b, seeds, &SeedRun::loss)), "nats", 4) << ".";
+        os << pair_notes(notes, a, b, of, m.unit, m.decimals) << "\n";
     }
     std::string s = os.str();
     if (s.empty()) return "";
-    return "\nFindings (the paper's 1-5 and its claims against the baselines, docs/variants.md; a claim is confirmed when the whole 95% interval of the "
-           "paired per-seed difference agrees with it, \"competitive\" and \"about as good\" meaning within 3%" +
-           (score_name.empty() ? "" : "; the " + score_name + " beside a loss finding is for the reader, its verdict is the loss's") +
-           "):\n\n" +
-           s;
+    s = "\nFindings (the paper's 1-4 and its claims against the baselines, docs/variants.md), by the protocol of "
+        "docs/statistics.md: the paired per-seed difference a - b of the " + m.name + " in " + m.unit +
+        " with its 95% t interval; \"competitive\", \"about as good\" and \"close\" by two one-sided tests (TOST) against a "
+        "margin of +-" + fmt(m.margin, 2) + " " + m.unit + ", \"beats\" and \"worse\" by a one-sided t test; "
+        "each verdict at 5% after Holm's correction across the family of every verdict in this file. Only seeds whose "
+        "two runs share CPU, BLAS kernel, precision, GEMM provider and threads are paired. Speed (finding 5) is not "
+        "judged from these runs, whose cores other jobs shared: it comes from the interleaved benchmarks on one "
+        "machine (results/bench-mixers.md, bench-ptb-mixers.md, bench-mt-mixers.md, bench-listops-mixers.md).\n\n" + s;
+    return family ? s : own.resolve(s);
 }
 
-std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads) {
+std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads, const std::string& score_name,
+                           FindingsFamily* family) {
     if (!by_heads.count(1) || by_heads.size() < 2) return "";
+    FindingsFamily own("this section's findings");
+    FindingsFamily& fam = family ? *family : own;
+    bool has_score = false;
+    for (const auto& [h, runs] : by_heads)
+        for (const SeedRun& r : runs) has_score = has_score || (!score_name.empty() && !std::isnan(r.score));
+    const Measure m = measure_for(has_score ? score_name : "");
+    double SeedRun::*of = has_score ? &SeedRun::score : &SeedRun::loss;
     std::ostringstream os;
     for (const std::string& v : variants_of(by_heads.at(1))) {
         const auto one = by_seed(by_heads.at(1), v);
-        std::string parts;
-        int better = 0, worse = 0, compared = 0, n_min = 0;
+        std::string parts, notes;
         for (const auto& [h, runs] : by_heads) {
             if (h == 1) continue;
-            const std::vector<double> d = paired(by_seed(runs, v), one, &SeedRun::loss);
-            if (d.empty()) continue;
+            const auto many = by_seed(runs, v);
+            const Pairs p = pair_up(many, one, of);
+            fam.left_out(p.left_out.size());
+            const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;
+            if (seeds.empty()) {
+                if (!p.left_out.empty()) notes += " H=" + std::to_string(h) + ": not compared." + pair_notes(p, many, one, of, m.unit, m.decimals);
+                continue;
+            }
+            const Pairs kept = p.planned.empty() ? Pairs{p.added, {}, p.left_out} : p;
+            const std::vector<double> d = diffs(many, one, seeds, of);
             const Interval ci = ci95(d);
-            ++compared;
-            n_min = n_min == 0 ? ci.n : std::min(n_min, ci.n);
-            better += ci.valid() && ci.hi < 0;
-            worse += ci.valid() && ci.lo > 0;
-            parts += std::string(parts.empty() ? "" : "; ") + "H=" + std::to_string(h) + " " + signed_with_ci(ci, "%");
+            parts += std::string(parts.empty() ? "" : "; ") + "H=" + std::to_string(h) + " " +
+                     diff_with_ci(ci, m.unit, m.decimals) + ": " +
+                     fam.add(claim_p(m.higher_better ? ClaimTest::Above : ClaimTest::Below, d, 0), ci.n);
+            const std::string n = pair_notes(kept, many, one, of, m.unit, m.decimals);
+            if (!n.empty()) notes += " H=" + std::to_string(h) + ":" + n;
         }
-        if (compared == 0) continue;
-        const std::string n = " at " + std::to_string(n_min) + " seeds";
-        const std::string verdict = better > 0 ? "confirmed" + n : worse == compared ? "refuted" + n : "inconclusive" + n;
-        os << "- **6. " << v << " needs several heads**: paired validation loss difference against one head: " << parts
-           << ": " << verdict << ".\n";
+        if (parts.empty() && notes.empty()) continue;
+        os << "- **6. " << v << " needs several heads**: paired " << m.name << " difference against one head (one-sided, "
+           << "H beats one head): " << (parts.empty() ? "none compared" : parts) << "." << notes << "\n";
     }
-    const std::string s = os.str();
+    std::string s = os.str();
     if (s.empty()) return "";
-    return "\n## Finding 6: the number of heads\n\nThe groups above differ only in the number of heads H (d_model fixed, so "
-           "each head is d_model / H wide). A variant needs several heads when some H > 1 has a lower validation loss "
-           "than H = 1 over the whole 95% interval of the paired per-seed difference; refuted when every H > 1 is worse "
-           "over its whole interval. The paper claims it for the synthesizers; V is the contrast.\n\n" + s;
+    s = "\n## Finding 6: the number of heads\n\nThe groups above differ only in the number of heads H (d_model fixed, so "
+        "each head is d_model / H wide). Each H > 1 against H = 1, paired per seed on the " + m.name + " (" + m.unit +
+        "), is a one-sided test that H beats one head, in the same Holm family as the findings above "
+        "(docs/statistics.md); a variant needs several heads where some H > 1 is confirmed. The paper claims it for "
+        "the synthesizers; V is the contrast.\n\n" + s;
+    return family ? s : own.resolve(s);
 }
 
 std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>& by_placement) {
@@ -220,24 +299,29 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
         if (!by_placement.count(where)) continue;
         const std::vector<SeedRun>& runs = by_placement.at(where);
         for (const std::string& name : variants_of(runs, "V")) {
-            const std::vector<double> d = paired(by_seed(runs, name), v, &SeedRun::loss);
-            if (d.empty()) continue;
+            int left = 0;
+            const std::vector<double> d = paired(by_seed(runs, name), v, &SeedRun::loss, false, &left);
+            const std::string label = std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only";
+            if (d.empty()) {
+                if (left) os << "- **" << name << " in " << label << "** vs V: not compared" << left_out_note(left) << ".\n";
+                continue;
+            }
             const Interval ci = ci95(d);
-            os << "- **" << name << " in " << (std::string(where) == "both" ? "encoder and decoder" : std::string("the ") + where + " only")
-               << "** vs V: paired validation loss difference " << signed_with_ci(ci, "%") << ": "
-               << direction(ci, "better than V", "worse than V") << ".\n";
+            os << "- **" << name << " in " << label << "** vs V: paired validation loss difference " << signed_with_ci(ci, "%")
+               << ": " << direction(ci, "better than V", "worse than V") << left_out_note(left) << ".\n";
         }
     }
     // Which side the variant costs more on: decoder-only against encoder-only, paired per seed.
     if (by_placement.count("encoder") && by_placement.count("decoder")) {
         for (const std::string& name : variants_of(by_placement.at("decoder"), "V")) {
-            const std::vector<double> d =
-                paired(by_seed(by_placement.at("decoder"), name), by_seed(by_placement.at("encoder"), name), &SeedRun::loss);
+            int left = 0;
+            const std::vector<double> d = paired(by_seed(by_placement.at("decoder"), name),
+                                                 by_seed(by_placement.at("encoder"), name), &SeedRun::loss, false, &left);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
             os << "- **" << name << " in the decoder only** vs in the encoder only: paired validation loss difference "
                << signed_with_ci(ci, "%") << ": " << direction(ci, "the encoder costs more", "the decoder costs more")
-               << ".\n";
+               << left_out_note(left) << ".\n";
         }
     }
     const std::string s = os.str();
@@ -245,7 +329,9 @@ std::string placement_findings(const std::map<std::string, std::vector<SeedRun>>
     return "\n## Placement: where the synthesizer replaces self-attention\n\nThe groups above differ only in "
            "--placement: the variant in the encoder's self-attention only, the decoder's only, or both, with V in the "
            "other. Each against V (the same model at every placement), paired per seed; then, where the variant ran "
-           "on each side alone, the decoder-only model against the encoder-only one.\n\n" + s;
+           "on each side alone, the decoder-only model against the encoder-only one. Descriptive (not among the "
+           "paper's findings, outside the Holm family): the 95% interval of the paired relative difference, only for "
+           "seeds whose two runs share their footing.\n\n" + s;
 }
 
 std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>& by_precision) {
@@ -266,7 +352,8 @@ std::string precision_findings(const std::map<std::string, std::vector<SeedRun>>
     if (s.empty()) return "";
     return "\n## Precision: bf16 against fp32\n\nThe groups above differ only in --precision (docs/precision.md). "
            "Each variant's bf16 runs against its fp32 runs of the same seeds; the bar is a validation loss within 1% "
-           "of fp32.\n\n" + s;
+           "of fp32. A check of the precision, not one of the paper's findings (outside the Holm family); the two runs "
+           "of a pair differ in precision by design.\n\n" + s;
 }
 
 std::string flag_findings(const std::string& flag, const std::map<std::string, std::vector<SeedRun>>& by_value) {
@@ -284,18 +371,21 @@ std::string flag_findings(const std::string& flag, const std::map<std::string, s
     for (const auto& [value, runs] : by_value) {
         if (value == ref->first) continue;
         for (const std::string& v : variants_of(runs)) {
-            const std::vector<double> d = paired(by_seed(runs, v), by_seed(ref->second, v), &SeedRun::loss);
+            int left = 0;
+            const std::vector<double> d = paired(by_seed(runs, v), by_seed(ref->second, v), &SeedRun::loss, false, &left);
             if (d.empty()) continue;
             const Interval ci = ci95(d);
             os << "- **" << v << "** at " << setting(value) << " vs at " << setting(ref->first)
                << ": paired validation loss difference " << signed_with_ci(ci, "%") << ": "
-               << direction(ci, "lower", "higher") << ".\n";
+               << direction(ci, "lower", "higher") << left_out_note(left) << ".\n";
         }
     }
     const std::string s = os.str();
     if (s.empty()) return "";
     return "\n## The effect of " + flag + "\n\nThe groups above differ only in " + flag + ". Each variant's runs "
-           "at each other setting against its runs at " + setting(ref->first) + ", paired per seed.\n\n" + s;
+           "at each other setting against its runs at " + setting(ref->first) + ", paired per seed. Descriptive (not among the paper's findings, outside the Holm "
+           "family): the 95% interval of the paired relative difference, only for seeds whose two runs share their "
+           "footing.\n\n" + s;
 }
 
 std::string lm_reference_note(const std::string& data, const std::vector<SeedRun>& runs, double v_test_loss) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runs/protocol.h"
+
 namespace synth {
 
 // The paper's nine variants, the default sweep of every runner.
@@ -24,32 +26,37 @@ struct SeedRun {
     // A higher-is-better validation score in points (a classifier's accuracy x 100,
     // translation's BLEU); NaN for a runner without one.
     double score = NAN;
-    // The machine it ran on (run_report.cpp: machine_of): speeds pair only within one.
-    std::string machine = "";
+    // What it ran on (protocol.h): a finding pairs only seeds whose two runs share it.
+    Footing footing = {};
+    // The sweep that ran it (its run directory's parent): seeds of a variant from a later sweep
+    // than its first are "added" and stay outside the verdict (docs/statistics.md).
+    std::string sweep = "";
 };
 
 // The Markdown findings of one group of runs (same config but the variant and seed): each of
-// the paper's comparisons (its findings 1-5, and its claims against the baselines) whose two
-// variants ran with common seeds, as the mean paired
-// per-seed difference with its 95% t interval and a verdict (confirmed / refuted /
-// inconclusive at n seeds). Where the runs carry scores, named `score_name` (e.g. "validation
-// BLEU"), each loss finding also gives the paired score difference in points, and the claims
-// against Linformer are judged on it. A speed claim pairs only seeds whose two runs ran on the
-// same machine, and says how many it left out. `chance_loss` is the validation loss of a
-// constant answer where the task has one (a balanced binary classifier: ln 2), NaN otherwise:
-// while V's mean validation loss is within 1% of it no model has learned the task, so the loss
-// and score findings are withheld (a tie at chance would read as "competitive"), with a line
-// that says so; the speed findings stand.
+// the paper's comparisons (its findings 1-4 and its claims against the baselines) whose two
+// variants ran with common seeds, judged by the protocol of docs/statistics.md: on the task's
+// measure (protocol.h: measure_for; the score `score_name` where the runs carry one, else the
+// validation loss in nats), the paired per-seed difference a - b with its 95% t interval;
+// "competitive / about as good / close" by TOST against the measure's margin, "beats / worse"
+// by a one-sided t test; the verdict Holm-adjusted across `family` (a table's findings; without
+// one, across this group's alone). Seeds whose two runs differ in footing are left out, and
+// said so; seeds a later sweep added are shown beside the verdict, outside it. Speed (finding 5)
+// is not judged from training runs. `chance_loss` is the validation loss of a constant answer
+// where the task has one (a balanced binary classifier: ln 2), NaN otherwise: while V's mean
+// validation loss is within 1% of it no model has learned the task, so the findings are
+// withheld, with a line that says so.
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "",
-                            double chance_loss = NAN);
+                            double chance_loss = NAN, FindingsFamily* family = nullptr);
 
 // The paper's finding 6, "synthesizers need several heads", from groups of runs that differ
 // only in the number of heads (`by_heads`: H -> the group's runs): for each variant that ran
-// with one head and with more, the paired per-seed loss difference of every H > 1 against
-// H = 1, with its 95% interval. Confirmed for a variant when some H > 1 is better than one head
-// over its whole interval, refuted when every H > 1 is worse over its whole interval.
-// Empty without H = 1 or without another H.
-std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads);
+// with one head and with more, the paired per-seed difference (on the measure of `score_name`,
+// as seeded_findings) of every H > 1 against H = 1, with its 95% interval, each a one-sided
+// test "H beats one head" in `family` (Holm). The finding holds for a variant where some H > 1
+// is confirmed. Empty without H = 1 or without another H.
+std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads, const std::string& score_name = "",
+                           FindingsFamily* family = nullptr);
 
 // Translation's placement ablation, from groups of runs that differ only in --placement
 // (`by_placement`: both | encoder | decoder -> the group's runs): every variant at every

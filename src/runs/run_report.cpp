@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "runs/findings.h"
+#include "runs/protocol.h"
 #include "base/io.h"
 #include "base/table.h"
 #include "runs/stats.h"
@@ -95,12 +96,17 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     for (const auto& [k, v] : group_map(groups.begin()->first))
         if (!differing.count(k) && !spec.inapplicable.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
+    std::string split_note;
+    const std::vector<std::string> metrics = honest_metrics(runs, spec.metrics, &split_note);
+    md << split_note << provenance_note(runs);
+    FindingsFamily family("every verdict in this file");
     std::set<std::string> machines;
     for (const RunRecord& r : runs) machines.insert(machine_of(r));
     const bool many_machines = machines.size() > 1;
     if (many_machines)
         md << "\nThe runs ran on " << machines.size() << " machines (the column \"machines\"), so their tokens/s "
-           << "compare only within one: the speed findings pair only seeds whose two runs shared a machine.\n";
+           << "compare only within one, and the findings pair only seeds whose two runs shared one "
+           << "(docs/statistics.md).\n";
     std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
     std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
     std::map<std::string, std::vector<SeedRun>> by_precision;  // ... only in --precision
@@ -125,7 +131,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                          [](const std::string& a, const std::string& b) { return variant_rank(a) < variant_rank(b); });
         Table t;
         t.columns = {"variant", "n", "seeds"};
-        for (const std::string& m : spec.metrics) t.columns.push_back(m);
+        for (const std::string& m : metrics) t.columns.push_back(m);
         if (many_machines) t.columns.push_back("machines");
         std::vector<SeedRun> seeded;
         const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
@@ -135,7 +141,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         for (const std::string& v : order) {
             std::vector<std::string> row = {v, std::to_string(by_variant[v].size()), ""};
             for (const RunRecord* r : by_variant[v]) row[2] += (row[2].empty() ? "" : ",") + r->result.at("seed");
-            for (const std::string& m : spec.metrics) {
+            for (const std::string& m : metrics) {
                 std::vector<double> x;
                 for (const RunRecord* r : by_variant[v])
                     if (r->result.has(m) && r->result.at(m) != "null") x.push_back(r->result.num(m));
@@ -158,9 +164,9 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                     seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
                                       spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
                                       r->result.num("params"),
-                                      score_of(r), machine_of(*r)});
+                                      score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
         }
-        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN);
+        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, &family);
         if (spec.group_note) md << spec.group_note(members);
         if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
         if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
@@ -168,10 +174,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
             by_precision[flags.count("precision") ? flags.at("precision") : "fp32"] = seeded;
         if (!other_flag.empty()) by_value[flags.count(other_flag) ? flags.at(other_flag) : ""] = seeded;
     }
-    md << heads_findings(by_heads) << placement_findings(by_placement) << precision_findings(by_precision);
+    md << heads_findings(by_heads, spec.score_name, &family) << placement_findings(by_placement) << precision_findings(by_precision);
     if (!other_flag.empty()) md << flag_findings("--" + other_flag, by_value);
     write_file_atomic(stem + ".csv", csv.to_csv());
-    write_file_atomic(stem + ".md", md.str());
+    write_file_atomic(stem + ".md", family.resolve(md.str(), true));
 }
 
 }  // namespace synth

@@ -68,6 +68,10 @@ rm "$R/variants-R_seeds-2/result.json"
 "$sweep" local "$W/t.sweep" --runs-dir="$W/runs" 2>"$W/out"
 grep -q '4 runs, 1 to run' "$W/out" && grep -q '\[1/1\] variants-R_seeds-2' "$W/out" || fail "resume: $(cat "$W/out")"
 grep -q -- "--threads=$(nproc)" "$R/variants-R_seeds-2/config.json" || fail "local -j 1 did not give every core"
+# The seeds are fixed at the first launch (seeds.plan): more seeds later are refused.
+[[ $(cat "$R/seeds.plan") == 1,2 ]] || fail "seeds.plan: $(cat "$R/seeds.plan" 2>&1)"
+sed 's/--seeds=1,2/--seeds=1,2,3/' "$W/t.sweep" >"$W/t3.sweep"
+must_fail "seeds grown after the first launch" "$sweep" local "$W/t3.sweep" --name=t --runs-dir="$W/runs"
 
 # A failed run: the others finish, the report has them, the exit status says so.
 rm -rf "$R"
