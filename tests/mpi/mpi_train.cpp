@@ -2,7 +2,8 @@
 // built from library calls (not the runners), for tests/mpi/mpi_test.sh and the measurements of
 // results/mpi.md. Each rank takes dist::rank_slice() of every global batch, which
 // sample_lm_batch draws from (seed, step) alone; rank 0 writes --out: one loss per step (%.9g),
-// then the validation loss and a hash of the final parameters.
+// from the first step it trained (a resumed run: after its checkpoint), then the validation loss
+// and a hash of the final parameters.
 //
 //   mpirun --allow-run-as-root --oversubscribe -np 2 build/mpi_train --batch=8 --out=/tmp/two.txt
 #include <unistd.h>
@@ -35,7 +36,7 @@ static int run(int argc, char** argv) {
     tc.eval_every = 1 << 30;  // the last step only
     int batch = 8, seq = 32, d = 64, d_ff = 128, layers = 2, heads = 4, fail_at = -1;
     float dropout = 0.0f;
-    std::string out, pid_dir;
+    std::string out, pid_dir, prefix = "/tmp/mpi_train";
     Flags f("mpi_train", "A tiny LM on 1 or several MPI ranks (tests/mpi/mpi_test.sh).");
     tc.bind(f);
     f.add("batch", &batch, "global batch (rows), shared by the ranks");
@@ -48,6 +49,7 @@ static int run(int argc, char** argv) {
     f.add("out", &out, "rank 0 writes the per-step losses, the validation loss and the parameters' hash here");
     f.add("pid-dir", &pid_dir, "each rank writes <dir>/rank<r>.pid (the kill test)");
     f.add("fail-at", &fail_at, "rank 1 throws at this step (the failure test)");
+    f.add("prefix", &prefix, "--save-every checkpoints are <prefix>-step<N>.ckpt");
     if (!f.parse(argc, argv)) return 0;
     tc.validate();
     const std::string compute = tc.configure_compute();
@@ -92,7 +94,9 @@ static int run(int argc, char** argv) {
         for (const LmBatch& b : val) sum += cross_entropy(model.forward(b.x, b.rows, b.seq, ctx), b.y, -1, 0.0f).data[0];
         return sum / (double)val.size();
     };
-    Trainer trainer(store, tc, "mpi_train", "");
+    task.config = f.dump();
+    Trainer trainer(store, tc, "mpi_train", prefix);
+    if (!tc.resume.empty()) trainer.resume(load_checkpoint(tc.resume), tc.resume);  // every rank reads it
     const TrainResult t = trainer.run(task, tc.steps);
 
     if (dist::is_writer()) {
