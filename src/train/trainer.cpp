@@ -147,6 +147,11 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     // agree across different N in distribution only; without dropout, within rounding.
     const bool several = dist::world() > 1;
     const dist::Reduce reduce = dist::parse_reduce(cfg_.allreduce);
+    // A task that does not slice its batch would have every rank train the whole batch: N times
+    // the work for one rank's result. Setting loss_count is the task's word that it slices.
+    SYNTH_CHECK(!several || task.loss_count, "[", name_, "] this task does not share its batches between MPI ranks "
+                "yet (TrainTask::loss_count unset), so ", dist::world(), " ranks would each train the whole batch: "
+                "start one process (docs/distributed.md)");
     if (several) dist::check_same(store_.data(), store_.size(), "parameters at the start of training");
     const uint64_t dropout_seed =
         several ? splitmix64((uint64_t)cfg_.seed ^ ((uint64_t)(dist::rank() + 1) << 40)) : (uint64_t)cfg_.seed;

@@ -62,8 +62,8 @@ struct TrainTask {
     std::function<double()> validate;  // mean validation loss, without gradients
     // With several ranks (train/dist.h): how many terms the mean that the last loss() returned is
     // over (target tokens that are not padding, labelled rows), which weights this rank's gradient
-    // so that the sum over ranks is the global batch's mean. Unset: every rank counts as 1 (right
-    // only when every rank's slice has as many terms).
+    // so that the sum over ranks is the global batch's mean. Setting it says that loss() trains
+    // this rank's slice (dist::rank_slice); with several ranks, Trainer::run refuses a task without it.
     std::function<double()> loss_count;
     // Optional (classification): the accuracy of the evaluation validate() just ran, recorded
     // beside its loss in the curve and the progress line.
