@@ -41,12 +41,13 @@ uint64_t fnv1a(const void* p, size_t n) {
 #ifdef SYNTH_MPI
 // Written once start() knows the rank, so the handler only calls write() and _exit().
 char g_term_message[512];
+volatile sig_atomic_t g_aborting = 0;  // this rank already said why it ends (abort_all)
 
 // mpirun (or srun) sends SIGTERM to the remaining ranks when one dies or the job is cancelled:
 // rank 0 says so in words before it goes, the others go quietly. Files are written atomically
 // (base/io.h), so nothing partial is left under a final name, and result.json is never written.
 void on_sigterm(int) {
-    if (g_rank == 0) {
+    if (g_rank == 0 && !g_aborting) {
         ssize_t ignored = write(2, g_term_message, std::strlen(g_term_message));
         (void)ignored;
     }
@@ -194,6 +195,7 @@ void abort_all(int code) {
     std::fflush(stdout);
     std::fflush(stderr);
 #ifdef SYNTH_MPI
+    g_aborting = 1;
     if (g_world > 1) MPI_Abort(world_comm(), code);
 #endif
     std::exit(code);
