@@ -6,11 +6,13 @@
 #   make bench      GEMM + model throughput benchmarks (results/bench.md)
 #   make run        the quick LM sweep on Tiny Shakespeare, printing the table
 #   make test-sweeps scripts/sweep on a local pool, GNU parallel and a one-node Slurm (as root)
+#   make test-mpi   data-parallel training on 1 and 2 MPI ranks (Open MPI; docs/distributed.md)
 #   make data       fetch (or mirror) and sha256-check every data set
 #   make fuzz       libFuzzer targets (clang)
 #   make clean
 #   DEBUG=1         -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
 #   PORTABLE=1      no -march=native: one build for a cluster of mixed CPUs (build/portable)
+#   MPI=1 / MPI=0   with or without MPI (default: with it when mpicxx is on the PATH)
 
 CXX      ?= g++
 BUILD    := build
@@ -35,12 +37,33 @@ else
   CXXFLAGS += -O3 -march=native -fno-math-errno -fno-trapping-math -g
 endif
 
+# MPI, for one run over several processes (docs/distributed.md): used when mpicxx is on the PATH,
+# required with MPI=1, left out with MPI=0. Only src/train/dist.cpp sees it (SYNTH_MPI); its
+# object is named after the choice (dist.o, dist-mpi.o), so switching never links a stale one.
+# The compiler stays $(CXX) (ccache works); mpicxx only tells the flags. Without MPI a binary is
+# what it was, and refuses to start as one of several ranks.
+MPICXX ?= mpicxx
+ifeq ($(MPI),)
+  MPI := $(if $(shell command -v $(MPICXX) 2>/dev/null),1,0)
+endif
+ifeq ($(MPI),1)
+  MPI_CPPFLAGS ?= $(shell $(MPICXX) --showme:compile 2>/dev/null)
+  MPI_LIBS     ?= $(shell $(MPICXX) --showme:link 2>/dev/null)
+  ifeq ($(strip $(MPI_LIBS)),)
+    $(error MPI=1, but `$(MPICXX) --showme:link` says nothing: install Open MPI (SYNTH_WITH_MPI=1 bash scripts/deps.sh), or give MPI_CPPFLAGS and MPI_LIBS)
+  endif
+  LDLIBS += $(MPI_LIBS)
+  DIST_OBJ := dist-mpi.o
+else
+  DIST_OBJ := dist.o
+endif
+
 # The library, one folder per layer (docs/layers.md); src/bin/ holds one main per binary.
 LAYERS    := base engine engine/gemm attention models train text runs
 LIB_SRCS  := $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.cpp))
 BIN_SRCS  := $(wildcard src/bin/*.cpp)
 TEST_SRCS := $(wildcard tests/*.cpp)
-LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
+LIB_OBJS  := $(patsubst %/dist.o,%/$(DIST_OBJ),$(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o))
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
 
@@ -48,7 +71,7 @@ BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
 # rebuild them at the next make).
 .SECONDARY:
 
-.PHONY: all test test-sweeps bench run reports data deps fuzz clean
+.PHONY: all test test-sweeps test-mpi bench run reports data deps fuzz clean
 all: $(BINS) $(BUILD)/tests
 
 deps:
@@ -58,6 +81,10 @@ $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
 
+$(BUILD)/obj/src/train/dist-mpi.o: src/train/dist.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(MPI_CPPFLAGS) -DSYNTH_MPI $(CXXFLAGS) -c $< -o $@
+
 # The library's objects are linked whole, not through an archive: each attention variant
 # registers itself from its own file at start-up (src/attention/variant.h), and nothing else
 # references that file, so an archive would leave it out.
@@ -65,6 +92,10 @@ $(BUILD)/%: $(BUILD)/obj/src/bin/%.o $(LIB_OBJS)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests: $(TEST_OBJS) $(LIB_OBJS)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# A tiny LM trained from library calls on 1 or several ranks (tests/mpi/mpi_test.sh).
+$(BUILD)/mpi_train: $(BUILD)/obj/tests/mpi/mpi_train.o $(LIB_OBJS)
 	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 test: deps
@@ -83,6 +114,14 @@ test-sweeps: deps
 	bash tests/sweeps/sweep_test.sh
 	bash tests/sweeps/slurm_test.sh
 	SWEEP_TEST_REQUIRE_SLURM=1 bash tests/sweeps/parallel_test.sh
+
+# 2 ranks against 1 (losses within tolerance), 2 ranks twice (bit-identical), a rank killed
+# (a clean non-zero exit); mpirun as root needs --allow-run-as-root, which the script gives.
+test-mpi: export SYNTH_WITH_MPI := 1
+test-mpi: deps
+	@$(MAKE) --no-print-directory -j$(shell nproc) MPI=1 $(BUILD)/tests $(BUILD)/mpi_train
+	./$(BUILD)/tests --test-case='dist*'
+	bash tests/mpi/mpi_test.sh $(BUILD)
 
 bench: export SYNTH_WITH_PLOTS := 1
 bench: deps
@@ -103,4 +142,4 @@ fuzz: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BIN_SRCS:%.cpp=$(BUILD)/obj/%.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BIN_SRCS:%.cpp=$(BUILD)/obj/%.d) $(BUILD)/obj/tests/mpi/mpi_train.d

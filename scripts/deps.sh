@@ -5,6 +5,7 @@
 #   SYNTH_WITH_TORCH=1 bash scripts/deps.sh also require python3-torch (reference checks)
 #   SYNTH_WITH_PLOTS=1 bash scripts/deps.sh also require python3-matplotlib (make bench's plot)
 #   SYNTH_WITH_SWEEPS=1 bash scripts/deps.sh also require GNU parallel, Slurm and MUNGE (make test-sweeps)
+#   SYNTH_WITH_MPI=1 bash scripts/deps.sh    also require Open MPI (make test-mpi, make MPI=1)
 #
 # Silent when everything is installed. Otherwise, as root it installs what is missing with
 # apt-get; as anyone else it prints the exact apt-get command and exits 1.
@@ -16,6 +17,7 @@ packages=(g++ make libopenblas-openmp-dev libdnnl-dev doctest-dev curl ca-certif
 if [[ ${SYNTH_WITH_TORCH:-0} == 1 ]]; then packages+=(python3-torch); fi
 if [[ ${SYNTH_WITH_PLOTS:-0} == 1 ]]; then packages+=(python3-matplotlib); fi
 if [[ ${SYNTH_WITH_SWEEPS:-0} == 1 ]]; then packages+=(parallel slurm-wlm munge); fi
+if [[ ${SYNTH_WITH_MPI:-0} == 1 ]]; then packages+=(libopenmpi-dev openmpi-bin); fi
 
 if ! command -v dpkg >/dev/null; then
     echo "scripts/deps.sh: dpkg not found (not Debian?); make sure these are installed: ${packages[*]}" >&2

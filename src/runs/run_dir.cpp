@@ -12,6 +12,7 @@
 
 #include "engine/gemm/blas.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "base/error.h"
 #include "base/flags.h"
 #include "base/io.h"
@@ -71,9 +72,11 @@ std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const st
         for (int seed : list) {
             const std::string dir = run_dir.empty() ? run_dir_path(runs_dir, sweep, v, seed) : run_dir;
             check_run_dir_free(dir, resuming, overwrite);
-            if (!resuming) clear_run_dir(dir);
-            ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
-            sweep_stale_temporaries(dir);  // left by a run killed mid-write
+            if (dist::is_writer()) {  // with several ranks, rank 0 alone writes the run directory
+                if (!resuming) clear_run_dir(dir);
+                ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
+                sweep_stale_temporaries(dir);  // left by a run killed mid-write
+            }
             runs.push_back({v, seed, dir});
         }
     return runs;
@@ -103,11 +106,13 @@ void RunsConfig::execute(const std::vector<Run>& runs, int& seed, const Flags& f
         result.text("group_hash", short_hash(group));
         result.text("group", group);
         write_result(run.dir, result);
-        std::printf("%s\n", result.dump().c_str());
-        std::fflush(stdout);
+        if (dist::is_writer()) {
+            std::printf("%s\n", result.dump().c_str());
+            std::fflush(stdout);
+        }
         done.push_back(run.dir);
     }
-    if (!run_dir.empty()) return;
+    if (!run_dir.empty() || !dist::is_writer()) return;
     const std::string stem = runs_dir + "/" + sweep + "/report";
     report(done, stem, false);
     std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
@@ -164,6 +169,7 @@ void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
 
 void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
                       const std::string& group) {
+    if (!dist::is_writer()) return;
     // The run starts: a result from before (an overwritten or resumed run) is no longer its result.
     fs::remove(dir + "/result.json");
     JsonObject o;
@@ -173,7 +179,8 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
     o.text("blas_kernel", blas_kernel_name());
     o.text("precision", config_map(f.dump()).at("precision"));
     o.text("gemm_provider", provider_name(gemm_provider()));
-    o.integer("threads", threads);
+    o.integer("threads", threads);  // per rank
+    o.integer("ranks", dist::world());
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     o.text("host", host);
@@ -183,6 +190,7 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
 }
 
 void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve) {
+    if (!dist::is_writer()) return;
     std::string out;
     for (const CurveRow& c : curve) {
         JsonObject o;
@@ -220,6 +228,7 @@ std::vector<CurveRow> read_metrics(const std::string& dir, int64_t until, const 
 }
 
 void write_result(const std::string& dir, const JsonObject& result) {
+    if (!dist::is_writer()) return;
     write_file_atomic(dir + "/result.json", result.dump() + "\n");
 }
 

@@ -9,6 +9,9 @@
 //                    best.ckpt (build/lm: the parameters of the best validation loss)
 //     result.json    the final metrics, written last: a finished run is a directory that has one
 //
+// With several MPI ranks (train/dist.h) rank 0 alone writes: the functions below that write
+// return at once on the other ranks, which only read (a checkpoint to resume).
+//
 // A run writes only its own directory, so runs of a sweep never share a file (no locks, safe on
 // NFS); committed tables are made from run directories by an explicit report step
 // (`build/lm --report RUNS... --out=STEM`).

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/autograd.h"
+#include "engine/ops.h"
 #include "engine/gemm/blas.h"
 #include "base/error.h"
 #include "base/flags.h"
@@ -17,6 +18,7 @@
 #include "engine/gemm/precision.h"
 #include "base/table.h"
 #include "base/clock.h"
+#include "base/rng.h"
 
 namespace synth {
 
@@ -44,12 +46,17 @@ void TrainConfig::bind(Flags& f) {
     f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints this process wrote (0 = all)");
     f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
+    f.add("allreduce", &allreduce,
+          "with several MPI ranks: mpi (MPI_Allreduce) | ordered (each gradient summed in rank order, independent of "
+          "MPI's algorithm; docs/distributed.md)");
 }
 
 std::string TrainConfig::configure_compute() const {
     set_threads(threads);
     const std::string line = set_precision(parse_precision(precision));
-    return "OpenBLAS kernel " + blas_kernel_name() + blas_kernel_note() + ", " + std::to_string(threads) + " threads, " + line;
+    const std::string ranks = dist::world() > 1 ? std::to_string(dist::world()) + " MPI ranks x " : "";
+    return "OpenBLAS kernel " + blas_kernel_name() + blas_kernel_note() + ", " + ranks + std::to_string(threads) +
+           " threads, " + line;
 }
 
 void TrainConfig::validate() const {
@@ -61,6 +68,7 @@ void TrainConfig::validate() const {
     SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
     parse_precision(precision);
+    dist::parse_reduce(allreduce);
 }
 
 void TrainConfig::prepare_checkpoint_dir() const {
@@ -93,12 +101,17 @@ void Trainer::resume(const Checkpoint& ck, const std::string& path) {
     r_.tokens = (int64_t)ck.config_number("tokens");
     prev_wall_s_ = ck.config_number("wall-seconds");
     last_checkpoint_ = path;
-    std::fprintf(stderr, "[%s] resumed from %s at step %lld (best validation loss so far %s)\n", name_.c_str(),
+    if (dist::is_writer())
+        std::fprintf(stderr, "[%s] resumed from %s at step %lld (best validation loss so far %s)\n", name_.c_str(),
                  path.c_str(), (long long)start_, fmt(r_.best_val, 4).c_str());
 }
 
 void Trainer::save(const TrainTask& task, int64_t step, const std::vector<float>& best) {
     const std::string path = prefix_ + "-step" + std::to_string(step) + ".ckpt";
+    if (!dist::is_writer()) {  // rank 0 writes the run's files (train/dist.h)
+        last_checkpoint_ = path;
+        return;
+    }
     if (before_save) before_save(step);
     if (r_.best_step > 0) {  // first, so that a complete training checkpoint always has its companion
         Checkpoint b = capture_values(store_, best);
@@ -128,17 +141,41 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     SYNTH_CHECK(start_ <= total, "the checkpoint is at step ", start_, ", past the ", total, " steps of this run");
     const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : task.steps_per_epoch;
     SYNTH_CHECK(eval_every > 0, "--eval-every must be positive");
+    // Several ranks (train/dist.h): each trains on its slice of the step's global batch, and
+    // every rank holds the same parameters, which the start and the end check. Dropout masks are
+    // drawn per rank (a rank's rows would otherwise repeat rank 0's masks), so runs with dropout
+    // agree across different N in distribution only; without dropout, within rounding.
+    const bool several = dist::world() > 1;
+    const dist::Reduce reduce = dist::parse_reduce(cfg_.allreduce);
+    // A task that does not slice its batch would have every rank train the whole batch: N times
+    // the work for one rank's result. Setting loss_count is the task's word that it slices.
+    SYNTH_CHECK(!several || task.loss_count, "[", name_, "] this task does not share its batches between MPI ranks "
+                "yet (TrainTask::loss_count unset), so ", dist::world(), " ranks would each train the whole batch: "
+                "start one process (docs/distributed.md)");
+    if (several) dist::check_same(store_.data(), store_.size(), "parameters at the start of training");
+    const uint64_t dropout_seed =
+        several ? splitmix64((uint64_t)cfg_.seed ^ ((uint64_t)(dist::rank() + 1) << 40)) : (uint64_t)cfg_.seed;
+    const double allreduce_start = dist::allreduce_seconds();
     const double t_start = now_seconds();
     double window_loss = 0;
     int window = 0;
     for (int64_t step = start_; step < total; ++step) {
         const float lr = lr_at(cfg_.schedule, step, cfg_.warmup, total, cfg_.lr, cfg_.min_lr);
-        StepContext ctx{true, (uint64_t)cfg_.seed, (uint64_t)step, 0};
+        StepContext ctx{true, dropout_seed, (uint64_t)step, 0};
         const double t0 = now_seconds();
         int64_t tokens = 0;
-        const float l = train_step(store_, opt_, [&] { return task.loss(step, ctx, tokens); }, lr, cfg_.clip);
+        StepShare share;
+        const float l = train_step(
+            store_, opt_,
+            [&] {
+                Tensor loss = task.loss(step, ctx, tokens);
+                share.count = task.loss_count ? task.loss_count() : 1.0;
+                share.tokens = tokens;
+                return loss;
+            },
+            lr, cfg_.clip, several ? &share : nullptr, reduce);
         r_.compute_s += now_seconds() - t0;
-        r_.tokens += tokens;
+        r_.tokens += several ? share.tokens : tokens;
         SYNTH_CHECK(std::isfinite(l), "[", name_, "] the training loss became ", l, " at step ", step + 1, " of ", total,
                     " (lower --lr or raise --warmup); this run has no result, and the runs after it in this invocation did not "
                     "start; ",
@@ -151,8 +188,9 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         bool improved = false;
         double acc = NAN;
         if (eval_now) {
-            r_.last_val = task.validate();
-            if (task.val_accuracy) acc = task.val_accuracy();
+            // Every rank evaluates; rank 0's numbers decide (ranks with other thread counts may round differently).
+            r_.last_val = dist::broadcast(task.validate());
+            if (task.val_accuracy) acc = dist::broadcast(task.val_accuracy());
             improved = r_.last_val < r_.best_val;
             if (improved) {
                 r_.best_val = r_.last_val;
@@ -163,37 +201,58 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr, acc});
         r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
         if (cfg_.save_every > 0 && (step + 1) % cfg_.save_every == 0) save(task, step + 1, best_);
-        if ((step + 1) % cfg_.log_every == 0 || eval_now) {
+        if (dist::is_writer() && ((step + 1) % cfg_.log_every == 0 || eval_now)) {
             const double eta = (now_seconds() - t_start) / (double)(step + 1 - start_) * (double)(total - step - 1);
             std::string epoch = task.steps_per_epoch > 0 ? "  epoch " + fmt((double)(step + 1) / task.steps_per_epoch, 2) : "";
             std::string val = eval_now ? "  val " + fmt(r_.last_val, 4) + (std::isnan(acc) ? "" : " acc " + fmt(acc, 4)) +
                                              (improved ? " (best)" : "")
                                        : "";
-            std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s  ETA %s\n", name_.c_str(),
+            const std::string ranks =
+                several ? "  " + std::to_string(dist::world()) + " ranks, all-reduce " +
+                              fmt(1e3 * (dist::allreduce_seconds() - allreduce_start) / (double)(step + 1 - start_), 1) +
+                              " ms/step"
+                        : "";
+            std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s%s  ETA %s\n", name_.c_str(),
                          (long long)(step + 1), (long long)total, epoch.c_str(), window_loss / window, val.c_str(), lr,
-                         r_.tokens_per_s(), task.tokens_unit.c_str(), cfg_.precision.c_str(), hms(eta).c_str());
+                         r_.tokens_per_s(), task.tokens_unit.c_str(), cfg_.precision.c_str(), ranks.c_str(),
+                         hms(eta).c_str());
             window_loss = 0;
             window = 0;
         }
     }
     r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
     r_.steps = total;
+    r_.allreduce_s += dist::allreduce_seconds() - allreduce_start;
+    if (several) dist::check_same(store_.data(), store_.size(), "parameters at the end of training");
     return r_;
 }
 
-float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip) {
+float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip,
+                 StepShare* share, dist::Reduce reduce) {
     scratch().reset();
     store.zero_grad();
     Tensor l = loss();  // (1)
-    backward(l);
+    if (dist::world() == 1) {
+        backward(l);
+        clip_grad_norm(store, clip);
+        opt.step(lr);
+        return l.data[0];
+    }
+    // The global loss is sum_r count_r * loss_r / sum_r count_r (dist::share_weight): rank r's
+    // backward starts from its weight, and the all-reduce's sum is then the global mean's gradient.
+    const StepShare local = share ? *share : StepShare{};
+    const std::vector<double> sums = dist::sum_ordered({local.count, local.count * (double)l.data[0], (double)local.tokens});
+    if (share) *share = StepShare{sums[0], (int64_t)sums[2]};
+    backward(scale(l, (float)dist::share_weight(local.count, sums[0])));
+    dist::allreduce_sum(store.grad(), store.size(), reduce);
     clip_grad_norm(store, clip);
     opt.step(lr);
-    return l.data[0];
+    return sums[0] > 0 ? (float)(sums[1] / sums[0]) : 0.0f;
 }
 
 void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
                            double sequences, const std::string& name, const std::string& lower) {
-    const double available = available_memory_bytes();
+    const double available = available_memory_bytes() / dist::local_ranks();  // the node's ranks share it
     if (available <= 0) return;
     auto gib = [](double b) { return fmt(b / (1 << 30), 2) + " GiB"; };
     int64_t n = 0;
@@ -213,6 +272,7 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
 
 void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
                          const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer) {
+    if (!dist::is_writer()) return;
     Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, best);
     for (Checkpoint* ck : {&final_ck, &best_ck}) {
         ck->config = config;

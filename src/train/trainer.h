@@ -18,6 +18,7 @@
 #include "attention/variant.h"
 #include "engine/gemm/blas.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "engine/optim.h"
 
 namespace synth {
@@ -39,6 +40,7 @@ struct TrainConfig {
     int save_every = 0;    // 0: never
     int keep_last = 0;     // keep only the newest N step checkpoints (0: all)
     std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
+    std::string allreduce = "mpi";       // several ranks: mpi | ordered (train/dist.h)
 
     void bind(Flags& f);
     void validate() const;
@@ -58,6 +60,11 @@ struct TrainTask {
     // training loss; `tokens` receives the tokens the step counts towards throughput.
     std::function<Tensor(int64_t step, StepContext& ctx, int64_t& tokens)> loss;
     std::function<double()> validate;  // mean validation loss, without gradients
+    // With several ranks (train/dist.h): how many terms the mean that the last loss() returned is
+    // over (target tokens that are not padding, labelled rows), which weights this rank's gradient
+    // so that the sum over ranks is the global batch's mean. Setting it says that loss() trains
+    // this rank's slice (dist::rank_slice); with several ranks, Trainer::run refuses a task without it.
+    std::function<double()> loss_count;
     // Optional (classification): the accuracy of the evaluation validate() just ran, recorded
     // beside its loss in the curve and the progress line.
     std::function<double()> val_accuracy;
@@ -77,6 +84,7 @@ struct TrainResult {
     double best_val = 0, last_val = 0;
     int64_t best_step = 0, tokens = 0, steps = 0;  // steps: all of them, those before a resume too
     double compute_s = 0, wall_s = 0;  // compute: the training steps only; wall: everything, validation included
+    double allreduce_s = 0;            // of compute_s, the gradient all-reduce (several ranks; this process)
     double tokens_per_s() const { return tokens / compute_s; }
     double steps_per_s() const { return steps / compute_s; }
 };
@@ -113,14 +121,27 @@ private:
     std::vector<std::string> saved_;  // this process's step checkpoints, oldest first
 };
 
+// This rank's part of a step with several ranks: loss() sets `count` (the terms its mean is over,
+// TrainTask::loss_count) and `tokens`; train_step replaces both by their sums over the ranks.
+struct StepShare {
+    double count = 1;
+    int64_t tokens = 0;
+};
+
 // One optimisation step: zero the gradients, loss() (forward), backward, clip the global
 // gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
-float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip);
+// With several ranks (dist::world() > 1), loss() is this rank's slice of the global batch and
+// fills *share: the ranks' (count, count * loss, tokens) are summed in rank order, this rank's
+// backward starts from count / total count, one all-reduce (`reduce`) sums the gradient arena,
+// and every rank then clips and steps alike. Returns the global batch's loss on every rank.
+float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip,
+                 StepShare* share = nullptr, dist::Reduce reduce = dist::Reduce::Mpi);
 
 // Fail before the work: the memory of training the model declared in `store` (not yet
 // finalized): its parameters with their gradients, AdamW moments and best copy, and one step's
 // activations, measured by running `one_sequence_loss` (a step on a single sequence; the store
-// is finalized first) and scaled by `sequences` per batch, against the available memory.
+// is finalized first) and scaled by `sequences` per batch (with several ranks: this rank's
+// slice), against the available memory (shared by the ranks on this node).
 // Throws naming `name` and `lower` (the flags to lower) when it does not fit.
 void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
                            double sequences, const std::string& name, const std::string& lower);

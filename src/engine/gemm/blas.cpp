@@ -362,8 +362,17 @@ int default_threads() {
             if (n >= 1 && n <= 256) return n;
         }
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, std::min(256, CPU_COUNT(&set)));
-    return 1;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    int n = CPU_COUNT(&set);
+    // An unbound rank sees every core, as do the other ranks on its node: share them.
+    if (n == (int)sysconf(_SC_NPROCESSORS_ONLN))
+        for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+            if (const char* v = std::getenv(var)) {
+                const int local = std::atoi(v);
+                if (local > 1) n /= local;
+                break;
+            }
+    return std::max(1, std::min(256, n));
 }
 
 }  // namespace synth

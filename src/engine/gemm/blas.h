@@ -66,7 +66,9 @@ std::string cpu_name();
 // Gives n threads to both OpenMP and OpenBLAS (see THREAD OWNERSHIP above) and turns off
 // OpenMP dynamic team sizes, which can hang OpenBLAS. n >= 1.
 void set_threads(int n);
-// SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else the cores this process may use.
+// SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else the cores this process may use; when those are
+// all the machine's and mpirun says several ranks share it (OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's
+// MPI_LOCALNRANKS), each rank's share of them (docs/distributed.md: --bind-to none).
 int default_threads();
 
 // Row-major C = alpha * op(A) * op(B) + beta * C, where op(X) is X or X^T.

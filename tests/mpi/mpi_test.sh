@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# tests/mpi/mpi_test.sh BUILD: data-parallel training on MPI ranks (make test-mpi; docs/distributed.md).
+#
+# Runs BUILD/mpi_train (a tiny LM through the shared Trainer, built with MPI) under mpirun and checks:
+#   - 2 ranks x B/2 rows against 1 rank x B rows: the same 20 losses within TOL (relative), also
+#     for an odd B (slices of 4 and 3 rows, weighted by their targets); 3 ranks within TOL3;
+#   - 2 ranks twice: bit-identical losses and parameters, for --allreduce=mpi and =ordered;
+#   - a 2-rank run resumed from its step-10 checkpoint: bit-identical to the uninterrupted run;
+#     resumed with 1 rank: within TOL;
+#   - a rank that throws, and a rank killed with SIGKILL: a non-zero exit, a message naming the
+#     rank on rank 0's stderr, and no output file.
+# mpirun runs as root only with --allow-run-as-root (CI runs as root); --oversubscribe lets 3 ranks
+# share 2 cores; --bind-to none keeps a rank's threads off a single core.
+set -euo pipefail
+
+build=${1:-build}
+bin=$build/mpi_train
+[[ -x $bin ]] || { echo "mpi_test: $bin not built (make MPI=1 $bin)" >&2; exit 1; }
+command -v mpirun >/dev/null || { echo "mpi_test: mpirun not found (SYNTH_WITH_MPI=1 bash scripts/deps.sh)" >&2; exit 1; }
+# 20 steps of a 70k-parameter LM: the ranks' summation orders differ (GEMMs over fewer rows, the
+# ranks' sum), which moves losses by float ulps; AdamW then divides near-zero gradients by their
+# own size, so a rounding difference there becomes a step of lr and grows. Measured here (2026-12-07):
+# 2 ranks <= 1.1e-7 relative, 3 ranks of a 7-row batch 7.6e-5. TOL and TOL3 leave room.
+TOL=${MPI_TEST_TOL:-1e-5}
+TOL3=${MPI_TEST_TOL3:-1e-3}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mpi=(mpirun --oversubscribe --bind-to none)
+[[ $(id -u) == 0 ]] && mpi+=(--allow-run-as-root)
+export OMPI_MCA_mpi_yield_when_idle=1  # a waiting rank yields its core (the ranks share 2 here)
+common=(--threads=1 --steps=20 --warmup=5 --prefix="$tmp/ckpt")
+failures=0
+
+ok() { echo "ok   $*"; }
+bad() {
+    echo "FAIL $*"
+    failures=$((failures + 1))
+}
+run() {  # run NAME RANKS ARGS...: rank 0 writes $tmp/NAME
+    local name=$1 n=$2
+    shift 2
+    if ((n == 1)); then
+        "$bin" "${common[@]}" --out="$tmp/$name" "$@" >"$tmp/$name.log" 2>&1
+    else
+        "${mpi[@]}" -np "$n" "$bin" "${common[@]}" --out="$tmp/$name" "$@" >"$tmp/$name.log" 2>&1
+    fi || { cat "$tmp/$name.log"; bad "$name: exit status $?"; return 1; }
+}
+# close A B: every step's loss and the validation loss within TOL, relative.
+close() {
+    awk -v tol="${3:-$TOL}" 'NR == FNR { if ($1 == "params") next; a[FNR] = $NF; n = FNR; next }
+        $1 != "params" { d = $NF - a[FNR]; if (d < 0) d = -d; r = d / (a[FNR] < 0 ? -a[FNR] : a[FNR]);
+                         if (r > worst) worst = r; m++ }
+        END { printf "%d values, worst relative difference %.2e\n", m, worst; exit !(m == n && worst <= tol) }' "$1" "$2"
+}
+
+# --- 2 (and 3) ranks against 1 -----------------------------------------------------------------------
+for b in 8 7; do
+    run one-b$b 1 --batch=$b && run two-b$b 2 --batch=$b || continue
+    if msg=$(close "$tmp/one-b$b" "$tmp/two-b$b"); then ok "batch $b: 2 ranks = 1 rank within $TOL ($msg)"
+    else bad "batch $b: 2 ranks differ from 1 rank ($msg)"; paste "$tmp/one-b$b" "$tmp/two-b$b"; fi
+done
+if run three-b7 3 --batch=7; then
+    if msg=$(close "$tmp/one-b7" "$tmp/three-b7" "$TOL3"); then ok "batch 7: 3 ranks = 1 rank within $TOL3 ($msg)"
+    else bad "batch 7: 3 ranks differ from 1 rank ($msg)"; fi
+fi
+
+# --- 2 ranks twice -----------------------------------------------------------------------------
+for how in mpi ordered; do
+    run twice-$how-a 2 --batch=7 --allreduce=$how && run twice-$how-b 2 --batch=7 --allreduce=$how || continue
+    if cmp -s "$tmp/twice-$how-a" "$tmp/twice-$how-b"; then ok "--allreduce=$how: 2 ranks twice are bit-identical"
+    else bad "--allreduce=$how: 2 ranks twice differ"; fi
+done
+if msg=$(close "$tmp/one-b7" "$tmp/twice-ordered-a"); then ok "--allreduce=ordered: 2 ranks = 1 rank within $TOL ($msg)"
+else bad "--allreduce=ordered: 2 ranks differ from 1 rank ($msg)"; fi
+
+# --- resume --------------------------------------------------------------------------------------
+if run full 2 --batch=8 --save-every=10 && [[ -f $tmp/ckpt-step10.ckpt ]]; then
+    if run resumed 2 --batch=8 --resume="$tmp/ckpt-step10.ckpt"; then
+        # The resumed run's file holds steps 11-20: the uninterrupted run's last 10 lines and more.
+        if cmp -s <(tail -n 12 "$tmp/full") "$tmp/resumed"; then ok "2 ranks resumed at step 10 = uninterrupted, bit for bit"
+        else bad "2 ranks resumed at step 10 differ from the uninterrupted run"; paste <(tail -n 12 "$tmp/full") "$tmp/resumed"; fi
+    fi
+    if run resumed-one 1 --batch=8 --resume="$tmp/ckpt-step10.ckpt"; then
+        if msg=$(close <(tail -n 12 "$tmp/full") "$tmp/resumed-one"); then ok "2-rank checkpoint resumed on 1 rank: within $TOL ($msg)"
+        else bad "2-rank checkpoint resumed on 1 rank differs ($msg)"; fi
+    fi
+else
+    bad "the 2-rank run wrote no step-10 checkpoint"
+fi
+
+# --- failures --------------------------------------------------------------------------------------
+status=0
+"${mpi[@]}" -np 2 "$bin" "${common[@]}" --batch=8 --fail-at=5 --out="$tmp/failed" >"$tmp/failed.log" 2>&1 || status=$?
+if ((status != 0)) && grep -q "error: \[rank 1 of 2" "$tmp/failed.log" && [[ ! -e $tmp/failed ]]; then
+    ok "a rank that throws: exit $status, its message, no output"
+else
+    bad "a rank that throws: exit $status"; cat "$tmp/failed.log"
+fi
+
+mkdir -p "$tmp/pids"
+status=0
+"${mpi[@]}" -np 2 "$bin" "${common[@]}" --batch=8 --steps=1000000 --pid-dir="$tmp/pids" --out="$tmp/killed" \
+    >"$tmp/killed.log" 2>&1 &
+job=$!
+for _ in $(seq 600); do [[ -s $tmp/pids/rank1.pid ]] && grep -q "step " "$tmp/killed.log" && break; sleep 0.1; done
+kill -9 "$(cat "$tmp/pids/rank1.pid")"
+wait "$job" || status=$?
+if ((status != 0)) && grep -q "error: \[rank 0 of 2.*\(SIGTERM\|MPI failed\)" "$tmp/killed.log" && [[ ! -e $tmp/killed ]]; then
+    ok "a rank killed: exit $status, rank 0 says so, no output"
+else
+    bad "a rank killed: exit $status"; cat "$tmp/killed.log"
+fi
+
+if ((failures)); then
+    echo "mpi_test: $failures failed"
+    exit 1
+fi
+echo "mpi_test: all passed"
