@@ -59,9 +59,10 @@ LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
 
-# Keep every object, the binaries' mains among them (make would delete them as intermediates and
-# rebuild them at the next make).
-.SECONDARY:
+# Keep the binaries' mains (make would delete them as intermediates and rebuild them at the next
+# make). Only those: a bare `.SECONDARY:` makes every target secondary, and make then never
+# builds the object of a new source file whose dependents (build/tests) are newer than it.
+.SECONDARY: $(BIN_SRCS:%.cpp=$(BUILD)/obj/%.o)
 
 .PHONY: all test test-sweeps bench run reports data deps fuzz clean
 all: $(BINS) $(BUILD)/tests
