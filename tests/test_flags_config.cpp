@@ -66,3 +66,17 @@ TEST_CASE("flags: a config.json with a flag the program lacks, or without flags,
     CHECK(error_of([] { flags_of_config_json("not json", "x/config.json"); }) == doctest::Contains("x/config.json"));
     CHECK(error_of([&] { apply_config(o.flags, {{"steps", "many"}}, {}); }) == doctest::Contains("--steps"));
 }
+
+TEST_CASE("flags: --help gives a default once, and none when it is empty") {
+    int seed = 1;
+    std::string seeds, out;
+    Flags f("lm", "test");
+    f.add("seed", &seed, "the seed");
+    f.add("seeds", &seeds, "comma-separated seeds (default: --seed)");
+    f.add("out", &out, "the output stem");
+    const std::string help = f.usage();
+    CHECK(help.find("the seed (default: 1)\n") != std::string::npos);
+    CHECK(help.find("comma-separated seeds (default: --seed)\n") != std::string::npos);
+    CHECK(help.find("the output stem\n") != std::string::npos);
+    CHECK(help.find("(default: )") == std::string::npos);
+}
