@@ -13,12 +13,27 @@
 #   DEBUG=1         -O0 -g with AddressSanitizer and UndefinedBehaviorSanitizer
 #   PORTABLE=1      no -march=native: one build for a cluster of mixed CPUs (build/portable)
 #   MPI=1 / MPI=0   with or without MPI (default: with it when mpicxx is on the PATH)
+#   ONEDNN=0        without oneDNN: --precision=bf16 then rounds the operands (docs/precision.md)
+#   BLAS_CFLAGS=... BLAS_LIBS=...  where OpenBLAS is, e.g. a cluster module's
+#                   (default: `pkg-config openblas`, else Debian's libopenblas-openmp-dev; README)
 
 CXX      ?= g++
 BUILD    := build
-CPPFLAGS := -Isrc -I/usr/include/x86_64-linux-gnu/openblas-openmp -MMD -MP
+ONEDNN   ?= 1
+# Evaluated once (:=), not at every expansion. The trailing slash pkg-config gives is dropped so
+# that the command lines, and ccache's hashes of them, are the same as with the Debian default.
+ifeq ($(origin BLAS_CFLAGS),undefined)
+  BLAS_CFLAGS := $(patsubst %/,%,$(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-openmp))
+endif
+ifeq ($(origin BLAS_LIBS),undefined)
+  BLAS_LIBS := $(patsubst %/,%,$(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas))
+endif
+CPPFLAGS := -Isrc $(BLAS_CFLAGS) -MMD -MP
 CXXFLAGS := -std=c++17 -Wall -Wextra -fopenmp
-LDLIBS   := -lopenblas -ldnnl -lm
+LDLIBS   := $(BLAS_LIBS) -lm
+ifneq ($(ONEDNN),0)
+  LDLIBS += -ldnnl
+endif
 
 ifeq ($(DEBUG),1)
   BUILD    := build/debug
@@ -67,15 +82,16 @@ LIB_OBJS  := $(patsubst %/dist.o,%/$(DIST_OBJ),$(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
 BINS      := $(patsubst src/bin/%.cpp,$(BUILD)/%,$(BIN_SRCS))
 
-# Keep every object, the binaries' mains among them (make would delete them as intermediates and
-# rebuild them at the next make).
-.SECONDARY:
+# Keep the binaries' mains (make would delete them as intermediates and rebuild them at the next
+# make). Only those: a bare `.SECONDARY:` makes every target secondary, and make then never
+# builds the object of a new source file whose dependents (build/tests) are newer than it.
+.SECONDARY: $(BIN_SRCS:%.cpp=$(BUILD)/obj/%.o)
 
 .PHONY: all test test-sweeps test-mpi bench run reports data deps fuzz clean
 all: $(BINS) $(BUILD)/tests
 
 deps:
-	@bash scripts/deps.sh
+	@SYNTH_ONEDNN=$(ONEDNN) bash scripts/deps.sh
 
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -85,14 +101,24 @@ $(BUILD)/obj/src/train/dist-mpi.o: src/train/dist.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CPPFLAGS) $(MPI_CPPFLAGS) -DSYNTH_MPI $(CXXFLAGS) -c $< -o $@
 
+# ONEDNN changes one object, src/engine/gemm/onednn.cpp's (the real one or the stub that says
+# "not built with oneDNN"), and the link. The build directory remembers the value it was built
+# with in a file rewritten only when it changes, so that `make ONEDNN=0` after `make` redoes
+# exactly those.
+LINK_STAMP := $(BUILD)/obj/link-config
+LINK_CONFIG := ONEDNN=$(ONEDNN) $(LDLIBS)
+$(shell mkdir -p $(BUILD)/obj && [ "$$(cat $(LINK_STAMP) 2>/dev/null)" = "$(LINK_CONFIG)" ] || echo "$(LINK_CONFIG)" > $(LINK_STAMP))
+$(BUILD)/obj/src/engine/gemm/onednn.o: CPPFLAGS += -DSYNTH_ONEDNN=$(if $(filter 0,$(ONEDNN)),0,1)
+$(BUILD)/obj/src/engine/gemm/onednn.o: $(LINK_STAMP)
+
 # The library's objects are linked whole, not through an archive: each attention variant
 # registers itself from its own file at start-up (src/attention/variant.h), and nothing else
 # references that file, so an archive would leave it out.
-$(BUILD)/%: $(BUILD)/obj/src/bin/%.o $(LIB_OBJS)
-	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/%: $(BUILD)/obj/src/bin/%.o $(LIB_OBJS) $(LINK_STAMP)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
 
-$(BUILD)/tests: $(TEST_OBJS) $(LIB_OBJS)
-	$(CXX) $(CXXFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tests: $(TEST_OBJS) $(LIB_OBJS) $(LINK_STAMP)
+	$(CXX) $(CXXFLAGS) $(LDFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
 
 # A tiny LM trained from library calls on 1 or several ranks (tests/mpi/mpi_test.sh).
 $(BUILD)/mpi_train: $(BUILD)/obj/tests/mpi/mpi_train.o $(LIB_OBJS)

@@ -168,7 +168,8 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        print(f"plot_attention.py: matplotlib is not available ({e}); install python3-matplotlib", file=sys.stderr)
+        print(f"plot_attention.py: matplotlib is not importable by {sys.executable} ({e}); run it with "
+              "/usr/bin/python3 after `apt-get install python3-matplotlib`", file=sys.stderr)
         sys.exit(EXIT_NO_MATPLOTLIB)
     dumps = load(sys.argv[3:])
     (plot_maps if sys.argv[1] == "maps" else plot_alphas)(plt, dumps, sys.argv[2])

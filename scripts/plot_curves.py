@@ -1,41 +1,94 @@
 #!/usr/bin/python3
 """plot_curves.py: the loss curves of a sweep, one line per variant (mean over seeds, band = min..max).
 
-    python3 scripts/plot_curves.py OUT.png RUN_DIR_OR_SWEEP_DIR...
+    /usr/bin/python3 scripts/plot_curves.py OUT.png RUN_DIR_OR_SWEEP_DIR...
 
-Reads every finished run directory (one with result.json) under the given paths: its
-config.json and metrics.jsonl (src/runs/run_dir.h). Left: training loss (smoothed over 20 steps);
-right: validation loss at its evaluation steps. Runs are grouped by variant within one config
-(result.json's group_hash); several configs get one figure row each. Needs matplotlib
-(Debian: python3-matplotlib; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh`); exits 3 with a message
-if it is missing. The image is written to a temporary file and renamed.
+Reads every run directory under the given paths (one with config.json and metrics.jsonl,
+src/runs/run_dir.h), finished or not: a run still training is drawn up to its last logged step
+and marked "running" with its progress, so the script can be re-run to watch a sweep live. Left:
+training loss (smoothed over 20 steps); right: validation loss at its evaluation steps. Runs are
+grouped by variant within one configuration (config.json's group_hash); several configurations
+get one figure row each, titled by the flags in which they differ (heads=1, lr=0.003). The
+figure's title names the data set and the budget (steps, batch, sequence length).
+
+Needs matplotlib: Debian's python3-matplotlib, installed for /usr/bin/python3 (a `python3` earlier
+on PATH, such as pyenv's, may not have it; `SYNTH_WITH_PLOTS=1 bash scripts/deps.sh` installs it);
+exits 3 with a message if it is missing. The image is written to a temporary file and renamed.
 """
 import json
 import os
 import sys
 
 EXIT_NO_MATPLOTLIB = 3
+# Flags that differ between the runs of one configuration, or name where a run lives: never a
+# difference between configurations worth a title.
+PER_RUN = {"seed", "seeds", "variants", "run-dir", "runs-dir", "tag", "resume", "out", "overwrite", "force",
+           "checkpoint", "checkpoint-dir", "report", "generate", "prompt", "sample", "dump-attention"}
 
 
-def finished_runs(paths):
+def read_jsonl(path):
+    """The complete lines of a JSON-lines file; a line being written (no newline yet) is left out."""
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                if line.strip():
+                    rows.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+def runs_under(paths):
+    """[(config, result or None, metrics rows)] of every run directory under paths."""
     dirs = []
     for p in paths:
         if not os.path.isdir(p):
             sys.exit(f"plot_curves.py: '{p}' is not a directory of runs")
         for root, _, files in os.walk(p):
-            if "result.json" in files:
+            if "config.json" in files:
                 dirs.append(root)
     if not dirs:
-        sys.exit("plot_curves.py: no finished run (a directory with result.json) under the given paths")
+        sys.exit("plot_curves.py: no run directory (one with config.json) under the given paths")
     runs = []
     for d in sorted(set(dirs)):
-        with open(os.path.join(d, "result.json")) as f:
-            result = json.load(f)
-        rows = []
-        with open(os.path.join(d, "metrics.jsonl")) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        runs.append((result, rows))
+        with open(os.path.join(d, "config.json")) as f:
+            config = json.load(f)
+        result = None
+        if os.path.exists(os.path.join(d, "result.json")):
+            with open(os.path.join(d, "result.json")) as f:
+                result = json.load(f)
+        rows = read_jsonl(os.path.join(d, "metrics.jsonl"))
+        if rows:
+            runs.append((config, result, rows))
+    if not runs:
+        sys.exit("plot_curves.py: no run has logged a step yet")
     return runs
+
+
+def flags_of(config):
+    return {k[len("flag."):]: v for k, v in config.items() if k.startswith("flag.")}
+
+
+def differing_flags(groups):
+    """{group_hash: "heads=1, lr=0.003"}: the model and training flags whose values differ between groups."""
+    flags = {gh: flags_of(g["config"]) for gh, g in groups.items()}
+    keys = sorted(set().union(*(f.keys() for f in flags.values())) - PER_RUN)
+    differ = [k for k in keys if len({f.get(k) for f in flags.values()}) > 1]
+    return {gh: ", ".join(f"{k}={f.get(k, '?')}" for k in differ) or gh for gh, f in flags.items()}
+
+
+def budget_title(groups):
+    """'tinyshakespeare, 2000 steps of 12 x 64 tokens' (a value that differs between rows says 'per row')."""
+    def common(key, unit=""):
+        vals = {flags_of(g["config"]).get(key, "?") for g in groups.values()}
+        return (vals.pop() + unit) if len(vals) == 1 else f"{key} per row"
+    data = common("data")
+    if data == "?":
+        data = common("task")
+    return f"{data}, {common('steps', ' steps')} of batch {common('batch')} x seq {common('seq')}"
 
 
 def smooth(xs, w=20):
@@ -50,6 +103,9 @@ def smooth(xs, w=20):
 
 def band(series):
     """series: {seed: {step: value}} -> (steps, mean, lo, hi) over the steps every seed has."""
+    series = {k: s for k, s in series.items() if s}
+    if not series:
+        return [], [], [], []
     steps = sorted(set.intersection(*(set(s) for s in series.values())))
     vals = [[s[t] for s in series.values()] for t in steps]
     return steps, [sum(v) / len(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals]
@@ -64,32 +120,45 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        print(f"plot_curves.py: matplotlib is not importable ({e}); apt-get install python3-matplotlib",
-              file=sys.stderr)
+        print(f"plot_curves.py: matplotlib is not importable by {sys.executable} ({e}); run it with "
+              "/usr/bin/python3 after `apt-get install python3-matplotlib`", file=sys.stderr)
         sys.exit(EXIT_NO_MATPLOTLIB)
     groups = {}
-    for result, rows in finished_runs(paths):
-        g = groups.setdefault(result["group_hash"], {})
-        v = g.setdefault(result["variant"], {"train": {}, "val": {}})
-        train = smooth([r["train_loss"] for r in rows])
-        v["train"][result["seed"]] = {r["step"]: x for r, x in zip(rows, train)}
-        v["val"][result["seed"]] = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4 * len(groups)), squeeze=False)
-    for row, (gh, variants) in enumerate(sorted(groups.items())):
+    for config, result, rows in runs_under(paths):
+        flags = flags_of(config)
+        g = groups.setdefault(config.get("group_hash", "?"), {"config": config, "variants": {}})
+        variant = result["variant"] if result else flags.get("variants", "?")
+        seed = result["seed"] if result else flags.get("seed", "?")
+        v = g["variants"].setdefault(variant, {"train": {}, "val": {}, "running": []})
+        train_rows = [r for r in rows if "train_loss" in r]
+        train = smooth([r["train_loss"] for r in train_rows])
+        v["train"][seed] = {r["step"]: x for r, x in zip(train_rows, train)}
+        v["val"][seed] = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
+        if result is None:
+            v["running"].append(f"{rows[-1]['step']}/{flags.get('steps', '?')}")
+    titles = differing_flags(groups)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4 * len(groups) + 0.6), squeeze=False)
+    for row, (gh, g) in enumerate(sorted(groups.items(), key=lambda kv: titles[kv[0]])):
         for col, part in enumerate(("train", "val")):
             ax = axes[row][col]
-            for name, curves in sorted(variants.items()):
+            for name, curves in sorted(g["variants"].items()):
                 steps, mean, lo, hi = band(curves[part])
+                if not steps:
+                    continue
                 n = len(curves[part])
-                line, = ax.plot(steps, mean, label=f"{name} (n={n})", marker="o" if part == "val" else None,
+                running = f", running {' '.join(curves['running'])}" if curves["running"] else ""
+                line, = ax.plot(steps, mean, label=f"{name} (n={n}{running})", marker="o" if part == "val" else None,
                                 markersize=3)
                 if n > 1:
                     ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
             ax.set_xlabel("step")
             ax.set_ylabel(("training loss (20-step mean)" if part == "train" else "validation loss") + ", nats")
-            ax.set_title(f"config {gh}" if len(groups) > 1 else ("training" if part == "train" else "validation"))
+            what = "training" if part == "train" else "validation"
+            ax.set_title(f"{titles[gh]}: {what}" if len(groups) > 1 else what)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.lines:
+                ax.legend(fontsize=8)
+    fig.suptitle(budget_title(groups))
     fig.tight_layout()
     tmp = out + ".tmp.png"
     fig.savefig(tmp, dpi=110)

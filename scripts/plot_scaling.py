@@ -45,7 +45,8 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        print(f"plot_scaling.py: matplotlib is not importable ({e}); install python3-matplotlib", file=sys.stderr)
+        print(f"plot_scaling.py: matplotlib is not importable by {sys.executable} ({e}); run it with /usr/bin/python3 "
+              "after `apt-get install python3-matplotlib`", file=sys.stderr)
         return EXIT_NO_MATPLOTLIB
     runs, r = best_runs(raw)
     if not runs:

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "skips.h"
 #include "text/bpe.h"
 #include "base/error.h"
 #include "data_cache.h"
@@ -125,7 +126,7 @@ TEST_CASE("bpe: learning is deterministic") {
     CHECK(Bpe::learn(kSmallCorpus, 350).serialize() == Bpe::learn(kSmallCorpus, 350).serialize());
 }
 
-TEST_CASE("bpe: round trip on the Multi30k training text") {
+TEST_CASE("bpe: round trip on the Multi30k training text" * synth_test::skip_unless(synth_test::has_data("multi30k_en_de"), "data set multi30k_en_de missing: run `make data`")) {
     const std::string dir = cached_data_dir("multi30k_en_de");
     if (dir.empty()) return;
     std::vector<std::string> de = read_lines(dir + "/train.de"), en = read_lines(dir + "/train.en");

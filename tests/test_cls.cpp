@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "skips.h"
 #include "engine/autograd.h"
 #include "models/classifier.h"
 #include "data_cache.h"
@@ -251,7 +252,7 @@ TEST_CASE("cls: the quick preset writes run directories, LRA's TSV files and a r
     CHECK(r3.err.find("--overwrite") != std::string::npos);
 }
 
-TEST_CASE("cls: m30k-match on the quick preset trains on balanced pairs") {
+TEST_CASE("cls: m30k-match on the quick preset trains on balanced pairs" * synth_test::skip_unless(synth_test::has_data("multi30k_en_de"), "data set multi30k_en_de missing: run `make data`")) {
     const std::string exe = synth_test::binary_or_skip("cls");
     if (exe.empty() || cached_data_dir("multi30k_en_de").empty()) return;
     ScratchDir dir;

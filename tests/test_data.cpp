@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "skips.h"
 #include "base/error.h"
 #include "text/corpus.h"
 #include "data_cache.h"
@@ -251,7 +252,7 @@ TEST_CASE("data: a plain text file is split 90/10 by characters, test = valid") 
           doctest::Contains("neither a known corpus (tinyshakespeare, ptb) nor a readable text file"));
 }
 
-TEST_CASE("data: Tiny Shakespeare has nanoGPT's split and 65 characters") {
+TEST_CASE("data: Tiny Shakespeare has nanoGPT's split and 65 characters" * synth_test::skip_unless(synth_test::has_data("tinyshakespeare"), "data set tinyshakespeare missing: run `make data`")) {
     if (cached_data_dir("tinyshakespeare").empty()) return;
     LmCorpus c = load_lm_corpus("tinyshakespeare");
     CHECK(c.kind == "char");
@@ -262,7 +263,7 @@ TEST_CASE("data: Tiny Shakespeare has nanoGPT's split and 65 characters") {
     CHECK(c.decode(std::vector<int32_t>(c.train.begin(), c.train.begin() + 14)) == "First Citizen:");
 }
 
-TEST_CASE("data: PTB has the standard token counts and a 10k vocabulary") {
+TEST_CASE("data: PTB has the standard token counts and a 10k vocabulary" * synth_test::skip_unless(synth_test::has_data("ptb"), "data set ptb missing: run `make data`")) {
     if (cached_data_dir("ptb").empty()) return;
     LmCorpus c = load_lm_corpus("ptb");
     CHECK(c.kind == "word");
@@ -385,7 +386,7 @@ TEST_CASE("data: load_parallel keeps raw lines and rejects misaligned or bad fil
           doctest::Contains("test.en' not found"));
 }
 
-TEST_CASE("data: Multi30k En-De splits are line-aligned with the published sizes") {
+TEST_CASE("data: Multi30k En-De splits are line-aligned with the published sizes" * synth_test::skip_unless(synth_test::has_data("multi30k_en_de"), "data set multi30k_en_de missing: run `make data`")) {
     const std::string dir = cached_data_dir("multi30k_en_de");
     if (dir.empty()) return;
     const std::pair<const char*, size_t> splits[] = {{"train", 29000}, {"val", 1014}, {"test2016", 1000},

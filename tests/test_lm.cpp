@@ -1,6 +1,7 @@
 // Tests that pin the Synthesizer definitions of docs/variants.md on the attention layer and the LM.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -17,25 +18,28 @@ namespace {
 
 const std::vector<std::string> kVariants = causal_variants_and_pairs();
 
-AttnConfig small_attn(const std::string& variant) {
+// L = 6, or for the tests that loop over the registry (tested_lm), the length at which the
+// variant's settings act (test_length: VariantInfo::test_len).
+AttnConfig small_attn(const std::string& variant, int L = 6) {
     AttnConfig c;
     c.d_model = 8;
     c.heads = 2;
-    c.max_len = 6;
+    c.max_len = L;
     c.settings.set("fr-rank", 3);
     c.variant = variant;
     return c;
 }
 
-LmConfig small_lm(const std::string& variant) {
+LmConfig small_lm(const std::string& variant, int L = 6) {
     LmConfig c;
     c.vocab = 11;
     c.layers = 2;
     c.d_ff = 16;
     c.dropout = 0.0f;
-    c.attn = small_attn(variant);
+    c.attn = small_attn(variant, L);
     return c;
 }
+LmConfig tested_lm(const std::string& variant) { return small_lm(variant, test_length(variant)); }
 
 // Re-draws every parameter at unit-ish scale so gradients are far above the tolerances.
 void scramble(ParamStore& store, uint64_t seed, float std = 0.5f) {
@@ -59,11 +63,12 @@ TEST_CASE("lm: gradient check of one self-attention layer, every variant") {
         for (bool causal : {false, true}) {
             CAPTURE(v);
             CAPTURE(causal);
+            const int L = test_length(v);
             ParamStore store;
-            auto attn = make_mixer(store, "a.", small_attn(v));
+            auto attn = make_mixer(store, "a.", small_attn(v, L));
             store.finalize(1);
             scramble(store, 2);
-            Tensor x = random_input({2, 5, 8}, 3, true);  // T=5 < L=6: the sliced case
+            Tensor x = random_input({2, L - 1, 8}, 3, true);  // T < L: the sliced case
             std::vector<Tensor> inputs = {x};
             for (const Param& p : store.params())
                 if (p.trainable) inputs.push_back(p.t);
@@ -100,31 +105,130 @@ TEST_CASE("lm: gradient check with a key-padding mask on synthetic logits") {
     }
 }
 
+namespace {
+
+// The causality check, on an LM of two sequences of T = L tokens: the summed change of the
+// logits at positions <= t and at positions > t when every token after t changes, for each t.
+// A causal model gives before == 0 at every t, and after > 0 (the change is visible later).
+struct CausalityGaps {
+    double before = 0, after = 0;
+};
+CausalityGaps causality_gaps(const LmConfig& cfg) {
+    ParamStore store;
+    TransformerLM lm(store, cfg);
+    store.finalize(7);
+    scramble(store, 8, 0.3f);
+    NoGrad ng;
+    StepContext ctx;
+    const int T = cfg.attn.max_len;
+    std::vector<int32_t> ids(2 * (size_t)T);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = (int32_t)((i + 1) % 11);
+    const std::vector<float> a = copy_of(lm.forward(ids, 2, T, ctx));
+    CausalityGaps g;
+    for (int t = 0; t + 1 < T; ++t) {
+        std::vector<int32_t> changed = ids;
+        for (int b = 0; b < 2; ++b)
+            for (int j = t + 1; j < T; ++j) changed[(size_t)b * T + j] = (ids[(size_t)b * T + j] + 5) % 11;
+        const std::vector<float> c = copy_of(lm.forward(changed, 2, T, ctx));
+        for (int b = 0; b < 2; ++b)
+            for (int j = 0; j < T; ++j)
+                for (int k = 0; k < 11; ++k) {
+                    const size_t i = ((size_t)b * T + j) * 11 + k;
+                    (j <= t ? g.before : g.after) += std::fabs(a[i] - c[i]);
+                }
+    }
+    return g;
+}
+
+}  // namespace
+
 TEST_CASE("lm: causality, changing tokens after t leaves outputs at positions <= t unchanged") {
     for (const std::string& v : kVariants) {
         CAPTURE(v);
-        ParamStore store;
-        TransformerLM lm(store, small_lm(v));
-        store.finalize(7);
-        scramble(store, 8, 0.3f);
-        NoGrad ng;
-        StepContext ctx;
-        std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1};  // (2, 6)
-        std::vector<float> a = copy_of(lm.forward(ids, 2, 6, ctx));
-        const int t = 2;
-        for (int b = 0; b < 2; ++b)
-            for (int j = t + 1; j < 6; ++j) ids[b * 6 + j] = (ids[b * 6 + j] + 5) % 11;
-        std::vector<float> c = copy_of(lm.forward(ids, 2, 6, ctx));
-        double before = 0, after = 0;
-        for (int b = 0; b < 2; ++b)
-            for (int j = 0; j < 6; ++j)
-                for (int k = 0; k < 11; ++k) {
-                    size_t i = ((size_t)b * 6 + j) * 11 + k;
-                    (j <= t ? before : after) += std::fabs(a[i] - c[i]);
-                }
-        CHECK(before == 0.0);
-        CHECK(after > 1e-3);  // the change is visible later: the test can fail
+        const CausalityGaps g = causality_gaps(tested_lm(v));
+        CHECK(g.before == 0.0);
+        CHECK(g.after > 1e-3);  // the change is visible later: the test can fail
     }
+}
+
+namespace {
+
+// A windowed mixer written for this test, in two versions: position i sees the mean of x over
+// its window of the last W positions, [i - W + 1, i]. The faulty one keeps the window as a ring
+// of W slots (slot s holds position j, j = s mod W) filled with the whole sequence before reading
+// it: while T <= W each slot holds one position and slot s is read by the queries i >= s, which is
+// right; past W a slot holds the last position of its class, later than the queries that read it.
+// So at the tests' default L = 6 < W = 8 the two agree and the fault is invisible; at the
+// length the variant declares (test_len 12) the causality check must catch it.
+class WindowMean : public SequenceMixer {
+public:
+    WindowMean(const AttnConfig& c, bool faulty) : W_(c.settings.integer("test-window")), faulty_(faulty) {}
+    Tensor forward(const Tensor& x, Mask, StepContext&, MixerCache*) override {
+        const int B = x.dim(0), T = x.dim(1), C = x.dim(2);
+        Tensor y = new_tensor({B, T, C}, false);
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < T; ++i) {
+                float* out = y.data + ((size_t)b * T + i) * C;
+                std::fill(out, out + C, 0.0f);
+                int n = 0;
+                for (int s = 0; s < W_; ++s) {
+                    int j = -1;
+                    if (faulty_) {
+                        if (s <= i)  // "slots after the query are the future": true only while T <= W
+                            for (int p = s; p < T; p += W_) j = p;
+                    } else {
+                        for (int p = s; p <= i; p += W_) j = p;  // the last position of the class up to i
+                    }
+                    if (j < 0) continue;
+                    const float* in = x.data + ((size_t)b * T + j) * C;
+                    for (int k = 0; k < C; ++k) out[k] += in[k];
+                    ++n;
+                }
+                for (int k = 0; k < C; ++k) out[k] /= (float)n;
+            }
+        return y;
+    }
+
+private:
+    int W_;
+    bool faulty_;
+};
+
+VariantInfo window_mean_variant(const std::string& name, bool faulty) {
+    VariantInfo v;
+    v.name = name;
+    v.description = "a test's windowed mean over the last --test-window positions";
+    v.settings = {Setting::integer("test-window", 8, "window W", Setting::Bound::Positive)};
+    v.sized_by_L = false;
+    v.test_len = 12;  // more positions than the default window
+    v.param_count = [](const AttnConfig&) { return (int64_t)0; };
+    v.make_mixer = [faulty](ParamStore&, const std::string&, const AttnConfig& c) -> std::unique_ptr<SequenceMixer> {
+        return std::make_unique<WindowMean>(c, faulty);
+    };
+    return v;
+}
+
+// Registers a variant for the scope of a test only (the other tests loop over the registry).
+struct ScopedVariant {
+    std::string name;
+    explicit ScopedVariant(VariantInfo v) : name(v.name) { register_variant(std::move(v)); }
+    ~ScopedVariant() { unregister_variant(name); }
+};
+
+}  // namespace
+
+TEST_CASE("lm: the causality check catches a windowed variant whose mask goes wrong only past its window") {
+    ScopedVariant good(window_mean_variant("TestWindow", false)), bad(window_mean_variant("TestWindowRing", true));
+    CHECK(test_length("TestWindowRing") == 12);
+    // At the length the variant declares: the right window passes, the ring's leaks the future.
+    const CausalityGaps ok = causality_gaps(tested_lm("TestWindow"));
+    CHECK(ok.before == 0.0);
+    CHECK(ok.after > 1e-3);
+    const CausalityGaps leak = causality_gaps(tested_lm("TestWindowRing"));
+    CHECK(leak.before > 1e-3);  // the check fails for it
+    // At L = 6, where the window of 8 never applies, the fault hides: why test_len exists.
+    const CausalityGaps hidden = causality_gaps(small_lm("TestWindowRing"));
+    CHECK(hidden.before == 0.0);
 }
 
 TEST_CASE("lm: R, Rfix and FR logits do not depend on token content; V and D do") {
@@ -279,19 +383,22 @@ TEST_CASE("lm: incremental decoding equals the full forward, every variant") {
     for (const std::string& v : kVariants) {
         CAPTURE(v);
         ParamStore store;
-        TransformerLM lm(store, small_lm(v));
+        const LmConfig cfg = tested_lm(v);
+        const int T = cfg.attn.max_len;
+        TransformerLM lm(store, cfg);
         store.finalize(5);
         scramble(store, 6, 0.3f);
         NoGrad ng;
         StepContext ctx;
         std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9};
-        std::vector<float> full = copy_of(lm.forward(ids, 1, 6, ctx));
+        for (int t = 6; t < T; ++t) ids.push_back((ids[t - 6] * 7 + 2) % 11);
+        std::vector<float> full = copy_of(lm.forward(ids, 1, T, ctx));
         std::vector<MixerCache> caches(2);
         double err = 0;
         // Two positions at once, then one at a time.
         std::vector<float> step = copy_of(lm.forward({3, 1}, 1, 2, ctx, &caches));
         for (size_t i = 0; i < step.size(); ++i) err = std::max(err, (double)std::fabs(step[i] - full[i]));
-        for (int t = 2; t < 6; ++t) {
+        for (int t = 2; t < T; ++t) {
             std::vector<float> s = copy_of(lm.forward({ids[t]}, 1, 1, ctx, &caches));
             for (int k = 0; k < 11; ++k) err = std::max(err, (double)std::fabs(s[k] - full[(size_t)t * 11 + k]));
         }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "skips.h"
 #include "variant_list.h"
 #include "base/io.h"
 #include "subprocess.h"
@@ -93,7 +94,7 @@ void write_tampered(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every variant and every pair") {
+TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every variant and every pair" * synth_test::skip_unless(synth_test::python_has_torch(), "PyTorch: /usr/bin/python3 cannot import torch (apt-get install python3-torch)")) {
     const std::string parity = sibling_binary("parity"), script = reference_script();
     if (tools_missing(parity, script)) return;
     const std::vector<std::string> variants = causal_variants_and_pairs();  // the parity model is the LM
@@ -131,7 +132,7 @@ TEST_CASE("parity: forward, gradients and one AdamW step match PyTorch for every
     check_report(check, ok, "tampered.bin", "BAD after/ln_f.b (update)");
 }
 
-TEST_CASE("parity: PyTorch rebuilds the model from synth's safetensors file and gets synth's logits") {
+TEST_CASE("parity: PyTorch rebuilds the model from synth's safetensors file and gets synth's logits" * synth_test::skip_unless(synth_test::python_has_torch(), "PyTorch: /usr/bin/python3 cannot import torch (apt-get install python3-torch)")) {
     const std::string parity = sibling_binary("parity"), script = reference_script();
     if (tools_missing(parity, script)) return;
     // Rfix+V: a parameter the file marks as fixed, which the rebuilt model must freeze too.

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "skips.h"
 #include "engine/gemm/bf16.h"
 #include "engine/gemm/blas.h"
 #include "base/error.h"
@@ -263,7 +264,8 @@ TEST_CASE("blas: sgemm_batched is sgemm per matrix: heads in place, shared matri
           }) == doctest::Contains("every matrix of C needs its own place"));
 }
 
-TEST_CASE("onednn: sgemm_batched on the matrix units is one batched product of rounded operands") {
+TEST_CASE("onednn: sgemm_batched on the matrix units is one batched product of rounded operands" *
+          synth_test::skip_unless(onednn_has_bf16(), "oneDNN: no bf16 matmul on this CPU, or built with ONEDNN=0")) {
     if (!onednn_has_bf16()) {
         MESSAGE("this CPU (oneDNN: ", onednn_isa(), ") has no bf16 matmul");
         return;
@@ -374,7 +376,8 @@ void check_whole_against_blocked(const kernel::BatchedGemm& g, int a_rows, int a
 
 }  // namespace
 
-TEST_CASE("onednn: attention products in one call equal the blocked bf16 path, forward and backward") {
+TEST_CASE("onednn: attention products in one call equal the blocked bf16 path, forward and backward" *
+          synth_test::skip_unless(onednn_has_bf16(), "oneDNN: no bf16 matmul on this CPU, or built with ONEDNN=0")) {
     if (!onednn_has_bf16()) {
         MESSAGE("this CPU (oneDNN: ", onednn_isa(), ") has no bf16 matmul");
         return;
@@ -419,7 +422,8 @@ TEST_CASE("onednn: attention products in one call equal the blocked bf16 path, f
     }
 }
 
-TEST_CASE("onednn: the fp32 matmul matches the naive reference for all transposes, strides, alpha and beta") {
+TEST_CASE("onednn: the fp32 matmul matches the naive reference for all transposes, strides, alpha and beta" *
+          synth_test::skip_unless(onednn_built(), "oneDNN: built with ONEDNN=0")) {
     auto onednn_f32 = [](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                          int ldb, float beta, float* C, int ldc) {
         onednn_gemm(OnednnType::F32, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

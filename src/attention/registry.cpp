@@ -39,6 +39,14 @@ bool register_variant(VariantInfo info) {
     return true;
 }
 
+bool unregister_variant(const std::string& name) {
+    auto& r = registry();
+    const auto it = std::find_if(r.begin(), r.end(), [&](const VariantInfo& v) { return v.name == name; });
+    if (it == r.end()) return false;
+    r.erase(it);
+    return true;
+}
+
 const std::vector<VariantInfo>& variants() { return registry(); }
 
 std::string variant_names() {

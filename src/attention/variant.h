@@ -157,6 +157,10 @@ struct VariantInfo {
     // Optional, for the PyTorch parity check (build/parity): the std at which to draw its
     // parameter `leaf` so that its contribution is O(1) (0 = the default 1/sqrt(fan-in) rule).
     std::function<float(const std::string& leaf, const Shape& shape)> parity_std;
+    // The maximum length L at which the registry-driven tests (tests/variant_list.h) build it:
+    // one at which its settings' defaults act, e.g. more positions than its window or kernel,
+    // or a window that never applies is never tested. 0: the tests' default (6).
+    int test_len = 0;
 };
 
 // The factory of a logits source class with the constructor (store, prefix, cfg).
@@ -170,6 +174,9 @@ auto source_factory() {
 // Adds a variant (at static-initialisation time, through SYNTH_REGISTER_VARIANT). Throws on
 // a repeated name or a setting registered twice with different definitions.
 bool register_variant(VariantInfo info);
+// Removes a registered variant; false if there is none of that name. For a test's own variants
+// (tests/test_lm.cpp registers a faulty one to show the causality check catches it).
+bool unregister_variant(const std::string& name);
 #define SYNTH_REGISTER_VARIANT(id, ...) \
     static const bool synth_registered_##id [[maybe_unused]] = ::synth::register_variant(__VA_ARGS__)
 

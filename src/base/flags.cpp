@@ -128,8 +128,11 @@ std::string Flags::usage() const {
     for (const Entry& e : entries_) {
         if (e.help.rfind("internal:", 0) == 0) continue;
         std::string left = "  --" + e.name;
-        os << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << e.help
-           << " (default: " << e.default_text << ")\n";
+        os << left << std::string(left.size() < 24 ? 24 - left.size() : 1, ' ') << e.help;
+        // No "(default: )" for an empty default, nor a second one where the help gives its own.
+        if (!e.default_text.empty() && e.help.find("(default:") == std::string::npos)
+            os << " (default: " << e.default_text << ")";
+        os << "\n";
     }
     os << "  --help                show this message\n";
     if (!epilog_.empty()) os << "\n" << epilog_;

@@ -71,4 +71,7 @@ size_t tape_size() { return tape().size(); }
 
 void trace_next_step(TraceSink sink) { trace() = std::move(sink); }
 
+UntracedScope::UntracedScope() : saved_(std::move(trace())) { trace() = nullptr; }
+UntracedScope::~UntracedScope() { trace() = std::move(saved_); }
+
 }  // namespace synth

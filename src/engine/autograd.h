@@ -74,4 +74,17 @@ size_t tape_size();
 using TraceSink = std::function<void(const std::string& line)>;
 void trace_next_step(TraceSink sink);
 
+// While alive, nothing is traced, and a pending trace waits for the first step after it: the
+// memory check's one-sequence probe step (src/train/trainer.cpp) is not the step SYNTH_TRACE=1
+// promises, the first training step at the run's shapes (docs/tour.md).
+struct UntracedScope {
+    UntracedScope();
+    ~UntracedScope();
+    UntracedScope(const UntracedScope&) = delete;
+    UntracedScope& operator=(const UntracedScope&) = delete;
+
+private:
+    TraceSink saved_;
+};
+
 }  // namespace synth

@@ -263,6 +263,7 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
     store.finalize(0);
     AdamW opt(store, AdamWConfig{});
     StepContext ctx{true, 0, 0, 0};
+    UntracedScope untraced;  // SYNTH_TRACE=1 traces the first training step, not this probe
     train_step(store, opt, [&] { return one_sequence_loss(ctx); }, 0.0f, 0.0f);
     const double need = params + (double)scratch().in_use_bytes() * sequences;
     scratch().reset();

@@ -1,5 +1,35 @@
 #include "engine/gemm/onednn.h"
 
+#include "base/error.h"
+
+// Built with `make ONEDNN=0` (SYNTH_ONEDNN=0, set by the Makefile for this file alone): the same
+// API without oneDNN. No bf16 matmul, so --precision=bf16 rounds the operands (precision.h).
+#if defined(SYNTH_ONEDNN) && SYNTH_ONEDNN == 0
+
+namespace synth {
+
+static const char kNotBuilt[] = "not built with oneDNN (make ONEDNN=0)";
+
+bool onednn_built() { return false; }
+
+void onednn_gemm(OnednnType type, bool, bool, int, int, int, float, const void*, int, const void*, int, float, float*,
+                 int) {
+    fail("oneDNN has no ", type == OnednnType::BF16 ? "bf16" : "fp32", " matmul: synth was ", kNotBuilt);
+}
+
+void onednn_gemm_batched(OnednnType type, int, int, bool, bool, int, int, int, float, const void*, OnednnBatch, int,
+                         const void*, OnednnBatch, int, float, float*, OnednnBatch, int) {
+    fail("oneDNN has no ", type == OnednnType::BF16 ? "bf16" : "fp32", " matmul: synth was ", kNotBuilt);
+}
+
+bool onednn_has_bf16() { return false; }
+const char* onednn_isa() { return kNotBuilt; }
+const char* onednn_version() { return "none"; }
+
+}  // namespace synth
+
+#else
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -7,9 +37,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "base/error.h"
-
 namespace synth {
+
+bool onednn_built() { return true; }
 
 namespace {
 
@@ -162,3 +192,5 @@ const char* onednn_version() {
 }
 
 }  // namespace synth
+
+#endif  // SYNTH_ONEDNN

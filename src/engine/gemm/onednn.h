@@ -1,6 +1,9 @@
 // onednn.h: oneDNN's matmul primitive (Debian libdnnl-dev), the provider of bf16 GEMMs on
 // CPUs with AMX or AVX512-BF16 (precision.h chooses it; docs/precision.md has the measurements).
 //
+// `make ONEDNN=0` builds a stub of the same API instead (onednn_built() false, no bf16 matmul,
+// the GEMMs throw "not built with oneDNN"), for machines without libdnnl (README).
+//
 // Only blas.cpp and precision.cpp call this; the rest of synth multiplies through synth::sgemm.
 // The same row-major contract as sgemm: C = alpha * op(A) * op(B) + beta * C, op(A): M x K,
 // op(B): K x N, C (fp32): M x N, lda/ldb/ldc the row strides of A, B, C as stored. A transpose
@@ -39,6 +42,9 @@ struct OnednnBatch {
 void onednn_gemm_batched(OnednnType type, int batch, int heads, bool transA, bool transB, int M, int N, int K,
                          float alpha, const void* A, OnednnBatch sa, int lda, const void* B, OnednnBatch sb, int ldb,
                          float beta, float* C, OnednnBatch sc, int ldc);
+
+// Whether this build has oneDNN (false under `make ONEDNN=0`).
+bool onednn_built();
 
 // Whether oneDNN can create a bf16 matmul on this CPU (it can with AVX512-BF16 or AMX).
 bool onednn_has_bf16();

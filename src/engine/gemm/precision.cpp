@@ -50,7 +50,9 @@ GemmProvider choose_gemm_provider(Precision p, const CpuBf16& cpu, const std::st
     if (request == "rounded") return GemmProvider::Bf16Rounded;
     if (request == "onednn") {
         SYNTH_CHECK(cpu.onednn_bf16, "SYNTH_BF16_GEMM=onednn, but oneDNN has no bf16 matmul on this CPU (it needs "
-                                     "AVX512-BF16 or AMX); unset it to round the operands instead");
+                                     "AVX512-BF16 or AMX",
+                    onednn_built() ? "" : ", and synth was built with ONEDNN=0",
+                    "); unset it to round the operands instead");
         return GemmProvider::Bf16Onednn;
     }
     // By measurement (docs/precision.md): oneDNN's bf16 matmul beats fp32 on AMX and on AMD's
@@ -71,7 +73,8 @@ std::string set_precision(Precision p) {
     if (g == GemmProvider::Bf16Onednn)
         line += std::string(" (oneDNN ") + onednn_version() + " matmul on " + onednn_isa() + ")";
     else if (g == GemmProvider::Bf16Rounded)
-        line += " (operands rounded to bf16, OpenBLAS fp32 GEMM: bf16's numbers, not its speed; this CPU has " + units + ")";
+        line += " (operands rounded to bf16, OpenBLAS fp32 GEMM: bf16's numbers, not its speed; " +
+                (onednn_built() ? "this CPU has " + units : std::string("built without oneDNN (make ONEDNN=0)")) + ")";
     return line;
 }
 

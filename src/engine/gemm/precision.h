@@ -14,7 +14,7 @@
 //   Bf16Rounded  the operands rounded to bf16 (bf16.h), then OpenBLAS's fp32 GEMM. The same
 //                numbers as a bf16 GEMM up to summation order, at fp32's speed less the
 //                rounding pass: bf16 on any other CPU, so that a bf16 run reproduces on
-//                any machine.
+//                any machine, and on every machine when synth is built with `make ONEDNN=0`.
 // Why Intel's AVX512-BF16 without AMX gets Bf16Rounded: there oneDNN's bf16 matmul ran at
 // 166-202 GFLOP/s on the LM's large shapes, below rounded-bf16's 199-299; on AMD's Zen 4 it ran
 // at 241-352, above fp32's 147-188 (docs/precision.md). The environment
