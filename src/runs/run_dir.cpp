@@ -77,10 +77,11 @@ std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const st
         for (int seed : list) {
             const std::string dir = run_dir.empty() ? run_dir_path(runs_dir, sweep, v, seed) : run_dir;
             // One writer per run directory (run_claim.h), claimed before anything in it is touched.
+            ensure_writable_dir(dir);
             claim_run_dir(dir, take_over);
             check_run_dir_free(dir, resuming, overwrite);
             if (!resuming) clear_run_dir(dir);
-            ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
+            if (!subdir.empty()) ensure_writable_dir(dir + "/" + subdir);
             sweep_stale_temporaries(dir);  // left by a run killed mid-write
             runs.push_back({v, seed, dir});
         }
@@ -309,7 +310,9 @@ void check_run_record(const RunRecord& r, const std::string& binary) {
     if (read_claim(r.dir, claim)) {
         char host[256] = {};
         gethostname(host, sizeof host - 1);
-        SYNTH_CHECK(!(claim.host == host && claim.pid > 0 && (kill((pid_t)claim.pid, 0) == 0 || errno == EPERM)),
+        // This process's own claim is the sweep reporting the runs it has just finished.
+        SYNTH_CHECK(!(claim.host == host && claim.pid > 0 && claim.pid != (long)getpid() &&
+                      (kill((pid_t)claim.pid, 0) == 0 || errno == EPERM)),
                     "report: run ", r.dir, " is being written by ", claim.describe(),
                     " (a resumed or overwritten run): report it when that run has ended");
     }
