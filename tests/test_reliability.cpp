@@ -306,3 +306,27 @@ TEST_CASE("reliability: outputs never destroy: not an input, a regular file or a
     CHECK(msg(error_of([&] { check_report_outputs(dir / "stem", {dir.path}); })).find("a directory") != std::string::npos);
     CHECK(!fs::exists(dir / "stem.csv"));
 }
+
+TEST_CASE("reliability: a lost write is an error; text read from a descriptor gets the training data's checks") {
+    std::FILE* full = std::fopen("/dev/full", "w");
+    if (full) {
+        CHECK(msg(error_of([&] { write_all(full, std::string(1 << 17, 'x'), "standard output"); }))
+                  .find("cannot write to standard output: No space left on device") != std::string::npos);
+        std::fclose(full);
+    }
+    auto through_pipe = [](const std::string& bytes) {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        REQUIRE(write(fds[1], bytes.data(), bytes.size()) == (ssize_t)bytes.size());
+        close(fds[1]);
+        std::string out;
+        const doctest::String err = error_of([&] { out = read_fd_text(fds[0], "standard input"); });
+        close(fds[0]);
+        return std::make_pair(out, msg(err));
+    };
+    CHECK(through_pipe("ein Haus\nzwei\n").first == "ein Haus\nzwei\n");
+    CHECK(through_pipe("").first.empty());
+    CHECK(through_pipe(std::string("a\0b\n", 4)).second.find("standard input") != std::string::npos);
+    CHECK(through_pipe("caf\xc3\n").second.find("standard input") != std::string::npos);
+    CHECK(through_pipe("caf\xc3\n").second.find("UTF-8") != std::string::npos);
+}

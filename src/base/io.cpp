@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/utf8.h"
 
 namespace synth {
 
@@ -155,6 +156,28 @@ void check_generated_dir(const std::string& dir, const std::string& marker, cons
 void mark_generated_dir(const std::string& dir, const std::string& marker, const std::string& contents) {
     ensure_writable_dir(dir);
     write_file_atomic(dir + "/" + marker, contents);
+}
+
+void write_all(std::FILE* out, const std::string& text, const std::string& what) {
+    errno = 0;
+    const size_t n = std::fwrite(text.data(), 1, text.size(), out);
+    const int flushed = std::fflush(out);
+    SYNTH_CHECK(n == text.size() && flushed == 0 && !std::ferror(out), "cannot write to ", what, ": ",
+                errno ? std::strerror(errno) : "write error", " (", n, " of ", text.size(), " bytes written)");
+}
+
+std::string read_fd_text(int fd, const std::string& what) {
+    std::string bytes;
+    char buf[1 << 16];
+    for (;;) {
+        const ssize_t r = ::read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        SYNTH_CHECK(r >= 0, "cannot read ", what, ": ", std::strerror(errno));
+        if (r == 0) break;
+        bytes.append(buf, (size_t)r);
+    }
+    if (!bytes.empty()) check_text(bytes, what);
+    return bytes;
 }
 
 double available_memory_bytes() {

@@ -4,6 +4,7 @@
 // fsyncs the directory: a crash or a full disk half-way leaves the previous file intact.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,14 @@ void check_output_path(const std::string& path, const std::vector<std::string>& 
 void check_generated_dir(const std::string& dir, const std::string& marker, const std::string& flag);
 // Creates `dir` if needed and writes <dir>/<marker> with `contents` (atomically).
 void mark_generated_dir(const std::string& dir, const std::string& marker, const std::string& contents);
+
+// Writes all of `text` to `out` and flushes it; throws naming `what` (e.g. "standard output")
+// when any of it could not be written (a full disk, a closed pipe), so that a command whose
+// output was lost does not exit 0.
+void write_all(std::FILE* out, const std::string& text, const std::string& what);
+// Everything readable from file descriptor `fd` (e.g. 0, standard input) as text, with the
+// checks training data gets (check_text: no NUL byte, valid UTF-8), naming `what`; "" if empty.
+std::string read_fd_text(int fd, const std::string& what);
 
 // MemAvailable of /proc/meminfo in bytes, or 0 where it cannot be read.
 double available_memory_bytes();
