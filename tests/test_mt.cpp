@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "engine/autograd.h"
 #include "models/beam.h"
 #include "base/error.h"
+#include "error_of.h"
 #include "gradcheck.h"
 #include "base/rng.h"
 #include "models/seq2seq.h"
@@ -353,4 +355,69 @@ TEST_CASE("mt: --placement puts the variant in the encoder, the decoder or both,
     CHECK(has(s2, "enc0.attn.Linformer.e"));
     lin.placement = "middle";
     CHECK_THROWS_WITH_AS(Seq2Seq(s3, lin), doctest::Contains("unknown --placement 'middle'"), Error);
+}
+
+TEST_CASE("mt: decoding at and beyond its settings' limits: an error naming the setting, or a bounded answer") {
+    // Under DEBUG=1 (ASan + UBSan) this is the check that no setting reads past a buffer.
+    using synth_test::error_of;
+    Seq2SeqConfig c = tiny_config("V");
+    c.vocab = 5;  // <pad> <bos> <eos> and two words: a beam can be as wide as the vocabulary
+    TinyModel tm(c, 11);
+    const int V = 5, L = 12;
+    Rng rng(4);
+    auto srcs = random_sources(rng, {3, 12, 1, 7}, V);
+    auto bounded = [&](const std::vector<std::vector<int32_t>>& out) {
+        REQUIRE(out.size() == srcs.size());
+        for (const auto& o : out) {
+            CHECK((int)o.size() <= L);
+            for (int32_t t : o) CHECK((t >= 0 && t < V));
+        }
+    };
+    for (int beam : {1, 2, 3, 4, 5}) {  // up to K = V: fewer than K continuations at the first step
+        CAPTURE(beam);
+        for (int extra : {std::numeric_limits<int>::min(), -3, 0, 50, std::numeric_limits<int>::max()}) {
+            CAPTURE(extra);
+            DecodeOptions opt;
+            opt.beam = beam;
+            opt.max_extra = extra;
+            opt.batch_sentences = 3;
+            bounded(translate(tm.model, srcs, opt));
+            if (beam == 1) CHECK(beam_search(tm.model, srcs, opt) == greedy_decode(tm.model, srcs, opt));
+        }
+    }
+    auto fails = [&](DecodeOptions opt, const char* needle) {
+        CAPTURE(needle);
+        CHECK(std::string(error_of([&] { translate(tm.model, srcs, opt); }).c_str()).find(needle) != std::string::npos);
+        CHECK(std::string(error_of([&] { beam_search(tm.model, srcs, opt); }).c_str()).find(needle) != std::string::npos);
+        CHECK(std::string(error_of([&] { greedy_decode(tm.model, srcs, opt); }).c_str()).find(needle) !=
+              std::string::npos);
+    };
+    DecodeOptions o;
+    o.beam = V + 1;
+    fails(o, "beam size 6 is larger than the vocabulary (5 tokens)");
+    o = DecodeOptions();
+    o.beam = 0;
+    fails(o, "beam size must be positive");
+    o = DecodeOptions();
+    o.bos = V;
+    fails(o, "<bos> id 5 is outside the vocabulary of 5 ids");
+    o = DecodeOptions();
+    o.eos = -1;
+    fails(o, "<eos> id -1 is outside");
+    o = DecodeOptions();
+    o.len_penalty = std::numeric_limits<float>::quiet_NaN();
+    fails(o, "length penalty must be a finite number");
+    o = DecodeOptions();
+    o.batch_sentences = 0;
+    CHECK(std::string(error_of([&] { translate(tm.model, srcs, o); }).c_str()).find("sentences per decoding batch") !=
+          std::string::npos);
+    // Source ids index the embedding table; a source longer than L is named.
+    auto bad = srcs;
+    bad[1][0] = V;
+    CHECK(error_of([&] { translate(tm.model, bad, DecodeOptions()); }) ==
+          doctest::String("sentence 2: token id 5 is outside the model's vocabulary of 5 ids"));
+    bad = srcs;
+    bad[2] = std::vector<int32_t>(L + 1, 3);
+    CHECK(std::string(error_of([&] { greedy_decode(tm.model, bad, DecodeOptions()); }).c_str())
+              .find("sentence 3: the source has 13 tokens") != std::string::npos);
 }

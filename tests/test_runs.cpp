@@ -161,6 +161,11 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     res[at] = res[at] == '0' ? '1' : '0';
     res.replace(res.find("\"seed\": 1,"), 10, "\"seed\": 7,");
     write_file_atomic(other + "/V-seed1/result.json", res);
+    // Its config.json says the same seed (the report refuses a result.json and a config.json
+    // that disagree).
+    std::string cfg = read_file(other + "/V-seed1/config.json");
+    cfg.replace(cfg.find("\"flag.seed\": \"1\""), 16, "\"flag.seed\": \"7\"");
+    write_file_atomic(other + "/V-seed1/config.json", cfg);
     auto mixed = synth_test::run_process(lm, {"--report", "--out=" + dir / "t4", sweep, other}, dir.path);
     CHECK(mixed.status == 1);
     CHECK(mixed.err.find("were trained on different data") != std::string::npos);

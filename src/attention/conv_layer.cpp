@@ -14,6 +14,8 @@ Setting conv_kernels_setting() {
                            {});
 }
 
+static constexpr int kMaxDefaultKernel = 31;
+
 int conv_kernel_size(const AttnConfig& cfg) {
     const std::string& list = cfg.settings.text("conv-kernels");
     std::vector<int> sizes;
@@ -33,6 +35,13 @@ int conv_kernel_size(const AttnConfig& cfg) {
     }
     SYNTH_CHECK(!sizes.empty() && list.back() != ',', "--conv-kernels='", list,
                 "' must list kernel sizes, e.g. 3,7,15,31");
+    // Against the sequence length: a centred window of 2L - 1 taps already covers every key of
+    // every position, so wider kernels only add taps no position reaches (and parameters that
+    // grow with K). fairseq's default sizes (up to 31) stay valid at any L.
+    const int64_t cap = std::max<int64_t>(kMaxDefaultKernel, 2 * (int64_t)cfg.max_len - 1);
+    for (int k : sizes)
+        SYNTH_CHECK(k <= cap, "--conv-kernels='", list, "': kernel size ", k, " is wider than any window of a length-",
+                    cfg.max_len, " sequence can use (at most ", cap, " = max(31, 2 L - 1) with L=", cfg.max_len, ")");
     return sizes[std::min<size_t>(cfg.layer, sizes.size() - 1)];
 }
 

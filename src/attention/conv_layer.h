@@ -19,7 +19,8 @@ namespace synth {
 // --conv-kernels, read by both variants: one kernel size per layer, fairseq's default for
 // IWSLT and language modelling ("3,7,15,31,31,31,31"); deeper layers repeat the last entry.
 Setting conv_kernels_setting();
-// The kernel size of layer cfg.layer; throws naming the flag on a malformed list.
+// The kernel size of layer cfg.layer; throws naming the flag on a malformed list or a size
+// above max(31, 2 L - 1) (L = cfg.max_len): taps beyond it reach no key of any position.
 int conv_kernel_size(const AttnConfig& cfg);
 // W_in (d, 2d), b_in (2d), W_out (d, d), b_out (d): 3 d^2 + 3 d. fairseq's Linear has biases
 // on both projections; the convolution itself has none (its conv_bias is off).

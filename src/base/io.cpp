@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "base/utf8.h"
 
 namespace synth {
 
@@ -53,6 +54,11 @@ std::vector<std::string> split_lines(const std::string& text) {
 long long write_fail_after_for_testing = -1;
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+    // The rename would replace whatever `path` is: only a regular file (or nothing) may be.
+    struct stat st;
+    SYNTH_CHECK(::lstat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode), "cannot write '", path, "': it exists and is ",
+                S_ISDIR(st.st_mode) ? "a directory" : S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file",
+                ", which writing it would replace");
     std::string tmp = path + ".tmp." + std::to_string(::getpid());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     SYNTH_CHECK(fd >= 0, "cannot write '", tmp, "': ", std::strerror(errno));
@@ -110,6 +116,68 @@ void ensure_writable_dir(const std::string& dir) {
     SYNTH_CHECK(fd >= 0, "directory '", dir, "' is not writable: ", std::strerror(errno));
     ::close(fd);
     ::unlink(probe.c_str());
+}
+
+void check_output_path(const std::string& path, const std::vector<std::string>& inputs, const std::string& flag) {
+    namespace fs = std::filesystem;
+    SYNTH_CHECK(!path.empty(), flag, ": the output path is empty");
+    SYNTH_CHECK(path.back() != '/', flag, "='", path, "' names a directory, not an output file");
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(path, ec);
+    const bool exists = !ec && fs::exists(st);
+    if (exists) {
+        SYNTH_CHECK(!fs::is_symlink(st), flag, "='", path, "' is a symbolic link: writing would replace the link, "
+                    "not its target; give the target's path");
+        SYNTH_CHECK(fs::is_regular_file(st), flag, "='", path, "' exists and is not a regular file (",
+                    fs::is_directory(st) ? "a directory" : "a device, FIFO or socket", "); give a file path");
+    }
+    for (const std::string& in : inputs) {
+        std::error_code e2;
+        const bool same = in == path || (exists && fs::exists(in, e2) && fs::equivalent(in, path, e2));
+        SYNTH_CHECK(!same, flag, "='", path, "' is also an input of this command ('", in,
+                    "'): writing it would destroy what is being read; give another output path");
+    }
+    const fs::path parent = fs::path(path).parent_path();
+    ensure_writable_dir(parent.empty() ? "." : parent.string());
+}
+
+void check_generated_dir(const std::string& dir, const std::string& marker, const std::string& flag) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(dir, ec))) return;
+    SYNTH_CHECK(fs::is_directory(dir, ec), flag, "='", dir, "' exists and is not a directory");
+    if (fs::exists(dir + "/" + marker, ec)) return;
+    auto it = fs::directory_iterator(dir, ec);
+    SYNTH_CHECK(!ec, flag, "='", dir, "': cannot list it: ", ec.message());
+    SYNTH_CHECK(it == fs::directory_iterator(), flag, "='", dir, "' holds files this command did not write (no ",
+                marker, " in it), which regenerating would replace; give an empty or new directory");
+}
+
+void mark_generated_dir(const std::string& dir, const std::string& marker, const std::string& contents) {
+    ensure_writable_dir(dir);
+    write_file_atomic(dir + "/" + marker, contents);
+}
+
+void write_all(std::FILE* out, const std::string& text, const std::string& what) {
+    errno = 0;
+    const size_t n = std::fwrite(text.data(), 1, text.size(), out);
+    const int flushed = std::fflush(out);
+    SYNTH_CHECK(n == text.size() && flushed == 0 && !std::ferror(out), "cannot write to ", what, ": ",
+                errno ? std::strerror(errno) : "write error", " (", n, " of ", text.size(), " bytes written)");
+}
+
+std::string read_fd_text(int fd, const std::string& what) {
+    std::string bytes;
+    char buf[1 << 16];
+    for (;;) {
+        const ssize_t r = ::read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        SYNTH_CHECK(r >= 0, "cannot read ", what, ": ", std::strerror(errno));
+        if (r == 0) break;
+        bytes.append(buf, (size_t)r);
+    }
+    if (!bytes.empty()) check_text(bytes, what);
+    return bytes;
 }
 
 double available_memory_bytes() {

@@ -234,24 +234,28 @@ bool JsonObject::has(const std::string& key) const {
 const std::string& JsonObject::at(const std::string& key) const {
     for (const auto& f : fields)
         if (f.first == key) return f.second;
-    fail("no key '", key, "'");
+    fail(where.empty() ? "" : where + ": ", "no key '", key, "'");
 }
 
 double JsonObject::num(const std::string& key) const {
     const std::string& s = at(key);
     char* end = nullptr;
     const double v = std::strtod(s.c_str(), &end);
-    SYNTH_CHECK(!s.empty() && *end == '\0' && std::isfinite(v), "'", key, "' is '", s, "', not a finite number");
+    SYNTH_CHECK(!s.empty() && *end == '\0' && std::isfinite(v), where.empty() ? "" : where + ": ", "'", key, "' is '",
+                s, "', not a finite number");
     return v;
 }
 
 JsonObject parse_json_object(const std::string& text, const std::string& where) {
     JsonReader j(text, where);
     JsonObject o;
+    o.where = where;
     j.expect('{', "at the start of the object");
     if (!j.take('}')) {
         do {
             const std::string key = j.string();
+            // A repeated key is an error, not "first wins": which value a reader takes would be a guess.
+            if (o.has(key)) j.bad("key '" + key + "' appears twice");
             j.expect(':', "after '" + key + "'");
             const bool is_text = j.next_is('"');
             o.fields.emplace_back(key, is_text ? j.string() : j.literal());

@@ -54,6 +54,7 @@ private:
 struct JsonObject {
     std::vector<std::pair<std::string, std::string>> fields;
     std::vector<bool> quoted;  // per field: a string (true) or a bare number/literal (false)
+    std::string where;         // the file it was parsed from (parse_json_object), named in at's and num's errors
 
     void text(const std::string& key, const std::string& value);
     void number(const std::string& key, double value, int decimals = -1);  // -1: 17 significant digits (exact)
@@ -64,7 +65,8 @@ struct JsonObject {
     double num(const std::string& key) const;              // throws unless a finite number
 };
 
-// Parses one flat object; `where` names the file (and line) in errors.
+// Parses one flat object; `where` names the file (and line) in errors, also in the object's
+// own (at, num). A key that appears twice is an error.
 JsonObject parse_json_object(const std::string& text, const std::string& where);
 
 }  // namespace synth

@@ -11,7 +11,7 @@
 namespace synth {
 
 static std::string csv_field(const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
     std::string q = "\"";
     for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
     return q + "\"";
@@ -28,16 +28,29 @@ std::string Table::to_csv() const {
     return os.str();
 }
 
+// A Markdown table cell: '|' escaped, a line break (which would end the row) a space, and a
+// backslash doubled so that it cannot escape the cell's closing '|'.
+static std::string markdown_cell(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (c == '|') out += "\\|";
+        else if (c == '\\') out += "\\\\";
+        else if (c == '\n' || c == '\r') out += ' ';
+        else out += c;
+    }
+    return out;
+}
+
 std::string Table::to_markdown() const {
     std::ostringstream os;
     os << "|";
-    for (const auto& c : columns) os << " " << c << " |";
+    for (const auto& c : columns) os << " " << markdown_cell(c) << " |";
     os << "\n|";
     for (size_t i = 0; i < columns.size(); ++i) os << "---|";
     os << "\n";
     for (const auto& r : rows) {
         os << "|";
-        for (const auto& f : r) os << " " << f << " |";
+        for (const auto& f : r) os << " " << markdown_cell(f) << " |";
         os << "\n";
     }
     return os.str();

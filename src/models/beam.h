@@ -19,8 +19,13 @@
 // where score is the summed log-probability and len counts the output tokens including <eos>.
 // alpha = 0 ranks by raw log-probability.
 //
-// The output length is capped at min(L, source length + max_extra) tokens, <eos> included,
-// which keeps every decoder position below L.
+// The output length is capped at min(L, source length + max_extra) tokens (at least 1), <eos>
+// included, which keeps every decoder position below L.
+//
+// Every setting is checked against what it indexes before any work, with an error naming it:
+// 1 <= beam <= V, <bos> and <eos> ids of the vocabulary, a finite length penalty, source ids in
+// [0, V) and sources of at most L tokens. A beam close to V may have fewer than K continuations
+// at a step; the missing beams are padding (score -inf, never expanded).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,9 @@
 #include "runs/run_dir.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +19,7 @@
 #include "base/error.h"
 #include "base/flags.h"
 #include "base/io.h"
+#include "runs/run_claim.h"
 #include "train/trainer.h"
 
 namespace synth {
@@ -52,6 +56,8 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("seeds", &seeds, "comma-separated seeds, one run per (variant, seed) (default: --seed)");
     f.add("runs-dir", &runs_dir, "runs go to <runs-dir>/" + binary + "-<data>-<preset>[-<tag>]/<variant>-seed<seed>/");
     f.add("run-dir", &run_dir, "the directory of this one run (one variant, one seed), instead of --runs-dir's");
+    f.add("take-over", &take_over, "take over a run directory whose claim.json names a writer on another host "
+          "that is gone (a stale claim of this host is taken over by itself)");
     f.add("overwrite", &overwrite, "replace the finished runs in the run directories of this invocation");
     f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
     f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
@@ -71,10 +77,16 @@ std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const st
     for (const std::string& v : variants)
         for (int seed : list) {
             const std::string dir = run_dir.empty() ? run_dir_path(runs_dir, sweep, v, seed) : run_dir;
+            // One writer per run directory (run_claim.h), claimed before anything in it is touched;
+            // with several MPI ranks, rank 0 alone claims and writes it.
+            if (dist::is_writer()) {
+                ensure_writable_dir(dir);
+                claim_run_dir(dir, take_over);
+            }
             check_run_dir_free(dir, resuming, overwrite);
-            if (dist::is_writer()) {  // with several ranks, rank 0 alone writes the run directory
+            if (dist::is_writer()) {
                 if (!resuming) clear_run_dir(dir);
-                ensure_writable_dir(subdir.empty() ? dir : dir + "/" + subdir);
+                if (!subdir.empty()) ensure_writable_dir(dir + "/" + subdir);
                 sweep_stale_temporaries(dir);  // left by a run killed mid-write
             }
             runs.push_back({v, seed, dir});
@@ -114,14 +126,23 @@ void RunsConfig::execute(const std::vector<Run>& runs, int& seed, const Flags& f
     }
     if (!run_dir.empty() || !dist::is_writer()) return;
     const std::string stem = runs_dir + "/" + sweep + "/report";
+    check_report_outputs(stem, done);
     report(done, stem, false);
     std::fprintf(stderr, "%s", read_file(stem + ".md").c_str());
+}
+
+void check_report_outputs(const std::string& stem, const std::vector<std::string>& dirs) {
+    std::vector<std::string> inputs;
+    for (const std::string& d : dirs)
+        for (const char* f : {"/result.json", "/config.json", "/metrics.jsonl"}) inputs.push_back(d + f);
+    for (const char* ext : {".csv", ".md"}) check_output_path(stem + ext, inputs, "--out");
 }
 
 bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report) {
     if (!c.report) return false;
     SYNTH_CHECK(!c.out.empty(), "--report needs --out=STEM (e.g. --out=results/<name>)");
     SYNTH_CHECK(!dirs.empty(), "--report needs the run directories to merge as arguments");
+    check_report_outputs(c.out, dirs);
     report(dirs, c.out, c.force);
     std::printf("%s", read_file(c.out + ".md").c_str());
     return true;
@@ -170,8 +191,9 @@ void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
 void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
                       const std::string& group) {
     if (!dist::is_writer()) return;
-    // The run starts: a result from before (an overwritten or resumed run) is no longer its result.
-    fs::remove(dir + "/result.json");
+    // A finished run's result.json stays until the resumed run's replaces it (write_result,
+    // atomic), so a kill in between loses nothing; until then config.json is the new run's, which
+    // the report tells apart (check_run_record).
     JsonObject o;
     o.text("binary", binary);
     o.text("git_commit", git_commit());
@@ -250,7 +272,81 @@ TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t to
     return t;
 }
 
-std::vector<RunRecord> find_runs(const std::vector<std::string>& paths) {
+// The name of the running executable (build/lm -> "lm"), "" where it cannot be read.
+static std::string this_binary() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? "" : exe.filename().string();
+}
+
+namespace {
+
+// A result.json value that must be a number in [lo, hi] (an integer if `whole`); `null` (what
+// JsonObject::number writes for NaN, a diverged run's loss) passes where `null_ok`.
+void check_value(const RunRecord& r, const std::string& key, double lo, double hi, bool whole, bool null_ok = false) {
+    if (!r.result.has(key)) return;
+    const std::string& s = r.result.at(key);
+    if (null_ok && s == "null") return;
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    SYNTH_CHECK(!s.empty() && *end == '\0' && std::isfinite(v) && v >= lo && v <= hi && (!whole || v == std::floor(v)),
+                "report: run ", r.dir, ": result.json has ", key, " = ", s, ", not ", whole ? "an integer" : "a number",
+                " in [", lo, ", ", hi, "]");
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+}  // namespace
+
+void check_run_record(const RunRecord& r, const std::string& binary) {
+    const JsonObject& res = r.result;
+    for (const char* key : {"variant", "seed", "params", "group", "group_hash"})
+        SYNTH_CHECK(res.has(key), "report: run ", r.dir, ": result.json has no '", key, "' (not a finished run of ",
+                    binary.empty() ? "synth" : binary, "?)");
+    SYNTH_CHECK(!res.at("variant").empty(), "report: run ", r.dir, ": result.json has an empty variant");
+    check_value(r, "seed", 0, 2147483647.0, true);
+    check_value(r, "params", 1, 1e15, true);
+    for (const char* key : {"steps", "best_step", "truncated"}) check_value(r, key, 0, 1e15, true);
+    SYNTH_CHECK(short_hash(res.at("group")) == res.at("group_hash"), "report: run ", r.dir,
+                ": result.json's group_hash ", res.at("group_hash"), " is not the hash of its group (edited by hand?)");
+    for (const auto& [k, v] : res.fields) {
+        if (ends_with(k, "_loss") || k == "val_ppl" || k == "test_ppl" || ends_with(k, "_bpc"))
+            check_value(r, k, 0, 1e30, false, true);
+        else if (ends_with(k, "_acc")) check_value(r, k, 0, 1, false, true);
+        else if (k.find("bleu") != std::string::npos) check_value(r, k, 0, 100, false, true);
+        else if (ends_with(k, "_s") || ends_with(k, "_tok_s")) check_value(r, k, 0, 1e30, false, true);
+    }
+    ClaimInfo claim;
+    if (read_claim(r.dir, claim)) {
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        // This process's own claim is the sweep reporting the runs it has just finished.
+        SYNTH_CHECK(!(claim.host == host && claim.pid > 0 && claim.pid != (long)getpid() &&
+                      (kill((pid_t)claim.pid, 0) == 0 || errno == EPERM)),
+                    "report: run ", r.dir, " is being written by ", claim.describe(),
+                    " (a resumed or overwritten run): report it when that run has ended");
+    }
+    const JsonObject& c = r.config;
+    if (c.fields.empty()) return;  // a run from before config.json: nothing to compare
+    SYNTH_CHECK(binary.empty() || !c.has("binary") || c.at("binary") == binary, "report: run ", r.dir, " is a run of ",
+                c.at("binary"), " (its config.json), not of ", binary, ": report it with build/", c.at("binary"));
+    SYNTH_CHECK(!c.has("group_hash") || c.at("group_hash") == res.at("group_hash"), "report: run ", r.dir,
+                ": config.json (group ", c.at("group_hash"), ") and result.json (group ", res.at("group_hash"),
+                ") are of different runs: a run restarted in this directory and not finished?");
+    SYNTH_CHECK(!c.has("flag.seed") || c.at("flag.seed") == res.at("seed"), "report: run ", r.dir, ": config.json has seed ",
+                c.has("flag.seed") ? c.at("flag.seed") : "", " but result.json seed ", res.at("seed"));
+    if (c.has("flag.variants")) {
+        const std::vector<std::string> vs = split_list(c.at("flag.variants"));
+        SYNTH_CHECK(std::find(vs.begin(), vs.end(), res.at("variant")) != vs.end(), "report: run ", r.dir,
+                    ": result.json's variant ", res.at("variant"), " is not among config.json's --variants=",
+                    c.at("flag.variants"));
+    }
+}
+
+std::vector<RunRecord> find_runs(const std::vector<std::string>& paths, const std::string& binary_arg) {
+    const std::string binary = binary_arg.empty() ? this_binary() : binary_arg;
     std::vector<std::string> dirs;
     for (const std::string& p : paths) {
         SYNTH_CHECK(fs::is_directory(p), "report: '", p, "' is not a directory of runs");
@@ -267,6 +363,7 @@ std::vector<RunRecord> find_runs(const std::vector<std::string>& paths) {
         const std::string config = d + "/config.json";
         runs.push_back({d, parse_json_object(read_file(d + "/result.json"), d + "/result.json"),
                         fs::exists(config) ? parse_json_object(read_file(config), config) : JsonObject()});
+        check_run_record(runs.back(), binary);
     }
     return runs;
 }

@@ -12,8 +12,9 @@
 // With several MPI ranks (train/dist.h) rank 0 alone writes: the functions below that write
 // return at once on the other ranks, which only read (a checkpoint to resume).
 //
-// A run writes only its own directory, so runs of a sweep never share a file (no locks, safe on
-// NFS); committed tables are made from run directories by an explicit report step
+// A run writes only its own directory, so runs of a sweep never share a file, and it holds an
+// exclusive claim on it while it lives (claim.json and a lock, runs/run_claim.h); committed
+// tables are made from run directories by an explicit report step
 // (`build/lm --report RUNS... --out=STEM`).
 #pragma once
 
@@ -68,11 +69,12 @@ TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t to
 // The flags every runner shares for its run directories and the report step.
 struct RunsConfig {
     std::string runs_dir = "runs", run_dir, seeds, out;
-    bool overwrite = false, report = false, force = false;
+    bool overwrite = false, report = false, force = false, take_over = false;
 
     void bind(Flags& f, const std::string& binary);
     // The (variant, seed) runs of an invocation, each with its directory: <runs_dir>/<sweep>/...,
-    // or run_dir for a single run. Checks before any work: --run-dir names one run, no finished
+    // or run_dir for a single run. Each directory is claimed for the rest of the process (one
+    // writer per run directory, run_claim.h; --take-over). Checks before any work: --run-dir names one run, no finished
     // run is overwritten unless asked (or resumed), every directory (and `subdir` in it) is
     // writable; sweeps stale temporaries.
     struct Run {
@@ -96,6 +98,9 @@ struct RunsConfig {
                  const std::string& sweep, const ReportFn& report) const;
 };
 
+// The report's STEM.csv and STEM.md are output paths that destroy nothing (check_output_path):
+// absent or regular files, none a file of the runs it reads, in a writable directory.
+void check_report_outputs(const std::string& stem, const std::vector<std::string>& dirs);
 // --report: merges the run directories given as arguments into `out` with `report(dirs, stem,
 // force)` and prints the Markdown. Returns false when --report was not given.
 bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report);
@@ -105,8 +110,17 @@ struct RunRecord {
     JsonObject result;
     JsonObject config = {};  // its config.json; empty if the run has none
 };
+// The report trusts nothing it reads: a run's result.json has its identity (variant, seed,
+// params, group and its hash), every value in range (seed an int >= 0, params >= 1, losses >= 0
+// or null, accuracies in [0, 1], BLEU in [0, 100], speeds >= 0), no live writer holds the
+// directory (claim.json), and its config.json (when there is one) is of the same run (group
+// hash, seed, variant) and of `binary` (a cls run is refused in an lm report). Every error
+// names the run directory.
+void check_run_record(const RunRecord& r, const std::string& binary);
 // The finished runs under `paths` (each a run directory, or a directory searched recursively),
-// in path order. Throws if a path does not exist or no finished run is found.
-std::vector<RunRecord> find_runs(const std::vector<std::string>& paths);
+// in path order, each checked by check_run_record against `binary` ("": the name of the
+// running executable, build/lm -> "lm"). Throws if a path does not exist or no finished run is
+// found.
+std::vector<RunRecord> find_runs(const std::vector<std::string>& paths, const std::string& binary = "");
 
 }  // namespace synth

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -447,6 +448,15 @@ ParallelCorpus load_parallel(const std::string& dir, const std::string& split,
     c.tgt = split_lines(read_text(tgt_path));
     SYNTH_CHECK(c.src.size() == c.tgt.size(), src_path, " has ", c.src.size(), " lines but ",
                 tgt_path, " has ", c.tgt.size(), "; the two sides must be line-aligned");
+    // A side with no word at all (every line empty or whitespace) has nothing to translate or
+    // learn: refused, as the classifier's loaders refuse such text, rather than a BLEU of 0.
+    for (const auto* side : {&c.src, &c.tgt}) {
+        const bool any_word = std::any_of(side->begin(), side->end(), [](const std::string& l) {
+            return std::any_of(l.begin(), l.end(), [](char ch) { return !std::isspace((unsigned char)ch); });
+        });
+        SYNTH_CHECK(any_word, side == &c.src ? src_path : tgt_path, ": every one of its ", side->size(),
+                    " lines is empty or whitespace; there is no sentence to translate");
+    }
     return c;
 }
 

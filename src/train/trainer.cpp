@@ -67,6 +67,15 @@ void TrainConfig::validate() const {
     require_fraction({{"beta2", beta2}});
     SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
+    // The schedule's settings against each other: cosine decays from --lr to --min-lr, so a
+    // floor above the peak would make it climb.
+    SYNTH_CHECK(schedule != "cosine" || min_lr <= lr, "--min-lr=", min_lr, " is above --lr=", lr,
+                ": the cosine schedule decays from --lr down to --min-lr (give --min-lr <= --lr)");
+    // A warmup longer than the run never reaches --lr. Presets set warmups for their own step
+    // counts, so a short --steps under a preset is common: said, not refused.
+    if (steps > 0 && warmup > steps)
+        std::fprintf(stderr, "warning: --warmup=%d is beyond --steps=%d: the learning rate never reaches --lr=%g "
+                     "(at most %g); give --warmup <= --steps\n", warmup, steps, lr, lr * (double)steps / warmup);
     parse_precision(precision);
     dist::parse_reduce(allreduce);
 }

@@ -7,6 +7,8 @@
 # Its "loss" is a checksum of the flags other than --threads and --run-dir, so it is deterministic.
 #   FAKE_RUNNER_FAIL=TEXT   a run whose flags contain TEXT exits 3 without result.json
 #   FAKE_RUNNER_SLEEP=S     each run sleeps S seconds first
+# Like the real runners it claims its run directory for its lifetime (src/runs/run_claim.h): a
+# second fake runner on a directory whose first is still going exits 2 naming it.
 set -euo pipefail
 
 if [[ ${1:-} == --report ]]; then
@@ -35,8 +37,14 @@ for a in "$@"; do
 done
 [[ -n $run_dir ]] || { echo "fake_runner: --run-dir=DIR is required" >&2; exit 2; }
 echo "fake_runner: $* (pid $$)"
-sleep "${FAKE_RUNNER_SLEEP:-0}"
 mkdir -p "$run_dir"
+exec 8>>"$run_dir/.claim.lock"
+if ! flock -n 8; then
+    echo "fake_runner: run directory $run_dir is in use by another run: $(cat "$run_dir/claim.json" 2>/dev/null)" >&2
+    exit 2
+fi
+echo "{\"pid\": $$}" >"$run_dir/claim.json"
+sleep "${FAKE_RUNNER_SLEEP:-0}"
 printf '{"argv":"%s"}\n' "$*" >"$run_dir/config.json"
 if [[ -n ${FAKE_RUNNER_FAIL:-} && "${flags[*]}" == *"$FAKE_RUNNER_FAIL"* ]]; then
     echo "fake_runner: failing as FAKE_RUNNER_FAIL asks" >&2
@@ -45,3 +53,4 @@ fi
 loss=$(printf '%s\n' "${flags[@]}" | sort | cksum | cut -d' ' -f1)
 printf '{"flags":"%s","loss":%s,"wall_s":%s}\n' "${flags[*]}" "$loss" "$RANDOM" >"$run_dir/result.json.tmp"
 mv "$run_dir/result.json.tmp" "$run_dir/result.json"
+rm -f "$run_dir/claim.json"

@@ -129,4 +129,85 @@ grep -qF -- '--threads="${SLURM_CPUS_PER_TASK:-1}"' "$cmds" || fail "Slurm runs 
 SLURM_ARRAY_TASK_ID=2 SLURM_CPUS_PER_TASK=2 bash "$script"
 [[ -e $R/variants-R_seeds-1/result.json && ! -e $R/variants-V_seeds-2/result.json ]] || fail "task 2 ran the wrong run"
 grep -q -- '--threads=2' "$R/variants-R_seeds-1/config.json" || fail "task did not pass SLURM_CPUS_PER_TASK"
+
+# ---- issue 40: one sweep at a time, killed sweeps, hostile values, bounded work ----------------
+say "hostile cases"
+# An empty sweep file, a directory, a missing runner: errors at once, naming what is wrong.
+: >"$W/empty.sweep"
+printf '# only a comment\n\n' >"$W/comment.sweep"
+for f in empty comment; do
+    must_fail "an empty sweep file ($f)" "$sweep" commands "$W/$f.sweep"
+    must_fail "an empty sweep file ($f), local" "$sweep" local "$W/$f.sweep" --runs-dir="$W/runs"
+    [[ $out == *"is empty"* ]] || fail "empty sweep file: $out"
+done
+must_fail "a directory as the sweep file" "$sweep" commands "$W"
+[[ $out == *"is a directory, not a sweep file"* && $out != *"unbound variable"* ]] || fail "directory: $out"
+must_fail "a missing SYNTH_BUILD runner" env SYNTH_BUILD=no/such/build "$sweep" local --name=x --runs-dir="$W/runs"
+[[ $out == *"no/such/build/lm"*"not an executable"* ]] || fail "missing runner: $out"
+[[ ! -e $W/runs/x ]] || fail "a sweep with a missing runner created its directory"
+# No CLI text reaches a batch script or shell line unquoted: a newline or a ';' in a Slurm
+# option is refused, and nothing runs.
+cd "$W"
+for bad in $'cpu\ntouch INJECTED' 'cpu;touch INJECTED' 'cpu touch INJECTED' '$(touch INJECTED)'; do
+    must_fail "--partition='$bad'" "$ROOT/$sweep" slurm "$W/t.sweep" --runs-dir="$W/runs" --partition="$bad" --dry-run
+    must_fail "--account='$bad'" "$ROOT/$sweep" slurm "$W/t.sweep" --runs-dir="$W/runs" --account "$bad" --dry-run
+done
+must_fail "a newline in --runs-dir" "$ROOT/$sweep" slurm "$W/t.sweep" --runs-dir=$'x\ntouch INJECTED' --dry-run
+must_fail "a newline in --sbatch" "$ROOT/$sweep" slurm "$W/t.sweep" --runs-dir="$W/runs" --sbatch=$'-x\ntouch INJECTED' --dry-run
+cd "$ROOT"
+[[ ! -e $W/INJECTED ]] || fail "a Slurm option value ran as a command"
+if grep -rqs INJECTED "$W/runs"/*/slurm/; then fail "a refused value reached a batch script"; fi
+# A grid of 10^10 runs fails at once, before expanding anything; --max-runs raises the limit.
+big=() ; for a in 1 2 3 4 5 6 7 8 9 10; do big+=("--grid=--a$a=0,1,2,3,4,5,6,7,8,9"); done
+start=$SECONDS
+must_fail "a grid of 10^10 runs" timeout 20 "$sweep" commands --name=big "${big[@]}"
+((SECONDS - start <= 5)) || fail "a grid of 10^10 runs took $((SECONDS - start)) s to refuse"
+[[ $out == *"more than --max-runs=10000 runs"* ]] || fail "10^10 grid: $out"
+[[ $("$sweep" commands --name=big "${big[@]:0:4}" | wc -l) == 10000 ]] || fail "a 10^4 grid is not 10^4 commands"
+must_fail "--max-runs below the grid" "$sweep" commands "$W/g.sweep" --max-runs=7
+[[ $("$sweep" commands "$W/g.sweep" --max-runs=8 | wc -l) == 8 ]] || fail "--max-runs at the grid's size"
+
+# Two sweeps of the same runs at once: the second is refused, naming the first; every run is
+# trained once and no log is cut.
+rm -rf "$R"
+FAKE_RUNNER_SLEEP=2 "$sweep" local "$W/t.sweep" -j 4 --threads=1 --runs-dir="$W/runs" 2>"$W/first" &
+first=$!
+for _ in $(seq 50); do [[ -s $R/.sweep.pid ]] && break; sleep 0.1; done
+if "$sweep" local "$W/t.sweep" -j 4 --threads=1 --runs-dir="$W/runs" 2>"$W/second"; then fail "a second sweep of the same runs ran"; fi
+grep -q "sweep 't' is already running in .*: pid $first on host" "$W/second" || fail "the refusal does not name the first sweep: $(cat "$W/second")"
+wait "$first" || fail "the first sweep failed: $(cat "$W/first")"
+check_report "$R/report" 4
+for l in "$R"/logs/*.log; do [[ $(grep -c '^fake_runner: ' "$l") == 1 ]] || fail "$l: a run started twice: $(cat "$l")"; done
+
+# A sweep killed with TERM stops the runs it started; one killed with -9 cannot, and the sweep
+# started again does not start a second runner on their directories (their claims refuse it),
+# loses no result, and finishes them when run once more.
+rm -rf "$R"
+FAKE_RUNNER_SLEEP=30 "$sweep" local "$W/t.sweep" -j 2 --threads=1 --runs-dir="$W/runs" 2>/dev/null &
+victim=$!
+for _ in $(seq 50); do (($(ls "$R"/*/claim.json 2>/dev/null | wc -l) == 2)) && break; sleep 0.1; done
+kill -TERM "$victim"; wait "$victim" 2>/dev/null || true
+sleep 0.5
+if pgrep -f "fake_runner.sh.*--run-dir=.*$R/" >/dev/null; then fail "a TERM-killed sweep left its runs going"; fi
+rm -rf "$R"
+FAKE_RUNNER_SLEEP=8 setsid "$sweep" local "$W/t.sweep" -j 2 --threads=1 --runs-dir="$W/runs" 2>/dev/null &
+victim=$!
+for _ in $(seq 50); do (($(ls "$R"/*/claim.json 2>/dev/null | wc -l) == 2)) && break; sleep 0.1; done
+kill -9 "$victim"; wait "$victim" 2>/dev/null || true
+live=$(ls -d "$R"/*/claim.json | xargs -n1 dirname)
+if "$sweep" local "$W/t.sweep" -j 2 --threads=1 --runs-dir="$W/runs" 2>"$W/out"; then fail "the restarted sweep ran over live runs: $(cat "$W/out"; cat "$R"/logs/*)"; fi
+for d in $live; do
+    grep -q "is in use by another run" "$R/logs/$(basename "$d").log" || fail "$d: no refusal in the restarted run's log"
+    [[ $(grep -c '^fake_runner: ' "$R/logs/$(basename "$d").log.prev") == 1 ]] || fail "$d: the first runner's log was cut"
+done
+for _ in $(seq 150); do (($(ls "$R"/*/result.json 2>/dev/null | wc -l) == 4)) && break; sleep 0.1; done
+"$sweep" local "$W/t.sweep" --runs-dir="$W/runs" 2>"$W/out" || fail "after the killed sweep's runs ended: $(cat "$W/out")"
+grep -q '4 runs, 0 to run' "$W/out" || fail "runs were lost or run again: $(cat "$W/out")"
+
+# A sweep whose file changed since its runs finished says so instead of reusing them.
+sed 's/^grid: --seeds=1,2$/grid: --seeds=1,2\nfixed: --steps=9/' "$W/t.sweep" >"$W/t2.sweep"
+printf 'name: t\n' >>"$W/t2.sweep"
+must_fail "a changed sweep file" "$sweep" local "$W/t2.sweep" --runs-dir="$W/runs"
+[[ $out == *"4 finished runs were run with other flags than the sweep now gives"* ]] || fail "changed sweep: $out"
+must_fail "a report of a changed sweep" "$sweep" report "$W/t2.sweep" --runs-dir="$W/runs"
 say ok

@@ -355,12 +355,22 @@ void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, con
     }
 }
 
+int threads_from_env(const char* var, const char* value) {
+    if (!value || !*value) return 0;
+    // As strictly as a flag: digits only (OMP_NUM_THREADS may be a list, "4,2": its first
+    // entry), a whole number in [1, 256]. Anything else is said once and ignored.
+    std::string s = value;
+    if (std::string(var) == "OMP_NUM_THREADS") s = s.substr(0, s.find(','));
+    const bool digits = !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+    const int n = digits ? std::atoi(s.c_str()) : 0;
+    if (n >= 1 && n <= 256) return n;
+    std::fprintf(stderr, "warning: %s='%s' is not a thread count (a whole number in [1, 256]); ignored\n", var, value);
+    return 0;
+}
+
 int default_threads() {
     for (const char* var : {"SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"})
-        if (const char* v = std::getenv(var)) {
-            const int n = std::atoi(v);  // OMP_NUM_THREADS may be a list ("4,2"): its first entry
-            if (n >= 1 && n <= 256) return n;
-        }
+        if (const int n = threads_from_env(var, std::getenv(var))) return n;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
     int n = CPU_COUNT(&set);

@@ -68,8 +68,13 @@ std::string cpu_name();
 void set_threads(int n);
 // SLURM_CPUS_PER_TASK, else OMP_NUM_THREADS, else the cores this process may use; when those are
 // all the machine's and mpirun says several ranks share it (OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's
-// MPI_LOCALNRANKS), each rank's share of them (docs/distributed.md: --bind-to none).
+// MPI_LOCALNRANKS), each rank's share of them (docs/distributed.md: --bind-to none). A variable
+// that is set but not a whole number in [1, 256] ("4x", "0", "1e3") is ignored with a warning
+// (threads_from_env), as the next source is used.
 int default_threads();
+// The thread count environment variable `var` gives (`value`, may be null), or 0 after a
+// warning naming it when it is set but not a whole number in [1, 256].
+int threads_from_env(const char* var, const char* value);
 
 // Row-major C = alpha * op(A) * op(B) + beta * C, where op(X) is X or X^T.
 //   op(A): M x K, op(B): K x N, C: M x N. lda, ldb, ldc are row strides (elements) of A, B, C
