@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "engine/profile.h"
 
 namespace synth {
 
@@ -109,6 +110,7 @@ Tensor new_tensor(const Shape& shape, bool with_grad) {
     }
     size_t n = (size_t)t.numel();
     t.data = scratch().alloc(n);
+    if (profile::on()) profile::output_allocated((int64_t)n);
     if (with_grad) t.grad = scratch().alloc_zero(n);
     return t;
 }

@@ -15,6 +15,7 @@
 #include "base/flags.h"
 #include "base/io.h"
 #include "engine/gemm/precision.h"
+#include "engine/profile.h"
 #include "base/table.h"
 #include "base/clock.h"
 
@@ -44,10 +45,14 @@ void TrainConfig::bind(Flags& f) {
     f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints this process wrote (0 = all)");
     f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
     f.add("resume", &resume, "continue training one variant from a --save-every checkpoint (same model flags)");
+    f.add("profile", &profile,
+          "print where the time goes, per op kind (forward, backward, GEMM share, bytes), as a table and a JSON line on "
+          "stderr after each run and at exit (also SYNTH_PROFILE=1; docs/performance.md)");
 }
 
 std::string TrainConfig::configure_compute() const {
     set_threads(threads);
+    profile::enable(profile);
     const std::string line = set_precision(parse_precision(precision));
     return "OpenBLAS kernel " + blas_kernel_name() + blas_kernel_note() + ", " + std::to_string(threads) + " threads, " + line;
 }
@@ -128,6 +133,7 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     SYNTH_CHECK(start_ <= total, "the checkpoint is at step ", start_, ", past the ", total, " steps of this run");
     const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : task.steps_per_epoch;
     SYNTH_CHECK(eval_every > 0, "--eval-every must be positive");
+    if (profile::on()) profile::reset();  // this run's profile only (not the memory check's step)
     const double t_start = now_seconds();
     double window_loss = 0;
     int window = 0;
@@ -178,15 +184,31 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     }
     r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
     r_.steps = total;
+    if (profile::on()) profile::report(stderr, name_ + " (" + cfg_.precision + ")");
     return r_;
 }
 
 float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip) {
+    const profile::Phase step("step");
     scratch().reset();
-    store.zero_grad();
-    Tensor l = loss();  // (1)
-    backward(l);
-    clip_grad_norm(store, clip);
+    {
+        const profile::Phase phase("zero_grad");
+        store.zero_grad();
+    }
+    Tensor l;
+    {
+        const profile::Phase phase("forward");
+        l = loss();  // (1)
+    }
+    {
+        const profile::Phase phase("backward");
+        backward(l);
+    }
+    {
+        const profile::Phase phase("clip");
+        clip_grad_norm(store, clip);
+    }
+    const profile::Phase phase("adamw");
     opt.step(lr);
     return l.data[0];
 }

@@ -39,11 +39,12 @@ struct TrainConfig {
     int save_every = 0;    // 0: never
     int keep_last = 0;     // keep only the newest N step checkpoints (0: all)
     std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
+    bool profile = false;  // --profile (or SYNTH_PROFILE=1): per-op times on stderr (engine/profile.h)
 
     void bind(Flags& f);
     void validate() const;
-    // Gives the process its threads (set_threads) and its GEMM provider for --precision
-    // (set_precision). Returns what a runner's summary line says of them: "OpenBLAS kernel
+    // Gives the process its threads (set_threads), its GEMM provider for --precision
+    // (set_precision) and turns on the profiler for --profile. Returns what a runner's summary line says of them: "OpenBLAS kernel
     // Haswell, 2 threads, precision bf16: rounded-bf16 (...)".
     std::string configure_compute() const;
     // With --save-every and --checkpoint-dir: the directory exists and is writable. (Its stale
