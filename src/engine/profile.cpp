@@ -1,6 +1,7 @@
 #include "engine/profile.h"
 
 #include <omp.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -43,6 +44,17 @@ double g_op_t0 = 0;
 double g_infer_t0 = 0;
 int g_gemm_depth = 0;
 bool g_atexit = false;
+bool g_cpu_clock = false;  // SYNTH_PROFILE=cpu
+
+// Wall time, or with SYNTH_PROFILE=cpu the process's CPU time: on a machine shared with other
+// jobs, wall time charges an op for the time the scheduler gave to others, while CPU time does
+// not (at 1 thread it is the op's own work; at n threads the sum over them).
+double now() {
+    if (!g_cpu_clock) return now_seconds();
+    timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 OpTotals& kind(Table& t, const char* op) {
     for (Kind& k : t.kinds)
@@ -60,7 +72,8 @@ void report_at_exit() { report(stderr, "rest of the process"); }
 void enable(bool want) {
     static const bool env = [] {
         const char* e = std::getenv("SYNTH_PROFILE");
-        return e && std::strcmp(e, "1") == 0;
+        g_cpu_clock = e && std::strcmp(e, "cpu") == 0;
+        return e && (std::strcmp(e, "1") == 0 || g_cpu_clock);
     }();
     g_on = want || env;
     if (g_on && !g_atexit) {
@@ -77,11 +90,11 @@ void Op::begin(const char* op, std::initializer_list<const Tensor*> inputs) {
     g_running = &k;
     g_running_bwd = false;
     active_ = true;
-    g_op_t0 = now_seconds();
+    g_op_t0 = now();
 }
 
 void Op::end() {
-    g_running->fwd_s += now_seconds() - g_op_t0;
+    g_running->fwd_s += now() - g_op_t0;
     g_running = nullptr;
 }
 
@@ -98,12 +111,12 @@ void backward_begin(const char* op, const Tensor* inputs, size_t n_inputs, const
     k.bytes += bytes;
     g_running = &k;
     g_running_bwd = true;
-    g_op_t0 = now_seconds();
+    g_op_t0 = now();
 }
 
 void backward_end() {
     if (!g_running) return;
-    g_running->bwd_s += now_seconds() - g_op_t0;
+    g_running->bwd_s += now() - g_op_t0;
     g_running = nullptr;
 }
 
@@ -111,13 +124,13 @@ void Gemm::begin(double flops) {
     if (g_gemm_depth++ > 0) return;  // inside another timed product
     active_ = true;
     flops_ = flops;
-    t0_ = now_seconds();
+    t0_ = now();
 }
 
 void Gemm::end() {
     --g_gemm_depth;
     OpTotals& k = g_running ? *g_running : kind(grad_enabled() ? g_train : g_infer, "(no op)");
-    k.gemm_s += now_seconds() - t0_;
+    k.gemm_s += now() - t0_;
     k.gemm_flops += flops_;
 }
 
@@ -131,13 +144,13 @@ void Phase::begin(const char* name) {
     const int i = phase_index(name);
     if (i < 0 || g_phase_depth[i]++ > 0) return;
     name_ = kPhases[i];
-    t0_ = now_seconds();
+    t0_ = now();
 }
 
 void Phase::end() {
     const int i = phase_index(name_);
     --g_phase_depth[i];
-    const double s = now_seconds() - t0_;
+    const double s = now() - t0_;
     g_phase_s[i] += s;
     if (i == 0) {
         g_train.wall_s += s;
@@ -145,9 +158,9 @@ void Phase::end() {
     }
 }
 
-void inference_begin() { g_infer_t0 = now_seconds(); }
+void inference_begin() { g_infer_t0 = now(); }
 void inference_end() {
-    g_infer.wall_s += now_seconds() - g_infer_t0;
+    g_infer.wall_s += now() - g_infer_t0;
     ++g_infer.units;
 }
 
@@ -239,12 +252,13 @@ void report_table(std::FILE* out, std::string& json, const Table& t, bool train)
 
 void report(std::FILE* out, const std::string& title) {
     if (g_train.units == 0 && g_infer.units == 0 && g_train.kinds.empty() && g_infer.kinds.empty()) return;
-    std::fprintf(out, "profile of %s (%d threads, %s); per step or pass, ms:\n", title.c_str(), omp_get_max_threads(),
-                 provider_name(gemm_provider()));
+    std::fprintf(out, "profile of %s (%d threads, %s); per step or pass, %s ms:\n", title.c_str(), omp_get_max_threads(),
+                 provider_name(gemm_provider()), g_cpu_clock ? "CPU (SYNTH_PROFILE=cpu)" : "wall");
     std::string json = "{\"profile\":{\"title\":";
     append_json_string(json, title, "profile title");
     json += ",\"threads\":" +
-                       std::to_string(omp_get_max_threads()) + ",\"gemm\":\"" + provider_name(gemm_provider()) + "\"";
+                       std::to_string(omp_get_max_threads()) + ",\"gemm\":\"" + provider_name(gemm_provider()) + "\",\"clock\":\"" +
+            (g_cpu_clock ? "cpu" : "wall") + "\"";
     for (bool train : {true, false}) {
         const Table& t = train ? g_train : g_infer;
         if (t.units == 0 && t.kinds.empty()) continue;

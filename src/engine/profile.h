@@ -15,8 +15,10 @@
 // and its new output tensors written; backward, the output's gradient and the inputs read, and
 // each input gradient read and written.
 //
-// Off (the default), each hook is one test of a global flag. Timings use the wall clock of the
-// calling thread, which is the one running the ops (ops are called outside parallel regions).
+// Off (the default), each hook is one test of a global flag. Timings use the wall clock (ops are
+// called outside parallel regions, by one thread); SYNTH_PROFILE=cpu turns the profiler on with
+// the process's CPU time instead, which a machine shared with other jobs does not inflate (at one
+// thread an op's own work; at n threads the sum over them, so shares stay comparable).
 #pragma once
 
 #include <cstdint>
@@ -30,8 +32,8 @@ namespace synth::profile {
 
 extern bool g_on;
 inline bool on() { return g_on; }
-// Turns profiling on (or off) for the rest of the process; on also when SYNTH_PROFILE=1 at the
-// first call. On, it registers the report of what is left at exit.
+// Turns profiling on (or off) for the rest of the process; on also when SYNTH_PROFILE=1 (or cpu)
+// at the first call. On, it registers the report of what is left at exit.
 void enable(bool on);
 
 // Timed forward of one op kind `op` (a string literal), counted in the training table when
