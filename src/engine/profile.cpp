@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -45,6 +46,8 @@ double g_infer_t0 = 0;
 int g_gemm_depth = 0;
 bool g_atexit = false;
 bool g_cpu_clock = false;  // SYNTH_PROFILE=cpu
+size_t g_arena_capacity = SIZE_MAX;  // the scratch arena's size after the last training step
+int64_t g_warmup_steps = 0;          // training steps dropped as warm-up since the last report
 
 // Wall time, or with SYNTH_PROFILE=cpu the process's CPU time: on a machine shared with other
 // jobs, wall time charges an op for the time the scheduler gave to others, while CPU time does
@@ -134,6 +137,8 @@ void Gemm::end() {
     k.gemm_flops += flops_;
 }
 
+static void clear_tables();
+
 static int phase_index(const char* name) {
     for (int i = 0; i < 6; ++i)
         if (std::strcmp(kPhases[i], name) == 0) return i;
@@ -152,10 +157,19 @@ void Phase::end() {
     --g_phase_depth[i];
     const double s = now() - t0_;
     g_phase_s[i] += s;
-    if (i == 0) {
-        g_train.wall_s += s;
-        ++g_train.units;
+    if (i != 0) return;
+    // Warm-up: until the activation arena has kept its size for a whole step, a step pays for
+    // growing it (and first touching its pages) and oneDNN for creating its primitives, which no
+    // later step does. Such steps, and everything recorded before them, are dropped.
+    const size_t capacity = scratch().capacity_bytes();
+    if (capacity != g_arena_capacity) {
+        g_arena_capacity = capacity;
+        clear_tables();
+        ++g_warmup_steps;
+        return;
     }
+    g_train.wall_s += s;
+    ++g_train.units;
 }
 
 void inference_begin() { g_infer_t0 = now(); }
@@ -175,10 +189,15 @@ double phase_seconds(const std::string& phase) {
     return i < 0 ? 0.0 : g_phase_s[i];
 }
 
-void reset() {
+static void clear_tables() {
     g_train = Table{};
     g_infer = Table{};
     std::fill(g_phase_s, g_phase_s + 6, 0.0);
+}
+
+void reset() {
+    clear_tables();
+    g_warmup_steps = 0;
 }
 
 // ---- the report ---------------------------------------------------------------------------------
@@ -206,9 +225,10 @@ void report_table(std::FILE* out, std::string& json, const Table& t, bool train)
     auto pct = [&](double s) { return wall > 0 ? num(100.0 * s / wall, 1) : std::string("-"); };
     auto ms = [&](double s) { return num(1e3 * s / n, 2); };
     auto gflops = [](double f, double s) { return s > 0 ? num(f / s * 1e-9, 1) : std::string("-"); };
-    std::fprintf(out, "profile, %s: %lld %s, %s ms per %s; GEMM %s%% of it (%s GFLOP/s)\n",
+    std::fprintf(out, "profile, %s: %lld %s, %s ms per %s; GEMM %s%% of it (%s GFLOP/s)%s\n",
                  train ? "training" : "inference", (long long)t.units, units, ms(wall).c_str(), unit, pct(gemm).c_str(),
-                 gflops(flops, gemm).c_str());
+                 gflops(flops, gemm).c_str(),
+                 train && g_warmup_steps ? (" after " + std::to_string(g_warmup_steps) + " warm-up steps").c_str() : "");
     std::fprintf(out, "  %-16s %9s %9s %9s %9s %6s %9s %9s %9s\n", "op", "fwd calls", "fwd ms", "bwd calls", "bwd ms",
                  "% " , "GEMM ms", "GFLOP/s", "MB");
     for (const Kind& k : kinds)
@@ -235,7 +255,8 @@ void report_table(std::FILE* out, std::string& json, const Table& t, bool train)
                      ms(wall - fwd).c_str(), "", "", pct(wall - fwd).c_str());
     }
     json += std::string("\"") + (train ? "train" : "inference") + "\":{\"" + units + "\":" + std::to_string(t.units) +
-            ",\"wall_s\":" + num(wall, 6) + ",\"ops_fwd_s\":" + num(fwd, 6) + ",\"ops_bwd_s\":" + num(bwd, 6) +
+            ",\"wall_s\":" + num(wall, 6) +
+            (train ? ",\"warmup_steps\":" + std::to_string(g_warmup_steps) : std::string()) + ",\"ops_fwd_s\":" + num(fwd, 6) + ",\"ops_bwd_s\":" + num(bwd, 6) +
             ",\"gemm_s\":" + num(gemm, 6) + ",\"gemm_share\":" + num(wall > 0 ? gemm / wall : 0, 4) +
             ",\"gemm_gflop\":" + num(flops * 1e-9, 3) + extra + ",\"ops\":[";
     for (size_t i = 0; i < kinds.size(); ++i) {

@@ -6,8 +6,10 @@
 // engine (linear's and the batched attention products, kernels.cpp) is timed as GEMM time of the
 // op that runs it, with its nominal FLOPs (2 M N K; a causal product's skipped blocks are counted
 // too). train_step times its phases (forward, backward, clip, AdamW), and an outermost NoGrad
-// scope is one inference pass. The report (report()) is a table per mode, training steps and
-// inference passes, on stderr, then the same figures as one JSON line on stderr that starts with
+// scope is one inference pass. Training steps before the activation arena has kept its size for
+// a whole step are warm-up (arena growth, first-touch page faults, oneDNN primitive creation) and
+// are dropped with everything recorded before them; the report says how many. The report
+// (report()) is a table per mode, training steps and inference passes, on stderr, then the same figures as one JSON line on stderr that starts with
 // {"profile": (documented in docs/performance.md). Trainer::run prints one per run; whatever was
 // recorded after the last report is printed at exit (build/lm --bench, evaluation).
 //
