@@ -424,6 +424,17 @@ TEST_CASE("op: add, same shape and broadcast") {
         Tensor b = randn({5, 7}, rng);
         CHECK_GRADS({a, b}, [&] { return add(a, b); });
     }
+    SUBCASE("large enough for the threads: each element the one float addition") {
+        NoGrad ng;
+        Tensor x = randn({4, 128, 256}, rng);
+        for (const Shape& bs : {Shape{4, 128, 256}, Shape{256}, Shape{128, 256}}) {
+            Tensor b = randn(bs, rng);
+            const Tensor y = add(x, b);
+            int64_t wrong = 0;
+            for (int64_t i = 0; i < x.numel(); ++i) wrong += y.data[i] != x.data[i] + b.data[i % b.numel()];
+            CHECK(wrong == 0);
+        }
+    }
 }
 
 TEST_CASE("op: mul and scale") {

@@ -205,8 +205,20 @@ Tensor add(const Tensor& a, const Tensor& b) {
     for (int i = 1; trailing && i <= b.ndim; ++i) trailing = a.dim(-i) == b.dim(-i);
     SYNTH_CHECK(trailing, "add: shapes ", a.shape_str(), " and ", b.shape_str(), " do not broadcast");
     Tensor y = new_tensor(shape_of(a), needs_grad({&a, &b}));
+    // y[r, c] = a[r, c] + b[c] over the n / m rows of m, without an index modulo per element, so
+    // the loops vectorise (docs/performance.md); each y element is the same single float addition.
+    if (m == n) {  // same shapes: the residual adds
+#pragma omp parallel for simd if (n > kParallelMin)
+        for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i];
+    } else {
 #pragma omp parallel for if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i % m];
+        for (int64_t r = 0; r < n / m; ++r) {
+            const float* ar = a.data + r * m;
+            float* yr = y.data + r * m;
+#pragma omp simd
+            for (int64_t c = 0; c < m; ++c) yr[c] = ar[c] + b.data[c];
+        }
+    }
     if (y.grad) {
         record("add", {a, b}, y, [=] {
             // da += dy; db += dy summed over the leading dims b is broadcast over
