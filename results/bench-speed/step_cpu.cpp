@@ -14,7 +14,6 @@
 #include "engine/gemm/blas.h"
 #include "engine/gemm/precision.h"
 #include "engine/optim.h"
-#include "engine/profile.h"
 #include "models/transformer.h"
 #include "train/trainer.h"
 #include "base/rng.h"
