@@ -239,6 +239,50 @@ TEST_CASE("op: head_scores and head_mix equal split_heads, bmm and merge_heads, 
                          Error);
 }
 
+TEST_CASE("op: head_mix with one p for the batch equals the plain reference, with gradients") {
+    // R, Rfix and FR give head_mix a p of batch 1, which every sequence's products read in place
+    // (stride 0), and whose gradient sums over the batch. Against the double-precision loop within
+    // 1e-5 + 1e-4 relative (fp32 sums of <= 153 terms of unit scale), causal over several 64-row
+    // blocks with and without a query offset; its gradients against the per-sequence path (p
+    // copied to every sequence by broadcast_batch) within the same tolerance, and by central
+    // differences on a small shape.
+    Rng rng(15);
+    const int B = 3, H = 2, D = 5, d = H * D;
+    for (int q0 : {0, 3})
+        for (bool causal : {false, true}) {
+            CAPTURE(q0);
+            CAPTURE(causal);
+            const int Tq = 150, Tk = Tq + q0;
+            Mask mask;
+            mask.causal = causal;
+            mask.q_offset = q0;
+            Tensor r = randn({1, H, Tq, Tk}, rng), v = randn({B, Tk, d}, rng);
+            const Tensor p = softmax(r, mask);  // 0 above the diagonal when causal, as head_mix requires
+            {
+                NoGrad ng;
+                check_close(head_mix(p, v, mask), reference::head_mix(p, v));
+            }
+            // Gradients of r and v through the shared path and through the per-sequence one.
+            Tensor w = randn({B, Tq, d}, rng, false);
+            auto grads = [&](bool shared) {
+                std::memset(r.grad, 0, r.numel() * sizeof(float));
+                std::memset(v.grad, 0, v.numel() * sizeof(float));
+                const Tensor pr = softmax(r, mask);
+                backward(sum(mul(head_mix(shared ? pr : broadcast_batch(pr, B), v, mask), w)));
+                std::vector<double> g(r.grad, r.grad + r.numel());
+                g.insert(g.end(), v.grad, v.grad + v.numel());
+                return g;
+            };
+            const std::vector<double> g_shared = grads(true), g_each = grads(false);
+            int64_t bad = 0;
+            for (size_t i = 0; i < g_shared.size(); ++i)
+                bad += !(std::fabs(g_shared[i] - g_each[i]) <= 1e-5 + 1e-4 * std::fabs(g_each[i]));
+            CHECK(bad == 0);
+        }
+    Tensor p = randn({1, 2, 4, 6}, rng), v = randn({3, 6, 2 * 3}, rng);
+    CHECK_GRADS({p, v}, [&] { return head_mix(p, v); });
+}
+
 TEST_CASE("op: causal head_scores, head_linear and head_mix skip blocks above the diagonal, exactly, also in a mixture") {
     // Over 64 query rows, so the products run in several row blocks (64, 64, 22), the last
     // one ragged; q_offset 3 is a query window that starts after 3 cached keys.
@@ -379,6 +423,17 @@ TEST_CASE("op: add, same shape and broadcast") {
     SUBCASE("broadcast (T, C)") {
         Tensor b = randn({5, 7}, rng);
         CHECK_GRADS({a, b}, [&] { return add(a, b); });
+    }
+    SUBCASE("large enough for the threads: each element the one float addition") {
+        NoGrad ng;
+        Tensor x = randn({4, 128, 256}, rng);
+        for (const Shape& bs : {Shape{4, 128, 256}, Shape{256}, Shape{128, 256}}) {
+            Tensor b = randn(bs, rng);
+            const Tensor y = add(x, b);
+            int64_t wrong = 0;
+            for (int64_t i = 0; i < x.numel(); ++i) wrong += y.data[i] != x.data[i] + b.data[i % b.numel()];
+            CHECK(wrong == 0);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "engine/profile.h"
 
 namespace synth {
 
@@ -41,16 +42,23 @@ static std::string trace_line(const char* direction, size_t index, const TapeEnt
 
 bool grad_enabled() { return g_grad_enabled; }
 
-NoGrad::NoGrad() : prev_(g_grad_enabled) { g_grad_enabled = false; }
-NoGrad::~NoGrad() { g_grad_enabled = prev_; }
+// An outermost NoGrad scope is one inference pass for the profiler.
+NoGrad::NoGrad() : prev_(g_grad_enabled) {
+    g_grad_enabled = false;
+    if (profile::on() && prev_) profile::inference_begin();
+}
+NoGrad::~NoGrad() {
+    if (profile::on() && prev_) profile::inference_end();
+    g_grad_enabled = prev_;
+}
 
 void record(const char* op, const Tensor* inputs, size_t n_inputs, const Tensor& output,
             std::function<void()> backward) {
     auto& t = tape();
     t.push_back({op, {}, output, std::move(backward)});
-    if (!trace()) return;
-    t.back().inputs.assign(inputs, inputs + n_inputs);
-    trace()(trace_line("fwd", t.size() - 1, t.back()));
+    if (!trace() && !profile::on()) return;
+    t.back().inputs.assign(inputs, inputs + n_inputs);  // the profiler counts their bytes
+    if (trace()) trace()(trace_line("fwd", t.size() - 1, t.back()));
 }
 
 void backward(const Tensor& loss) {
@@ -60,7 +68,9 @@ void backward(const Tensor& loss) {
     auto& t = tape();
     for (size_t i = t.size(); i-- > 0;) {
         if (trace()) trace()(trace_line("bwd", i, t[i]));
+        if (profile::on()) profile::backward_begin(t[i].op, t[i].inputs.data(), t[i].inputs.size(), t[i].output);
         t[i].backward();
+        if (profile::on()) profile::backward_end();
     }
     t.clear();
     trace() = nullptr;  // one step is enough to see the order

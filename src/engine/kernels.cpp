@@ -6,6 +6,7 @@
 
 #include "engine/gemm/blas.h"
 #include "base/error.h"
+#include "engine/profile.h"
 
 namespace synth::kernel {
 
@@ -84,6 +85,7 @@ void batched_gemm_forward(const BatchedGemm& g, const float* a, const float* b, 
     SYNTH_CHECK(g.causal.limit == Causal::None || g.ta == Transpose::No, "batched_gemm: causal blocks need rows of a");
     const bool ta = g.ta == Transpose::Yes, tb = g.tb == Transpose::Yes;
     const int M = g.M, N = g.N, K = g.K, block = block_rows(g);
+    const profile::Gemm prof(2.0 * g.batch * g.heads * M * N * K);
     if (gemm_batches_in_one_call()) {
         // Whole products in one call: what causal blocks would skip is computed too (there a is
         // 0, or the result is cleared below), since one large call beats many small ones.
@@ -169,6 +171,7 @@ void batched_gemm_backward(const BatchedGemm& g, const float* a, const float* b,
     const bool ta = g.ta == Transpose::Yes, tb = g.tb == Transpose::Yes;
     const int M = g.M, N = g.N, K = g.K, block = block_rows(g);
     const Strided sa = g.a, sb = g.b, sc = g.c;
+    const profile::Gemm prof(2.0 * g.batch * g.heads * M * N * K * ((da ? 1 : 0) + (db ? 1 : 0)));
     if (gemm_batches_in_one_call()) {
         // The whole products, as the forward computed them; where causal blocks would skip,
         // dc (or a) is 0, so the sums are those of the blocked path (but for InnerDim's da above

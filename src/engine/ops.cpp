@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "engine/fastmath.h"
 #include "engine/kernels.h"
+#include "engine/profile.h"
 #include "base/rng.h"
 
 namespace synth {
@@ -58,6 +59,7 @@ static void linear_forward(const Tensor& x, const Tensor& w, const float* bias, 
     const int K = x.dim(-1), N = y.dim(-1);
     const int64_t R = x.numel() / K;
     if (bias) kernel::fill_rows(bias, R, N, y.data);
+    const profile::Gemm prof(2.0 * R * N * K);
     sgemm(false, wt, (int)R, N, K, alpha, x.data, K, w.data, wt ? K : N, bias ? 1.0f : 0.0f, y.data, N);
 }
 
@@ -68,18 +70,22 @@ static void linear_backward(const Tensor& x, const Tensor& w, const Tensor& b, T
     const bool wt = w_layout == Transpose::Yes;
     const int K = x.dim(-1), N = wt ? w.dim(0) : w.dim(1);
     const int64_t R = x.numel() / K;
-    const GemmOperandReuse reuse;  // dy feeds both products: converted to bf16 once
-    if (x.grad) sgemm(false, !wt, (int)R, K, N, alpha, dy, N, w.data, wt ? K : N, 1.0f, x.grad, K);
-    if (w.grad) {
-        if (wt)  // dW (N, K) += alpha dy^T x
-            sgemm(true, false, N, K, (int)R, alpha, dy, N, x.data, K, 1.0f, w.grad, K);
-        else  // dW (K, N) += alpha x^T dy
-            sgemm(true, false, K, N, (int)R, alpha, x.data, K, dy, N, 1.0f, w.grad, N);
+    {
+        const GemmOperandReuse reuse;  // dy feeds both products: converted to bf16 once
+        const profile::Gemm prof(2.0 * R * N * K * ((x.grad ? 1 : 0) + (w.grad ? 1 : 0)));
+        if (x.grad) sgemm(false, !wt, (int)R, K, N, alpha, dy, N, w.data, wt ? K : N, 1.0f, x.grad, K);
+        if (w.grad) {
+            if (wt)  // dW (N, K) += alpha dy^T x
+                sgemm(true, false, N, K, (int)R, alpha, dy, N, x.data, K, 1.0f, w.grad, K);
+            else  // dW (K, N) += alpha x^T dy
+                sgemm(true, false, K, N, (int)R, alpha, x.data, K, dy, N, 1.0f, w.grad, N);
+        }
     }
     if (b.grad) kernel::colsum_add(dy, R, N, b.grad);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_layout, float alpha) {
+    const profile::Op prof("linear", {&x, &w, &b});
     Tensor y = linear_output(x, w, b, w_layout, "linear");
     linear_forward(x, w, b.data, w_layout, alpha, y);
     if (y.grad) record("linear", {x, w, b}, y, [=] { linear_backward(x, w, b, w_layout, alpha, y.grad); });
@@ -91,6 +97,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_lay
 // feed-forward layer, and one pass over them. The bias is added in the ReLU's pass, not
 // copied into y before the GEMM: one pass over y fewer.
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
+    const profile::Op prof("linear_relu", {&x, &w, &b});
     Tensor y = linear_output(x, w, b, Transpose::No, "linear_relu");
     linear_forward(x, w, nullptr, Transpose::No, 1.0f, y);
     const int N = y.dim(-1);
@@ -136,6 +143,7 @@ static void batched_matmul(const char* name, const kernel::BatchedGemm& g, const
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb) {
+    const profile::Op prof("bmm", {&a, &b});
     SYNTH_CHECK(a.ndim == 4 && b.ndim == 4, "bmm: operands must be 4-D, got ", a.shape_str(), " and ", b.shape_str());
     const int Ba = a.dim(0), Bb = b.dim(0), H = a.dim(1);
     SYNTH_CHECK(b.dim(1) == H, "bmm: head counts differ: ", a.shape_str(), " vs ", b.shape_str());
@@ -157,6 +165,7 @@ Tensor bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb) {
 }
 
 Tensor head_scores(const Tensor& q, const Tensor& k, int H, const Mask& mask) {
+    const profile::Op prof("head_scores", {&q, &k});
     SYNTH_CHECK(q.ndim == 3 && k.ndim == 3 && q.dim(0) == k.dim(0) && q.dim(2) == k.dim(2) && q.dim(2) % H == 0,
                 "head_scores: q ", q.shape_str(), " and k ", k.shape_str(), " in ", H, " heads");
     const int B = q.dim(0), Tq = q.dim(1), Tk = k.dim(1), D = q.dim(2) / H;
@@ -171,6 +180,7 @@ Tensor head_scores(const Tensor& q, const Tensor& k, int H, const Mask& mask) {
 }
 
 Tensor head_mix(const Tensor& p, const Tensor& v, const Mask& mask) {
+    const profile::Op prof("head_mix", {&p, &v});
     SYNTH_CHECK(p.ndim == 4 && v.ndim == 3 && (p.dim(0) == v.dim(0) || p.dim(0) == 1) && p.dim(3) == v.dim(1) &&
                     v.dim(2) % p.dim(1) == 0,
                 "head_mix: weights ", p.shape_str(), " and values ", v.shape_str());
@@ -189,13 +199,26 @@ Tensor head_mix(const Tensor& p, const Tensor& v, const Mask& mask) {
 // add (with trailing-shape broadcast of b), mul, scale
 // =====================================================================================
 Tensor add(const Tensor& a, const Tensor& b) {
+    const profile::Op prof("add", {&a, &b});
     const int64_t n = a.numel(), m = b.numel();
     bool trailing = b.ndim <= a.ndim;
     for (int i = 1; trailing && i <= b.ndim; ++i) trailing = a.dim(-i) == b.dim(-i);
     SYNTH_CHECK(trailing, "add: shapes ", a.shape_str(), " and ", b.shape_str(), " do not broadcast");
     Tensor y = new_tensor(shape_of(a), needs_grad({&a, &b}));
+    // y[r, c] = a[r, c] + b[c] over the n / m rows of m, without an index modulo per element, so
+    // the loops vectorise (docs/performance.md); each y element is the same single float addition.
+    if (m == n) {  // same shapes: the residual adds
+#pragma omp parallel for simd if (n > kParallelMin)
+        for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i];
+    } else {
 #pragma omp parallel for if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) y.data[i] = a.data[i] + b.data[i % m];
+        for (int64_t r = 0; r < n / m; ++r) {
+            const float* ar = a.data + r * m;
+            float* yr = y.data + r * m;
+#pragma omp simd
+            for (int64_t c = 0; c < m; ++c) yr[c] = ar[c] + b.data[c];
+        }
+    }
     if (y.grad) {
         record("add", {a, b}, y, [=] {
             // da += dy; db += dy summed over the leading dims b is broadcast over
@@ -210,6 +233,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+    const profile::Op prof("mul", {&a, &b});
     const int64_t n = a.numel();
     bool same = a.ndim == b.ndim;
     for (int i = 0; same && i < a.ndim; ++i) same = a.dims[i] == b.dims[i];
@@ -230,6 +254,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor scale(const Tensor& a, float s) {
+    const profile::Op prof("scale", {&a});
     const int64_t n = a.numel();
     Tensor y = new_tensor(shape_of(a), needs_grad({&a}));
 #pragma omp parallel for if (n > kParallelMin)
@@ -247,6 +272,7 @@ Tensor scale(const Tensor& a, float s) {
 // relu, gelu, glu
 // =====================================================================================
 Tensor relu(const Tensor& x) {
+    const profile::Op prof("relu", {&x});
     const int64_t n = x.numel();
     Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
 #pragma omp parallel for if (n > kParallelMin)
@@ -263,6 +289,7 @@ Tensor relu(const Tensor& x) {
 // gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)
 static constexpr float kGeluC = 0.7978845608028654f;
 Tensor gelu(const Tensor& x) {
+    const profile::Op prof("gelu", {&x});
     const int64_t n = x.numel();
     Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
 #pragma omp parallel for if (n > kParallelMin)
@@ -287,6 +314,7 @@ Tensor gelu(const Tensor& x) {
 
 // glu(x) = a * sigmoid(g) for x = [a | g] along the last dim: (..., 2C) -> (..., C)
 Tensor glu(const Tensor& x) {
+    const profile::Op prof("glu", {&x});
     SYNTH_CHECK(x.ndim >= 1 && x.dim(-1) % 2 == 0, "glu: the last dim of ", x.shape_str(), " must be even");
     const int C = x.dim(-1) / 2;
     const int64_t rows = x.numel() / (2 * C);
@@ -336,6 +364,7 @@ static void apply_dropout_mask(const float* in, float* out, int64_t n, float p, 
 Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
     SYNTH_CHECK(p >= 0.0f && p < 1.0f, "dropout probability must be in [0, 1), got ", p);
     if (p == 0.0f) return x;
+    const profile::Op prof("dropout", {&x});
     const int64_t n = x.numel();
     const float keep = 1.0f / (1.0f - p);
     Tensor y = new_tensor(shape_of(x), needs_grad({&x}));
@@ -350,6 +379,7 @@ Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
 // layernorm
 // =====================================================================================
 Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
+    const profile::Op prof("layernorm", {&x, &g, &b});
     const int C = x.dim(-1);
     SYNTH_CHECK(g.numel() == C && b.numel() == C, "layernorm: gain/bias must have ", C, " elements");
     const int64_t R = x.numel() / C;
@@ -415,6 +445,7 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
 // masked softmax
 // =====================================================================================
 Tensor softmax(const Tensor& logits, const Mask& mask) {
+    const profile::Op prof("softmax", {&logits});
     SYNTH_CHECK(logits.ndim == 4, "softmax: logits must be (B, H, Tq, Tk), got ", logits.shape_str());
     const int Bl = logits.dim(0), H = logits.dim(1), Tq = logits.dim(2), Tk = logits.dim(3);
     const int Bo = mask.key_pad ? mask.batch : Bl;
@@ -499,6 +530,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
 // local_conv: y[b, r, c] = sum_k w[b, r, c / (C/H), k] x[b, q_offset + r - pad_left + k, c]
 // =====================================================================================
 Tensor local_conv(const Tensor& x, const Tensor& w, int pad_left, int q_offset, const uint8_t* key_pad) {
+    const profile::Op prof("local_conv", {&x, &w});
     SYNTH_CHECK(x.ndim == 3 && w.ndim == 4, "local_conv: x (B, Tk, C) and w (B or 1, Tq or 1, H, K) expected, got x ",
                 x.shape_str(), " w ", w.shape_str());
     const int B = x.dim(0), Tk = x.dim(1), C = x.dim(2), H = w.dim(2), K = w.dim(3), Tq = Tk - q_offset;
@@ -596,6 +628,7 @@ Tensor local_conv(const Tensor& x, const Tensor& w, int pad_left, int q_offset, 
 // embedding
 // =====================================================================================
 Tensor embedding(const Tensor& table, const std::vector<int32_t>& ids, int B, int T) {
+    const profile::Op prof("embedding", {&table});
     SYNTH_CHECK(table.ndim == 2, "embedding: table must be (V, C)");
     SYNTH_CHECK((int64_t)ids.size() == (int64_t)B * T, "embedding: ", ids.size(), " ids for a (", B, ", ", T,
                 ") batch");
@@ -648,6 +681,7 @@ static float row_sum_exp(const float* x, int n, float shift) {  // sum_i exp(x[i
 
 Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, int ignore_index,
                      float label_smoothing, LossStats* stats) {
+    const profile::Op prof("cross_entropy", {&logits});
     SYNTH_CHECK(logits.ndim == 2, "cross_entropy: logits must be (N, V), got ", logits.shape_str());
     const int N = logits.dim(0), V = logits.dim(1);
     SYNTH_CHECK((int)targets.size() == N, "cross_entropy: ", targets.size(), " targets for ", N, " rows");
@@ -710,6 +744,7 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
 // split_heads / merge_heads: (B, T, H*D) <-> (B, H, T, D)
 // =====================================================================================
 Tensor split_heads(const Tensor& x, int H) {
+    const profile::Op prof("split_heads", {&x});
     SYNTH_CHECK(x.ndim == 3 && x.dim(2) % H == 0, "split_heads: ", x.shape_str(), " into ", H, " heads");
     const int B = x.dim(0), T = x.dim(1), D = x.dim(2) / H;
     Tensor y = new_tensor({B, H, T, D}, needs_grad({&x}));
@@ -722,6 +757,7 @@ Tensor split_heads(const Tensor& x, int H) {
 }
 
 Tensor merge_heads(const Tensor& x) {
+    const profile::Op prof("merge_heads", {&x});
     SYNTH_CHECK(x.ndim == 4, "merge_heads: expects (B, H, T, D), got ", x.shape_str());
     const int B = x.dim(0), H = x.dim(1), T = x.dim(2), D = x.dim(3);
     Tensor y = new_tensor({B, T, H * D}, needs_grad({&x}));
@@ -737,6 +773,7 @@ Tensor merge_heads(const Tensor& x) {
 // slice_seq / concat_seq along the time axis of (B, T, C)
 // =====================================================================================
 Tensor slice_seq(const Tensor& x, int t0, int t1) {
+    const profile::Op prof("slice_seq", {&x});
     SYNTH_CHECK(x.ndim == 3 && 0 <= t0 && t0 < t1 && t1 <= x.dim(1), "slice_seq: [", t0, ", ", t1, ") of ",
                 x.shape_str());
     const int B = x.dim(0), T = x.dim(1), C = x.dim(2), n = t1 - t0;
@@ -756,6 +793,7 @@ Tensor slice_seq(const Tensor& x, int t0, int t1) {
 }
 
 Tensor concat_seq(const Tensor& a, const Tensor& b) {
+    const profile::Op prof("concat_seq", {&a, &b});
     SYNTH_CHECK(a.ndim == 3 && b.ndim == 3 && a.dim(0) == b.dim(0) && a.dim(2) == b.dim(2), "concat_seq: ",
                 a.shape_str(), " and ", b.shape_str());
     const int B = a.dim(0), Ta = a.dim(1), Tb = b.dim(1), C = a.dim(2), T = Ta + Tb;
@@ -791,6 +829,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 // sum / mean
 // =====================================================================================
 static Tensor reduce_scaled(const Tensor& x, float s, const char* name) {
+    const profile::Op prof(name, {&x});
     const int64_t n = x.numel();
     double acc = 0.0;
     for (int64_t i = 0; i < n; ++i) acc += x.data[i];
@@ -811,6 +850,7 @@ Tensor mean(const Tensor& x) { return reduce_scaled(x, 1.0f / (float)x.numel(), 
 // crop: (H, L, M) -> (1, H, rows, cols)
 // =====================================================================================
 Tensor crop(const Tensor& x, int rows, int cols, int row0) {
+    const profile::Op prof("crop", {&x});
     SYNTH_CHECK(x.ndim == 3, "crop: expects (H, L, M), got ", x.shape_str());
     const int H = x.dim(0), L = x.dim(1), M = x.dim(2);
     SYNTH_CHECK(row0 >= 0 && rows >= 1 && row0 + rows <= L && cols >= 1 && cols <= M, "crop: rows [", row0, ", ",
@@ -837,6 +877,7 @@ Tensor crop(const Tensor& x, int rows, int cols, int row0) {
 // head_linear: the heads of x (B, T, H*D) times W_h[:, :n] (+ b_h[:n]) -> (B, H, T, n)
 // =====================================================================================
 Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int n, const Mask& mask) {
+    const profile::Op prof("head_linear", {&x, &w, &b});
     SYNTH_CHECK(x.ndim == 3 && w.ndim == 3 && b.ndim == 2 && H >= 1 && x.dim(2) % H == 0,
                 "head_linear: x (B, T, H*D), w (H or 1, D, L), b (H or 1, L) expected, got x ", x.shape_str(),
                 " in ", H, " heads");
@@ -880,6 +921,7 @@ Tensor head_linear(const Tensor& x, int H, const Tensor& w, const Tensor& b, int
 // fd_outer: Factorized Dense logits C[i, j] = A[i, j mod a] * B[i, j / a]
 // =====================================================================================
 Tensor fd_outer(const Tensor& a_factor, const Tensor& b_factor, int n) {
+    const profile::Op prof("fd_outer", {&a_factor, &b_factor});
     SYNTH_CHECK(a_factor.ndim == 4 && b_factor.ndim == 4, "fd_outer: 4-D inputs expected");
     const int a = a_factor.dim(3), b = b_factor.dim(3);
     SYNTH_CHECK(n >= 1 && n <= a * b, "fd_outer: ", n, " columns from a=", a, " b=", b);
@@ -922,6 +964,7 @@ void mixture_weights(const float* w, int C, float* alpha) {
 }
 
 Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
+    const profile::Op prof("mix", {&w});
     const int C = (int)comps.size();  // components
     SYNTH_CHECK(C >= 1 && C <= 16 && w.ndim == 2 && w.dim(1) == C, "mix: weights ", w.shape_str(), " for ", C,
                 " components");
@@ -1000,6 +1043,7 @@ Tensor mix(const std::vector<Tensor>& comps, const Tensor& w) {
 // broadcast_batch: (1, ...) -> (B, ...)
 // =====================================================================================
 Tensor broadcast_batch(const Tensor& x, int B) {
+    const profile::Op prof("broadcast_batch", {&x});
     SYNTH_CHECK(x.ndim >= 1 && x.dim(0) == 1 && B >= 1, "broadcast_batch: ", x.shape_str(), " to a batch of ", B);
     Shape shape = shape_of(x);
     shape[0] = B;

@@ -40,6 +40,22 @@ std::vector<double> bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpos
     return c;
 }
 
+std::vector<double> head_mix(const Tensor& p, const Tensor& v) {
+    const int Bp = p.dim(0), H = p.dim(1), Tq = p.dim(2), Tk = p.dim(3), B = v.dim(0), HD = v.dim(2), D = HD / H;
+    std::vector<double> out((size_t)B * Tq * HD);
+    for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h)
+            for (int i = 0; i < Tq; ++i)
+                for (int d = 0; d < D; ++d) {
+                    double s = 0.0;
+                    for (int j = 0; j < Tk; ++j)
+                        s += (double)p.data[(((size_t)(Bp == 1 ? 0 : b) * H + h) * Tq + i) * Tk + j] *
+                             v.data[((size_t)b * Tk + j) * HD + h * D + d];
+                    out[((size_t)b * Tq + i) * HD + h * D + d] = s;
+                }
+    return out;
+}
+
 std::vector<double> gelu(const Tensor& x) {
     std::vector<double> y(x.numel());
     for (int64_t i = 0; i < x.numel(); ++i) {

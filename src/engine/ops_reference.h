@@ -19,6 +19,9 @@ std::vector<double> linear(const Tensor& x, const Tensor& w, const Tensor& b, Tr
 // -> (B, H, M, N); a batch-1 operand is reused for every batch element.
 std::vector<double> bmm(const Tensor& a, const Tensor& b, Transpose ta, Transpose tb);
 
+// p (1 or B, H, Tq, Tk), v (B, Tk, H*D) -> (B, Tq, H*D): out[b, i, h*D + d] = sum_j p[b or 0, h, i, j] v[b, j, h*D + d]
+std::vector<double> head_mix(const Tensor& p, const Tensor& v);
+
 // x (..., C) -> 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 std::vector<double> gelu(const Tensor& x);
 

@@ -16,6 +16,7 @@
 #include "base/flags.h"
 #include "base/io.h"
 #include "engine/gemm/precision.h"
+#include "engine/profile.h"
 #include "base/table.h"
 #include "base/clock.h"
 #include "base/rng.h"
@@ -49,10 +50,14 @@ void TrainConfig::bind(Flags& f) {
     f.add("allreduce", &allreduce,
           "with several MPI ranks: mpi (MPI_Allreduce) | ordered (each gradient summed in rank order, independent of "
           "MPI's algorithm; docs/distributed.md)");
+    f.add("profile", &profile,
+          "print where the time goes, per op kind (forward, backward, GEMM share, bytes), as a table and a JSON line on "
+          "stderr after each run and at exit (also SYNTH_PROFILE=1; docs/performance.md)");
 }
 
 std::string TrainConfig::configure_compute() const {
     set_threads(threads);
+    profile::enable(profile);
     const std::string line = set_precision(parse_precision(precision));
     const std::string ranks = dist::world() > 1 ? std::to_string(dist::world()) + " MPI ranks x " : "";
     return "OpenBLAS kernel " + blas_kernel_name() + blas_kernel_note() + ", " + ranks + std::to_string(threads) +
@@ -146,6 +151,35 @@ void Trainer::save(const TrainTask& task, int64_t step, const std::vector<float>
     }
 }
 
+// Evaluates after step `step` (every rank; rank 0's numbers decide, as ranks with other thread
+// counts may round differently) and keeps the parameters of a new best. Returns whether it is one.
+bool Trainer::evaluate(const TrainTask& task, int64_t step, double* acc) {
+    r_.last_val = dist::broadcast(task.validate());
+    if (task.val_accuracy) *acc = dist::broadcast(task.val_accuracy());
+    if (!(r_.last_val < r_.best_val)) return false;
+    r_.best_val = r_.last_val;
+    r_.best_step = step;
+    std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
+    return true;
+}
+
+// "[V] step 300/2000  epoch 0.50  loss 1.8412  val 1.9011 (best)  lr 9.21e-04  15230 tok/s fp32  ETA 1m52s"
+void Trainer::print_progress(const TrainTask& task, const Progress& p) const {
+    const double eta = p.seconds_per_step * (double)(p.total - p.step);
+    const std::string epoch =
+        task.steps_per_epoch > 0 ? "  epoch " + fmt((double)p.step / task.steps_per_epoch, 2) : "";
+    const std::string val = p.evaluated ? "  val " + fmt(r_.last_val, 4) +
+                                              (std::isnan(p.acc) ? "" : " acc " + fmt(p.acc, 4)) +
+                                              (p.improved ? " (best)" : "")
+                                        : "";
+    const std::string ranks = dist::world() > 1 ? "  " + std::to_string(dist::world()) + " ranks, all-reduce " +
+                                                      fmt(1e3 * p.allreduce_seconds_per_step, 1) + " ms/step"
+                                                : "";
+    std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s%s  ETA %s\n", name_.c_str(),
+                 (long long)p.step, (long long)p.total, epoch.c_str(), p.loss, val.c_str(), p.lr, r_.tokens_per_s(),
+                 task.tokens_unit.c_str(), cfg_.precision.c_str(), ranks.c_str(), hms(eta).c_str());
+}
+
 TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     SYNTH_CHECK(start_ <= total, "the checkpoint is at step ", start_, ", past the ", total, " steps of this run");
     const int64_t eval_every = cfg_.eval_every > 0 ? cfg_.eval_every : task.steps_per_epoch;
@@ -165,6 +199,7 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     const uint64_t dropout_seed =
         several ? splitmix64((uint64_t)cfg_.seed ^ ((uint64_t)(dist::rank() + 1) << 40)) : (uint64_t)cfg_.seed;
     const double allreduce_start = dist::allreduce_seconds();
+    if (profile::on()) profile::reset();  // this run's profile only (not the memory check's step)
     const double t_start = now_seconds();
     double window_loss = 0;
     int window = 0;
@@ -196,35 +231,15 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         const bool eval_now = (step + 1) % eval_every == 0 || step + 1 == total;
         bool improved = false;
         double acc = NAN;
-        if (eval_now) {
-            // Every rank evaluates; rank 0's numbers decide (ranks with other thread counts may round differently).
-            r_.last_val = dist::broadcast(task.validate());
-            if (task.val_accuracy) acc = dist::broadcast(task.val_accuracy());
-            improved = r_.last_val < r_.best_val;
-            if (improved) {
-                r_.best_val = r_.last_val;
-                r_.best_step = step + 1;
-                std::copy(store_.data(), store_.data() + store_.size(), best_.begin());
-            }
-        }
+        if (eval_now) improved = evaluate(task, step + 1, &acc);
         curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr, acc});
         r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
         if (cfg_.save_every > 0 && (step + 1) % cfg_.save_every == 0) save(task, step + 1, best_);
         if (dist::is_writer() && ((step + 1) % cfg_.log_every == 0 || eval_now)) {
-            const double eta = (now_seconds() - t_start) / (double)(step + 1 - start_) * (double)(total - step - 1);
-            std::string epoch = task.steps_per_epoch > 0 ? "  epoch " + fmt((double)(step + 1) / task.steps_per_epoch, 2) : "";
-            std::string val = eval_now ? "  val " + fmt(r_.last_val, 4) + (std::isnan(acc) ? "" : " acc " + fmt(acc, 4)) +
-                                             (improved ? " (best)" : "")
-                                       : "";
-            const std::string ranks =
-                several ? "  " + std::to_string(dist::world()) + " ranks, all-reduce " +
-                              fmt(1e3 * (dist::allreduce_seconds() - allreduce_start) / (double)(step + 1 - start_), 1) +
-                              " ms/step"
-                        : "";
-            std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s%s  ETA %s\n", name_.c_str(),
-                         (long long)(step + 1), (long long)total, epoch.c_str(), window_loss / window, val.c_str(), lr,
-                         r_.tokens_per_s(), task.tokens_unit.c_str(), cfg_.precision.c_str(), ranks.c_str(),
-                         hms(eta).c_str());
+            const double per_step = 1.0 / (double)(step + 1 - start_);
+            const Progress p{step + 1, total, window_loss / window, lr, (now_seconds() - t_start) * per_step,
+                             (dist::allreduce_seconds() - allreduce_start) * per_step, eval_now, improved, acc};
+            print_progress(task, p);
             window_loss = 0;
             window = 0;
         }
@@ -233,30 +248,50 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     r_.steps = total;
     r_.allreduce_s += dist::allreduce_seconds() - allreduce_start;
     if (several) dist::check_same(store_.data(), store_.size(), "parameters at the end of training");
+    if (profile::on()) profile::report(stderr, name_ + " (" + cfg_.precision + ")");
     return r_;
 }
 
 float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip,
                  StepShare* share, dist::Reduce reduce) {
+    const profile::Phase step("step");
     scratch().reset();
-    store.zero_grad();
-    Tensor l = loss();  // (1)
-    if (dist::world() == 1) {
-        backward(l);
-        clip_grad_norm(store, clip);
-        opt.step(lr);
-        return l.data[0];
+    {
+        const profile::Phase phase("zero_grad");
+        store.zero_grad();
     }
-    // The global loss is sum_r count_r * loss_r / sum_r count_r (dist::share_weight): rank r's
-    // backward starts from its weight, and the all-reduce's sum is then the global mean's gradient.
-    const StepShare local = share ? *share : StepShare{};
-    const std::vector<double> sums = dist::sum_ordered({local.count, local.count * (double)l.data[0], (double)local.tokens});
-    if (share) *share = StepShare{sums[0], (int64_t)sums[2]};
-    backward(scale(l, (float)dist::share_weight(local.count, sums[0])));
-    dist::allreduce_sum(store.grad(), store.size(), reduce);
-    clip_grad_norm(store, clip);
+    Tensor l;
+    {
+        const profile::Phase phase("forward");
+        l = loss();  // (1)
+    }
+    // One rank: the loss is the step's. Several (train/dist.h): the global loss is
+    // sum_r count_r * loss_r / sum_r count_r (dist::share_weight), so rank r's backward starts from
+    // its weight and the all-reduce's sum is then the global mean's gradient.
+    float step_loss = l.data[0];
+    if (dist::world() == 1) {
+        const profile::Phase phase("backward");
+        backward(l);
+    } else {
+        const StepShare local = share ? *share : StepShare{};
+        const std::vector<double> sums =
+            dist::sum_ordered({local.count, local.count * (double)l.data[0], (double)local.tokens});
+        if (share) *share = StepShare{sums[0], (int64_t)sums[2]};
+        step_loss = sums[0] > 0 ? (float)(sums[1] / sums[0]) : 0.0f;
+        {
+            const profile::Phase phase("backward");
+            backward(scale(l, (float)dist::share_weight(local.count, sums[0])));
+        }
+        const profile::Phase phase("allreduce");
+        dist::allreduce_sum(store.grad(), store.size(), reduce);
+    }
+    {
+        const profile::Phase phase("clip");
+        clip_grad_norm(store, clip);
+    }
+    const profile::Phase phase("adamw");
     opt.step(lr);
-    return sums[0] > 0 ? (float)(sums[1] / sums[0]) : 0.0f;
+    return step_loss;
 }
 
 void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,

@@ -41,11 +41,12 @@ struct TrainConfig {
     int keep_last = 0;     // keep only the newest N step checkpoints (0: all)
     std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
     std::string allreduce = "mpi";       // several ranks: mpi | ordered (train/dist.h)
+    bool profile = false;  // --profile (or SYNTH_PROFILE=1): per-op times on stderr (engine/profile.h)
 
     void bind(Flags& f);
     void validate() const;
-    // Gives the process its threads (set_threads) and its GEMM provider for --precision
-    // (set_precision). Returns what a runner's summary line says of them: "OpenBLAS kernel
+    // Gives the process its threads (set_threads), its GEMM provider for --precision
+    // (set_precision) and turns on the profiler for --profile. Returns what a runner's summary line says of them: "OpenBLAS kernel
     // Haswell, 2 threads, precision bf16: rounded-bf16 (...)".
     std::string configure_compute() const;
     // With --save-every and --checkpoint-dir: the directory exists and is writable. (Its stale
@@ -107,6 +108,15 @@ public:
     std::function<void(int64_t step)> before_save;
 
 private:
+    // What a progress line reports of the steps since the last one.
+    struct Progress {
+        int64_t step, total;
+        double loss, lr, seconds_per_step, allreduce_seconds_per_step;
+        bool evaluated, improved;
+        double acc;  // NaN without an accuracy
+    };
+    bool evaluate(const TrainTask& task, int64_t step, double* acc);
+    void print_progress(const TrainTask& task, const Progress& p) const;
     void save(const TrainTask& task, int64_t step, const std::vector<float>& best);
 
     ParamStore& store_;
