@@ -452,14 +452,9 @@ std::map<std::string, std::string> config_map(const std::string& lines) {
     return m;
 }
 
-void check_resume(const Checkpoint& ck, const std::string& path, const std::string& model,
-                  const std::vector<std::string>& variants, const Flags& now, const std::vector<std::string>& exempt) {
+void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
+                  const Flags& now, const std::vector<std::string>& exempt) {
     const std::map<std::string, std::string> held_config = config_map(ck.config);
-    auto it = held_config.find("model");
-    SYNTH_CHECK(it == held_config.end() || it->second == model, "checkpoint ", path, " holds a '",
-                it == held_config.end() ? "" : it->second, "' model (written by build/",
-                it == held_config.end() ? "lm" : it->second == "seq2seq" ? "mt" : it->second == "cls" ? "cls" : "lm",
-                "), not a '", model, "' model");
     const std::string held = ck.config_value("variant");
     std::string list;
     for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;

@@ -212,17 +212,19 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
 }
 
 void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
-                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer) {
-    Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, best);
+                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer,
+                         Kept kept) {
+    Checkpoint final_ck = kept == Kept::Best ? capture_values(store, best) : capture(store, nullptr);
+    final_ck.step = kept == Kept::Best ? t.best_step : steps;
+    Checkpoint best_ck = kept == Kept::Best ? Checkpoint() : capture_values(store, best);
+    best_ck.step = t.best_step;
     for (Checkpoint* ck : {&final_ck, &best_ck}) {
         ck->config = config;
         ck->tokenizer = tokenizer;
         ck->best_val = t.best_val;
     }
-    final_ck.step = steps;
-    best_ck.step = t.best_step;
     save_checkpoint(dir + "/final.ckpt", final_ck);
-    save_checkpoint(dir + "/best.ckpt", best_ck);
+    if (kept == Kept::LastAndBest) save_checkpoint(dir + "/best.ckpt", best_ck);
 }
 
 std::string best_companion(const std::string& path) {
