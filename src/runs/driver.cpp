@@ -91,7 +91,7 @@ std::map<std::string, std::string> preset_flags(const std::vector<PresetRow>& ta
         if (names.find(row.name + ", ") == std::string::npos) names += row.name + ", ";
         if (row.name != preset) continue;
         known = true;
-        conditions += (conditions.empty() ? "--" : " or --") + row.when;
+        if (!row.when.empty()) conditions += (conditions.empty() ? "--" : " or --") + row.when;
         if (!row_applies(row, values)) continue;
         applied = true;
         for (const auto& [k, v] : row.flags) p[k] = v;
@@ -104,16 +104,14 @@ std::map<std::string, std::string> preset_flags(const std::vector<PresetRow>& ta
 std::string describe_preset_table(const std::vector<PresetRow>& table) {
     std::vector<std::pair<std::string, std::map<std::string, std::string>>> entries;
     for (const PresetRow& row : table) {
-        std::map<std::string, std::string> flags;
-        for (const PresetRow& base : table)  // the preset's unconditional rows before this one
-            if (&base != &row && base.name == row.name && base.when.empty()) flags.insert(base.flags.begin(), base.flags.end());
+        std::map<std::string, std::string> flags;  // the preset's unconditional rows, then this row
+        for (const PresetRow& base : table)
+            if (base.name == row.name && base.when.empty())
+                for (const auto& [k, v] : base.flags) flags[k] = v;
         for (const auto& [k, v] : row.flags) flags[k] = v;
-        if (row.when.empty()) {
-            if (std::none_of(entries.begin(), entries.end(), [&](const auto& e) { return e.first == row.name; }))
-                entries.push_back({row.name, flags});
-        } else {
-            entries.push_back({row.name + ", --" + row.when, flags});
-        }
+        if (!row.when.empty()) entries.push_back({row.name + ", --" + row.when, flags});
+        else if (std::none_of(entries.begin(), entries.end(), [&](const auto& e) { return e.first == row.name; }))
+            entries.push_back({row.name, flags});
     }
     return describe_presets(entries);
 }
@@ -180,9 +178,9 @@ void Driver::check_model_kind(const Checkpoint& ck, const std::string& path) con
 
 void Driver::load_model(LoadedModel& m, const std::string& path) {
     const Checkpoint ck = load_checkpoint(path);
-    check_model_kind(ck, path);
     SYNTH_CHECK(!task_.keeps_best_only() || ck.adam_m.empty(), "checkpoint ", path, " is a training checkpoint (from "
                 "--save-every); build/", task_.name(), " uses the kept parameters, a run's final.ckpt");
+    check_model_kind(ck, path);
     f_.load(ck.config, FlagRole::Model);
     task_.use_tokenizer(ck.tokenizer);
     m.step = ck.step;

@@ -396,17 +396,6 @@ void LmTask::bench_variant(const std::string& variant) {
     std::fflush(stdout);
 }
 
-// Rows of numbers as a JSON array, 5 significant digits: "[a, b, ...]".
-std::string json_row(const float* v, int n) {
-    std::string s = "[";
-    char buf[32];
-    for (int i = 0; i < n; ++i) {
-        std::snprintf(buf, sizeof buf, "%s%.5g", i ? ", " : "", v[i]);
-        s += buf;
-    }
-    return s + "]";
-}
-
 // --dump-attention=FILE: for the analyses of docs/analysis.md, each layer's attention maps
 // averaged over --eval-batches validation batches (the probabilities after the softmax, per
 // head, (H, L, L); null for a mixer without such a map) and the mixture weights alpha per
@@ -426,42 +415,42 @@ int LmTask::write_attention_dump(Driver& d) {
     evaluate(net, val);
     for (SequenceMixer* mx : mixers) mx->set_probe(nullptr);
 
-    const std::vector<std::string> parts = parse_variant(cfg.attn.variant);
-    std::string out = "{\"checkpoint\": ";
-    append_json_string(out, checkpoint, "--checkpoint");
-    out += ", \"variant\": \"" + cfg.attn.variant + "\", \"step\": " + std::to_string(m.step) + ", \"layers\": " + std::to_string(cfg.layers) +
-                      ", \"heads\": " + std::to_string(cfg.attn.heads) + ", \"sequences\": " +
-                      std::to_string(probes.empty() ? 0 : probes[0].sequences) + ",\n \"components\": [";
-    for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", \"" : "\"") + parts[i] + "\"";
-    out += "],\n \"alphas\": [";  // (layers, H, components); empty rows without a mixture
-    for (size_t l = 0; l < mixers.size(); ++l) {
-        out += l ? ", [" : "[";
+    JsonObject out;
+    out.text("checkpoint", checkpoint);
+    out.text("variant", cfg.attn.variant);
+    out.integer("step", m.step);
+    out.integer("layers", cfg.layers);
+    out.integer("heads", cfg.attn.heads);
+    out.integer("sequences", probes.empty() ? 0 : probes[0].sequences);
+    std::vector<std::string> components, alphas, maps;
+    for (const std::string& c : parse_variant(cfg.attn.variant)) components.push_back(json_string(c, "--variants"));
+    for (SequenceMixer* mx : mixers) {  // (layers, H, components); empty rows without a mixture
+        std::vector<std::string> heads;
         for (int h = 0; h < cfg.attn.heads; ++h) {
-            const std::vector<float> a = mixers[l]->mixture_weights(h);
-            out += (h ? ", " : "") + json_row(a.data(), (int)a.size());
+            const std::vector<float> a = mx->mixture_weights(h);
+            heads.push_back(json_numbers(a.data(), a.size(), 5));
         }
-        out += "]";
+        alphas.push_back(json_array(heads));
     }
-    out += "],\n \"maps\": [";
-    for (size_t l = 0; l < mixers.size(); ++l) {
-        out += l ? ",\n  " : "\n  ";
-        if (!mapped[l] || probes[l].sequences == 0) {
-            out += "null";
+    for (size_t l = 0; l < mixers.size(); ++l) {  // (layers, H, Tq, Tk), or null
+        const AttentionProbe& p = probes[l];
+        if (!mapped[l] || p.sequences == 0) {
+            maps.push_back("null");
             continue;
         }
-        const AttentionProbe& p = probes[l];
         const std::vector<float> mean = p.mean();  // (H, Tq, Tk)
-        out += "[";
+        std::vector<std::string> heads;
         for (int h = 0; h < p.H; ++h) {
-            out += h ? ", [" : "[";
-            for (int i = 0; i < p.Tq; ++i)
-                out += (i ? ", " : "") + json_row(mean.data() + ((int64_t)h * p.Tq + i) * p.Tk, p.Tk);
-            out += "]";
+            std::vector<std::string> rows;
+            for (int i = 0; i < p.Tq; ++i) rows.push_back(json_numbers(mean.data() + ((int64_t)h * p.Tq + i) * p.Tk, p.Tk, 5));
+            heads.push_back(json_array(rows));
         }
-        out += "]";
+        maps.push_back(json_array(heads));
     }
-    out += "]}\n";
-    write_file_atomic(dump_attention, out);
+    out.raw("components", json_array(components));
+    out.raw("alphas", json_array(alphas));
+    out.raw("maps", json_array(maps));
+    write_file_atomic(dump_attention, out.dump() + "\n");
     std::fprintf(stderr, "wrote %s: %s, step %lld, %lld validation sequences\n", dump_attention.c_str(),
                  cfg.attn.variant.c_str(), (long long)m.step, (long long)(probes.empty() ? 0 : probes[0].sequences));
     return 0;
