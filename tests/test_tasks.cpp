@@ -124,15 +124,12 @@ TrainTask ToyModel::train_task(const TrainConfig& tc, int64_t& steps) {
 }
 
 double ToyModel::loss() {
-    NoGrad ng;
-    StepContext ctx;
-    LossStats st;
-    scratch().reset();
-    std::vector<int32_t> x, y;
-    const int T = net.config().attn.max_len;
-    cycle_batch(task_.period, task_.period, T, 0, x, y);
-    cross_entropy(net.forward(x, task_.period, T, ctx), y, -1, 0.0f, &st);
-    return st.sum_nll / (double)st.count;
+    return mean_eval_loss(1, [&](size_t, StepContext& ctx, LossStats& st) {
+        std::vector<int32_t> x, y;
+        const int T = net.config().attn.max_len;
+        cycle_batch(task_.period, task_.period, T, 0, x, y);
+        cross_entropy(net.forward(x, task_.period, T, ctx), y, -1, 0.0f, &st);
+    });
 }
 
 SYNTH_REGISTER_TASK(toy, ToyTask);

@@ -178,16 +178,14 @@ struct Score {
 
 // Mean cross entropy and accuracy over a whole split, in batches of similar lengths.
 Score evaluate(Classifier& model, const std::vector<ClsExample>& ex, int batch) {
-    NoGrad ng;
-    StepContext ctx;
     std::vector<int> order(ex.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return ex[a].ids.size() < ex[b].ids.size(); });
-    LossStats st;
     int64_t correct = 0;
     const int C = model.config().classes;
-    for (size_t i = 0; i < order.size(); i += batch) {
-        scratch().reset();
+    const size_t batches = (order.size() + batch - 1) / batch;
+    const double loss = mean_eval_loss(batches, [&](size_t k, StepContext& ctx, LossStats& st) {
+        const size_t i = k * batch;
         const int n = (int)std::min<size_t>(batch, order.size() - i);
         const ClsBatch b = make_batch(ex, order.data() + i, n, model.config().pad);
         const Tensor logits = model.forward(b.ids, b.B, b.T, ctx);  // (B, C)
@@ -196,8 +194,8 @@ Score evaluate(Classifier& model, const std::vector<ClsExample>& ex, int batch) 
             const float* row = logits.data + (int64_t)r * C;
             correct += (int)(std::max_element(row, row + C) - row) == b.labels[r];
         }
-    }
-    return {st.sum_nll / (double)st.count, (double)correct / (double)ex.size()};
+    });
+    return {loss, (double)correct / (double)ex.size()};
 }
 
 // ---- the task ----------------------------------------------------------------------------------

@@ -34,14 +34,10 @@ namespace {
 
 // Mean NLL per token over the given batches, without gradients.
 double evaluate(TransformerLM& model, const std::vector<LmBatch>& batches) {
-    NoGrad ng;
-    StepContext ctx;
-    LossStats st;
-    for (const LmBatch& b : batches) {
-        scratch().reset();
+    return mean_eval_loss(batches.size(), [&](size_t i, StepContext& ctx, LossStats& st) {
+        const LmBatch& b = batches[i];
         cross_entropy(model.forward(b.x, b.rows, b.seq, ctx), b.y, -1, 0.0f, &st);
-    }
-    return st.sum_nll / (double)st.count;
+    });
 }
 
 // A hash of the data a run saw: the tokenizer and every token of the three splits.
@@ -317,8 +313,8 @@ bool LmTask::command(Driver& d) {
 LmCorpus LmTask::load_model_with_data(Driver& d, LoadedModel& m) {
     d.load_model(m, checkpoint);
     LmCorpus c = load_lm_corpus(data);
-    SYNTH_CHECK(c.serialize_tokenizer() == corpus.serialize_tokenizer(), "checkpoint ", checkpoint,
-                " has a different vocabulary from the one --data=", data, " gives (was it trained on other data?)");
+    SYNTH_CHECK(c.serialize_tokenizer() == corpus.serialize_tokenizer(), "checkpoint ", checkpoint, " has a different ",
+                tokenizer_origin());
     return c;
 }
 

@@ -94,16 +94,11 @@ struct MtData {
 
 // Mean NLL (nats per target token, <eos> included, no label smoothing) over the batches.
 double evaluate(Seq2Seq& model, const std::vector<TokenPair>& pairs, const std::vector<std::vector<int>>& batches) {
-    NoGrad ng;
-    StepContext ctx;
-    LossStats st;
-    for (const auto& idx : batches) {
-        scratch().reset();
-        MtBatch b = make_batch(pairs, idx, Bpe::kPad, Bpe::kBos, Bpe::kEos);
+    return mean_eval_loss(batches.size(), [&](size_t i, StepContext& ctx, LossStats& st) {
+        const MtBatch b = make_batch(pairs, batches[i], Bpe::kPad, Bpe::kBos, Bpe::kEos);
         EncoderMemory mem = model.memory(model.encode(b.src, b.B, b.S, ctx), b.src);
         cross_entropy(model.decode(b.tgt_in, b.B, b.T, mem, ctx), b.tgt_out, Bpe::kPad, 0.0f, &st);
-    }
-    return st.sum_nll / (double)st.count;
+    });
 }
 
 std::vector<std::string> detokenise(const Bpe& bpe, const std::vector<std::vector<int32_t>>& hyps) {

@@ -93,6 +93,7 @@ std::map<std::string, std::string> config_map(const std::string& lines);
 // uninterrupted one, so each difference is printed as a warning (except for `exempt` keys,
 // which the recipe does not depend on). That it holds the binary's kind of model is the
 // driver's check (src/runs/driver.h), which knows the tasks.
-void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants, const Flags& now, const std::vector<std::string>& exempt = {});
+void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
+                  const Flags& now, const std::vector<std::string>& exempt = {});
 
 }  // namespace synth

@@ -211,6 +211,17 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
                 gib(available), " are available: lower ", lower);
 }
 
+double mean_eval_loss(size_t n, const std::function<void(size_t, StepContext&, LossStats&)>& batch) {
+    NoGrad ng;
+    StepContext ctx;
+    LossStats st;
+    for (size_t i = 0; i < n; ++i) {
+        scratch().reset();
+        batch(i, ctx, st);
+    }
+    return st.sum_nll / (double)st.count;
+}
+
 void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
                          const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer,
                          Kept kept) {

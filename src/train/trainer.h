@@ -113,6 +113,11 @@ private:
     std::vector<std::string> saved_;  // this process's step checkpoints, oldest first
 };
 
+// The evaluation every task's validation is: the mean loss (nats per counted target, no label
+// smoothing) of n batches without gradients, the activation arena reset before each;
+// batch(i, ctx, stats) runs batch i's cross_entropy into stats.
+double mean_eval_loss(size_t n, const std::function<void(size_t i, StepContext& ctx, LossStats& stats)>& batch);
+
 // One optimisation step: zero the gradients, loss() (forward), backward, clip the global
 // gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
 float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& loss, float lr, float clip);
