@@ -74,7 +74,7 @@ else
 endif
 
 # The library, one folder per layer (docs/layers.md); src/bin/ holds one main per binary.
-LAYERS    := base engine engine/gemm attention models train text runs
+LAYERS    := base engine engine/gemm attention models train text runs tasks
 LIB_SRCS  := $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.cpp))
 BIN_SRCS  := $(wildcard src/bin/*.cpp)
 TEST_SRCS := $(wildcard tests/*.cpp)

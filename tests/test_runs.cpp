@@ -230,7 +230,7 @@ TEST_CASE("runs: generation from a checkpoint is a function of the seed; --eval-
     // Checkpoints given to the wrong binary, or a training checkpoint where a kept model is
     // expected, are named as such.
     auto wrong = synth_test::run_process(mt, {"--translate", "--checkpoint=" + ck}, dir.path);
-    CHECK(wrong.err.find("(written by build/lm), not a translation model") != std::string::npos);
+    CHECK(wrong.err.find("holds a 'lm' model (written by build/lm), not a 'seq2seq' model (build/mt)") != std::string::npos);
     args.push_back("--save-every=4");
     args.push_back("--run-dir=" + dir / "saved");
     REQUIRE(synth_test::run_process(lm, args, dir.path).status == 0);

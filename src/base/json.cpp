@@ -212,6 +212,34 @@ void JsonObject::integer(const std::string& key, long long v) {
     quoted.push_back(false);
 }
 
+void JsonObject::raw(const std::string& key, const std::string& json) {
+    fields.emplace_back(key, json);
+    quoted.push_back(false);
+}
+
+std::string json_array(const std::vector<std::string>& values) {
+    std::string out = "[";
+    for (size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + values[i];
+    return out + "]";
+}
+
+std::string json_numbers(const float* v, size_t n, int digits) {
+    std::string out = "[";
+    char buf[32];
+    for (size_t i = 0; i < n; ++i) {
+        if (std::isfinite(v[i])) std::snprintf(buf, sizeof buf, "%s%.*g", i ? ", " : "", digits, v[i]);
+        else std::snprintf(buf, sizeof buf, "%snull", i ? ", " : "");
+        out += buf;
+    }
+    return out + "]";
+}
+
+std::string json_string(const std::string& s, const std::string& what) {
+    std::string out;
+    append_json_string(out, s, what);
+    return out;
+}
+
 std::string JsonObject::dump() const {
     std::string out = "{";
     for (size_t i = 0; i < fields.size(); ++i)

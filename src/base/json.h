@@ -4,7 +4,9 @@
 //   objects, strings with every escape and UTF-8 checked, arrays of non-negative integers);
 //   errors name the source and the byte.
 // - JsonObject, the flat objects of run directories ({"key": "text" | number | true | false}):
-//   config.json, result.json and each line of metrics.jsonl. Nested values are an error.
+//   config.json, result.json and each line of metrics.jsonl. Nested values are an error when
+//   read; written, they are arrays made by json_array and json_numbers (build/lm
+//   --dump-attention's maps).
 #pragma once
 
 #include <cstddef>
@@ -59,11 +61,19 @@ struct JsonObject {
     void text(const std::string& key, const std::string& value);
     void number(const std::string& key, double value, int decimals = -1);  // -1: 17 significant digits (exact)
     void integer(const std::string& key, long long value);
+    void raw(const std::string& key, const std::string& json);  // a value already written as JSON
     std::string dump() const;  // one line, no trailing newline
     bool has(const std::string& key) const;
     const std::string& at(const std::string& key) const;  // throws naming the key
     double num(const std::string& key) const;              // throws unless a finite number
 };
+
+// "[a, b, ...]" of values already written as JSON.
+std::string json_array(const std::vector<std::string>& values);
+// "[x, y, ...]" of n numbers with `digits` significant digits; a non-finite one as null.
+std::string json_numbers(const float* v, size_t n, int digits);
+// A JSON string literal (append_json_string).
+std::string json_string(const std::string& s, const std::string& what);
 
 // Parses one flat object; `where` names the file (and line) in errors, also in the object's
 // own (at, num). A key that appears twice is an error.

@@ -47,10 +47,8 @@ std::string machine_of(const RunRecord& r) {
     return m;
 }
 
-}  // namespace
-
-void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, const std::string& stem) {
-    // ---- CSV: one row per run, the union of the result keys in first-seen order ----
+// The CSV: one row per run, the union of the result keys in first-seen order.
+Table runs_csv(const std::vector<RunRecord>& runs) {
     Table csv;
     csv.columns = {"run", "machine"};
     for (const RunRecord& r : runs)
@@ -62,12 +60,17 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         for (size_t c = 2; c < csv.columns.size(); ++c) row.push_back(r.result.has(csv.columns[c]) ? r.result.at(csv.columns[c]) : "");
         csv.rows.push_back(row);
     }
+    return csv;
+}
 
-    // ---- groups of runs with the same config, labelled by what differs between groups ----
-    std::map<std::string, std::vector<const RunRecord*>> groups;
+using Groups = std::map<std::string, std::vector<const RunRecord*>>;  // by the runs' group (run_group)
+
+// The runs by group. The same flags on other data (a file of the same name with other contents)
+// is not the same experiment: refuse to average it in (unless forced). Nor may one (variant,
+// seed) count twice.
+Groups group_runs(const std::vector<RunRecord>& runs, bool force) {
+    Groups groups;
     for (const RunRecord& r : runs) groups[r.result.at("group")].push_back(&r);
-    // The same flags on other data (a file of the same name with other contents) is not the
-    // same experiment: refuse to average it in. Nor may one (variant, seed) count twice.
     for (const auto& [g, members] : groups) {
         std::set<std::pair<std::string, std::string>> seen;
         for (const RunRecord* r : members)
@@ -77,17 +80,29 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     }
     for (const auto& [g, members] : groups)
         for (const RunRecord* r : members)
-            SYNTH_CHECK(spec.force || r->result.at("data_hash") == members[0]->result.at("data_hash"), "report: ", r->dir,
+            SYNTH_CHECK(force || r->result.at("data_hash") == members[0]->result.at("data_hash"), "report: ", r->dir,
                         " and ", members[0]->dir, " have the same flags but were trained on different data (data_hash ",
                         r->result.at("data_hash"), " vs ", members[0]->result.at("data_hash"),
                         "); report them separately, or --force to merge them anyway");
+    return groups;
+}
+
+// The flags whose values differ between groups: they label the groups.
+std::set<std::string> differing_flags(const Groups& groups) {
     std::set<std::string> differing;
     for (const auto& [g, _] : groups)
         for (const auto& [k, v] : group_map(g))
             for (const auto& [h, __] : groups)
                 if (group_map(h)[k] != v) differing.insert(k);
+    return differing;
+}
 
-    std::ostringstream md;
+// The Markdown's opening: title, intro, the settings every run shares, which metrics are honest
+// (no test column that is the validation split), the runs' provenance, and the machines.
+// Returns the metrics the tables show.
+std::vector<std::string> write_header(std::ostringstream& md, const std::vector<RunRecord>& runs,
+                                      const ReportSpec& spec, const Groups& groups,
+                                      const std::set<std::string>& differing, bool many_machines, size_t machines) {
     md << "# " << spec.title << "\n\n" << spec.intro << "\n"
        << "Each row is the mean +- sample standard deviation over the seeds (n) of the runs with that variant. "
        << "Produced by the report step from " << runs.size() << " run directories (one row each in the CSV beside this "
@@ -99,22 +114,112 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     std::string split_note;
     const std::vector<std::string> metrics = honest_metrics(runs, spec.metrics, &split_note);
     md << split_note << provenance_note(runs);
-    FindingsFamily family("every verdict in this file");
+    if (many_machines)
+        md << "\nThe runs ran on " << machines << " machines (the column \"machines\"), so their tokens/s "
+           << "compare only within one, and the findings pair only seeds whose two runs shared one "
+           << "(docs/statistics.md).\n";
+    return metrics;
+}
+
+// One variant's row: n, seeds, mean +- std of each metric, and (from several machines) its machines.
+std::vector<std::string> variant_row(const std::string& v, const std::vector<const RunRecord*>& runs,
+                                     const std::vector<std::string>& metrics, bool many_machines) {
+    std::vector<std::string> row = {v, std::to_string(runs.size()), ""};
+    for (const RunRecord* r : runs) row[2] += (row[2].empty() ? "" : ",") + r->result.at("seed");
+    for (const std::string& m : metrics) {
+        std::vector<double> x;
+        for (const RunRecord* r : runs)
+            if (r->result.has(m) && r->result.at(m) != "null") x.push_back(r->result.num(m));
+        // Counts and throughputs print whole; losses, BLEU and the like with 4 decimals.
+        const int dec = std::all_of(x.begin(), x.end(), [](double v) { return v == std::floor(v); }) ? 0 : 4;
+        row.push_back(x.empty()       ? ""
+                      : x.size() == 1 ? fmt(x[0], dec)
+                                      : fmt(mean_of(x), dec) + " +- " + fmt(stddev_of(x), dec));
+    }
+    if (many_machines) {
+        std::set<std::string> ran_on;
+        for (const RunRecord* r : runs) ran_on.insert(machine_of(*r));
+        std::string list;
+        for (const std::string& m : ran_on) list += (list.empty() ? "" : "; ") + m;
+        row.push_back(list);
+    }
+    return row;
+}
+
+// A group's table (variants in the paper's order) and its findings (verdicts into `family`),
+// written to md; returns its runs as the findings see them.
+std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const RunRecord*>& members,
+                                 const ReportSpec& spec, const std::vector<std::string>& metrics, bool many_machines,
+                                 FindingsFamily* family) {
+    std::map<std::string, std::vector<const RunRecord*>> by_variant;
+    for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
+    std::vector<std::string> order;
+    for (const auto& [v, _] : by_variant) order.push_back(v);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const std::string& a, const std::string& b) { return variant_rank(a) < variant_rank(b); });
+    Table t;
+    t.columns = {"variant", "n", "seeds"};
+    for (const std::string& m : metrics) t.columns.push_back(m);
+    if (many_machines) t.columns.push_back("machines");
+    std::vector<SeedRun> seeded;
+    const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
+        const std::string& k = spec.score_key;
+        return k.empty() || !r->result.has(k) || r->result.at(k) == "null" ? NAN : spec.score_scale * r->result.num(k);
+    };
+    for (const std::string& v : order) {
+        t.rows.push_back(variant_row(v, by_variant[v], metrics, many_machines));
+        for (const RunRecord* r : by_variant[v])
+            if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
+                seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
+                                  spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
+                                  r->result.num("params"),
+                                  score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
+    }
+    md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, family);
+    if (spec.group_note) md << spec.group_note(members);
+    return seeded;
+}
+
+// The ablations: when the groups differ in one flag only, the findings across its values.
+struct Ablations {
+    std::map<int, std::vector<SeedRun>> by_heads;              // only in H: finding 6
+    std::map<std::string, std::vector<SeedRun>> by_placement;  // only in mt's --placement
+    std::map<std::string, std::vector<SeedRun>> by_precision;  // only in --precision
+    std::map<std::string, std::vector<SeedRun>> by_value;      // only in one other flag
+    std::string other_flag;
+
+    explicit Ablations(const std::set<std::string>& differing)
+        : other_flag(differing.size() == 1 && !differing.count("heads") && !differing.count("placement") &&
+                             !differing.count("precision")
+                         ? *differing.begin()
+                         : "") {}
+    void add(const std::set<std::string>& differing, const std::map<std::string, std::string>& flags,
+             const std::vector<SeedRun>& seeded) {
+        if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
+        if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
+        if (differing == std::set<std::string>{"precision"})
+            by_precision[flags.count("precision") ? flags.at("precision") : "fp32"] = seeded;
+        if (!other_flag.empty()) by_value[flags.count(other_flag) ? flags.at(other_flag) : ""] = seeded;
+    }
+    void write(std::ostringstream& md, const std::string& score_name, FindingsFamily* family) const {
+        md << heads_findings(by_heads, score_name, family) << placement_findings(by_placement) << precision_findings(by_precision);
+        if (!other_flag.empty()) md << flag_findings("--" + other_flag, by_value);
+    }
+};
+
+}  // namespace
+
+void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, const std::string& stem) {
+    const Groups groups = group_runs(runs, spec.force);
+    const std::set<std::string> differing = differing_flags(groups);
     std::set<std::string> machines;
     for (const RunRecord& r : runs) machines.insert(machine_of(r));
     const bool many_machines = machines.size() > 1;
-    if (many_machines)
-        md << "\nThe runs ran on " << machines.size() << " machines (the column \"machines\"), so their tokens/s "
-           << "compare only within one, and the findings pair only seeds whose two runs shared one "
-           << "(docs/statistics.md).\n";
-    std::map<int, std::vector<SeedRun>> by_heads;  // when the groups differ only in H: finding 6
-    std::map<std::string, std::vector<SeedRun>> by_placement;  // ... only in mt's --placement
-    std::map<std::string, std::vector<SeedRun>> by_precision;  // ... only in --precision
-    std::map<std::string, std::vector<SeedRun>> by_value;      // ... only in one other flag
-    const std::string other_flag = differing.size() == 1 && !differing.count("heads") && !differing.count("placement") &&
-                                           !differing.count("precision")
-                                       ? *differing.begin()
-                                       : "";
+
+    std::ostringstream md;
+    const std::vector<std::string> metrics = write_header(md, runs, spec, groups, differing, many_machines, machines.size());
+    FindingsFamily family("every verdict in this file");
+    Ablations ablations(differing);
     for (const auto& [g, members] : groups) {
         // A group leaves out a variant setting at its registered default (run_group), so a
         // setting another group sets reads "at its default" here.
@@ -123,60 +228,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         for (const std::string& k : differing)
             label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
         if (groups.size() > 1) md << "\n## " << label << "\n";
-        std::map<std::string, std::vector<const RunRecord*>> by_variant;
-        for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
-        std::vector<std::string> order;
-        for (const auto& [v, _] : by_variant) order.push_back(v);
-        std::stable_sort(order.begin(), order.end(),
-                         [](const std::string& a, const std::string& b) { return variant_rank(a) < variant_rank(b); });
-        Table t;
-        t.columns = {"variant", "n", "seeds"};
-        for (const std::string& m : metrics) t.columns.push_back(m);
-        if (many_machines) t.columns.push_back("machines");
-        std::vector<SeedRun> seeded;
-        const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
-            const std::string& k = spec.score_key;
-            return k.empty() || !r->result.has(k) || r->result.at(k) == "null" ? NAN : spec.score_scale * r->result.num(k);
-        };
-        for (const std::string& v : order) {
-            std::vector<std::string> row = {v, std::to_string(by_variant[v].size()), ""};
-            for (const RunRecord* r : by_variant[v]) row[2] += (row[2].empty() ? "" : ",") + r->result.at("seed");
-            for (const std::string& m : metrics) {
-                std::vector<double> x;
-                for (const RunRecord* r : by_variant[v])
-                    if (r->result.has(m) && r->result.at(m) != "null") x.push_back(r->result.num(m));
-                // Counts and throughputs print whole; losses, BLEU and the like with 4 decimals.
-                const int dec = std::all_of(x.begin(), x.end(), [](double v) { return v == std::floor(v); }) ? 0 : 4;
-                row.push_back(x.empty()       ? ""
-                              : x.size() == 1 ? fmt(x[0], dec)
-                                              : fmt(mean_of(x), dec) + " +- " + fmt(stddev_of(x), dec));
-            }
-            if (many_machines) {
-                std::set<std::string> ran_on;
-                for (const RunRecord* r : by_variant[v]) ran_on.insert(machine_of(*r));
-                std::string list;
-                for (const std::string& m : ran_on) list += (list.empty() ? "" : "; ") + m;
-                row.push_back(list);
-            }
-            t.rows.push_back(row);
-            for (const RunRecord* r : by_variant[v])
-                if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
-                    seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
-                                      spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
-                                      r->result.num("params"),
-                                      score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
-        }
-        md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, &family);
-        if (spec.group_note) md << spec.group_note(members);
-        if (differing == std::set<std::string>{"heads"}) by_heads[std::stoi(flags.at("heads"))] = seeded;
-        if (differing == std::set<std::string>{"placement"}) by_placement[flags.at("placement")] = seeded;
-        if (differing == std::set<std::string>{"precision"})
-            by_precision[flags.count("precision") ? flags.at("precision") : "fp32"] = seeded;
-        if (!other_flag.empty()) by_value[flags.count(other_flag) ? flags.at(other_flag) : ""] = seeded;
+        ablations.add(differing, flags, write_group(md, members, spec, metrics, many_machines, &family));
     }
-    md << heads_findings(by_heads, spec.score_name, &family) << placement_findings(by_placement) << precision_findings(by_precision);
-    if (!other_flag.empty()) md << flag_findings("--" + other_flag, by_value);
-    write_file_atomic(stem + ".csv", csv.to_csv());
+    ablations.write(md, spec.score_name, &family);
+    write_file_atomic(stem + ".csv", runs_csv(runs).to_csv());
     write_file_atomic(stem + ".md", family.resolve(md.str(), true));
 }
 

@@ -350,7 +350,15 @@ std::string serialize_checkpoint(const Checkpoint& ck) {
     return w.out;
 }
 
-Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& source) {
+namespace {
+
+struct Section {
+    size_t begin, end;  // the payload's bytes
+};
+
+// Checks the magic, the version, every section header and the checksum, and returns where each
+// section's payload is.
+std::unordered_map<uint32_t, Section> find_sections(const std::string& bytes, const std::string& source) {
     const size_t n = bytes.size();
     // A file shorter than the magic but agreeing with it so far is reported as truncated below.
     SYNTH_CHECK(std::memcmp(bytes.data(), kMagic, std::min(n, sizeof kMagic)) == 0,
@@ -364,9 +372,6 @@ Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& s
 
     // Walk the section headers first: a truncated file shows up here as a section that claims
     // more bytes than remain, which is a clearer message than a checksum mismatch.
-    struct Section {
-        size_t begin, end;
-    };
     std::unordered_map<uint32_t, Section> sections;
     const size_t body_end = n - kChecksumBytes;
     size_t pos = kHeaderBytes;
@@ -397,7 +402,13 @@ Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& s
     }
     for (uint32_t tag : {kConf, kTokn, kParm, kOptm, kStat})
         SYNTH_CHECK(sections.count(tag), source, ": no '", tag_name(tag), "' section");
+    return sections;
+}
 
+}  // namespace
+
+Checkpoint deserialize_checkpoint(const std::string& bytes, const std::string& source) {
+    const std::unordered_map<uint32_t, Section> sections = find_sections(bytes, source);
     auto reader = [&](uint32_t tag) {
         const Section& s = sections.at(tag);
         return Reader(bytes, s.begin, s.end, source + " (section " + tag_name(tag) + ")");
@@ -452,14 +463,9 @@ std::map<std::string, std::string> config_map(const std::string& lines) {
     return m;
 }
 
-void check_resume(const Checkpoint& ck, const std::string& path, const std::string& model,
-                  const std::vector<std::string>& variants, const Flags& now, const std::vector<std::string>& exempt) {
+void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
+                  const Flags& now, const std::vector<std::string>& exempt) {
     const std::map<std::string, std::string> held_config = config_map(ck.config);
-    auto it = held_config.find("model");
-    SYNTH_CHECK(it == held_config.end() || it->second == model, "checkpoint ", path, " holds a '",
-                it == held_config.end() ? "" : it->second, "' model (written by build/",
-                it == held_config.end() ? "lm" : it->second == "seq2seq" ? "mt" : it->second == "cls" ? "cls" : "lm",
-                "), not a '", model, "' model");
     const std::string held = ck.config_value("variant");
     std::string list;
     for (const std::string& v : variants) list += (list.empty() ? "" : ",") + v;

@@ -91,9 +91,9 @@ std::map<std::string, std::string> config_map(const std::string& lines);
 // trained with the same value of every FlagRole::Model flag of `now`. The FlagRole::Training
 // flags may differ (e.g. more --steps), but then the run no longer reproduces the
 // uninterrupted one, so each difference is printed as a warning (except for `exempt` keys,
-// which the recipe does not depend on).
-// `model` is what the binary trains ("lm", "seq2seq"): a checkpoint of the other binary is named as such.
-void check_resume(const Checkpoint& ck, const std::string& path, const std::string& model,
-                  const std::vector<std::string>& variants, const Flags& now, const std::vector<std::string>& exempt = {});
+// which the recipe does not depend on). That it holds the binary's kind of model is the
+// driver's check (src/runs/driver.h), which knows the tasks.
+void check_resume(const Checkpoint& ck, const std::string& path, const std::vector<std::string>& variants,
+                  const Flags& now, const std::vector<std::string>& exempt = {});
 
 }  // namespace synth

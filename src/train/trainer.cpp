@@ -315,19 +315,32 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
                 gib(available), " are available: lower ", lower);
 }
 
+double mean_eval_loss(size_t n, const std::function<void(size_t, StepContext&, LossStats&)>& batch) {
+    NoGrad ng;
+    StepContext ctx;
+    LossStats st;
+    for (size_t i = 0; i < n; ++i) {
+        scratch().reset();
+        batch(i, ctx, st);
+    }
+    return st.sum_nll / (double)st.count;
+}
+
 void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
-                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer) {
+                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer,
+                         Kept kept) {
     if (!dist::is_writer()) return;
-    Checkpoint final_ck = capture(store, nullptr), best_ck = capture_values(store, best);
+    Checkpoint final_ck = kept == Kept::Best ? capture_values(store, best) : capture(store, nullptr);
+    final_ck.step = kept == Kept::Best ? t.best_step : steps;
+    Checkpoint best_ck = kept == Kept::Best ? Checkpoint() : capture_values(store, best);
+    best_ck.step = t.best_step;
     for (Checkpoint* ck : {&final_ck, &best_ck}) {
         ck->config = config;
         ck->tokenizer = tokenizer;
         ck->best_val = t.best_val;
     }
-    final_ck.step = steps;
-    best_ck.step = t.best_step;
     save_checkpoint(dir + "/final.ckpt", final_ck);
-    save_checkpoint(dir + "/best.ckpt", best_ck);
+    if (kept == Kept::LastAndBest) save_checkpoint(dir + "/best.ckpt", best_ck);
 }
 
 std::string best_companion(const std::string& path) {

@@ -1,4 +1,4 @@
-// trainer.h: the training loop every runner shares (build/lm, build/mt, build/cls).
+// trainer.h: the training loop every task shares (src/runs/task.h).
 //
 // One step is: the task's loss on the step's batch -> backward -> clip the global gradient
 // norm -> AdamW at the step's learning rate. Around it the Trainer keeps the evaluation
@@ -138,6 +138,11 @@ struct StepShare {
     int64_t tokens = 0;
 };
 
+// The evaluation every task's validation is: the mean loss (nats per counted target, no label
+// smoothing) of n batches without gradients, the activation arena reset before each;
+// batch(i, ctx, stats) runs batch i's cross_entropy into stats.
+double mean_eval_loss(size_t n, const std::function<void(size_t i, StepContext& ctx, LossStats& stats)>& batch);
+
 // One optimisation step: zero the gradients, loss() (forward), backward, clip the global
 // gradient norm to `clip` (0 = off), AdamW at `lr`. Returns the loss.
 // With several ranks (dist::world() > 1), loss() is this rank's slice of the global batch and
@@ -156,11 +161,17 @@ float train_step(ParamStore& store, AdamW& opt, const std::function<Tensor()>& l
 void check_training_memory(ParamStore& store, const std::function<Tensor(StepContext&)>& one_sequence_loss,
                            double sequences, const std::string& name, const std::string& lower);
 
-// The end of a run that keeps both (build/lm, build/cls): <dir>/final.ckpt with the store's
-// (last) parameters at step `steps`, and <dir>/best.ckpt with `best`, those of t.best_step, each
-// with `config` (the flags, the model kind and the variant) and `tokenizer`.
+// What a run keeps as its model: the last parameters in final.ckpt and the best in best.ckpt
+// (build/lm, build/cls), or the parameters of the best validation loss in final.ckpt alone
+// (build/mt, which selects its model by validation loss).
+enum class Kept { LastAndBest, Best };
+// The end of a run: with LastAndBest, <dir>/final.ckpt with the store's (last) parameters at step
+// `steps` and <dir>/best.ckpt with `best`, those of t.best_step; with Best, <dir>/final.ckpt with
+// `best` at t.best_step. Each with `config` (the flags, the model kind and the variant) and
+// `tokenizer`.
 void save_final_and_best(const std::string& dir, const ParamStore& store, const std::vector<float>& best,
-                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer);
+                         const TrainResult& t, int64_t steps, const std::string& config, const std::string& tokenizer,
+                         Kept kept = Kept::LastAndBest);
 
 // The file of the best parameters saved beside a training checkpoint.
 std::string best_companion(const std::string& checkpoint_path);

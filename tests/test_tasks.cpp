@@ -1,0 +1,260 @@
+// The task driver (src/runs/driver.h) and its registry of tasks (src/runs/task.h): a fourth,
+// toy task defined here, in this file alone, trains, saves, reports and reloads through the
+// driver, as docs/tasks.md says a new task does.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "base/io.h"
+#include "engine/autograd.h"
+#include "error_of.h"
+#include "models/transformer.h"
+#include "runs/driver.h"
+#include "subprocess.h"
+
+using namespace synth;
+using synth_test::error_of;
+using synth_test::ScratchDir;
+
+namespace {
+
+// A toy task: a decoder-only LM learns to continue the cycle 0, 1, ..., V-1, 0, 1, ...
+// (--period tokens long), which it can learn in a few dozen steps.
+class ToyTask;
+
+class ToyModel : public TaskModel {
+public:
+    ToyModel(const ToyTask& task, ParamStore& store, const LmConfig& cfg) : net(store, cfg), task_(task) {}
+    Tensor one_sequence_loss(StepContext& ctx) override {
+        const int T = net.config().attn.max_len;
+        return cross_entropy(net.forward(std::vector<int32_t>(T, 0), 1, T, ctx), std::vector<int32_t>(T, 0), -1, 0.0f);
+    }
+    TrainTask train_task(const TrainConfig& tc, int64_t& steps) override;
+    void finish(const TrainResult& t, const std::vector<float>&, const RunsConfig::Run&, JsonObject& r) override {
+        r.number("val_loss", loss(), 4);
+        r.integer("best_step", t.best_step);
+        r.text("data_hash", "cycle");
+    }
+    // Mean NLL of continuing the cycle from each offset.
+    double loss();
+
+    TransformerLM net;
+
+private:
+    const ToyTask& task_;
+    std::vector<int32_t> x_, y_;
+};
+
+class ToyTask : public Task {
+public:
+    int period = 5, batch = 4;
+    LmConfig model;
+    bool loaded = false;
+
+    ToyTask() {
+        shared.preset = "tiny";
+        model.attn.d_model = 16, model.layers = 1, model.attn.heads = 2, model.d_ff = 32, model.attn.max_len = 8;
+        model.dropout = 0.0f;
+    }
+    std::string name() const override { return "toy"; }
+    std::string summary() const override { return "A toy task: continue a cycle of tokens."; }
+    std::string kind() const override { return "toy-lm"; }
+    void bind(Flags& f) override {
+        f.add("period", &period, "the cycle's length, also the vocabulary", FlagRole::Model);
+        f.add("variants", &shared.variants, "attention variants");
+        f.add("preset", &shared.preset, "tiny | none");
+        model.bind(f);
+        f.add("batch", &batch, "sequences per step", FlagRole::Training);
+        shared.train.bind(f);
+        f.add("tag", &shared.tag, "suffix of the sweep's name");
+        shared.runs.bind(f, "toy");
+    }
+    std::vector<PresetRow> presets() const override {
+        return {{"tiny", "", {{"steps", "30"}, {"warmup", "5"}, {"eval-every", "10"}, {"lr", "1e-2"}, {"min-lr", "1e-3"}}}};
+    }
+    ModelShape shape() const override { return {&model.attn, model.d_ff, model.dropout, "seq"}; }
+    void validate(const Flags&) const override { require_positive({{"period", period}, {"batch", batch}}); }
+    std::string data_name() const override { return "cycle" + std::to_string(period); }
+    void load_data() override { loaded = true; }
+    std::string tokenizer() const override { return "cycle of " + std::to_string(period); }
+    std::string tokenizer_origin() const override { return "cycle from --period"; }
+    std::string describe_data() const override { return "a cycle of " + std::to_string(period) + " tokens"; }
+    void use_tokenizer(const std::string&) override {}
+    std::unique_ptr<TaskModel> build(ParamStore& store, const std::string& variant) const override {
+        LmConfig c = model;
+        c.vocab = period;
+        c.attn.variant = variant;
+        return std::make_unique<ToyModel>(*this, store, c);
+    }
+    double memory_sequences() const override { return batch; }
+    std::string memory_flags() const override { return "--batch"; }
+    ReportSpec report_spec(std::vector<RunRecord>&) const override {
+        ReportSpec spec;
+        spec.title = "Toy";
+        spec.metrics = {"params", "val_loss"};
+        return spec;
+    }
+};
+
+// Row r of a batch starts the cycle at offset (step + r) mod period.
+void cycle_batch(int period, int B, int T, int64_t step, std::vector<int32_t>& x, std::vector<int32_t>& y) {
+    x.resize((size_t)B * T), y.resize((size_t)B * T);
+    for (int r = 0; r < B; ++r)
+        for (int t = 0; t < T; ++t) {
+            x[(size_t)r * T + t] = (int32_t)((step + r + t) % period);
+            y[(size_t)r * T + t] = (int32_t)((step + r + t + 1) % period);
+        }
+}
+
+TrainTask ToyModel::train_task(const TrainConfig& tc, int64_t& steps) {
+    TrainTask task;
+    task.loss = [this](int64_t step, StepContext& ctx, int64_t& tokens) {
+        const int B = task_.batch, T = net.config().attn.max_len;
+        cycle_batch(task_.period, B, T, step, x_, y_);
+        tokens = (int64_t)B * T;
+        return cross_entropy(net.forward(x_, B, T, ctx), y_, -1, 0.0f);
+    };
+    task.validate = [this] { return loss(); };
+    steps = tc.steps;
+    return task;
+}
+
+double ToyModel::loss() {
+    return mean_eval_loss(1, [&](size_t, StepContext& ctx, LossStats& st) {
+        std::vector<int32_t> x, y;
+        const int T = net.config().attn.max_len;
+        cycle_batch(task_.period, task_.period, T, 0, x, y);
+        cross_entropy(net.forward(x, task_.period, T, ctx), y, -1, 0.0f, &st);
+    });
+}
+
+SYNTH_REGISTER_TASK(toy, ToyTask);
+
+// The driver on a new ToyTask with these flags; its stdout and stderr go to files in `dir`.
+int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
+    std::vector<std::string> args = {"toy"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    std::fflush(stdout), std::fflush(stderr);
+    const int saved_out = dup(1), saved_err = dup(2);
+    const int out = open((dir + "/toy.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open((dir + "/toy.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1), dup2(err, 2);
+    int status = 0;
+    try {
+        const std::unique_ptr<Task> task = make_task("toy");
+        status = Driver(*task).run((int)argv.size(), argv.data());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        status = 1;
+    }
+    std::fflush(stdout), std::fflush(stderr);
+    dup2(saved_out, 1), dup2(saved_err, 2);
+    for (int fd : {out, err, saved_out, saved_err}) close(fd);
+    return status;
+}
+
+}  // namespace
+
+TEST_CASE("tasks: the registry is the one list of tasks and of the kinds their checkpoints record") {
+    const std::vector<std::string> names = task_names();
+    for (const char* n : {"cls", "lm", "mt", "toy"})
+        CHECK(std::find(names.begin(), names.end(), n) != names.end());
+    CHECK(std::is_sorted(names.begin(), names.end()));
+    CHECK(binary_of_kind("lm") == "lm");
+    CHECK(binary_of_kind("seq2seq") == "mt");
+    CHECK(binary_of_kind("cls") == "cls");
+    CHECK(binary_of_kind("toy-lm") == "toy");
+    CHECK(binary_of_kind("nothing") == "");
+    CHECK(make_task("mt")->kind() == "seq2seq");
+    CHECK(error_of([] { make_task("tts"); }) == doctest::Contains("unknown task 'tts' (cls, lm, mt, toy)"));
+}
+
+TEST_CASE("tasks: a data set's name for a sweep is its file or directory name without extension") {
+    CHECK(data_stem("tinyshakespeare") == "tinyshakespeare");
+    CHECK(data_stem("data/moby.txt") == "moby");
+    CHECK(data_stem("/data/multi30k_en_de/") == "multi30k_en_de");
+    CHECK(data_stem(".hidden") == ".hidden");
+}
+
+TEST_CASE("tasks: a preset table's rows apply in order, a conditional row only when its flag matches") {
+    std::string data = "tinyshakespeare", preset = "full";
+    int steps = 1;
+    Flags f("t", "test");
+    f.add("data", &data, "data");
+    f.add("steps", &steps, "steps");
+    const std::vector<PresetRow> table = {{"quick", "", {{"steps", "10"}}},
+                                          {"full", "", {{"steps", "100"}, {"lr", "1e-3"}}},
+                                          {"full", "data=ptb", {{"steps", "300"}}},
+                                          {"lra", "data=listops", {{"steps", "5000"}}}};
+    CHECK(preset_flags(table, "full", f) == std::map<std::string, std::string>{{"steps", "100"}, {"lr", "1e-3"}});
+    REQUIRE(f.parse(std::vector<std::string>{"--data=ptb"}));
+    CHECK(preset_flags(table, "full", f) == std::map<std::string, std::string>{{"steps", "300"}, {"lr", "1e-3"}});
+    CHECK(preset_flags(table, "none", f).empty());
+    CHECK(error_of([&] { preset_flags(table, "huge", f); }) ==
+          doctest::Contains("unknown --preset 'huge' (quick, full, lra, none)"));
+    CHECK(error_of([&] { preset_flags(table, "lra", f); }) == doctest::Contains("--preset=lra needs --data=listops"));
+    const std::string help = describe_preset_table(table);
+    CHECK(help.find("  full: --lr=1e-3 --steps=100\n") != std::string::npos);
+    CHECK(help.find("  full, --data=ptb: --lr=1e-3 --steps=300\n") != std::string::npos);
+    CHECK(help.find("  lra, --data=listops: --steps=5000\n") != std::string::npos);
+}
+
+TEST_CASE("tasks: a fourth task, defined in one file, trains, saves, reports and reloads through the driver") {
+    ScratchDir dir;
+    const std::string runs = dir / "runs";
+    REQUIRE(drive_toy({"--runs-dir=" + runs, "--variants=V,R", "--seeds=1,2", "--log-every=100"}, dir.path) == 0);
+    const std::string sweep = runs + "/toy-cycle5-tiny";
+    for (const char* run : {"V-seed1", "V-seed2", "R-seed1", "R-seed2"}) {
+        CAPTURE(run);
+        const std::string d = sweep + "/" + run;
+        const JsonObject r = parse_json_object(read_file(d + "/result.json"), d);
+        CHECK(r.at("variant") == std::string(run).substr(0, 1));
+        CHECK(r.num("val_loss") < std::log(5.0));  // better than a uniform guess
+        CHECK(r.has("group_hash"));
+        CHECK(std::filesystem::exists(d + "/config.json"));
+        CHECK(std::filesystem::exists(d + "/metrics.jsonl"));
+        const Checkpoint final_ck = load_checkpoint(d + "/final.ckpt");
+        CHECK(final_ck.config_value("model") == "toy-lm");
+        CHECK(final_ck.step == 30);
+        CHECK(load_checkpoint(d + "/best.ckpt").step == (int64_t)r.num("best_step"));
+    }
+    CHECK(read_file(sweep + "/report.md").find("# Toy") == 0);
+    // Seeds differ; the same seed trains the same run again (below).
+    const std::string v1 = synth_test::result_without_timings(sweep + "/V-seed1");
+    CHECK(v1 != synth_test::result_without_timings(sweep + "/V-seed2"));
+
+    // The report step merges the runs again; a finished run is not overwritten.
+    REQUIRE(drive_toy({"--report", sweep, "--out=" + dir / "merged"}, dir.path) == 0);
+    CHECK(read_file(dir / "merged.csv") == read_file(sweep + "/report.csv"));
+    CHECK(drive_toy({"--runs-dir=" + runs, "--variants=V", "--seeds=1"}, dir.path) == 1);
+    CHECK(read_file(dir / "toy.err").find("already holds a finished run") != std::string::npos);
+    CHECK(drive_toy({"--runs-dir=" + runs, "--variants=V", "--seeds=1", "--overwrite", "--log-every=100"}, dir.path) == 0);
+    CHECK(synth_test::result_without_timings(sweep + "/V-seed1") == v1);
+
+    // A kept model loads back as the task's network, with the loss it had.
+    const std::unique_ptr<Task> task = make_task("toy");
+    Driver driver(*task);
+    LoadedModel m;
+    driver.load_model(m, sweep + "/R-seed1/final.ckpt");
+    CHECK(m.variant == "R");
+    CHECK(m.step == 30);
+    const JsonObject r1 = parse_json_object(read_file(sweep + "/R-seed1/result.json"), "R-seed1");
+    CHECK(static_cast<ToyModel&>(*m.model).loss() == doctest::Approx(r1.num("val_loss")).epsilon(1e-3));
+
+    // Bad flags fail before any work, naming the flag; another task's checkpoint is named as such.
+    CHECK(drive_toy({"--runs-dir=" + runs, "--period=0"}, dir.path) == 1);
+    CHECK(read_file(dir / "toy.err").find("--period=0 must be positive") != std::string::npos);
+    CHECK(drive_toy({"--runs-dir=" + runs, "--heads=3"}, dir.path) == 1);
+    CHECK(read_file(dir / "toy.err").find("--heads=3 must divide --d-model=16") != std::string::npos);
+    Checkpoint other = load_checkpoint(sweep + "/R-seed1/final.ckpt");
+    other.config += "model=seq2seq\n";
+    save_checkpoint(dir / "other.ckpt", other);
+    CHECK(error_of([&] { driver.load_model(m, dir / "other.ckpt"); }) ==
+          doctest::Contains("holds a 'seq2seq' model (written by build/mt), not a 'toy-lm' model (build/toy)"));
+}
