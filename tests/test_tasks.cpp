@@ -208,7 +208,9 @@ TEST_CASE("tasks: a preset table's rows apply in order, a conditional row only w
 TEST_CASE("tasks: a fourth task, defined in one file, trains, saves, reports and reloads through the driver") {
     ScratchDir dir;
     const std::string runs = dir / "runs";
-    REQUIRE(drive_toy({"--runs-dir=" + runs, "--variants=V,R", "--seeds=1,2", "--log-every=100"}, dir.path) == 0);
+    const int status = drive_toy({"--runs-dir=" + runs, "--variants=V,R", "--seeds=1,2", "--log-every=100"}, dir.path);
+    INFO(read_file(dir / "toy.err"));
+    REQUIRE(status == 0);
     const std::string sweep = runs + "/toy-cycle5-tiny";
     for (const char* run : {"V-seed1", "V-seed2", "R-seed1", "R-seed2"}) {
         CAPTURE(run);

@@ -229,7 +229,7 @@ JsonObject Driver::train_run(const RunsConfig::Run& run, const Checkpoint* resum
 }
 
 void Driver::report(const std::vector<std::string>& dirs, const std::string& stem, bool force) const {
-    std::vector<RunRecord> runs = find_runs(dirs);
+    std::vector<RunRecord> runs = find_runs(dirs, task_.name());
     ReportSpec spec = task_.report_spec(runs);
     spec.force = force;
     write_report(runs, spec, stem);
