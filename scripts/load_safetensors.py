@@ -40,7 +40,7 @@ COMPONENTS = ("V", "D", "R", "Rfix", "FR", "FD")
 CONVS = ("LightConv", "DynamicConv")  # sequence mixers of their own: never mixed
 
 
-# ---- the model (docs/variants.md; the same definitions as scripts/torch_reference.py) -------
+# ---- the model (docs/variants.md; scripts/torch_reference.py imports it for the parity check) --
 # LayerNorm: eps 1e-5, affine g (ones) and b (zeros). FFN: ReLU(x W1 + b1) W2 + b2. Attention:
 # heads are contiguous column blocks of d (head h = columns [h D, (h + 1) D), D = d / H), V's
 # 1/sqrt(D) scales Q, one causal softmax over the (mixed) logits, then x W_v, heads merged, W_o.
