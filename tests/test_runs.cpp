@@ -97,8 +97,23 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     }
     // Different seeds are different runs.
     CHECK(read_file(sweep + "/V-seed1/metrics.jsonl") != read_file(sweep + "/V-seed2/metrics.jsonl"));
-    // One JSON line per run on stdout.
-    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 4);
+    // Quiet by default: no per-run JSON line on stdout, no flag dump on stderr (config.json and
+    // result.json hold them); the one-line summary, progress and the table remain.
+    CHECK(r.out.empty());
+    CHECK(r.err.find("config:\n") == std::string::npos);
+    CHECK(r.err.find("seed=") == std::string::npos);
+    CHECK(r.err.find("lm: ") != std::string::npos);
+    CHECK(r.err.find("| variant") != std::string::npos);
+    // --verbose gives the detail: every resolved flag and one JSON line per run.
+    std::vector<std::string> loud = tiny_sweep(dir.path);
+    for (const std::string& more : {std::string("--verbose"), std::string("--variants=V"), std::string("--seeds=1"),
+                                    std::string("--steps=2"), "--run-dir=" + dir / "loud"})
+        loud.push_back(more);  // the last occurrence of a flag wins
+    auto v = synth_test::run_process(lm, loud, dir.path);
+    REQUIRE(v.status == 0);
+    CHECK(v.err.find("config:\n") != std::string::npos);
+    CHECK(std::count(v.out.begin(), v.out.end(), '\n') == 1);
+    CHECK(v.out.find("\"variant\": \"V\"") != std::string::npos);
 
     // The report step, run explicitly, writes only the stem it is given.
     auto rep = synth_test::run_process(lm, {"--report", "--out=" + dir / "table", sweep}, dir.path);

@@ -263,8 +263,9 @@ int Driver::train(const std::string& compute) {
                 task_.tokenizer_origin());
     check_memory(variants);
     const std::string data = task_.describe_data();
-    std::fprintf(stderr, "%s: %s%s\nconfig:\n%s", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
-                 compute.c_str(), f_.dump().c_str());
+    // The one-line summary; every resolved flag only with --verbose (config.json holds them).
+    std::fprintf(stderr, "%s: %s%s\n", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(), compute.c_str());
+    if (s.runs.verbose) std::fprintf(stderr, "config:\n%s", f_.dump().c_str());
 
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
         this->report(dirs, stem, force);
