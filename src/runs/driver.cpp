@@ -5,6 +5,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "base/flags_config.h"
 #include "base/io.h"
 #include "runs/cli.h"
 #include "runs/run_dir.h"
@@ -120,6 +121,8 @@ std::string describe_preset_table(const std::vector<PresetRow>& table) {
 
 Driver::Driver(Task& task) : task_(task), f_(task.name(), task.summary()) {
     task_.bind(f_);
+    f_.add("config", &config_, "replay a run's flags from its RUN_DIR/config.json (flags given here override them; "
+           "where the run goes is not replayed: --run-dir, --runs-dir, --resume, --overwrite)");
     std::string others;
     for (const std::string& n : task_names())
         if (n != task_.name()) others += (others.empty() ? "" : ", ") + n;
@@ -279,6 +282,9 @@ int Driver::train(const std::string& compute) {
 int Driver::run(int argc, char** argv) {
     argv_.assign(argv, argv + argc);
     if (!f_.parse(argc, argv)) return 0;
+    if (!config_.empty())  // nanoGPT's config files: the saved flags, the command line on top
+        apply_config(f_, flags_of_config_json(read_file(config_), config_),
+                     {"config", "run-dir", "runs-dir", "resume", "overwrite", "take-over"}, config_);
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
         this->report(dirs, stem, force);
     };

@@ -61,6 +61,7 @@ private:
 
     Task& task_;
     Flags f_;
+    std::string config_;  // --config: a run directory's config.json to replay
     std::vector<std::string> argv_;
 };
 
