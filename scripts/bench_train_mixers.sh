@@ -34,7 +34,7 @@ for ((r = 0; r < rounds; ++r)); do
     for ((i = 0; i < n; ++i)); do
         v=${vs[$(((i + r) % n))]}
         echo "bench_train_mixers: round $((r + 1))/$rounds $v" >&2
-        "$bin" "${flags[@]}" --steps="$steps" --threads="$threads" --variants="$v" --run-dir="$tmp/run" --overwrite \
+        "$bin" "${flags[@]}" --steps="$steps" --threads="$threads" --variants="$v" --run-dir="$tmp/run" --overwrite --verbose \
             2>"$tmp/err" | grep '^{' >>"$tmp/raw"
     done
 done

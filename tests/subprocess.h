@@ -63,11 +63,15 @@ struct ProcessResult {
 
 // Runs `exe args...` with stdout and stderr captured through files in `dir`, and waits for it;
 // with kill_after_ms > 0, sends it SIGKILL if it is still running after that many milliseconds.
+// With `stdin_path`, standard input is read from that file; with `stdout_path` (e.g.
+// "/dev/full"), standard output goes there instead (and `out` is then empty).
 inline ProcessResult run_process(const std::string& exe, const std::vector<std::string>& args,
-                                 const std::string& dir, int kill_after_ms = 0) {
-    const std::string out_path = dir + "/.stdout", err_path = dir + "/.stderr";
+                                 const std::string& dir, int kill_after_ms = 0, const std::string& stdin_path = "",
+                                 const std::string& stdout_path = "") {
+    const std::string out_path = stdout_path.empty() ? dir + "/.stdout" : stdout_path, err_path = dir + "/.stderr";
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     std::vector<std::string> argv = {exe};
@@ -90,7 +94,7 @@ inline ProcessResult run_process(const std::string& exe, const std::vector<std::
     while (!reaped && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = synth::read_file(out_path);
+    r.out = stdout_path.empty() ? synth::read_file(out_path) : "";
     r.err = synth::read_file(err_path);
     return r;
 }

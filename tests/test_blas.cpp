@@ -188,3 +188,17 @@ TEST_CASE("blas: cpu_name reads the model, family and number of the first proces
     CHECK(name.back() == ')');
 #endif
 }
+
+TEST_CASE("blas: the kernel note says when synth chose the kernel, and nothing when there is nothing to say") {
+    const char* had_core = std::getenv("OPENBLAS_CORETYPE");
+    const char* had_marker = std::getenv("SYNTH_BLAS_REEXEC");
+    const std::string core = had_core ? had_core : "", marker = had_marker ? had_marker : "";
+    ::setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+    ::setenv("SYNTH_BLAS_REEXEC", "Prescott", 1);  // what blas_select_kernel leaves for its re-run
+    CHECK(synth::blas_kernel_note() == " (chosen by synth: OpenBLAS detected Prescott on this CPU)");
+    ::unsetenv("OPENBLAS_CORETYPE");
+    ::unsetenv("SYNTH_BLAS_REEXEC");
+    CHECK(synth::blas_kernel_note().empty());  // OpenBLAS's own choice: nothing to say
+    if (had_core) ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    if (had_marker) ::setenv("SYNTH_BLAS_REEXEC", marker.c_str(), 1);
+}

@@ -3,11 +3,16 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/flags.h"
 #include "base/flags_config.h"
+#include "base/io.h"
+#include "base/json.h"
 #include "error_of.h"
+#include "subprocess.h"
+#include "tiny_text.h"
 
 using namespace synth;
 using synth_test::error_of;
@@ -79,4 +84,37 @@ TEST_CASE("flags: --help gives a default once, and none when it is empty") {
     CHECK(help.find("comma-separated seeds (default: --seed)\n") != std::string::npos);
     CHECK(help.find("the output stem\n") != std::string::npos);
     CHECK(help.find("(default: )") == std::string::npos);
+}
+
+TEST_CASE("flags: build/lm --config=RUN_DIR/config.json replays a run; the command line and the run's place differ") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    synth_test::ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_text());
+    auto first = synth_test::run_process(
+        lm, {"--data=" + dir / "tiny.txt", "--preset=none", "--variants=R", "--seeds=1", "--d-model=16", "--layers=1",
+             "--heads=2", "--d-ff=32", "--seq=8", "--batch=4", "--steps=2", "--warmup=1", "--lr=0.003",
+             "--eval-every=2", "--eval-batches=1", "--threads=1", "--run-dir=" + dir / "first"},
+        dir.path);
+    INFO("stderr: ", first.err);
+    REQUIRE(first.status == 0);
+    const std::string saved = dir / "first/config.json";
+    auto again = synth_test::run_process(lm, {"--config=" + saved, "--steps=3", "--run-dir=" + dir / "again"}, dir.path);
+    INFO("replay stderr: ", again.err);
+    REQUIRE(again.status == 0);
+    const JsonObject a = parse_json_object(read_file(saved), saved);
+    const JsonObject b = parse_json_object(read_file(dir / "again/config.json"), "again/config.json");
+    CHECK(b.at("flag.steps") == "3");
+    CHECK(b.at("flag.config") == saved);
+    CHECK(b.at("flag.run-dir") == dir / "again");
+    // Every other flag is the saved run's (not the defaults: --lr=0.003, --d-model=16, ...).
+    int compared = 0;
+    for (const auto& [k, v] : a.fields) {
+        if (k.rfind("flag.", 0) != 0 || k == "flag.steps" || k == "flag.run-dir" || k == "flag.config") continue;
+        CAPTURE(k);
+        CHECK(b.at(k) == v);
+        ++compared;
+    }
+    CHECK(compared > 30);
+    CHECK(b.at("flag.lr") == "0.003");
 }

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -19,6 +21,7 @@
 #include "base/json.h"
 #include "base/table.h"
 #include "engine/gemm/blas.h"
+#include "models/sampling.h"
 #include "error_of.h"
 #include "runs/run_claim.h"
 #include "runs/run_dir.h"
@@ -329,4 +332,121 @@ TEST_CASE("reliability: a lost write is an error; text read from a descriptor ge
     CHECK(through_pipe(std::string("a\0b\n", 4)).second.find("standard input") != std::string::npos);
     CHECK(through_pipe("caf\xc3\n").second.find("standard input") != std::string::npos);
     CHECK(through_pipe("caf\xc3\n").second.find("UTF-8") != std::string::npos);
+}
+
+namespace {
+
+// A toy parallel corpus (dir/par) and 2 steps of a tiny model trained on it: its final.ckpt.
+std::string tiny_mt_checkpoint(const std::string& mt, const ScratchDir& dir) {
+    fs::create_directories(dir / "par");
+    const char* en[] = {"the dog runs", "a cat sleeps", "the red house", "a big dog sees the cat"};
+    const char* de[] = {"der hund rennt", "eine katze schläft", "das rote haus", "ein grosser hund sieht die katze"};
+    std::string src, tgt;
+    for (int i = 0; i < 40; ++i) src += std::string(en[i % 4]) + "\n", tgt += std::string(de[i % 4]) + "\n";
+    for (const char* split : {"train", "val", "test"}) {
+        write_file_atomic(dir / ("par/" + std::string(split) + ".en"), src);
+        write_file_atomic(dir / ("par/" + std::string(split) + ".de"), tgt);
+    }
+    auto r = synth_test::run_process(
+        mt, {"--data=" + dir / "par", "--preset=none", "--variants=V", "--d-model=16", "--layers=1", "--heads=2",
+             "--d-ff=32", "--max-len=32", "--bpe-vocab=300", "--batch-tokens=128", "--steps=2", "--warmup=1",
+             "--eval-every=2", "--beam=1", "--test-sets=test", "--threads=1", "--runs-dir=" + dir / "runs"},
+        dir.path);
+    INFO("stderr: ", r.err);
+    REQUIRE(r.status == 0);
+    for (const auto& e : fs::recursive_directory_iterator(dir / "runs"))
+        if (e.path().filename() == "final.ckpt") return e.path().string();
+    FAIL("no final.ckpt");
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("reliability: --translate reads stdin with the training data's checks; lost output exits non-zero") {
+    const std::string mt = synth_test::binary_or_skip("mt");
+    if (mt.empty()) return;
+    ScratchDir dir;
+    const std::string ck = tiny_mt_checkpoint(mt, dir);
+    write_file_atomic(dir / "in.en", "the dog runs\na cat sleeps\n");
+    auto ok = synth_test::run_process(mt, {"--translate", "--checkpoint=" + ck, "--threads=1"}, dir.path, 0, dir / "in.en");
+    INFO("stderr: ", ok.err);
+    CHECK(ok.status == 0);
+    CHECK(std::count(ok.out.begin(), ok.out.end(), '\n') == 2);  // one hypothesis a line
+    write_file_atomic(dir / "bad.en", "the dog\xc3 runs\n");
+    auto bad = synth_test::run_process(mt, {"--translate", "--checkpoint=" + ck, "--threads=1"}, dir.path, 0, dir / "bad.en");
+    CHECK(bad.status == 1);
+    CHECK(bad.err.find("standard input") != std::string::npos);
+    CHECK(bad.err.find("UTF-8") != std::string::npos);
+    write_file_atomic(dir / "nul.en", std::string("the dog\0 runs\n", 14));
+    auto nul = synth_test::run_process(mt, {"--translate", "--checkpoint=" + ck, "--threads=1"}, dir.path, 0, dir / "nul.en");
+    CHECK(nul.status == 1);
+    CHECK(nul.err.find("standard input") != std::string::npos);
+    if (!fs::exists("/dev/full")) return;
+    auto full = synth_test::run_process(mt, {"--translate", "--checkpoint=" + ck, "--threads=1"}, dir.path, 0,
+                                        dir / "in.en", "/dev/full");
+    CHECK(full.status == 1);
+    CHECK(full.err.find("cannot write to standard output") != std::string::npos);
+}
+
+TEST_CASE("reliability: --generate: a newline by default, a final newline, sampling checked, lost output an error") {
+    const std::string lm = synth_test::binary_or_skip("lm");
+    if (lm.empty()) return;
+    ScratchDir dir;
+    write_file_atomic(dir / "tiny.txt", tiny_text());
+    REQUIRE(synth_test::run_process(lm, {"--data=" + dir / "tiny.txt", "--preset=none", "--variants=V", "--seeds=1",
+                                         "--d-model=16", "--layers=1", "--heads=2", "--d-ff=32", "--seq=8", "--batch=4",
+                                         "--steps=2", "--eval-every=2", "--eval-batches=1", "--threads=1",
+                                         "--runs-dir=" + dir / "runs"},
+                                    dir.path)
+                .status == 0);
+    const std::string ck = dir / "runs/lm-tiny-none/V-seed1/final.ckpt";
+    const std::vector<std::string> gen = {"--generate", "--checkpoint=" + ck, "--tokens=20", "--threads=1"};
+    auto ok = synth_test::run_process(lm, gen, dir.path);
+    INFO("stderr: ", ok.err);
+    REQUIRE(ok.status == 0);
+    CHECK(ok.out.size() >= 21);
+    CHECK(ok.out.front() == '\n');  // the default prompt
+    CHECK(ok.out.back() == '\n');   // the output ends its last line
+    auto with = [&](const std::string& flag) {
+        std::vector<std::string> a = gen;
+        a.push_back(flag);
+        return synth_test::run_process(lm, a, dir.path);
+    };
+    auto top = with("--top-k=1000");
+    CHECK(top.status == 1);
+    CHECK(top.err.find("--top-k=1000 must lie in [0, ") != std::string::npos);
+    auto cold = with("--temperature=0");
+    CHECK(cold.status == 1);
+    CHECK(cold.err.find("--temperature=0 must be a positive finite number") != std::string::npos);
+    if (!fs::exists("/dev/full")) return;
+    auto full = synth_test::run_process(lm, gen, dir.path, 0, "", "/dev/full");
+    CHECK(full.status == 1);
+    CHECK(full.err.find("cannot write to standard output") != std::string::npos);
+}
+
+TEST_CASE("reliability: --bench checks memory first; --listops-dir never replaces a user's files") {
+    const std::string lm = synth_test::binary_or_skip("lm"), cls = synth_test::binary_or_skip("cls");
+    if (lm.empty() || cls.empty()) return;
+    ScratchDir dir;
+    auto bench = synth_test::run_process(lm, {"--bench", "--vocab=2000000000", "--variants=V", "--threads=1"}, dir.path);
+    CHECK(bench.status == 1);
+    CHECK(bench.err.find("GiB") != std::string::npos);
+    fs::create_directories(dir / "mine");
+    write_file_atomic(dir / "mine/basic_train.tsv", "a user's own file\n");
+    auto ls = synth_test::run_process(cls, {"--preset=quick", "--variants=V", "--threads=1", "--runs-dir=" + dir / "runs",
+                                            "--listops-dir=" + dir / "mine"},
+                                      dir.path);
+    CHECK(ls.status == 1);
+    CHECK(ls.err.find("--listops-dir='" + dir / "mine" + "' holds files this command did not write") != std::string::npos);
+    CHECK(read_file(dir / "mine/basic_train.tsv") == "a user's own file\n");
+}
+
+TEST_CASE("reliability: sampling settings are checked against the vocabulary, naming the flag") {
+    CHECK(msg(error_of([] { check_sampling(Sampling{1.0f, 66}, 65); })).find("--top-k=66 must lie in [0, 65]") !=
+          std::string::npos);
+    CHECK(msg(error_of([] { check_sampling(Sampling{1.0f, -1}, 65); })).find("--top-k=-1") != std::string::npos);
+    CHECK(msg(error_of([] { check_sampling(Sampling{-2.0f, 0}, 65); })).find("--temperature=-2") != std::string::npos);
+    CHECK(msg(error_of([] { check_sampling(Sampling{INFINITY, 0}, 65); })).find("--temperature=inf") != std::string::npos);
+    check_sampling(Sampling{0.5f, 65}, 65);
+    check_sampling(Sampling{1.0f, 0}, 65);
 }

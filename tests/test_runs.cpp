@@ -97,8 +97,23 @@ TEST_CASE("runs: a 2-variant x 2-seed sweep writes one directory per run and a r
     }
     // Different seeds are different runs.
     CHECK(read_file(sweep + "/V-seed1/metrics.jsonl") != read_file(sweep + "/V-seed2/metrics.jsonl"));
-    // One JSON line per run on stdout.
-    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 4);
+    // Quiet by default: no per-run JSON line on stdout, no flag dump on stderr (config.json and
+    // result.json hold them); the one-line summary, progress and the table remain.
+    CHECK(r.out.empty());
+    CHECK(r.err.find("config:\n") == std::string::npos);
+    CHECK(r.err.find("seed=") == std::string::npos);
+    CHECK(r.err.find("lm: ") != std::string::npos);
+    CHECK(r.err.find("| variant") != std::string::npos);
+    // --verbose gives the detail: every resolved flag and one JSON line per run.
+    std::vector<std::string> loud = tiny_sweep(dir.path);
+    for (const std::string& more : {std::string("--verbose"), std::string("--variants=V"), std::string("--seeds=1"),
+                                    std::string("--steps=2"), "--run-dir=" + dir / "loud"})
+        loud.push_back(more);  // the last occurrence of a flag wins
+    auto v = synth_test::run_process(lm, loud, dir.path);
+    REQUIRE(v.status == 0);
+    CHECK(v.err.find("config:\n") != std::string::npos);
+    CHECK(std::count(v.out.begin(), v.out.end(), '\n') == 1);
+    CHECK(v.out.find("\"variant\": \"V\"") != std::string::npos);
 
     // The report step, run explicitly, writes only the stem it is given.
     auto rep = synth_test::run_process(lm, {"--report", "--out=" + dir / "table", sweep}, dir.path);
@@ -244,8 +259,10 @@ TEST_CASE("runs: generation from a checkpoint is a function of the seed; --eval-
     auto short_data = synth_test::run_process(lm, {"--data=" + dir / "short.txt", "--runs-dir=" + dir / "s"}, dir.path);
     CHECK(short_data.err.find("its training split has 17 tokens, fewer than one window of --seq + 1 = 65 (lower --seq)") !=
           std::string::npos);
-    auto empty = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt="}, dir.path);
-    CHECK(empty.err.find("--prompt is empty") != std::string::npos);
+    // An empty --prompt is the default one, a newline (as nanoGPT), not an error.
+    auto empty = synth_test::run_process(lm, {"--generate", "--checkpoint=" + ck, "--prompt=", "--tokens=3"}, dir.path);
+    CHECK(empty.status == 0);
+    CHECK(empty.out.rfind("\n", 0) == 0);
 }
 
 TEST_CASE("runs: --keep-last bounds the step checkpoints; a killed writer's temporaries are swept at the next start") {

@@ -22,11 +22,22 @@ void apply_config(Flags& f, const std::map<std::string, std::string>& saved, con
     std::vector<std::string> known;
     for (FlagRole role : {FlagRole::Run, FlagRole::Model, FlagRole::Training})
         for (const std::string& n : f.names(role)) known.push_back(n);
+    std::map<std::string, std::string> now;  // the current values, from "key=value" lines
+    const std::string dump = f.dump();
+    for (size_t at = 0, end; at < dump.size(); at = end + 1) {
+        end = dump.find('\n', at);
+        if (end == std::string::npos) end = dump.size();
+        const size_t eq = dump.find('=', at);
+        if (eq < end) now[dump.substr(at, eq - at)] = dump.substr(eq + 1, end - eq - 1);
+    }
     std::map<std::string, std::string> replay;
     for (const auto& [name, value] : saved) {
         if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
         SYNTH_CHECK(std::find(known.begin(), known.end(), name) != known.end(), source, " sets --", name, ", which this program does not have (a config of another ",
                     "binary or version?)");
+        // A variant's setting saved at its registered default is what leaving it out means: not
+        // given (a setting given for a variant the run lacks is an error).
+        if (!f.given(name) && f.at_missing_default(name) && now[name] == value) continue;
         replay[name] = value;
     }
     apply_defaults(f, replay);

@@ -233,14 +233,16 @@ void bench_providers(Report& report, bool ta, bool tb, int M, int N, int K, int 
             synth::sgemm(ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
             synth::set_gemm_provider(synth::GemmProvider::OpenBlas);
         });
-    fns.push_back([&] {
-        synth::onednn_gemm(synth::OnednnType::F32, ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
-    });
+    const bool onednn = synth::onednn_built();  // under `make ONEDNN=0` onednn_gemm throws
+    if (onednn)
+        fns.push_back([&] {
+            synth::onednn_gemm(synth::OnednnType::F32, ta, tb, M, N, K, 1.0f, A.get(), lda, B.get(), ldb, 0.0f, C.get(), N);
+        });
     const std::vector<Timing> t = time_interleaved(fns, 2.0 * M * N * K, reps);
     const std::string shape = shape_text(ta, tb, M, N, K);
     for (size_t i = 0; i < providers.size(); ++i)
         report.row(std::string("synth::sgemm, ") + synth::provider_name(providers[i]), shape, t[i]);
-    report.row("oneDNN matmul, fp32", shape, t.back());
+    if (onednn) report.row("oneDNN matmul, fp32", shape, t.back());
 }
 
 // The attention products of the benchmark LM, batch 32 x 4 heads, through sgemm_batched on

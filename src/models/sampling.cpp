@@ -28,8 +28,16 @@ static int draw(const float* last, int V, const Sampling& how, Rng& rng) {
     return tok;
 }
 
+void check_sampling(const Sampling& how, int vocab) {
+    SYNTH_CHECK(std::isfinite(how.temperature) && how.temperature > 0, "--temperature=", how.temperature,
+                " must be a positive finite number");
+    SYNTH_CHECK(how.top_k >= 0 && how.top_k <= vocab, "--top-k=", how.top_k, " must lie in [0, ", vocab,
+                "] (the vocabulary; 0 = all tokens)");
+}
+
 std::vector<int32_t> generate(TransformerLM& model, std::vector<int32_t> out, int n, const Sampling& how,
                               uint64_t seed) {
+    check_sampling(how, model.config().vocab);
     SYNTH_CHECK(!out.empty(), "generation needs a prompt of at least one token");
     NoGrad ng;
     StepContext ctx;

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "base/flags_config.h"
 #include "base/io.h"
 #include "runs/cli.h"
 #include "runs/run_dir.h"
@@ -120,6 +121,8 @@ std::string describe_preset_table(const std::vector<PresetRow>& table) {
 
 Driver::Driver(Task& task) : task_(task), f_(task.name(), task.summary()) {
     task_.bind(f_);
+    f_.add("config", &config_, "replay a run's flags from its RUN_DIR/config.json (flags given here override them; "
+           "where the run goes is not replayed: --run-dir, --runs-dir, --resume, --overwrite)");
     std::string others;
     for (const std::string& n : task_names())
         if (n != task_.name()) others += (others.empty() ? "" : ", ") + n;
@@ -263,8 +266,9 @@ int Driver::train(const std::string& compute) {
                 task_.tokenizer_origin());
     check_memory(variants);
     const std::string data = task_.describe_data();
-    std::fprintf(stderr, "%s: %s%s\nconfig:\n%s", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
-                 compute.c_str(), f_.dump().c_str());
+    // The one-line summary; every resolved flag only with --verbose (config.json holds them).
+    std::fprintf(stderr, "%s: %s%s\n", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(), compute.c_str());
+    if (s.runs.verbose) std::fprintf(stderr, "config:\n%s", f_.dump().c_str());
 
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
         this->report(dirs, stem, force);
@@ -278,6 +282,9 @@ int Driver::train(const std::string& compute) {
 int Driver::run(int argc, char** argv) {
     argv_.assign(argv, argv + argc);
     if (!f_.parse(argc, argv)) return 0;
+    if (!config_.empty())  // nanoGPT's config files: the saved flags, the command line on top
+        apply_config(f_, flags_of_config_json(read_file(config_), config_),
+                     {"config", "run-dir", "runs-dir", "resume", "overwrite", "take-over"}, config_);
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
         this->report(dirs, stem, force);
     };

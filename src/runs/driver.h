@@ -44,6 +44,10 @@ public:
     // its Model flags, with its tokenizer's vocabulary.
     void load_model(LoadedModel& m, const std::string& path);
 
+    // Fails before any allocation when training a batch of each of `variants` would not fit in
+    // the available memory (check_training_memory, trainer.h); also for --bench.
+    void check_memory(const std::vector<std::string>& variants) const;
+
     // The report of finished runs `dirs`: STEM.csv and STEM.md (run_report.h).
     void report(const std::vector<std::string>& dirs, const std::string& stem, bool force) const;
 
@@ -52,12 +56,12 @@ private:
     void validate() const;
     std::string sweep_name() const;
     void check_model_kind(const Checkpoint& ck, const std::string& path) const;
-    void check_memory(const std::vector<std::string>& variants) const;
     JsonObject train_run(const RunsConfig::Run& run, const Checkpoint* resume);
     int train(const std::string& compute);
 
     Task& task_;
     Flags f_;
+    std::string config_;  // --config: a run directory's config.json to replay
     std::vector<std::string> argv_;
 };
 

@@ -62,6 +62,8 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
     f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
     f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
+    f.add("verbose", &verbose, "also print every resolved flag before training and each run's result as a JSON line "
+          "on stdout (both are in the run directory: config.json, result.json)");
 }
 
 std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,
@@ -118,7 +120,7 @@ void RunsConfig::execute(const std::vector<Run>& runs, int& seed, const Flags& f
         result.text("group_hash", short_hash(group));
         result.text("group", group);
         write_result(run.dir, result);
-        if (dist::is_writer()) {
+        if (dist::is_writer() && verbose) {
             std::printf("%s\n", result.dump().c_str());
             std::fflush(stdout);
         }

@@ -70,17 +70,19 @@ void fit_lengths(std::vector<ClsExample>& split, const char* name, const Options
 }
 
 // Generates ListOps and writes LRA's three TSV files to data/cache/listops-<hash of the
-// settings>/ (or --listops-dir; files already there with other contents are replaced), then
+// settings>/ (or --listops-dir, which must be empty, new or ours: check_generated_dir), then
 // reads the examples back from those bytes: the run's data is exactly what the files say, and
 // data_hash names them.
 ClsData load_listops(const Options& o) {
     ListOpsConfig c = o.listops;
     c.seed = (uint64_t)o.data_seed;
     const std::string dir = o.listops_dir.empty() ? data_root() + "/listops-" + short_hash(c.describe()) : o.listops_dir;
+    // Files a user put in --listops-dir are never replaced: the directory must be ours (marked
+    // by our settings.txt), empty or new.
+    check_generated_dir(dir, "settings.txt", "--listops-dir");
     const double t0 = now_seconds();
     const ListOpsData gen = generate_listops(c);
-    ensure_writable_dir(dir);
-    write_file_atomic(dir + "/settings.txt", c.describe());
+    mark_generated_dir(dir, "settings.txt", c.describe());
     ClsData d;
     d.vocab = kListOpsVocab, d.classes = 10;
     std::string all;

@@ -110,7 +110,7 @@ public:
               "--eval-batches validation batches, and its mixture weights (docs/analysis.md); no training");
         f.add("checkpoint", &checkpoint, "--generate, --eval-only, --dump-attention: the checkpoint to load (a run's "
               "final.ckpt, best.ckpt or a step checkpoint)");
-        f.add("prompt", &prompt, "--generate: the text to continue");
+        f.add("prompt", &prompt, "--generate: the text to continue (empty: a newline, as nanoGPT)");
         f.add("tokens", &tokens, "--generate: how many tokens to add");
         f.add("temperature", &temperature, "--generate: logits are divided by it before the softmax");
         f.add("top-k", &top_k, "--generate: sample only among the k most likely tokens (0 = all)");
@@ -294,6 +294,7 @@ bool LmTask::command(Driver& d) {
     }
     if (!bench && !bench_one) return false;
     const std::string compute = d.prepare();
+    d.check_memory(split_list(shared.variants));  // a huge --vocab is a clear error, not an allocator abort
     if (bench_one) {
         bench_variant(shared.variants);
         return true;
@@ -319,15 +320,18 @@ LmCorpus LmTask::load_model_with_data(Driver& d, LoadedModel& m) {
 }
 
 int LmTask::generate_text(Driver& d) {
-    SYNTH_CHECK(temperature > 0, "--temperature=", temperature, " must be positive");
-    require_non_negative({{"tokens", tokens}, {"top-k", top_k}});
+    require_non_negative({{"tokens", tokens}});
     LoadedModel m;
     d.load_model(m, checkpoint);
-    std::vector<int32_t> ids = corpus.kind == "char" ? corpus.chars.encode(prompt) : corpus.words.encode(prompt, "--prompt");
-    SYNTH_CHECK(!ids.empty(), "--prompt is empty: give at least one token of text to continue");
     TransformerLM& net = static_cast<LmModel&>(*m.model).net;
-    const std::vector<int32_t> out = synth::generate(net, ids, tokens, Sampling{temperature, top_k}, (uint64_t)shared.train.seed);
-    std::printf("%s\n", corpus.decode(out).c_str());
+    const Sampling how{temperature, top_k};
+    check_sampling(how, net.config().vocab);
+    const std::string start = prompt.empty() ? "\n" : prompt;  // nanoGPT's default: a new line
+    std::vector<int32_t> ids = corpus.kind == "char" ? corpus.chars.encode(start) : corpus.words.encode(start, "--prompt");
+    SYNTH_CHECK(!ids.empty(), "--prompt gives no token: give text to continue");
+    std::string text = corpus.decode(synth::generate(net, ids, tokens, how, (uint64_t)shared.train.seed));
+    if (text.empty() || text.back() != '\n') text += '\n';  // the output ends its last line
+    write_all(stdout, text, "standard output");
     return 0;
 }
 

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <iostream>
 #include <map>
 #include <optional>
 
@@ -444,15 +443,16 @@ bool MtTask::command(Driver& drv) {
     validate_decoding();
     LoadedModel m;
     drv.load_model(m, checkpoint);
+    // Standard input gets the checks training data gets (no NUL byte, valid UTF-8).
     std::vector<std::vector<int32_t>> srcs;
-    std::string line;
-    while (std::getline(std::cin, line)) {
+    for (const std::string& line : split_lines(read_fd_text(0, "standard input"))) {
         srcs.push_back(encode_ids(*d.bpe, line));
         srcs.back().push_back(Bpe::kEos);
     }
     Seq2Seq& net = static_cast<MtModel&>(*m.model).net;
-    for (const std::string& h : detokenise(*d.bpe, synth::translate(net, srcs, decode_options())))
-        std::printf("%s\n", h.c_str());
+    std::string out;
+    for (const std::string& h : detokenise(*d.bpe, synth::translate(net, srcs, decode_options()))) out += h + "\n";
+    write_all(stdout, out, "standard output");  // a lost output is an error, not exit 0
     return true;
 }
 

@@ -87,7 +87,10 @@ static std::string better_kernel_here() {
 
 std::string blas_kernel_note() {
     const char* requested = std::getenv("OPENBLAS_CORETYPE");
-    if (!requested || std::getenv(kReexecMarker)) return "";
+    const char* detected = std::getenv(kReexecMarker);  // what OpenBLAS bound before synth re-ran
+    if (requested && detected && *detected)
+        return " (chosen by synth: OpenBLAS detected " + std::string(detected) + " on this CPU)";
+    if (!requested || detected) return "";
     const std::string better = better_kernel_here();
     return better.empty() ? "" : " (from OPENBLAS_CORETYPE=" + std::string(requested) + "; " + better +
                                      " uses more of this CPU: unset it to run that)";
@@ -113,10 +116,9 @@ void blas_select_kernel(int argc, char** argv) {
     // kernel line says what it leaves unused (blas_kernel_note).
     if (requested) return;
 
-    std::fprintf(stderr, "synth: OpenBLAS detected '%s' on an %s CPU; re-running with OPENBLAS_CORETYPE=%s\n",
-                 current.c_str(), simd, better.c_str());
+    // Silent: the kernel line of the run (blas_kernel_note) says that synth chose the kernel.
     ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
-    ::setenv(kReexecMarker, "1", 1);
+    ::setenv(kReexecMarker, current.c_str(), 1);
     std::vector<char*> args(argv, argv + argc);
     args.push_back(nullptr);
     ::execv("/proc/self/exe", args.data());

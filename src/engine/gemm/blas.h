@@ -41,9 +41,10 @@ namespace synth {
 // Call first thing in main(), before any other work. If OpenBLAS bound a kernel without AVX2
 // code on a CPU that has AVX2+FMA, or one without AVX-512 code on a CPU that has AVX-512, and
 // the user did not set OPENBLAS_CORETYPE (if they did, blas_kernel_note says so),
-// prints one line to stderr, sets OPENBLAS_CORETYPE and re-executes /proc/self/exe with the
-// same argv; it does not return in that case. The marker SYNTH_BLAS_REEXEC=1 prevents a
-// second re-exec: if the kernel is still wrong afterwards it warns and carries on.
+// sets OPENBLAS_CORETYPE and re-executes /proc/self/exe with the same argv, silently (the
+// runners' kernel line says so: blas_kernel_note); it does not return in that case. The marker
+// SYNTH_BLAS_REEXEC=<the kernel OpenBLAS detected> prevents a second re-exec: if the kernel is
+// still wrong afterwards it warns and carries on.
 void blas_select_kernel(int argc, char** argv);
 
 // The kernel to ask OpenBLAS for instead of `corename`, or "" if `corename` is fine or there
@@ -53,8 +54,9 @@ std::string blas_better_kernel(const std::string& corename, bool cpu_avx512f, bo
 
 // The kernel OpenBLAS bound at load time ("Haswell", "Zen", "Prescott", ...).
 std::string blas_kernel_name();
-// "" unless the user's OPENBLAS_CORETYPE holds back a kernel blas_select_kernel would replace;
-// then " (from OPENBLAS_CORETYPE=...; ... uses more of this CPU: ...)", for the kernel line.
+// For the kernel line: " (chosen by synth: OpenBLAS detected ... on this CPU)" after
+// blas_select_kernel re-ran the program; " (from OPENBLAS_CORETYPE=...; ... uses more of this
+// CPU: ...)" when the user's OPENBLAS_CORETYPE holds back a kernel it would replace; else "".
 std::string blas_kernel_note();
 // OpenBLAS's build configuration string (version, DYNAMIC_ARCH, USE_OPENMP, MAX_THREADS).
 std::string blas_config();
