@@ -9,6 +9,7 @@
 #include "runs/cli.h"
 #include "runs/run_dir.h"
 #include "runs/run_report.h"
+#include "train/dist.h"
 
 namespace synth {
 
@@ -209,8 +210,9 @@ JsonObject Driver::train_run(const RunsConfig::Run& run, const Checkpoint* resum
     ParamStore store;
     const std::unique_ptr<TaskModel> model = task_.build(store, run.variant);
     store.finalize(tc.seed);
-    std::fprintf(stderr, "[%s] seed %d, %lld trainable parameters, run directory %s\n", run.variant.c_str(), run.seed,
-                 (long long)store.trainable_count(), run.dir.c_str());
+    if (dist::is_writer())
+        std::fprintf(stderr, "[%s] seed %d, %lld trainable parameters, run directory %s\n", run.variant.c_str(), run.seed,
+                     (long long)store.trainable_count(), run.dir.c_str());
     int64_t steps = tc.steps;
     TrainTask task = model->train_task(tc, steps);
     task.config = f_.dump() + "model=" + task_.kind() + "\n";
@@ -263,8 +265,9 @@ int Driver::train(const std::string& compute) {
                 task_.tokenizer_origin());
     check_memory(variants);
     const std::string data = task_.describe_data();
-    std::fprintf(stderr, "%s: %s%s\nconfig:\n%s", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
-                 compute.c_str(), f_.dump().c_str());
+    if (dist::is_writer())
+        std::fprintf(stderr, "%s: %s%s\nconfig:\n%s", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
+                     compute.c_str(), f_.dump().c_str());
 
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
         this->report(dirs, stem, force);
