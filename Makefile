@@ -145,7 +145,7 @@ test-sweeps: deps
 # (a clean non-zero exit); mpirun as root needs --allow-run-as-root, which the script gives.
 test-mpi: export SYNTH_WITH_MPI := 1
 test-mpi: deps
-	@$(MAKE) --no-print-directory -j$(shell nproc) MPI=1 $(BUILD)/tests $(BUILD)/mpi_train
+	@$(MAKE) --no-print-directory -j$(shell nproc) MPI=1 $(BUILD)/tests $(BUILD)/mpi_train $(BUILD)/lm $(BUILD)/mt $(BUILD)/cls
 	./$(BUILD)/tests --test-case='dist*'
 	bash tests/mpi/mpi_test.sh $(BUILD)
 

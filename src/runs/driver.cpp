@@ -10,6 +10,7 @@
 #include "runs/cli.h"
 #include "runs/run_dir.h"
 #include "runs/run_report.h"
+#include "train/dist.h"
 
 namespace synth {
 
@@ -212,8 +213,9 @@ JsonObject Driver::train_run(const RunsConfig::Run& run, const Checkpoint* resum
     ParamStore store;
     const std::unique_ptr<TaskModel> model = task_.build(store, run.variant);
     store.finalize(tc.seed);
-    std::fprintf(stderr, "[%s] seed %d, %lld trainable parameters, run directory %s\n", run.variant.c_str(), run.seed,
-                 (long long)store.trainable_count(), run.dir.c_str());
+    if (dist::is_writer())
+        std::fprintf(stderr, "[%s] seed %d, %lld trainable parameters, run directory %s\n", run.variant.c_str(), run.seed,
+                     (long long)store.trainable_count(), run.dir.c_str());
     int64_t steps = tc.steps;
     TrainTask task = model->train_task(tc, steps);
     task.config = f_.dump() + "model=" + task_.kind() + "\n";
@@ -267,8 +269,14 @@ int Driver::train(const std::string& compute) {
     check_memory(variants);
     const std::string data = task_.describe_data();
     // The one-line summary; every resolved flag only with --verbose (config.json holds them).
-    std::fprintf(stderr, "%s: %s%s\n", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(), compute.c_str());
-    if (s.runs.verbose) std::fprintf(stderr, "config:\n%s", f_.dump().c_str());
+    // With several MPI ranks, rank 0 alone prints.
+    if (dist::is_writer()) {
+        std::fprintf(stderr, "%s: %s%s
+", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
+                     compute.c_str());
+        if (s.runs.verbose) std::fprintf(stderr, "config:
+%s", f_.dump().c_str());
+    }
 
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
         this->report(dirs, stem, force);

@@ -31,6 +31,7 @@
 #include "text/corpus.h"
 #include "text/listops.h"
 #include "text/pair_match.h"
+#include "train/dist.h"
 
 namespace synth {
 namespace {
@@ -79,10 +80,10 @@ ClsData load_listops(const Options& o) {
     const std::string dir = o.listops_dir.empty() ? data_root() + "/listops-" + short_hash(c.describe()) : o.listops_dir;
     // Files a user put in --listops-dir are never replaced: the directory must be ours (marked
     // by our settings.txt), empty or new.
-    check_generated_dir(dir, "settings.txt", "--listops-dir");
+    if (dist::is_writer()) check_generated_dir(dir, "settings.txt", "--listops-dir");
     const double t0 = now_seconds();
     const ListOpsData gen = generate_listops(c);
-    mark_generated_dir(dir, "settings.txt", c.describe());
+    if (dist::is_writer()) mark_generated_dir(dir, "settings.txt", c.describe());  // rank 0 alone writes
     ClsData d;
     d.vocab = kListOpsVocab, d.classes = 10;
     std::string all;
@@ -91,7 +92,7 @@ ClsData load_listops(const Options& o) {
                                     std::make_tuple("test", &gen.test, &d.test)}) {
         const std::string path = dir + "/basic_" + name + ".tsv", tsv = listops_tsv(*split);  // LRA's file names
         struct stat st;
-        if (::stat(path.c_str(), &st) != 0 || read_file(path) != tsv) write_file_atomic(path, tsv);
+        if (dist::is_writer() && (::stat(path.c_str(), &st) != 0 || read_file(path) != tsv)) write_file_atomic(path, tsv);
         for (const ListOpsExample& e : parse_listops_tsv(tsv, path)) {
             ClsExample x;
             x.ids.push_back(kListOpsCls);
@@ -105,8 +106,9 @@ ClsData load_listops(const Options& o) {
     d.hash = short_hash(all);
     d.source = dir;
     for (const std::string& t : listops_tokens()) d.tokenizer += t + "\n";
-    std::fprintf(stderr, "cls: ListOps %zu/%zu/%zu examples (%lld trees drawn) in %.1f s, written to %s\n", d.train.size(),
-                 d.valid.size(), d.test.size(), (long long)gen.draws, now_seconds() - t0, dir.c_str());
+    if (dist::is_writer())
+        std::fprintf(stderr, "cls: ListOps %zu/%zu/%zu examples (%lld trees drawn) in %.1f s, written to %s\n", d.train.size(),
+                     d.valid.size(), d.test.size(), (long long)gen.draws, now_seconds() - t0, dir.c_str());
     return d;
 }
 
@@ -146,8 +148,9 @@ ClsData load_match(const Options& o) {
     d.hash = short_hash(raw);
     d.tokenizer = bpe.serialize();
     d.source = dir;
-    std::fprintf(stderr, "cls: Multi30k sentence matching from %s: %zu/%zu/%zu pairs, BPE of %d tokens\n", dir.c_str(),
-                 d.train.size(), d.valid.size(), d.test.size(), d.vocab);
+    if (dist::is_writer())
+        std::fprintf(stderr, "cls: Multi30k sentence matching from %s: %zu/%zu/%zu pairs, BPE of %d tokens\n", dir.c_str(),
+                     d.train.size(), d.valid.size(), d.test.size(), d.vocab);
     return d;
 }
 
@@ -330,8 +333,9 @@ public:
     void load_data() override {
         data = o.task == "listops" ? load_listops(o) : load_match(o);
         loaded = true;
-        std::fprintf(stderr, "cls: the longest sequence has %zu tokens ([CLS] included); L = --max-len = %d\n", longest(),
-                     o.model.attn.max_len);
+        if (dist::is_writer())
+            std::fprintf(stderr, "cls: the longest sequence has %zu tokens ([CLS] included); L = --max-len = %d\n", longest(),
+                         o.model.attn.max_len);
         fit_lengths(data.train, "training", o, data.truncated);
         fit_lengths(data.valid, "validation", o, data.truncated);
         fit_lengths(data.test, "test", o, data.truncated);
@@ -360,7 +364,9 @@ public:
         return std::make_unique<ClsModel>(*this, store, c);
     }
     // Batches of the longest sequences, for training or evaluation.
-    double memory_sequences() const override { return std::max(o.batch, o.eval_batch); }
+    double memory_sequences() const override {  // this rank's training rows; evaluation is whole on every rank
+        return std::max((o.batch + dist::world() - 1) / dist::world(), o.eval_batch);
+    }
     std::string memory_flags() const override {
         return "--batch=" + std::to_string(o.batch) + " or --max-len=" + std::to_string(o.model.attn.max_len);
     }
@@ -381,7 +387,9 @@ TrainTask ClsModel::train_task(const TrainConfig& tc, int64_t& steps) {
     TrainTask task;
     task.steps_per_epoch = per_epoch;
     const int seed = tc.seed;
-    task.loss = [this, &train, B, per_epoch, seed](int64_t step, StepContext& ctx, int64_t& tokens) {
+    // With several MPI ranks each trains examples [lo, hi) of the step's global batch (docs/distributed.md).
+    const dist::Slice s = dist::rank_slice(B);
+    task.loss = [this, &train, B, per_epoch, seed, s](int64_t step, StepContext& ctx, int64_t& tokens) {
         if (step % per_epoch == 0 || order_.empty()) {
             // A new epoch: a new seeded order; (seed, epoch) fix it, so a resumed run sees the same batches.
             order_.resize(train.size());
@@ -389,10 +397,11 @@ TrainTask ClsModel::train_task(const TrainConfig& tc, int64_t& steps) {
             Rng rng(splitmix64((uint64_t)seed) ^ (uint64_t)(step / per_epoch));
             for (size_t i = order_.size() - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(i + 1)]);
         }
-        const ClsBatch b = make_batch(train, order_.data() + (size_t)(step % per_epoch) * B, B, 0);
+        const ClsBatch b = make_batch(train, order_.data() + (size_t)(step % per_epoch) * B + s.lo, (int)s.size(), 0);
         tokens = b.tokens;
         return cross_entropy(net.forward(b.ids, b.B, b.T, ctx), b.labels, -1, 0.0f);
     };
+    task.loss_count = [s] { return (double)s.size(); };  // one label per example
     task.validate = [this] { return (last_ = evaluate(net, task_.data.valid, task_.o.eval_batch)).loss; };
     task.val_accuracy = [this] { return last_.acc; };
     steps = tc.steps;
@@ -406,8 +415,9 @@ void ClsModel::finish(const TrainResult& t, const std::vector<float>& best, cons
     const Score final_val = evaluate(net, data.valid, eb), final_test = evaluate(net, data.test, eb);
     std::copy(best.begin(), best.end(), store_.data());
     const Score val = evaluate(net, data.valid, eb), test = evaluate(net, data.test, eb);
-    std::fprintf(stderr, "[%s] best step %lld: val acc %.4f, test acc %.4f (last step: val %.4f, test %.4f)\n",
-                 run.variant.c_str(), (long long)t.best_step, val.acc, test.acc, final_val.acc, final_test.acc);
+    if (dist::is_writer())
+        std::fprintf(stderr, "[%s] best step %lld: val acc %.4f, test acc %.4f (last step: val %.4f, test %.4f)\n",
+                     run.variant.c_str(), (long long)t.best_step, val.acc, test.acc, final_val.acc, final_test.acc);
     r.number("val_loss", val.loss, 4);
     r.number("val_acc", val.acc, 4);
     r.number("test_loss", test.loss, 4);

@@ -28,6 +28,7 @@
 #include "runs/driver.h"
 #include "runs/stats.h"
 #include "text/corpus.h"
+#include "train/dist.h"
 
 namespace synth {
 namespace {
@@ -177,7 +178,7 @@ public:
         c.attn.variant = variant;
         return std::make_unique<LmModel>(*this, store, c);
     }
-    double memory_sequences() const override { return batch; }
+    double memory_sequences() const override { return (double)dist::rank_slice(batch).size(); }  // this rank's rows
     std::string memory_flags() const override {
         return "--batch=" + std::to_string(batch) + " or --seq=" + std::to_string(model.attn.max_len);
     }
@@ -209,11 +210,17 @@ TrainTask LmModel::train_task(const TrainConfig& tc, int64_t& steps) {
     x_.resize((size_t)B * T), y_.resize((size_t)B * T);
     TrainTask task;
     const int seed = tc.seed;
-    task.loss = [this, B, T, seed](int64_t step, StepContext& ctx, int64_t& tokens) {
-        sample_lm_batch(task_.corpus.train, B, T, seed, step, x_.data(), y_.data());
-        tokens = (int64_t)B * T;
-        return cross_entropy(net.forward(x_, B, T, ctx), y_, -1, 0.0f);
+    // With several MPI ranks each trains rows [lo, hi) of the step's global batch (docs/distributed.md).
+    const dist::Slice s = dist::rank_slice(B);
+    task.loss = [this, B, T, seed, s](int64_t step, StepContext& ctx, int64_t& tokens) {
+        sample_lm_batch(task_.corpus.train, B, T, seed, step, x_.data(), y_.data());  // the global batch
+        tokens = s.size() * T;
+        if (s.size() == B) return cross_entropy(net.forward(x_, B, T, ctx), y_, -1, 0.0f);
+        const std::vector<int32_t> xs(x_.begin() + s.lo * T, x_.begin() + s.hi * T),
+            ys(y_.begin() + s.lo * T, y_.begin() + s.hi * T);
+        return cross_entropy(net.forward(xs, (int)s.size(), T, ctx), ys, -1, 0.0f);
     };
+    task.loss_count = [s, T] { return (double)(s.size() * T); };
     task.validate = [this] { return evaluate(net, val_); };
     steps = tc.steps;
     return task;
@@ -241,7 +248,7 @@ void LmModel::finish(const TrainResult& t, const std::vector<float>&, const Runs
     r.integer("steps", task_.shared.train.steps);
     r.text("data", task_.data);
     r.text("data_hash", corpus_hash(corpus));
-    if (task_.sample > 0)
+    if (task_.sample > 0 && dist::is_writer())
         std::printf("--- sample from %s ---\n%s\n---\n", run.variant.c_str(),
                     corpus.decode(generate(net, {corpus.valid[0]}, task_.sample, Sampling{}, run.seed)).c_str());
 }

@@ -31,6 +31,7 @@
 #include "text/bleu.h"
 #include "text/bpe.h"
 #include "text/corpus.h"
+#include "train/dist.h"
 
 namespace synth {
 namespace {
@@ -132,6 +133,7 @@ private:
     ParamStore& store_;
     std::vector<std::vector<int>> batches_, val_batches_;  // pair indices per batch
     std::vector<int> order_;                               // this epoch's batch order
+    double last_count_ = 0;                                // the last step's targets on this rank
     int per_epoch_ = 0;
     int64_t steps_ = 0;                                    // the run's training steps
 };
@@ -246,7 +248,10 @@ public:
         return std::make_unique<MtModel>(*this, store, c);
     }
     // The largest activations come from batches of the longest sentences: batch-tokens / L of length L.
-    double memory_sequences() const override { return std::max(1, batch_tokens / model.attn.max_len); }
+    double memory_sequences() const override {  // this rank's share of them
+        const int rows = std::max(1, batch_tokens / model.attn.max_len);
+        return std::max(1, (rows + dist::world() - 1) / dist::world());
+    }
     std::string memory_flags() const override {
         return "--batch-tokens=" + std::to_string(batch_tokens) + " or --max-len=" + std::to_string(model.attn.max_len);
     }
@@ -275,8 +280,9 @@ void MtTask::load_data() {
     std::vector<std::string> lines = raw_train.src;
     lines.insert(lines.end(), raw_train.tgt.begin(), raw_train.tgt.end());
     d = MtData{Bpe::learn(lines, bpe_vocab), {}, {}, {}, 0, ""};
-    std::fprintf(stderr, "mt: joint BPE of %d tokens (%d merges) learned in %.1f s\n", d.bpe->vocab_size(),
-                 d.bpe->num_merges(), now_seconds() - t0);
+    if (dist::is_writer())
+        std::fprintf(stderr, "mt: joint BPE of %d tokens (%d merges) learned in %.1f s\n", d.bpe->vocab_size(),
+                     d.bpe->num_merges(), now_seconds() - t0);
     const Split train = load_split(dir, "train", src, tgt, *d.bpe);
     d.sets = {load_split(dir, valid_set, src, tgt, *d.bpe)};
     for (const std::string& t : split_list(test_sets)) d.sets.push_back(load_split(dir, t, src, tgt, *d.bpe));
@@ -301,7 +307,7 @@ void MtTask::load_data() {
     d.val_pairs = fitting(d.sets[0].pairs);  // before prepare_decode_set, which filters by source only
     for (Split& set : d.sets) {
         prepare_decode_set(set, dir, tgt, L);
-        if (set.dropped)
+        if (set.dropped && dist::is_writer())
             std::fprintf(stderr, "mt: %zu sentences of %s are longer than L=%d and are not decoded\n", set.dropped,
                          set.name.c_str(), L);
     }
@@ -309,11 +315,12 @@ void MtTask::load_data() {
     SYNTH_CHECK(!d.train_pairs.empty() && !d.val_pairs.empty(), "no training or validation pair fits in --max-len=", L);
     int64_t src_tok = 0, tgt_tok = 0;
     for (const TokenPair& p : d.train_pairs) src_tok += p.src.size(), tgt_tok += p.tgt.size() + 1;
-    std::fprintf(stderr,
-                 "mt: %s %s->%s: %zu training pairs (%zu longer than L=%d dropped), %lld source / %lld target tokens; "
-                 "%zu validation pairs\n",
-                 data.c_str(), src.c_str(), tgt.c_str(), d.train_pairs.size(), d.dropped, L, (long long)src_tok,
-                 (long long)tgt_tok, d.val_pairs.size());
+    if (dist::is_writer())
+        std::fprintf(stderr,
+                     "mt: %s %s->%s: %zu training pairs (%zu longer than L=%d dropped), %lld source / %lld target tokens; "
+                     "%zu validation pairs\n",
+                     data.c_str(), src.c_str(), tgt.c_str(), d.train_pairs.size(), d.dropped, L, (long long)src_tok,
+                     (long long)tgt_tok, d.val_pairs.size());
 }
 
 // ---- training, keeping, decoding --------------------------------------------------------------
@@ -348,11 +355,17 @@ TrainTask MtModel::train_task(const TrainConfig& tc, int64_t& steps) {
             Rng rng(splitmix64((uint64_t)seed) ^ (uint64_t)(step / n));
             for (int i = n - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(i + 1)]);
         }
-        const MtBatch b = make_batch(task_.d.train_pairs, batches_[order_[step % n]], Bpe::kPad, Bpe::kBos, Bpe::kEos);
+        // With several MPI ranks each trains sentences [lo, hi) of the step's batch (docs/distributed.md).
+        const std::vector<int>& global = batches_[order_[step % n]];
+        const dist::Slice s = dist::rank_slice((int64_t)global.size());
+        const MtBatch b = make_batch(task_.d.train_pairs, std::vector<int>(global.begin() + s.lo, global.begin() + s.hi),
+                                     Bpe::kPad, Bpe::kBos, Bpe::kEos);
         tokens = b.tgt_tokens;
+        last_count_ = (double)b.tgt_tokens;  // the non-padding targets the loss averages
         EncoderMemory mem = net.memory(net.encode(b.src, b.B, b.S, ctx), b.src);
         return cross_entropy(net.decode(b.tgt_in, b.B, b.T, mem, ctx), b.tgt_out, Bpe::kPad, task_.label_smoothing);
     };
+    task.loss_count = [this] { return last_count_; };
     task.validate = [this] { return evaluate(net, task_.d.val_pairs, val_batches_); };
     return task;
 }
@@ -373,7 +386,7 @@ MtModel::SetScore MtModel::decode_and_score(const Split& s, const std::string& d
     sc.chrf = corpus_chrf(hyps, refs);
     std::string text;
     for (const std::string& h : hyps) text += h + "\n";
-    write_file_atomic(dir + "/hyps/" + s.name + "." + task_.tgt, text);
+    if (dist::is_writer()) write_file_atomic(dir + "/hyps/" + s.name + "." + task_.tgt, text);
     return sc;
 }
 
@@ -381,8 +394,9 @@ MtModel::SetScore MtModel::decode_and_score(const Split& s, const std::string& d
 // on every set, the validation set first.
 void MtModel::finish(const TrainResult& t, const std::vector<float>& best, const RunsConfig::Run& run, JsonObject& r) {
     std::copy(best.begin(), best.end(), store_.data());
-    std::fprintf(stderr, "[%s] kept the parameters of step %lld (val loss %.4f); training took %s\n",
-                 run.variant.c_str(), (long long)t.best_step, t.best_val, hms(t.wall_s).c_str());
+    if (dist::is_writer())
+        std::fprintf(stderr, "[%s] kept the parameters of step %lld (val loss %.4f); training took %s\n",
+                     run.variant.c_str(), (long long)t.best_step, t.best_val, hms(t.wall_s).c_str());
     std::vector<SetScore> scores;
     double decode_s = 0;
     int64_t decoded = 0;
@@ -390,8 +404,9 @@ void MtModel::finish(const TrainResult& t, const std::vector<float>& best, const
         scores.push_back(decode_and_score(s, run.dir));
         decode_s += scores.back().decode_s;
         decoded += (int64_t)scores.back().sentences;
-        std::fprintf(stderr, "[%s] %s: BLEU %.2f  chrF %.2f  (%zu sentences)\n", run.variant.c_str(), s.name.c_str(),
-                     scores.back().bleu, scores.back().chrf, scores.back().sentences);
+        if (dist::is_writer())
+            std::fprintf(stderr, "[%s] %s: BLEU %.2f  chrF %.2f  (%zu sentences)\n", run.variant.c_str(), s.name.c_str(),
+                         scores.back().bleu, scores.back().chrf, scores.back().sentences);
     }
     const std::vector<Split>& sets = task_.d.sets;
     r.number("val_loss", t.best_val, 4);

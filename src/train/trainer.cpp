@@ -78,7 +78,7 @@ void TrainConfig::validate() const {
                 ": the cosine schedule decays from --lr down to --min-lr (give --min-lr <= --lr)");
     // A warmup longer than the run never reaches --lr. Presets set warmups for their own step
     // counts, so a short --steps under a preset is common: said, not refused.
-    if (steps > 0 && warmup > steps)
+    if (steps > 0 && warmup > steps && dist::is_writer())
         std::fprintf(stderr, "warning: --warmup=%d is beyond --steps=%d: the learning rate never reaches --lr=%g "
                      "(at most %g); give --warmup <= --steps\n", warmup, steps, lr, lr * (double)steps / warmup);
     parse_precision(precision);

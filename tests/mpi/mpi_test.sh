@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # tests/mpi/mpi_test.sh BUILD: data-parallel training on MPI ranks (make test-mpi; docs/distributed.md).
 #
-# Runs BUILD/mpi_train (a tiny LM through the shared Trainer, built with MPI) under mpirun and checks:
+# Runs BUILD/mpi_train (a tiny LM through the shared Trainer, built with MPI) and the runners
+# BUILD/lm, BUILD/cls and BUILD/mt under mpirun and checks:
 #   - 2 ranks x B/2 rows against 1 rank x B rows: the same 20 losses within TOL (relative), also
 #     for an odd B (slices of 4 and 3 rows, weighted by their targets); 3 ranks within TOL3;
 #   - 2 ranks twice: bit-identical losses and parameters, for --allreduce=mpi and =ordered;
 #   - a 2-rank run resumed from its step-10 checkpoint: bit-identical to the uninterrupted run;
 #     resumed with 1 rank: within TOL;
+#   - build/lm, build/cls (ListOps) and build/mt, tiny: 2 ranks = 1 rank within TOL over 20 steps,
+#     2 ranks twice bit-identical, one run directory written by rank 0 (config.json "ranks": 2);
 #   - a rank that throws, and a rank killed with SIGKILL: a non-zero exit, a message naming the
 #     rank on rank 0's stderr, and no output file.
 # mpirun runs as root only with --allow-run-as-root (CI runs as root); --oversubscribe lets 3 ranks
@@ -87,6 +90,56 @@ if run full 2 --batch=8 --save-every=10 && [[ -f $tmp/ckpt-step10.ckpt ]]; then
     fi
 else
     bad "the 2-rank run wrote no step-10 checkpoint"
+fi
+
+# --- the runners: build/lm, build/cls, build/mt ----------------------------------------------------------
+# Each tiny (20 steps, 1 thread per rank, no dropout): 2 ranks against 1 rank, the per-step train
+# losses of metrics.jsonl within TOL; 2 ranks twice bit-identical (metrics.jsonl, final.ckpt); one
+# run directory, written by rank 0 alone, whose config.json says "ranks": 2, and one JSON line.
+runner() {  # runner NAME RANKS BINARY ARGS...: the run directory $tmp/NAME
+    local name=$1 n=$2 b=$3
+    shift 3
+    # The same --run-dir for every run of a binary (checkpoints record the flags), moved away after.
+    local cmd=("$build/$b" --threads=1 --steps=20 --variants=V --run-dir="$tmp/run-$b" "$@")
+    ((n == 1)) || cmd=("${mpi[@]}" -np "$n" "${cmd[@]}")
+    "${cmd[@]}" >"$tmp/$name.out" 2>"$tmp/$name.log" || { cat "$tmp/$name.log"; bad "$name: exit status $?"; return 1; }
+    mv "$tmp/run-$b" "$tmp/$name"
+}
+losses() {  # losses RUN_DIR: "step train_loss" and "vstep val_loss" lines
+    awk -F'[:,] *' '{ for (i = 1; i < NF; ++i) { if ($i == "\"step\"") s = $(i + 1)
+                                                 if ($i == "{\"step\"") s = $(i + 1)
+                                                 if ($i == "\"train_loss\"") print s, $(i + 1)
+                                                 if ($i == "\"val_loss\"") print "v" s, $(i + 1) } }' "$1/metrics.jsonl"
+}
+check_runner() {  # check_runner NAME BINARY ARGS...
+    local name=$1 b=$2 msg
+    shift 2
+    runner "$name-1" 1 "$b" "$@" && runner "$name-2" 2 "$b" "$@" && runner "$name-2b" 2 "$b" "$@" || return 0
+    if msg=$(close <(losses "$tmp/$name-1") <(losses "$tmp/$name-2")) && (($(losses "$tmp/$name-1" | wc -l) >= 21)); then
+        ok "build/$b: 2 ranks = 1 rank within $TOL ($msg)"
+    else bad "build/$b: 2 ranks differ from 1 rank ($msg)"; paste <(losses "$tmp/$name-1") <(losses "$tmp/$name-2"); fi
+    if cmp -s "$tmp/$name-2/metrics.jsonl" "$tmp/$name-2b/metrics.jsonl" && cmp -s "$tmp/$name-2/final.ckpt" "$tmp/$name-2b/final.ckpt"
+    then ok "build/$b: 2 ranks twice are bit-identical (metrics.jsonl, final.ckpt)"
+    else bad "build/$b: 2 ranks twice differ"; fi
+    local d=$tmp/$name-2 stray
+    stray=$(find "$d" -name '*.tmp.*' | head -1)
+    if grep -q '"ranks": 2' "$d/config.json" && [[ -s $d/result.json && -z $stray ]] &&
+        (($(grep -c '"variant"' "$tmp/$name-2.out") == 1)) && ! grep -q "rank 1" "$tmp/$name-2.log"; then
+        ok "build/$b: one run directory (config.json \"ranks\": 2, result.json), one JSON line"
+    else bad "build/$b: the 2-rank run directory or output"; ls -la "$d"; cat "$tmp/$name-2.out"; fi
+}
+if [[ -x $build/lm && -x $build/cls && -x $build/mt ]]; then
+    check_runner lm lm --preset=quick --d-model=32 --layers=1 --batch=8 --seq=32 --warmup=5
+    check_runner cls cls --task=listops --preset=quick --warmup=5 --listops-dir="$tmp/listops"
+    m30k=data/cache/multi30k_en_de
+    if [[ -f $m30k/train.en ]]; then
+        mkdir -p "$tmp/m30k"  # 400 lines of each split: a BPE learned in no time
+        for f in train val test2016; do for l in en de; do head -n 400 "$m30k/$f.$l" >"$tmp/m30k/$f.$l"; done; done
+        check_runner mt mt --data="$tmp/m30k" --preset=quick --warmup=5 --test-sets=test2016 --bpe-vocab=500 \
+            --batch-tokens=512 --decode-limit=10
+    else echo "skip build/mt: no $m30k (make data)"; fi
+else
+    bad "build/lm, build/cls or build/mt not built (make MPI=1 all)"
 fi
 
 # --- failures --------------------------------------------------------------------------------------

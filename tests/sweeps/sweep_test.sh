@@ -130,6 +130,21 @@ SLURM_ARRAY_TASK_ID=2 SLURM_CPUS_PER_TASK=2 bash "$script"
 [[ -e $R/variants-R_seeds-1/result.json && ! -e $R/variants-V_seeds-2/result.json ]] || fail "task 2 ran the wrong run"
 grep -q -- '--threads=2' "$R/variants-R_seeds-1/config.json" || fail "task did not pass SLURM_CPUS_PER_TASK"
 
+# slurm --ntasks-per-run: each array task is one run on N MPI ranks, started by srun.
+rm -rf "$R"
+"$sweep" slurm "$W/t.sweep" --runs-dir="$W/runs" --cpus-per-task=4 --ntasks-per-run=3 --dry-run >/dev/null 2>&1 ||
+    fail "slurm --ntasks-per-run --dry-run"
+script=$(ls "$R"/slurm/*.sh) cmds=$(ls "$R"/slurm/*.commands)
+grep -qx -- '#SBATCH --ntasks=3' "$script" && grep -qx -- '#SBATCH --cpus-per-task=4' "$script" ||
+    fail "batch script with --ntasks-per-run: $(cat "$script")"
+[[ $(grep -c "srun --mpi=pmix --cpu-bind=none $fake " "$cmds") == 4 ]] || fail "the runs are not started by srun: $(cat "$cmds")"
+grep -qF -- '--threads="${SLURM_CPUS_PER_TASK:-1}"' "$cmds" || fail "ranks do not take --cpus-per-task as --threads"
+# The commands recorded for the finished-run check are the runner's, without srun.
+if grep -qs srun "$R"/logs/*.command; then fail "srun reached a run's recorded command"; fi
+must_fail "--ntasks-per-run outside slurm" "$sweep" local "$W/t.sweep" --runs-dir="$W/runs" --ntasks-per-run=2
+must_fail "--ntasks-per-run=0" "$sweep" slurm "$W/t.sweep" --runs-dir="$W/runs" --ntasks-per-run=0 --dry-run
+rm -rf "$R"
+
 # ---- issue 40: one sweep at a time, killed sweeps, hostile values, bounded work ----------------
 say "hostile cases"
 # An empty sweep file, a directory, a missing runner: errors at once, naming what is wrong.
