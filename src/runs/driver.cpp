@@ -271,11 +271,9 @@ int Driver::train(const std::string& compute) {
     // The one-line summary; every resolved flag only with --verbose (config.json holds them).
     // With several MPI ranks, rank 0 alone prints.
     if (dist::is_writer()) {
-        std::fprintf(stderr, "%s: %s%s
-", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
+        std::fprintf(stderr, "%s: %s%s\n", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
                      compute.c_str());
-        if (s.runs.verbose) std::fprintf(stderr, "config:
-%s", f_.dump().c_str());
+        if (s.runs.verbose) std::fprintf(stderr, "config:\n%s", f_.dump().c_str());
     }
 
     const auto report = [this](const std::vector<std::string>& dirs, const std::string& stem, bool force) {
