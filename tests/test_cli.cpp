@@ -102,7 +102,8 @@ TEST_CASE("cli: unknown and malformed variants are named") {
                     {{"--variants=R+"}, "malformed variant 'R+': empty component"},
                     {{"--variants=+V"}, "malformed variant '+V': empty component"},
                     {{"--variants=R+R"}, "variant 'R+R' repeats R"},
-                    {{"--variants=R,,V"}, "empty entry in list 'R,,V'"}});
+                    {{"--variants=R,,V"}, "empty entry in list 'R,,V' (--variants)"},
+                    {{"--variants="}, "--variants is empty: give a comma-separated list"}});
 }
 
 TEST_CASE("cli: unwritable results and checkpoint directories fail before training") {

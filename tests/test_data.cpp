@@ -125,6 +125,9 @@ TEST_CASE("data: CharTokenizer has a sorted vocabulary and round-trips ASCII and
     CHECK(u.codepoints.back() == 0x672C);  // 本, the largest
 
     CHECK(error_of([&] { t.encode("hex"); }) == doctest::Contains("U+0078 at byte offset 2 is not in the vocabulary"));
+    // The error names where the text came from: a flag's value is not a file.
+    CHECK(error_of([&] { t.encode("h\xFF", "--prompt"); }) == doctest::Contains("'--prompt' is not valid UTF-8"));
+    CHECK(error_of([&] { t.encode("hex", "--prompt"); }) == doctest::Contains("--prompt: character U+0078"));
     CHECK(error_of([&] { t.decode({0, 8}); }) == doctest::Contains("character id 8 out of range [0, 8)"));
     CHECK(error_of([&] { t.decode({-1}); }) == doctest::Contains("character id -1 out of range"));
     CHECK(error_of([] { CharTokenizer::build("a\xC3"); }) == doctest::Contains("truncated"));

@@ -435,9 +435,16 @@ TEST_CASE("runs: --resume continues the checkpoint's seed; --overwrite starts af
     for (const std::string& a : {std::string("--variants=V"), "--resume=" + ck, std::string("--steps=12")})
         resume.push_back(a);
     resume.erase(std::find(resume.begin(), resume.end(), "--seeds=1,2"));
+    // As if the run had started at another commit: resuming it says so, as a changed flag would.
+    const std::string config = read_file(run + "/config.json");
+    const size_t at = config.find("\"git_commit\": \"");
+    REQUIRE(at != std::string::npos);
+    const size_t from = at + std::string("\"git_commit\": \"").size();
+    write_file_atomic(run + "/config.json", config.substr(0, from) + "0123abc" + config.substr(config.find('"', from)));
     auto r = synth_test::run_process(lm, resume, dir.path);  // no --seeds: the checkpoint's seed 2
     INFO("stderr: ", r.err);
     REQUIRE(r.status == 0);
+    CHECK(r.err.find("was started at commit 0123abc, this run is at commit") != std::string::npos);
     CHECK(r.err.find("was trained with --seed") == std::string::npos);  // the seed is the checkpoint's
     CHECK(parse_json_object(read_file(run + "/result.json"), "result.json").at("steps") == "12");
     CHECK(!std::filesystem::exists(dir / "runs/lm-tiny-none/V-seed1337"));

@@ -217,15 +217,16 @@ void require_fraction(FlagValues flags) {
     for (auto [name, v] : flags) SYNTH_CHECK(v >= 0 && v < 1, "--", name, "=", v, " must be in [0, 1)");
 }
 
-std::vector<std::string> split_list(const std::string& s) {
+std::vector<std::string> split_list(const std::string& s, const std::string& flag) {
     std::vector<std::string> out;
     std::stringstream ss(s);
     std::string item;
+    const std::string of = flag.empty() ? "" : " (" + flag + ")";
     while (std::getline(ss, item, ',')) {
-        SYNTH_CHECK(!item.empty(), "empty entry in list '", s, "'");
+        SYNTH_CHECK(!item.empty(), "empty entry in list '", s, "'", of);
         out.push_back(item);
     }
-    SYNTH_CHECK(!out.empty(), "empty list '", s, "'");
+    SYNTH_CHECK(!out.empty(), flag.empty() ? "empty list ''" : flag + " is empty: give a comma-separated list");
     return out;
 }
 

@@ -103,7 +103,7 @@ void require_positive(FlagValues flags);      // > 0
 void require_non_negative(FlagValues flags);  // >= 0
 void require_fraction(FlagValues flags);      // in [0, 1)
 
-// "a,b,c" -> {"a", "b", "c"}; throws on an empty list or entry.
-std::vector<std::string> split_list(const std::string& s);
+// "a,b,c" -> {"a", "b", "c"}; throws on an empty list or entry, naming `flag` when given.
+std::vector<std::string> split_list(const std::string& s, const std::string& flag = "");
 
 }  // namespace synth

@@ -149,7 +149,7 @@ void Driver::validate() const {
     task_.validate(f_);
     task_.shared.train.validate();
     check_settings(s.attn->settings);
-    const std::vector<std::string> list = split_list(task_.shared.variants);
+    const std::vector<std::string> list = split_list(task_.shared.variants, "--variants");
     check_settings_used(list, [&](const std::string& k) { return f_.given(k); });
     for (const std::string& v : list) {
         ParamStore unallocated;

@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 std::vector<int> parse_seeds(const std::string& seeds, int default_seed) {
     if (seeds.empty()) return {default_seed};
     std::vector<int> out;
-    for (const std::string& s : split_list(seeds)) {
+    for (const std::string& s : split_list(seeds, "--seeds")) {
         char* end = nullptr;
         const long v = std::strtol(s.c_str(), &end, 10);
         SYNTH_CHECK(*end == '\0' && v >= 0 && v <= 2147483647L, "--seeds: '", s, "' is not a seed (an integer >= 0)");
@@ -196,9 +196,25 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
     // A finished run's result.json stays until the resumed run's replaces it (write_result,
     // atomic), so a kill in between loses nothing; until then config.json is the new run's, which
     // the report tells apart (check_run_record).
+    // A config.json already here is a resumed run's (an overwritten run's directory was cleared):
+    // a run resumed by other code will not reproduce the uninterrupted run, as a changed flag would not.
+    const std::string commit = git_commit();
+    const std::string before = dir + "/config.json";
+    if (fs::exists(before)) {
+        std::string was;
+        try {
+            const JsonObject old = parse_json_object(read_file(before), before);
+            if (old.has("git_commit")) was = old.at("git_commit");
+        } catch (const Error&) {  // unreadable: it is replaced below, and nothing can be compared
+        }
+        if (!was.empty() && was != commit)
+            std::fprintf(stderr, "warning: %s was started at commit %s, this run is at commit %s: it will not reproduce "
+                         "the uninterrupted run unless the change left its numbers alone\n", dir.c_str(), was.c_str(),
+                         commit.c_str());
+    }
     JsonObject o;
     o.text("binary", binary);
-    o.text("git_commit", git_commit());
+    o.text("git_commit", commit);
     o.text("cpu", cpu_name());
     o.text("blas_kernel", blas_kernel_name());
     o.text("precision", config_map(f.dump()).at("precision"));

@@ -334,7 +334,7 @@ int LmTask::generate_text(Driver& d) {
     const Sampling how{temperature, top_k};
     check_sampling(how, net.config().vocab);
     const std::string start = prompt.empty() ? "\n" : prompt;  // nanoGPT's default: a new line
-    std::vector<int32_t> ids = corpus.kind == "char" ? corpus.chars.encode(start) : corpus.words.encode(start, "--prompt");
+    std::vector<int32_t> ids = corpus.kind == "char" ? corpus.chars.encode(start, "--prompt") : corpus.words.encode(start, "--prompt");
     SYNTH_CHECK(!ids.empty(), "--prompt gives no token: give text to continue");
     std::string text = corpus.decode(synth::generate(net, ids, tokens, how, (uint64_t)shared.train.seed));
     if (text.empty() || text.back() != '\n') text += '\n';  // the output ends its last line

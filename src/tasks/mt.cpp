@@ -222,7 +222,7 @@ public:
         SYNTH_CHECK(model.init == "glorot" || model.init == "normal", "--init must be glorot or normal, got '",
                     model.init, "'");
         validate_decoding();
-        split_list(test_sets);
+        split_list(test_sets, "--test-sets");
     }
     bool command(Driver& d) override;
 

@@ -130,7 +130,7 @@ CharTokenizer CharTokenizer::build(const std::string& text) {
     return t;
 }
 
-std::vector<int32_t> CharTokenizer::encode(const std::string& text) const {
+std::vector<int32_t> CharTokenizer::encode(const std::string& text, const std::string& source) const {
     // ASCII, almost all of the text in practice, goes through a direct table.
     int32_t ascii[128];
     std::fill(ascii, ascii + 128, -1);
@@ -143,7 +143,7 @@ std::vector<int32_t> CharTokenizer::encode(const std::string& text) const {
         uint32_t cp;
         const char* why = nullptr;
         int len = utf8_next(text, i, &cp, &why);
-        if (len == 0) utf8_fail(text, i, why, "text");
+        if (len == 0) utf8_fail(text, i, why, source);
         int32_t id = -1;
         if (cp < 128) {
             id = ascii[cp];
@@ -154,7 +154,7 @@ std::vector<int32_t> CharTokenizer::encode(const std::string& text) const {
         if (id < 0) {
             char hex[16];
             std::snprintf(hex, sizeof hex, "U+%04X", (unsigned)cp);
-            fail("character ", hex, " at byte offset ", i, " is not in the vocabulary (",
+            fail(source, ": character ", hex, " at byte offset ", i, " is not in the vocabulary (",
                  codepoints.size(), " characters)");
         }
         ids.push_back(id);

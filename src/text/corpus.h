@@ -41,8 +41,9 @@ struct CharTokenizer {
     // Throws if `text` is not valid UTF-8 or is empty.
     static CharTokenizer build(const std::string& text);
     int size() const { return (int)codepoints.size(); }
-    // Throws on invalid UTF-8 or on a character not in the vocabulary (with its offset).
-    std::vector<int32_t> encode(const std::string& text) const;
+    // Throws on invalid UTF-8 or on a character not in the vocabulary (with its offset), naming
+    // `source` (the file, or the flag that gave the text).
+    std::vector<int32_t> encode(const std::string& text, const std::string& source = "text") const;
     // Throws on an id outside [0, size()).
     std::string decode(const std::vector<int32_t>& ids) const;
 
