@@ -111,6 +111,12 @@ TEST_CASE("analysis: build/lm --dump-attention writes every layer's maps and a m
     auto none = synth_test::run_process(lm, {"--dump-attention=" + out}, dir.path);
     CHECK(none.status != 0);
     CHECK(none.err.find("need --checkpoint=FILE") != std::string::npos);
+    // The dump never replaces what it reads.
+    const std::string held = read_file(ck);
+    auto onto = synth_test::run_process(lm, {"--dump-attention=" + ck, "--checkpoint=" + ck}, dir.path);
+    CHECK(onto.status != 0);
+    CHECK(onto.err.find("--dump-attention") != std::string::npos);
+    CHECK(read_file(ck) == held);
 }
 
 TEST_CASE("analysis: scripts/alphas.sh tables a mixture's weights from a run's one step checkpoint") {

@@ -291,7 +291,19 @@ TEST_CASE("export: build/export writes a checkpoint's parameters as safetensors"
     r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.safetensors", "--out=" + dir / "x.safetensors"}, dir.path);
     CHECK(r.status == 1);
     CHECK(r.err.find("not a synth checkpoint") != std::string::npos);
-    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir / "no/such/dir.safetensors"}, dir.path);
+    // A missing directory is made, as for the report's --out; one that cannot be (under a file) is an error.
+    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir / "new/dir.safetensors"}, dir.path);
+    CHECK(r.status == 0);
+    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir / "lm.ckpt/x.safetensors"}, dir.path);
     CHECK(r.status == 1);
-    CHECK(r.err.find("cannot write") != std::string::npos);
+    CHECK(r.err.find("lm.ckpt") != std::string::npos);
+    // An output that would destroy: the checkpoint it reads, or a directory.
+    const std::string before = read_file(dir / "lm.ckpt");
+    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir / "lm.ckpt"}, dir.path);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("--out") != std::string::npos);
+    CHECK(read_file(dir / "lm.ckpt") == before);
+    r = synth_test::run_process(exe, {"--checkpoint=" + dir / "lm.ckpt", "--out=" + dir.path}, dir.path);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("--out") != std::string::npos);
 }

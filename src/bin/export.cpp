@@ -12,6 +12,7 @@
 #include "runs/cli.h"
 #include "base/error.h"
 #include "base/flags.h"
+#include "base/io.h"
 #include "train/safetensors.h"
 
 namespace {
@@ -25,6 +26,7 @@ int run(int argc, char** argv) {
     SYNTH_CHECK(flags.positional().empty(), "unexpected argument '", flags.positional()[0], "' (flags are --key=value)");
     SYNTH_CHECK(!checkpoint.empty(), "--checkpoint is required (see --help)");
     SYNTH_CHECK(!out.empty(), "--out is required (see --help)");
+    synth::check_output_path(out, {checkpoint}, "--out");  // never the checkpoint it reads, nor a directory
 
     const synth::Checkpoint ck = synth::load_checkpoint(checkpoint);
     synth::export_safetensors(out, ck);

@@ -295,6 +295,8 @@ bool LmTask::command(Driver& d) {
                     "--generate, --eval-only and --dump-attention are separate commands: give one");
         SYNTH_CHECK(!checkpoint.empty(), "--generate, --eval-only and --dump-attention need --checkpoint=FILE (a run's "
                     "final.ckpt, best.ckpt or a step checkpoint)");
+        // The dump is an output that destroys nothing: not the checkpoint it reads, not a directory.
+        if (!dump_attention.empty()) check_output_path(dump_attention, {checkpoint}, "--dump-attention");
         shared.train.configure_compute();
         generate ? generate_text(d) : eval_only ? eval_checkpoint(d) : write_attention_dump(d);
         return true;
