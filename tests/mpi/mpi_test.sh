@@ -95,12 +95,13 @@ fi
 # --- the runners: build/lm, build/cls, build/mt ----------------------------------------------------------
 # Each tiny (20 steps, 1 thread per rank, no dropout): 2 ranks against 1 rank, the per-step train
 # losses of metrics.jsonl within TOL; 2 ranks twice bit-identical (metrics.jsonl, final.ckpt); one
-# run directory, written by rank 0 alone, whose config.json says "ranks": 2, and one JSON line.
+# run directory, written by rank 0 alone, whose config.json says "ranks": 2, and one JSON line
+# (--verbose prints each run's result line on stdout: rank 0 alone prints it).
 runner() {  # runner NAME RANKS BINARY ARGS...: the run directory $tmp/NAME
     local name=$1 n=$2 b=$3
     shift 3
     # The same --run-dir for every run of a binary (checkpoints record the flags), moved away after.
-    local cmd=("$build/$b" --threads=1 --steps=20 --variants=V --run-dir="$tmp/run-$b" "$@")
+    local cmd=("$build/$b" --threads=1 --steps=20 --variants=V --verbose --run-dir="$tmp/run-$b" "$@")
     ((n == 1)) || cmd=("${mpi[@]}" -np "$n" "${cmd[@]}")
     "${cmd[@]}" >"$tmp/$name.out" 2>"$tmp/$name.log" || { cat "$tmp/$name.log"; bad "$name: exit status $?"; return 1; }
     mv "$tmp/run-$b" "$tmp/$name"
