@@ -20,7 +20,7 @@
 //     src/: a file of that name exists; and a file of src/ opening `// name.h:` is name.h.
 // "The code" is src/, tests/, scripts/, fuzz/'s sources and data/fetch.sh with their comments
 // left out, so a name that survives only in a comment does not count. kNotCode lists the names
-// of other projects that the docs cite, kNotInTree the paths they name on purpose.
+// of other projects that the docs cite.
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -45,7 +45,6 @@ const std::set<std::string> kNotCode = {
 
 // Paths the docs name on purpose although they do not exist: a file the reader is shown how
 // to write (docs/adding-a-variant.md), folders that make writes under build/.
-const std::set<std::string> kNotInTree = {"src/attention/shifted_random.cpp"};
 const std::set<std::string> kBuildFolders = {"debug", "portable", "obj", "fuzz"};
 
 const char* const kSelf = "tests/test_docs.cpp";  // its made-up docs and names do not count
@@ -177,7 +176,6 @@ void check_paths(const Tree& tree, const std::string& file, const std::string& t
             if (p.find('{') == std::string::npos && p.find(',') != std::string::npos) p = p.substr(0, p.find(','));
             while (!p.empty() && (p.back() == '.' || p.back() == ',')) p.pop_back();
             const std::string where = file + ":" + std::to_string(n);
-            if (kNotInTree.count(p)) continue;
             if (p.rfind("build/", 0) == 0) {
                 static const std::regex binary("[a-z_]+");
                 const std::string bin = p.substr(6);
