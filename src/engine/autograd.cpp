@@ -71,6 +71,8 @@ void backward(const Tensor& loss) {
         if (profile::on()) profile::backward_begin(t[i].op, t[i].inputs.data(), t[i].inputs.size(), t[i].output);
         t[i].backward();
         if (profile::on()) profile::backward_end();
+        // Every consumer of the output ran before this op, so its gradient is dead.
+        scratch().grads.release(t[i].output.grad, (size_t)t[i].output.numel());
     }
     t.clear();
     trace() = nullptr;  // one step is enough to see the order

@@ -1,6 +1,8 @@
 #include "engine/tensor.h"
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -34,23 +36,124 @@ int64_t numel_of(const Shape& s) {
 // n floats rounded up to whole 64-byte lines (aligned_alloc needs a multiple of the alignment).
 static size_t padded_bytes(size_t n) { return std::max<size_t>(64, (n * sizeof(float) + 63) / 64 * 64); }
 
-// 64-byte aligned and uninitialised: the pages of a large block become resident (and count
-// towards the RSS) only when first written.
-static float* aligned_uninit(size_t n) {
+float* aligned_floats(size_t n) {
     void* p = std::aligned_alloc(64, padded_bytes(n));
     SYNTH_CHECK(p, "out of memory allocating ", padded_bytes(n), " bytes");
+    std::memset(p, 0, padded_bytes(n));
     return static_cast<float*>(p);
 }
 
-float* aligned_floats(size_t n) {
-    float* p = aligned_uninit(n);
-    std::memset(p, 0, padded_bytes(n));
-    return p;
+// =====================================================================================
+// GradientPages
+// =====================================================================================
+static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+static size_t page_bytes() {
+    static const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t GradientPages::Region::unit() const { return huge ? kHugePage : page_bytes(); }
+
+GradientPages::Block GradientPages::Region::map(size_t bytes) const {
+    Block b;
+    b.mapped = bytes + unit();  // room to start on a whole unit
+    void* p = mmap(nullptr, b.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    SYNTH_CHECK(p != MAP_FAILED, "out of memory reserving ", b.mapped, " bytes for activation gradients");
+    madvise(p, b.mapped, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // advice: ignored without THP
+    b.base = static_cast<char*>(p);
+    b.start = b.base + (round_up((uintptr_t)b.base, unit()) - (uintptr_t)b.base);
+    b.bytes = bytes;
+    return b;
+}
+
+GradientPages::Region::~Region() {
+    if (main.base) munmap(main.base, main.mapped);
+    for (const Block& b : overflow) munmap(b.base, b.mapped);
+}
+
+char* GradientPages::Region::alloc(size_t bytes) {
+    if (used + bytes <= cap) {
+        used += bytes;
+        return main.start + used - bytes;
+    }
+    overflow.push_back(map(bytes));
+    overflow_total += bytes;
+    return overflow.back().start;
+}
+
+bool GradientPages::Region::owns(const char* p) const {
+    if (p >= main.start && p < main.start + cap) return true;
+    for (const Block& b : overflow)
+        if (p >= b.start && p < b.start + b.bytes) return true;
+    return false;
+}
+
+// Resident bytes of the blocks in use, page by page (mincore).
+size_t GradientPages::Region::resident_bytes() const {
+    std::vector<unsigned char> in_core;
+    size_t total = 0;
+    auto count = [&](char* start, size_t bytes) {
+        in_core.resize(bytes / page_bytes());
+        if (in_core.empty() || mincore(start, bytes, in_core.data()) != 0) return;
+        for (unsigned char c : in_core) total += (c & 1) * page_bytes();
+    };
+    count(main.start, used);
+    for (const Block& b : overflow) count(b.start, b.bytes);
+    return total;
+}
+
+void GradientPages::Region::reset() {
+    if (!overflow.empty()) {
+        const size_t need = used + overflow_total;
+        for (const Block& b : overflow) munmap(b.base, b.mapped);
+        overflow.clear();
+        if (main.base) munmap(main.base, main.mapped);
+        cap = round_up(need + need / 8, unit());
+        main = map(cap);
+    } else if (used > 0) {
+        madvise(main.start, used, MADV_DONTNEED);  // what backward did not release (leaves)
+    }
+    used = overflow_total = 0;
+}
+
+float* GradientPages::alloc(size_t n) {
+    const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
+    Region& r = bytes >= kHugePage ? large_ : small_;
+    return reinterpret_cast<float*>(r.alloc(round_up(bytes, r.unit())));
+}
+
+void GradientPages::release(const float* p, size_t n) {
+    const char* c = reinterpret_cast<const char*>(p);
+    if (!c) return;
+    const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
+    const Region& r = bytes >= kHugePage ? large_ : small_;
+    if (!r.owns(c)) return;
+    if (measuring_) peak_ = std::max(peak_, small_.resident_bytes() + large_.resident_bytes());
+    madvise(const_cast<char*>(c), round_up(bytes, r.unit()), MADV_DONTNEED);
+}
+
+void GradientPages::reset() {
+    small_.reset();
+    large_.reset();
+}
+
+// =====================================================================================
+// Arena
+// =====================================================================================
+// n floats of fresh pages (64-byte aligned, zero, resident once written); free with unmap_floats.
+static float* map_floats(size_t n) {
+    void* p = mmap(nullptr, padded_bytes(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    SYNTH_CHECK(p != MAP_FAILED, "out of memory allocating ", padded_bytes(n), " bytes of activations");
+    return static_cast<float*>(p);
+}
+static void unmap_floats(float* p, size_t n) {
+    if (p) munmap(p, padded_bytes(n));
 }
 
 Arena::~Arena() {
-    std::free(block_);
-    for (float* p : overflow_) std::free(p);
+    unmap_floats(block_, cap_);
+    for (const auto& [p, n] : overflow_) unmap_floats(p, n);
 }
 
 float* Arena::alloc(size_t n) {
@@ -60,15 +163,14 @@ float* Arena::alloc(size_t n) {
         used_ += n;
         return p;
     }
-    float* p = aligned_uninit(n);
-    overflow_.push_back(p);
+    float* p = map_floats(n);
+    overflow_.emplace_back(p, n);
     overflow_total_ += n;
     return p;
 }
 
-// Every activation's gradient is zeroed when it is allocated, one pass over all of them per
-// step; on one thread the others wait, so large blocks are split over the threads (5-9% faster
-// bf16 training steps on 2 threads, results/precision.md).
+// On one thread the others wait, so large blocks are zeroed by all of them (5-9% faster bf16
+// training steps on 2 threads when every gradient was zeroed here, results/precision.md).
 float* Arena::alloc_zero(size_t n) {
     float* p = alloc(n);
     constexpr size_t kChunk = 1 << 16;  // floats: 256 KB per task
@@ -82,13 +184,14 @@ float* Arena::alloc_zero(size_t n) {
 }
 
 void Arena::reset() {
+    grads.reset();
     if (!overflow_.empty()) {
         size_t need = used_ + overflow_total_;
-        for (float* p : overflow_) std::free(p);
+        for (const auto& [p, n] : overflow_) unmap_floats(p, n);
         overflow_.clear();
-        std::free(block_);
+        unmap_floats(block_, cap_);
         cap_ = need + need / 8;
-        block_ = aligned_uninit(cap_);
+        block_ = map_floats(cap_);
     }
     overflow_total_ = 0;
     used_ = 0;
@@ -109,7 +212,7 @@ Tensor new_tensor(const Shape& shape, bool with_grad) {
     }
     size_t n = (size_t)t.numel();
     t.data = scratch().alloc(n);
-    if (with_grad) t.grad = scratch().alloc_zero(n);
+    if (with_grad) t.grad = scratch().grads.alloc(n);
     return t;
 }
 

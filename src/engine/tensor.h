@@ -8,7 +8,9 @@
 //   - activations and their gradients come from the scratch Arena, a bump allocator that
 //     is reset once per training step. Shapes may change from step to step (variable
 //     batch and sequence length); the arena grows to the high-water mark and then stops
-//     allocating.
+//     allocating. Gradients have a region of their own whose pages the kernel zero-fills
+//     on first write and takes back once the backward is done with them (GradientPages):
+//     only the gradients backward is working on are resident, not one per activation.
 #pragma once
 
 #include <array>
@@ -16,6 +18,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace synth {
@@ -39,7 +42,64 @@ enum class Transpose { No, Yes };
 
 int64_t numel_of(const Shape& s);
 
-// A growable bump allocator of 64-byte aligned float blocks.
+// Activation gradients as whole pages of anonymous memory, which read as zero until written.
+// A gradient starts at zero and every backward adds into it (autograd.h), so it needs no
+// zeroing pass and no resident memory until its first consumer's backward writes it; once the
+// backward of the op that made it has run, nothing reads it again and release() returns its
+// pages, which read as zero again for the next step. The peak then holds the gradients of a
+// few ops, not of the whole step (docs/performance.md).
+class GradientPages {
+public:
+    float* alloc(size_t n);  // zero; no two gradients share a page
+    // Returns the pages of a gradient from alloc() (anything else is ignored); they read as zero.
+    void release(const float* p, size_t n);
+    // Returns every page and, if the step overflowed a region, regrows it to the high-water mark.
+    void reset();
+    size_t capacity_bytes() const { return small_.cap + large_.cap; }
+    // While measuring, release() records the largest resident size of the gradients just
+    // before it returns pages: the peak of a backward pass.
+    void measure_peak(bool on) {
+        if (on) peak_ = 0;
+        measuring_ = on;
+    }
+    size_t peak_resident_bytes() const { return peak_; }
+
+private:
+    struct Block {
+        char* base = nullptr;  // as mapped
+        size_t mapped = 0;
+        char* start = nullptr;  // base rounded up to a huge page
+        size_t bytes = 0;       // usable from start
+    };
+    // A bump allocator of blocks of `unit` bytes (a page, or a transparent huge page for
+    // gradients of 2 MB and more: one page fault per 2 MB written rather than per 4 KB).
+    struct Region {
+        explicit Region(bool huge) : huge(huge) {}
+        Region(const Region&) = delete;
+        Region& operator=(const Region&) = delete;
+        ~Region();
+        char* alloc(size_t bytes);  // a multiple of unit()
+        bool owns(const char* p) const;
+        size_t resident_bytes() const;
+        void reset();
+        size_t unit() const;
+        Block map(size_t bytes) const;
+
+        bool huge;
+        Block main;
+        size_t cap = 0, used = 0, overflow_total = 0;  // bytes
+        std::vector<Block> overflow;
+    };
+    Region small_{false}, large_{true};
+    bool measuring_ = false;
+    size_t peak_ = 0;
+};
+
+// A growable bump allocator of 64-byte aligned float blocks. Its blocks are mapped pages, not
+// malloc's: glibc raises its mmap threshold when a large block it mapped is freed, after which
+// blocks of that size come from the heap, and the heap keeps freed memory, so a step that
+// regrows the arena kept the outgrown blocks resident too (1040 MB peak instead of 685 for the
+// benchmark LM's V in fp32).
 class Arena {
 public:
     Arena() = default;
@@ -51,19 +111,23 @@ public:
     // Frees everything handed out. If the step overflowed the main block, the block is
     // regrown to the high-water mark, so a steady-state step performs no allocation.
     void reset();
-    size_t capacity_bytes() const { return cap_ * sizeof(float); }
-    size_t in_use_bytes() const { return (used_ + overflow_total_) * sizeof(float); }  // since reset()
+    size_t capacity_bytes() const { return cap_ * sizeof(float) + grads.capacity_bytes(); }
+    // Since reset(), without the gradients, whose pages are resident only while backward uses them.
+    size_t in_use_bytes() const { return (used_ + overflow_total_) * sizeof(float); }
+
+    GradientPages grads;  // reset with the arena
 
 private:
     float* block_ = nullptr;
-    size_t cap_ = 0, used_ = 0, overflow_total_ = 0;
-    std::vector<float*> overflow_;
+    size_t cap_ = 0, used_ = 0, overflow_total_ = 0;  // floats
+    std::vector<std::pair<float*, size_t>> overflow_;  // blocks and their floats
 };
 
 // The activation arena used by every op.
 Arena& scratch();
 
-// A new activation tensor from the scratch arena; its grad is allocated (zeroed) if with_grad.
+// A new activation tensor from the scratch arena; its grad (zero, from the arena's gradient
+// pages) is allocated if with_grad.
 Tensor new_tensor(const Shape& shape, bool with_grad);
 // Same, with values zero-filled.
 Tensor zeros(const Shape& shape, bool with_grad);

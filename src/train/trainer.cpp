@@ -308,8 +308,11 @@ void check_training_memory(ParamStore& store, const std::function<Tensor(StepCon
     AdamW opt(store, AdamWConfig{});
     StepContext ctx{true, 0, 0, 0};
     UntracedScope untraced;  // SYNTH_TRACE=1 traces the first training step, not this probe
+    scratch().grads.measure_peak(true);  // gradients are resident only while backward uses them
     train_step(store, opt, [&] { return one_sequence_loss(ctx); }, 0.0f, 0.0f);
-    const double need = params + (double)scratch().in_use_bytes() * sequences;
+    scratch().grads.measure_peak(false);
+    const double activations = (double)scratch().in_use_bytes() + (double)scratch().grads.peak_resident_bytes();
+    const double need = params + activations * sequences;
     scratch().reset();
     SYNTH_CHECK(need < 0.9 * available, "[", name, "] one training step needs about ", gib(need), ", but ",
                 gib(available), " are available: lower ", lower);
