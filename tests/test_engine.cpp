@@ -117,6 +117,59 @@ TEST_CASE("engine: after an overflowing step, the next identical step allocates 
     }
 }
 
+TEST_CASE("engine: gradient pages read zero when handed out, after release and after reset") {
+    GradientPages g;
+    for (size_t n : {size_t(3), size_t(5000), size_t(1) << 20}) {  // a page, several, huge pages
+        float* p = g.alloc(n);
+        CHECK(reinterpret_cast<uintptr_t>(p) % 4096 == 0);  // no two gradients share a page
+        auto nonzero = [&] {
+            size_t k = 0;
+            for (size_t i = 0; i < n; ++i) k += p[i] != 0.0f;
+            return k;
+        };
+        CHECK(nonzero() == 0);
+        for (size_t i = 0; i < n; ++i) p[i] = 1.0f;
+        g.release(p, n);
+        CHECK(nonzero() == 0);
+        p[n - 1] = 2.0f;  // written again, then left for reset()
+    }
+    g.reset();  // the step overflowed: the regions are regrown
+    const size_t cap = g.capacity_bytes();
+    float* q = g.alloc(3);
+    q[0] = 4.0f;
+    g.reset();  // a step that fit: its pages are returned, not unmapped
+    CHECK(g.capacity_bytes() == cap);
+    CHECK(g.alloc(3) == q);
+    CHECK(q[0] == 0.0f);
+    float never = 1.0f;
+    g.release(&never, 1);  // not from alloc(): ignored
+    CHECK(never == 1.0f);
+}
+
+TEST_CASE("engine: backward returns each op's output gradient, so few are resident at once") {
+    // A chain of 12 ops on 4 MB tensors: 48 MB of gradients in all, of which backward needs two
+    // at a time (the output's, being read, and the input's, being written).
+    constexpr int kOps = 12, n = 1 << 20;
+    Rng rng(3);
+    scratch().reset();
+    Tensor x = randn({n}, rng);
+    Tensor h = x;
+    for (int i = 0; i < kOps; ++i) h = scale(h, 1.0f + 0.01f * (float)i);
+    Tensor loss = sum(h);
+    scratch().grads.measure_peak(true);
+    backward(loss);
+    scratch().grads.measure_peak(false);
+    const size_t one = (size_t)n * sizeof(float);
+    CHECK(scratch().grads.peak_resident_bytes() >= 2 * one);
+    CHECK(scratch().grads.peak_resident_bytes() <= 3 * one);
+    // The leaf x is no op's output: its gradient stays until reset, d loss / dx = prod of the scales.
+    double expect = 1.0;
+    for (int i = 0; i < kOps; ++i) expect *= (double)(1.0f + 0.01f * (float)i);
+    CHECK(x.grad[0] == doctest::Approx(expect).epsilon(1e-5));
+    CHECK(x.grad[n - 1] == doctest::Approx(expect).epsilon(1e-5));
+    scratch().reset();
+}
+
 // =====================================================================================
 // NoGrad and the tape
 // =====================================================================================
