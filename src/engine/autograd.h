@@ -7,8 +7,8 @@
 // clears the tape. Every backward accumulates (+=) into its inputs' grad buffers, so a
 // tensor used twice receives the sum of both contributions (micrograd's rule, at the
 // granularity of whole layers). Once an op's closure has run, its output's gradient is read
-// by nothing else (its consumers ran before it) and backward() returns its pages
-// (GradientPages, tensor.h); gradients of tensors no op made (leaves) stay until the reset.
+// by nothing else (its consumers ran before it) and backward() returns its pages if it has
+// its own (GradientPages, tensor.h); gradients of tensors no op made (leaves) stay until the reset.
 //
 // Tracing: run any binary with SYNTH_TRACE=1 and the tape of its first training step is
 // printed to stderr, one line per op as it is recorded, then one per backward as it runs

@@ -51,46 +51,47 @@ static size_t page_bytes() {
     static const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
 }
-constexpr size_t kHugePage = size_t(2) << 20;
+// Huge pages: one page fault per 2 MB written rather than one per 4 KB.
+constexpr size_t kHugePage = GradientPages::kMinBytes;
 
-size_t GradientPages::Region::unit() const { return huge ? kHugePage : page_bytes(); }
-
-GradientPages::Block GradientPages::Region::map(size_t bytes) const {
+GradientPages::Block GradientPages::map(size_t bytes) {
     Block b;
-    b.mapped = bytes + unit();  // room to start on a whole unit
+    b.mapped = bytes + kHugePage;  // room to start on a huge page
     void* p = mmap(nullptr, b.mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     SYNTH_CHECK(p != MAP_FAILED, "out of memory reserving ", b.mapped, " bytes for activation gradients");
-    madvise(p, b.mapped, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);  // advice: ignored without THP
+    madvise(p, b.mapped, MADV_HUGEPAGE);  // advice: without THP the pages are small
     b.base = static_cast<char*>(p);
-    b.start = b.base + (round_up((uintptr_t)b.base, unit()) - (uintptr_t)b.base);
+    b.start = b.base + (round_up((uintptr_t)b.base, kHugePage) - (uintptr_t)b.base);
     b.bytes = bytes;
     return b;
 }
 
-GradientPages::Region::~Region() {
-    if (main.base) munmap(main.base, main.mapped);
-    for (const Block& b : overflow) munmap(b.base, b.mapped);
+GradientPages::~GradientPages() {
+    if (main_.base) munmap(main_.base, main_.mapped);
+    for (const Block& b : overflow_) munmap(b.base, b.mapped);
 }
 
-char* GradientPages::Region::alloc(size_t bytes) {
-    if (used + bytes <= cap) {
-        used += bytes;
-        return main.start + used - bytes;
+float* GradientPages::alloc(size_t n) {
+    SYNTH_CHECK(n * sizeof(float) >= kMinBytes, "GradientPages::alloc: ", n, " floats are under kMinBytes");
+    const size_t bytes = round_up(n * sizeof(float), kHugePage);
+    if (used_ + bytes <= cap_) {
+        used_ += bytes;
+        return reinterpret_cast<float*>(main_.start + used_ - bytes);
     }
-    overflow.push_back(map(bytes));
-    overflow_total += bytes;
-    return overflow.back().start;
+    overflow_.push_back(map(bytes));
+    overflow_total_ += bytes;
+    return reinterpret_cast<float*>(overflow_.back().start);
 }
 
-bool GradientPages::Region::owns(const char* p) const {
-    if (p >= main.start && p < main.start + cap) return true;
-    for (const Block& b : overflow)
+bool GradientPages::owns(const char* p) const {
+    if (p >= main_.start && p < main_.start + cap_) return true;
+    for (const Block& b : overflow_)
         if (p >= b.start && p < b.start + b.bytes) return true;
     return false;
 }
 
 // Resident bytes of the blocks in use, page by page (mincore).
-size_t GradientPages::Region::resident_bytes() const {
+size_t GradientPages::resident_bytes() const {
     std::vector<unsigned char> in_core;
     size_t total = 0;
     auto count = [&](char* start, size_t bytes) {
@@ -98,44 +99,30 @@ size_t GradientPages::Region::resident_bytes() const {
         if (in_core.empty() || mincore(start, bytes, in_core.data()) != 0) return;
         for (unsigned char c : in_core) total += (c & 1) * page_bytes();
     };
-    count(main.start, used);
-    for (const Block& b : overflow) count(b.start, b.bytes);
+    count(main_.start, used_);
+    for (const Block& b : overflow_) count(b.start, b.bytes);
     return total;
-}
-
-void GradientPages::Region::reset() {
-    if (!overflow.empty()) {
-        const size_t need = used + overflow_total;
-        for (const Block& b : overflow) munmap(b.base, b.mapped);
-        overflow.clear();
-        if (main.base) munmap(main.base, main.mapped);
-        cap = round_up(need + need / 8, unit());
-        main = map(cap);
-    } else if (used > 0) {
-        madvise(main.start, used, MADV_DONTNEED);  // what backward did not release (leaves)
-    }
-    used = overflow_total = 0;
-}
-
-float* GradientPages::alloc(size_t n) {
-    const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
-    Region& r = bytes >= kHugePage ? large_ : small_;
-    return reinterpret_cast<float*>(r.alloc(round_up(bytes, r.unit())));
 }
 
 void GradientPages::release(const float* p, size_t n) {
     const char* c = reinterpret_cast<const char*>(p);
-    if (!c) return;
-    const size_t bytes = std::max<size_t>(n, 1) * sizeof(float);
-    const Region& r = bytes >= kHugePage ? large_ : small_;
-    if (!r.owns(c)) return;
-    if (measuring_) peak_ = std::max(peak_, small_.resident_bytes() + large_.resident_bytes());
-    madvise(const_cast<char*>(c), round_up(bytes, r.unit()), MADV_DONTNEED);
+    if (!c || !owns(c)) return;
+    if (measuring_) peak_ = std::max(peak_, resident_bytes());
+    madvise(const_cast<char*>(c), round_up(n * sizeof(float), kHugePage), MADV_DONTNEED);
 }
 
 void GradientPages::reset() {
-    small_.reset();
-    large_.reset();
+    if (!overflow_.empty()) {
+        const size_t need = used_ + overflow_total_;
+        for (const Block& b : overflow_) munmap(b.base, b.mapped);
+        overflow_.clear();
+        if (main_.base) munmap(main_.base, main_.mapped);
+        cap_ = round_up(need + need / 8, kHugePage);
+        main_ = map(cap_);
+    } else if (used_ > 0) {
+        madvise(main_.start, used_, MADV_DONTNEED);  // what backward did not release (leaves)
+    }
+    used_ = overflow_total_ = 0;
 }
 
 // =====================================================================================
@@ -212,7 +199,8 @@ Tensor new_tensor(const Shape& shape, bool with_grad) {
     }
     size_t n = (size_t)t.numel();
     t.data = scratch().alloc(n);
-    if (with_grad) t.grad = scratch().grads.alloc(n);
+    if (with_grad)
+        t.grad = n * sizeof(float) >= GradientPages::kMinBytes ? scratch().grads.alloc(n) : scratch().alloc_zero(n);
     return t;
 }
 

@@ -8,9 +8,9 @@
 //   - activations and their gradients come from the scratch Arena, a bump allocator that
 //     is reset once per training step. Shapes may change from step to step (variable
 //     batch and sequence length); the arena grows to the high-water mark and then stops
-//     allocating. Gradients have a region of their own whose pages the kernel zero-fills
-//     on first write and takes back once the backward is done with them (GradientPages):
-//     only the gradients backward is working on are resident, not one per activation.
+//     allocating. Large gradients have a region of their own whose pages the kernel
+//     zero-fills on first write and takes back once the backward is done with them
+//     (GradientPages): only the gradients backward is working on are resident.
 #pragma once
 
 #include <array>
@@ -42,20 +42,23 @@ enum class Transpose { No, Yes };
 
 int64_t numel_of(const Shape& s);
 
-// Activation gradients as whole pages of anonymous memory, which read as zero until written.
-// A gradient starts at zero and every backward adds into it (autograd.h), so it needs no
-// zeroing pass and no resident memory until its first consumer's backward writes it; once the
+// Large activation gradients as whole huge pages of anonymous memory, which read as zero until
+// written. A gradient starts at zero and every backward adds into it (autograd.h), so it needs
+// no zeroing pass and no resident memory until its first consumer's backward writes it; once the
 // backward of the op that made it has run, nothing reads it again and release() returns its
-// pages, which read as zero again for the next step. The peak then holds the gradients of a
-// few ops, not of the whole step (docs/performance.md).
+// pages, which read as zero again for the next step. The peak then holds the gradients of a few
+// ops, not of the whole step (docs/performance.md). Gradients under kMinBytes stay in the arena,
+// zeroed when allocated: a fault per 4 KB page costs more than zeroing it (3x slower training
+// steps at build/lm's quick shape).
 class GradientPages {
 public:
-    float* alloc(size_t n);  // zero; no two gradients share a page
+    static constexpr size_t kMinBytes = size_t(2) << 20;  // one transparent huge page
+    float* alloc(size_t n);  // zero; n floats of at least kMinBytes; no two gradients share a page
     // Returns the pages of a gradient from alloc() (anything else is ignored); they read as zero.
     void release(const float* p, size_t n);
-    // Returns every page and, if the step overflowed a region, regrows it to the high-water mark.
+    // Returns every page and, if the step overflowed the main block, regrows it to the high-water mark.
     void reset();
-    size_t capacity_bytes() const { return small_.cap + large_.cap; }
+    size_t capacity_bytes() const { return cap_; }
     // While measuring, release() records the largest resident size of the gradients just
     // before it returns pages: the peak of a backward pass.
     void measure_peak(bool on) {
@@ -64,6 +67,11 @@ public:
     }
     size_t peak_resident_bytes() const { return peak_; }
 
+    GradientPages() = default;
+    GradientPages(const GradientPages&) = delete;
+    GradientPages& operator=(const GradientPages&) = delete;
+    ~GradientPages();
+
 private:
     struct Block {
         char* base = nullptr;  // as mapped
@@ -71,26 +79,12 @@ private:
         char* start = nullptr;  // base rounded up to a huge page
         size_t bytes = 0;       // usable from start
     };
-    // A bump allocator of blocks of `unit` bytes (a page, or a transparent huge page for
-    // gradients of 2 MB and more: one page fault per 2 MB written rather than per 4 KB).
-    struct Region {
-        explicit Region(bool huge) : huge(huge) {}
-        Region(const Region&) = delete;
-        Region& operator=(const Region&) = delete;
-        ~Region();
-        char* alloc(size_t bytes);  // a multiple of unit()
-        bool owns(const char* p) const;
-        size_t resident_bytes() const;
-        void reset();
-        size_t unit() const;
-        Block map(size_t bytes) const;
-
-        bool huge;
-        Block main;
-        size_t cap = 0, used = 0, overflow_total = 0;  // bytes
-        std::vector<Block> overflow;
-    };
-    Region small_{false}, large_{true};
+    static Block map(size_t bytes);
+    bool owns(const char* p) const;
+    size_t resident_bytes() const;
+    Block main_;
+    size_t cap_ = 0, used_ = 0, overflow_total_ = 0;  // bytes
+    std::vector<Block> overflow_;
     bool measuring_ = false;
     size_t peak_ = 0;
 };
@@ -126,8 +120,8 @@ private:
 // The activation arena used by every op.
 Arena& scratch();
 
-// A new activation tensor from the scratch arena; its grad (zero, from the arena's gradient
-// pages) is allocated if with_grad.
+// A new activation tensor from the scratch arena; its grad (zero: from the arena's gradient
+// pages if large, else zeroed in the arena) is allocated if with_grad.
 Tensor new_tensor(const Shape& shape, bool with_grad);
 // Same, with values zero-filled.
 Tensor zeros(const Shape& shape, bool with_grad);
