@@ -178,23 +178,54 @@ std::string direction(const Interval& ci, const std::string& below, const std::s
     return (ci.hi < 0 ? below : ci.lo > 0 ? above : "no difference resolved") + n;
 }
 
+// Whether the runs carry the score `score_name` (then the findings are judged on it).
+bool has_score_of(const std::vector<SeedRun>& runs, const std::string& score_name) {
+    return !score_name.empty() &&
+           std::any_of(runs.begin(), runs.end(), [](const SeedRun& r) { return !std::isnan(r.score); });
+}
+
+// V's mean validation loss, and whether it is within 1% of a constant answer's `chance_loss`
+// (NaN: the task has none), when no model has learned the task.
+bool v_at_chance(const std::vector<SeedRun>& runs, double chance_loss, double* v_mean) {
+    std::vector<double> v_loss;
+    for (const SeedRun& r : runs)
+        if (r.variant == "V") v_loss.push_back(r.loss);
+    if (v_loss.empty()) return false;
+    *v_mean = mean_of(v_loss);
+    return std::isfinite(chance_loss) && *v_mean >= 0.99 * chance_loss;
+}
+
 }  // namespace
+
+std::vector<JudgedPair> judged_pairs(const std::vector<SeedRun>& runs, const std::string& score_name,
+                                     double chance_loss) {
+    double v_mean = NAN;
+    if (v_at_chance(runs, chance_loss, &v_mean)) return {};
+    const bool has_score = has_score_of(runs, score_name);
+    const Measure m = measure_for(has_score ? score_name : "");
+    double SeedRun::*of = has_score ? &SeedRun::score : &SeedRun::loss;
+    std::vector<JudgedPair> out;
+    for (const Comparison& c : kComparisons) {
+        if (c.claim == Claim::HigherScore && !has_score) continue;
+        const Pairs p = pair_up(by_seed(runs, c.a), by_seed(runs, c.b), of);
+        const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;  // as seeded_findings
+        if (!seeds.empty()) out.push_back({c.finding, c.a, c.b, seeds, has_score ? NAN : m.margin});
+    }
+    return out;
+}
 
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss,
                             FindingsFamily* family) {
     FindingsFamily own("this group's findings");
     FindingsFamily& fam = family ? *family : own;
-    const bool has_score = !score_name.empty() &&
-                           std::any_of(runs.begin(), runs.end(), [](const SeedRun& r) { return !std::isnan(r.score); });
+    const bool has_score = has_score_of(runs, score_name);
     const Measure m = measure_for(has_score ? score_name : "");
     double SeedRun::*of = has_score ? &SeedRun::score : &SeedRun::loss;
-    std::vector<double> v_loss;
-    for (const SeedRun& r : runs)
-        if (r.variant == "V") v_loss.push_back(r.loss);
-    const bool at_chance = std::isfinite(chance_loss) && !v_loss.empty() && mean_of(v_loss) >= 0.99 * chance_loss;
+    double v_mean = NAN;
+    const bool at_chance = v_at_chance(runs, chance_loss, &v_mean);
     std::ostringstream os;
     if (at_chance)
-        os << "- **No findings**: V's mean validation loss " << fmt(mean_of(v_loss), 4)
+        os << "- **No findings**: V's mean validation loss " << fmt(v_mean, 4)
            << " is within 1% of a constant answer's " << fmt(chance_loss, 4)
            << ", so V has not learned the task and a tie between the variants ranks nothing.\n";
     for (const Comparison& c : kComparisons) {

@@ -49,6 +49,20 @@ struct SeedRun {
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "",
                             double chance_loss = NAN, FindingsFamily* family = nullptr);
 
+// A comparison seeded_findings judges, as the budget follows it (runs/budget.h): the finding,
+// its two variants, the seeds of its verdict (same seed, same footing, the planned sweep's: the
+// pairing rules of seeded_findings), and the margin in nats where the verdict is on the
+// validation loss (NaN where it is on a score).
+struct JudgedPair {
+    std::string finding, a, b;
+    std::vector<int> seeds;
+    double loss_margin = NAN;
+};
+// The pairs seeded_findings(runs, score_name, chance_loss) judges, in its order: none while V is
+// at a constant answer's loss.
+std::vector<JudgedPair> judged_pairs(const std::vector<SeedRun>& runs, const std::string& score_name = "",
+                                     double chance_loss = NAN);
+
 // The paper's finding 6, "synthesizers need several heads", from groups of runs that differ
 // only in the number of heads (`by_heads`: H -> the group's runs): for each variant that ran
 // with one head and with more, the paired per-seed difference (on the measure of `score_name`,

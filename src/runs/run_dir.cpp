@@ -137,7 +137,7 @@ void check_report_outputs(const std::string& stem, const std::vector<std::string
     std::vector<std::string> inputs;
     for (const std::string& d : dirs)
         for (const char* f : {"/result.json", "/config.json", "/metrics.jsonl"}) inputs.push_back(d + f);
-    for (const char* ext : {".csv", ".md"}) check_output_path(stem + ext, inputs, "--out");
+    for (const char* ext : {".csv", "-budget.csv", ".md"}) check_output_path(stem + ext, inputs, "--out");
 }
 
 bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report) {

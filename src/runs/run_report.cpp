@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "runs/budget.h"
 #include "runs/findings.h"
 #include "runs/protocol.h"
 #include "base/io.h"
@@ -146,11 +147,12 @@ std::vector<std::string> variant_row(const std::string& v, const std::vector<con
     return row;
 }
 
-// A group's table (variants in the paper's order) and its findings (verdicts into `family`),
-// written to md; returns its runs as the findings see them.
+// A group's table (variants in the paper's order), whether each variant's loss still fell at
+// the end of its `curves`, and its findings (verdicts into `family`), written to md; returns its
+// runs as the findings see them.
 std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const RunRecord*>& members,
                                  const ReportSpec& spec, const std::vector<std::string>& metrics, bool many_machines,
-                                 FindingsFamily* family) {
+                                 FindingsFamily* family, const GroupCurves& curves) {
     std::map<std::string, std::vector<const RunRecord*>> by_variant;
     for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
     std::vector<std::string> order;
@@ -175,7 +177,7 @@ std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const
                                   r->result.num("params"),
                                   score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
     }
-    md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, family);
+    md << "\n" << t.to_markdown() << convergence_note(curves, order) << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, family);
     if (spec.group_note) md << spec.group_note(members);
     return seeded;
 }
@@ -220,6 +222,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
     const std::vector<std::string> metrics = write_header(md, runs, spec, groups, differing, many_machines, machines.size());
     FindingsFamily family("every verdict in this file");
     Ablations ablations(differing);
+    std::vector<GroupBudget> budget;
     for (const auto& [g, members] : groups) {
         // A group leaves out a variant setting at its registered default (run_group), so a
         // setting another group sets reads "at its default" here.
@@ -228,10 +231,16 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         for (const std::string& k : differing)
             label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
         if (groups.size() > 1) md << "\n## " << label << "\n";
-        ablations.add(differing, flags, write_group(md, members, spec, metrics, many_machines, &family));
+        const GroupCurves curves = read_group_curves(members);
+        const std::vector<SeedRun> seeded = write_group(md, members, spec, metrics, many_machines, &family, curves);
+        ablations.add(differing, flags, seeded);
+        const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
+        budget.push_back(follow_budget(label, curves, judged_pairs(seeded, spec.score_name, chance)));
+        md << budget_section(budget.back());
     }
     ablations.write(md, spec.score_name, &family);
     write_file_atomic(stem + ".csv", runs_csv(runs).to_csv());
+    write_file_atomic(stem + "-budget.csv", budget_csv(budget).to_csv());
     write_file_atomic(stem + ".md", family.resolve(md.str(), true));
 }
 

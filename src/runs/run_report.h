@@ -1,9 +1,10 @@
-// run_report.h: the report step: finished run directories -> STEM.csv and STEM.md.
+// run_report.h: the report step: finished run directories -> STEM.csv, STEM-budget.csv and STEM.md.
 //
 // The CSV has one row per run (its result.json). The Markdown groups the runs by their
 // config (every model and training flag but the seed; groups are labelled by the flags that
 // differ between them), shows mean +- std (n) of each metric per variant, and judges the
-// paper's findings from the paired per-seed differences (findings.h). Both files are written
+// paper's findings from the paired per-seed differences (findings.h), each followed across the
+// training budget (budget.h), whose every step goes to STEM-budget.csv. The files are written
 // to temporaries first and renamed, the Markdown last.
 #pragma once
 
