@@ -114,6 +114,16 @@ TEST_CASE("budget: a variant whose loss still falls over the last 20% is marked,
     // V: from 2.22 to 2.02 (seed mean): -9.01%.
     CHECK(note.find("V still falling 9.01%") != std::string::npos);
     CHECK(note.find("D flat (-0.03%)") != std::string::npos);
+    // With an evaluation every 500 steps of 3,000, the span starts at or before 80% (step 2,000,
+    // not the nearer 2,500), so a flat mark covers the last fifth at least.
+    GroupCurves every500;
+    for (int seed = 1; seed <= 2; ++seed)
+        for (int step = 500; step <= 3000; step += 500) every500["V"][seed][step] = 5.0 - 0.0001 * step;
+    const std::vector<Trend> t = last_fifth_trends(every500, {"V"});
+    REQUIRE(t.size() == 1);
+    CHECK(t[0].from == 2000);
+    CHECK(t[0].change_percent == doctest::Approx(100.0 * (4.7 - 4.8) / 4.8));
+    CHECK(convergence_note(every500, {"V"}).find("steps 2000 to 3000, the last 33% of the budget") != std::string::npos);
     // A rise larger than the threshold reads as one.
     CHECK(trend_words({"X", 800, 1000, 2 * kStillFallingPercent}) == "rising " + fmt(2 * kStillFallingPercent, 2) + "%");
     CHECK(trend_words({"X", 800, 1000, -0.5 * kStillFallingPercent}).rfind("flat (", 0) == 0);

@@ -178,11 +178,11 @@ std::vector<Trend> last_fifth_trends(const GroupCurves& curves, const std::vecto
             for (const ValCurve* c : seeds) s += c->at(step);
             return s / (double)seeds.size();
         };
-        // The evaluation nearest 80% of the budget, before the last.
-        const double target = 0.8 * (double)steps.back();
+        // The last evaluation at or before 80% of the budget, so that "flat" is shown over the
+        // last fifth at least (the first evaluation when there is none so early).
         int64_t from = steps.front();
-        for (size_t i = 0; i + 1 < steps.size(); ++i)
-            if (std::fabs((double)steps[i] - target) < std::fabs((double)from - target)) from = steps[i];
+        for (int64_t s : steps)
+            if (5 * s <= 4 * steps.back()) from = s;
         const double a = mean_at(from), b = mean_at(steps.back());
         trends.push_back({v, from, steps.back(), 100.0 * (b - a) / a});
     }

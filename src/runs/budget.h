@@ -79,8 +79,8 @@ Table budget_csv(const std::vector<GroupBudget>& groups);
 // (percent) reads "still falling" (docs/statistics.md says why 0.5%).
 constexpr double kStillFallingPercent = 0.5;
 
-// One variant's seed-mean validation loss from the evaluation nearest 80% of the budget to the
-// last, over the steps all its seeds' curves share.
+// One variant's seed-mean validation loss from the last evaluation at or before 80% of the budget
+// to the last, over the steps all its seeds' curves share.
 struct Trend {
     std::string variant;
     int64_t from = 0, to = 0;
