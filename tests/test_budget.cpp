@@ -27,8 +27,10 @@ namespace {
 using CurveFn = std::function<double(int, int)>;
 
 // A finished run in `root`/<variant>-seed<seed>: result.json's fields (what the report reads)
-// and a metrics.jsonl with an evaluation every 100 steps up to 1,000, the loss `f(step, seed)`.
-RunRecord fake_run(const std::string& root, const std::string& variant, int seed, const CurveFn& f) {
+// and a metrics.jsonl with an evaluation every 100 steps up to 1,000, the loss `f(step, seed)`;
+// `flags` ("k=v\n" lines) join its group's.
+RunRecord fake_run(const std::string& root, const std::string& variant, int seed, const CurveFn& f,
+                   const std::string& flags) {
     const std::string dir = root + "/" + variant + "-seed" + std::to_string(seed);
     std::filesystem::create_directories(dir);
     std::string metrics;
@@ -47,28 +49,31 @@ RunRecord fake_run(const std::string& root, const std::string& variant, int seed
     r.integer("params", 10);
     r.number("val_loss", f(1000, seed), 4);
     r.text("data_hash", "0123456789abcdef");
-    r.text("group", "d-model=16\nsteps=1000\n");
+    r.text("group", "d-model=16\nsteps=1000\n" + flags);
     return RunRecord{dir, r};
 }
 
 // V falls by 0.1 nats per 100 steps to the end (9% over the last 20%); D is flat.
 double v_loss(int step, int seed) { return 3.0 - 0.001 * step + 0.01 * seed; }
 
-std::vector<RunRecord> fake_sweep(const std::string& root) {
+std::vector<RunRecord> fake_sweep(const std::string& root, const std::string& flags = "") {
     std::vector<RunRecord> runs;
+    const auto add = [&](const std::string& variant, int seed, const CurveFn& f) {
+        runs.push_back(fake_run(root, variant, seed, f, flags));
+    };
     for (int seed = 1; seed <= 3; ++seed) {
         // R - V = +0.051..+0.053 at every step: stable.
         const auto r = [](int step, int s) { return v_loss(step, s) + 0.05 + 0.001 * s; };
-        runs.push_back(fake_run(root, "V", seed, v_loss));
-        runs.push_back(fake_run(root, "R", seed, r));
+        add("V", seed, v_loss);
+        add("R", seed, r);
         // D - R is below 0 at every step: stable; D's own loss is flat (falls 0.0006 of 2.0).
-        runs.push_back(fake_run(root, "D", seed, [](int step, int s) { return 2.0 + 0.01 * s - 0.000003 * step; }));
+        add("D", seed, [](int step, int s) { return 2.0 + 0.01 * s - 0.000003 * step; });
         // R+V - V is +0.05 up to step 600, then -0.05: positive at 50%, negative at 75% and 100%: moved.
-        runs.push_back(fake_run(root, "R+V", seed, [](int step, int s) {
+        add("R+V", seed, [](int step, int s) {
             return v_loss(step, s) + (step <= 600 ? 0.05 : -0.05) + 0.002 * s;
-        }));
+        });
         // FR - R is -0.01, 0, +0.01 by seed: its interval contains 0 at every step: unresolved.
-        runs.push_back(fake_run(root, "FR", seed, [r](int step, int s) { return r(step, s) + 0.01 * (s - 2); }));
+        add("FR", seed, [r](int step, int s) { return r(step, s) + 0.01 * (s - 2); });
     }
     return runs;
 }
@@ -104,6 +109,21 @@ TEST_CASE("budget: each finding's gap across the budget is marked stable, moved 
     CHECK(line_with(md, "| FR - R |").find("| unresolved |") != std::string::npos);
     // The budget section follows the group's findings, which it must not change.
     CHECK(md.find("**1. Trainable R is competitive with V**") < md.find("**Across the budget.**"));
+}
+
+TEST_CASE("budget: groups of a table each get their rows, labelled by the flags that differ; the marks are explained once") {
+    ScratchDir dir;
+    std::vector<RunRecord> runs = fake_sweep(dir / "a", "lr=0.001\n");
+    for (RunRecord& r : fake_sweep(dir / "b", "lr=0.002\n")) runs.push_back(r);
+    write_report(runs, loss_spec(), dir / "t");
+    const std::string md = read_file(dir / "t.md"), csv = read_file(dir / "t-budget.csv");
+    const size_t first = md.find("**Across the budget.**");
+    REQUIRE(first != std::string::npos);
+    CHECK(md.find("**Across the budget.**", first + 1) == std::string::npos);
+    CHECK(md.find("**Across the budget** (as above)") > first);
+    CHECK(csv.find("\nlr=0.001,R,V,500,") != std::string::npos);
+    CHECK(csv.find("\nlr=0.002,R,V,500,") != std::string::npos);
+    CHECK(split_lines(csv).size() == 81);
 }
 
 TEST_CASE("budget: a variant whose loss still falls over the last 20% is marked, a flat one is not") {

@@ -115,7 +115,8 @@ std::string stability(const PairBudget& p) {
     return side_of(half.nats) == at_end && side_of(three.nats) == at_end ? "stable" : "moved";
 }
 
-std::string budget_section(const GroupBudget& g) {
+std::string budget_section(const std::vector<GroupBudget>& groups) {
+    const GroupBudget& g = groups.back();
     if (g.pairs.empty()) return "";
     // The columns' steps: those of the pair with the longest budget (the runs' own, unless one
     // was cut short); a pair read at other steps names them in its cells.
@@ -138,13 +139,15 @@ std::string budget_section(const GroupBudget& g) {
         row.push_back(stability(p));
         t.rows.push_back(row);
     }
+    const bool explained = std::any_of(groups.begin(), groups.end() - 1, [](const GroupBudget& x) { return !x.pairs.empty(); });
+    if (explained) return "\n**Across the budget** (as above):\n\n" + t.to_markdown();
     std::string s =
-        "\n**Across the budget.** Each finding's paired per-seed gap a - b of the validation loss at the periodic "
-        "evaluations nearest 25%, 50%, 75% and 100% of the budget: in nats with its 95% t interval, and in % of b, "
-        "over the seeds of its verdict. *stable*: the interval at 100% excludes 0 on the side of those at 50% and 75%; "
-        "*moved*: it excludes 0 at 100% but not on that side at 50% or 75%; *unresolved*: it contains 0 at 100%.";
-    if (on_score) s += " The verdicts are on the score, which these runs compute only at the end; the loss is what every evaluation records.";
-    return s + " Every step: the -budget.csv beside this file (docs/statistics.md).\n\n" + t.to_markdown();
+        "\n**Across the budget.** Each finding's paired per-seed gap a - b of the validation loss, over the seeds of "
+        "its verdict, at the evaluations nearest 25%, 50%, 75% and 100% of the budget: nats [95% t interval], % of b. "
+        "*stable*: the interval excludes 0 at 100% and on the same side at 50% and 75%; *moved*: it excludes 0 at 100% "
+        "but not on that side at 50% or 75%; *unresolved*: it contains 0 at 100%.";
+    if (on_score) s += " (The verdicts are on the score, which the runs compute only at the end.)";
+    return s + " Every evaluation: the -budget.csv beside this file (docs/statistics.md, section 7).\n\n" + t.to_markdown();
 }
 
 Table budget_csv(const std::vector<GroupBudget>& groups) {

@@ -67,8 +67,10 @@ const BudgetPoint& nearest_point(const PairBudget& p, double fraction);
 // nearest 50% or 75%, so the curve cannot tell.
 std::string stability(const PairBudget& p);
 
-// The group's "Across the budget" paragraph and table: one row per pair; "" without pairs.
-std::string budget_section(const GroupBudget& g);
+// The "Across the budget" paragraph and table of the last group of `groups` (a table's groups
+// so far): one row per pair; "" without pairs. The first section of a table says what the
+// marks mean, the later ones refer to it.
+std::string budget_section(const std::vector<GroupBudget>& groups);
 // Every point of every group: group, a, b, step, fraction_of_budget, n, mean_gap, lo, hi (nats),
 // mean_gap_pct, lo_pct, hi_pct, margin (nats; empty where there is none).
 Table budget_csv(const std::vector<GroupBudget>& groups);

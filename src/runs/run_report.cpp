@@ -236,7 +236,7 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
         ablations.add(differing, flags, seeded);
         const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
         budget.push_back(follow_budget(label, curves, judged_pairs(seeded, spec.score_name, chance)));
-        md << budget_section(budget.back());
+        md << budget_section(budget);
     }
     ablations.write(md, spec.score_name, &family);
     write_file_atomic(stem + ".csv", runs_csv(runs).to_csv());
