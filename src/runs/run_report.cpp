@@ -177,7 +177,8 @@ std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const
                                   r->result.num("params"),
                                   score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
     }
-    md << "\n" << t.to_markdown() << convergence_note(curves, order) << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, family);
+    md << "\n" << t.to_markdown() << convergence_note(curves, order)
+       << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, family);
     if (spec.group_note) md << spec.group_note(members);
     return seeded;
 }
