@@ -66,15 +66,16 @@ struct FakeRun {
     double loss;
     int steps = 2000;
     std::string preset = "full", data = "tinyshakespeare";
+    std::string settings = "";  // group lines of settings away from their defaults ("lr-window=16\n")
 };
 void write_lm_run(const std::string& dir, const FakeRun& f) {
     std::filesystem::create_directories(dir);
-    const std::string group = "d-model=16\ndata=" + f.data + "\nsteps=" + std::to_string(f.steps) + "\n";
+    const std::string group = "d-model=16\ndata=" + f.data + "\nsteps=" + std::to_string(f.steps) + "\n" + f.settings;
     JsonObject r;
     r.text("variant", f.variant);
     r.integer("seed", f.seed);
     r.integer("params", 1000);
-    for (const char* k : {"val_loss", "test_loss"}) r.number(k, f.loss, 4);
+    for (const char* k : {"val_loss", "test_loss"}) r.number(k, f.loss, 4);  // NaN: null, as a run writes it
     for (const char* k : {"val_bpc", "test_bpc"}) r.number(k, f.loss / std::log(2.0), 4);
     r.integer("train_tok_s", 5000);
     r.number("steps_s", 5.0, 3);
@@ -131,6 +132,14 @@ TEST_CASE("report: --baseline compares every other variant with it, a user's own
     CHECK(has(r, "+0.0020 nats"));
     CHECK(has(r, "about as good (TOST, margin +-0.02 nats): confirmed at 3 seeds"));
     CHECK(!has(d.out, "**V vs V**"));
+    // A variant without a finite loss gets its line too, saying why it is not compared.
+    for (int seed = 1; seed <= 2; ++seed) write_lm_run(dir / ("runs/XR-seed" + std::to_string(seed)), {"XR", seed, NAN});
+    const Driven x = drive("lm", {"--report", dir / "runs", "--out=" + dir / "x", "--baseline=V"}, dir.path);
+    INFO(x.err);
+    REQUIRE(x.status == 0);
+    CHECK(has(x.out, "- **XR vs V**: not compared (no run of XR with a finite validation loss)."));
+    CHECK(has(x.out, "**LR vs V**: paired validation loss difference -0.0520 nats"));
+    std::filesystem::remove_all(dir / "runs/XR-seed1"), std::filesystem::remove_all(dir / "runs/XR-seed2");
     // Two tests for each of 2 variants in the baseline's family; the paper's finding (R vs V)
     // stays in a family of one, as without the comparisons.
     CHECK(has(lr, "family of 4)"));
@@ -219,6 +228,18 @@ TEST_CASE("report: the settings line names the settings the runs' variants read,
     CHECK(has(settings, "lr-window=8"));
     CHECK(has(settings, "r-init=" + setting_text(variant_info("R").settings.back().value)));
     CHECK(!has(settings, "fr-rank"));  // FR's: no run here is FR
+    // A value the runs' group records (given away from its default) is the one shown.
+    for (int seed = 1; seed <= 2; ++seed)
+        for (const char* v : {"V", "LR"}) {
+            FakeRun run{v, seed, 2.0};
+            run.settings = "lr-window=16\n";
+            write_lm_run(dir / ("wide/" + std::string(v) + std::to_string(seed)), run);
+        }
+    const Driven wide = drive("lm", {"--report", dir / "wide", "--out=" + dir / "u"}, dir.path);
+    INFO(wide.err);
+    REQUIRE(wide.status == 0);
+    CHECK(has(line_with(wide.out, "Settings of every run:"), "lr-window=16"));
+    CHECK(!has(line_with(wide.out, "Settings of every run:"), "lr-window=8"));
 }
 
 TEST_CASE("report: build/mt's summary and settings lines give the length of training that counted") {

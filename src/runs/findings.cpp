@@ -275,14 +275,19 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
     return family ? s : own.resolve(s);
 }
 
-std::string baseline_findings(const std::vector<SeedRun>& runs, const std::string& baseline, FindingsFamily& family,
-                              const std::string& score_name, double chance_loss) {
-    const std::vector<std::string> others = variants_of(runs, baseline);
+std::string baseline_findings(const std::vector<SeedRun>& runs, const std::vector<std::string>& variants,
+                              const std::string& baseline, FindingsFamily& family, const std::string& score_name,
+                              double chance_loss) {
+    std::vector<std::string> others;
+    for (const std::string& v : variants)
+        if (v != baseline) others.push_back(v);
     if (others.empty()) return "";
     const auto b = by_seed(runs, baseline);
     if (b.empty())
-        return "\nNo " + baseline + " in this group: none of its variants is compared against the baseline (--baseline=" +
-               baseline + ").\n";
+        return "\n" + (std::find(variants.begin(), variants.end(), baseline) == variants.end()
+                           ? "No " + baseline + " in this group"
+                           : baseline + " has no run with a finite validation loss in this group") +
+               ": none of its variants is compared against the baseline (--baseline=" + baseline + ").\n";
     const Judged j = judged_on(runs, score_name);
     const Measure& m = j.m;
     const std::string head =
@@ -304,6 +309,10 @@ std::string baseline_findings(const std::vector<SeedRun>& runs, const std::strin
         family.left_out(p.left_out.size());
         const VerdictSeeds k = verdict_seeds(p);
         os << "- **" << v << " vs " << baseline << "**: ";
+        if (a.empty()) {
+            os << "not compared (no run of " << v << " with a finite validation loss).\n";
+            continue;
+        }
         if (k.seeds.empty()) {
             os << "not compared (no common seed" << (p.left_out.empty() ? ")." : " on the same footing).")
                << pair_notes(p, a, b, j.of, m.unit, m.decimals) << "\n";

@@ -235,7 +235,7 @@ std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const
     }
     const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
     md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, chance, &families.paper)
-       << baseline_findings(seeded, spec.baseline, families.baseline, spec.score_name, chance)
+       << baseline_findings(seeded, order, spec.baseline, families.baseline, spec.score_name, chance)
        << budget_note(members, spec);
     if (spec.group_note) md << spec.group_note(members);
     return seeded;

@@ -282,6 +282,7 @@ ReportSpec LmTask::report_spec(std::vector<RunRecord>& runs) const {
         std::vector<SeedRun> v;
         std::vector<double> test;
         for (const RunRecord* r : members) {
+            if (r->result.at("val_loss") == "null" || r->result.at("test_loss") == "null") continue;  // no finite loss
             v.push_back({r->result.at("variant"), 0, r->result.num("val_loss"), 0, 0});
             if (r->result.at("variant") == "V") test.push_back(r->result.num("test_loss"));
         }
