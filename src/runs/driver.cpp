@@ -103,9 +103,24 @@ std::map<std::string, std::string> preset_flags(const std::vector<PresetRow>& ta
     return p;
 }
 
+ConvergedBudget converged_budget(const std::vector<PresetRow>& table, const JsonObject& config) {
+    std::map<std::string, std::string> values;  // config.json's "flag.K": the run's flags
+    for (const auto& [k, v] : config.fields)
+        if (k.compare(0, 5, "flag.") == 0) values[k.substr(5)] = v;
+    ConvergedBudget b;
+    if (!values.count("preset")) return b;
+    for (const PresetRow& row : table) {
+        if (row.name != values.at("preset") || row.converged.empty() || !row_applies(row, values)) continue;
+        const size_t eq = row.converged.find('=');
+        b = {row.converged.substr(0, eq), std::stod(row.converged.substr(eq + 1)), row.converged_doc};
+    }
+    return b;
+}
+
 std::string describe_preset_table(const std::vector<PresetRow>& table) {
     std::vector<std::pair<std::string, std::map<std::string, std::string>>> entries;
     for (const PresetRow& row : table) {
+        if (row.flags.empty()) continue;  // a row that only documents a converged budget
         std::map<std::string, std::string> flags;  // the preset's unconditional rows, then this row
         for (const PresetRow& base : table)
             if (base.name == row.name && base.when.empty())
@@ -237,6 +252,9 @@ void Driver::report(const std::vector<std::string>& dirs, const std::string& ste
     std::vector<RunRecord> runs = find_runs(dirs, task_.name());
     ReportSpec spec = task_.report_spec(runs);
     spec.force = force;
+    spec.baseline = task_.shared.runs.baseline;
+    spec.baseline_given = f_.given("baseline");
+    spec.converged = [table = task_.presets()](const RunRecord& r) { return converged_budget(table, r.config); };
     write_report(runs, spec, stem);
 }
 

@@ -69,7 +69,10 @@ private:
 // Throws for a preset the table lacks, or one none of whose rows apply.
 std::map<std::string, std::string> preset_flags(const std::vector<PresetRow>& table, const std::string& preset,
                                                 const Flags& f);
-// --help's list of presets: one entry per preset and per conditional row.
+// The converged budget a run's preset documents (PresetRow::converged), from its config.json
+// (the preset and the flags a row's condition reads); none for a run without one.
+ConvergedBudget converged_budget(const std::vector<PresetRow>& table, const JsonObject& config);
+// --help's list of presets: one entry per preset and per conditional row that sets flags.
 std::string describe_preset_table(const std::vector<PresetRow>& table);
 
 // A binary's main: the registered task `name`, run by the driver under cli_main (cli.h).

@@ -62,6 +62,8 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
     f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
     f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
+    f.add("baseline", &baseline, "--report: the variant every other is compared with in each group, in a Holm family "
+          "of its own (docs/statistics.md)");
     f.add("verbose", &verbose, "also print every resolved flag before training and each run's result as a JSON line "
           "on stdout (both are in the run directory: config.json, result.json)");
 }

@@ -68,7 +68,7 @@ TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t to
 
 // The flags every runner shares for its run directories and the report step.
 struct RunsConfig {
-    std::string runs_dir = "runs", run_dir, seeds, out;
+    std::string runs_dir = "runs", run_dir, seeds, out, baseline = "V";
     bool overwrite = false, report = false, force = false, take_over = false, verbose = false;
 
     void bind(Flags& f, const std::string& binary);
