@@ -260,3 +260,48 @@ TEST_CASE("tasks: a fourth task, defined in one file, trains, saves, reports and
     CHECK(error_of([&] { driver.load_model(m, dir / "other.ckpt"); }) ==
           doctest::Contains("holds a 'seq2seq' model (written by build/mt), not a 'toy-lm' model (build/toy)"));
 }
+
+TEST_CASE("tasks: progress is quiet by default: a log gets one line per run, a terminal a live line") {
+    // The policy (train/trainer.h): the last step always keeps its line; --log-every keeps every
+    // N-th step's and every evaluation's; in between a terminal redraws a live line at most every
+    // kRedrawSeconds, and a log gets a kept line only once the last is kLogSeconds old.
+    const double just = 0.001, soon = kRedrawSeconds, late = kLogSeconds;
+    CHECK(progress_line(300, 300, 0, true, false, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(300, 300, 0, true, true, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(100, 300, 0, true, false, just, just) == ProgressLine::None);
+    CHECK(progress_line(101, 300, 0, false, false, late - 1, late - 1) == ProgressLine::None);
+    CHECK(progress_line(101, 300, 0, false, false, late, just) == ProgressLine::Kept);
+    CHECK(progress_line(101, 300, 0, false, true, just, just) == ProgressLine::None);
+    CHECK(progress_line(101, 300, 0, false, true, late, soon) == ProgressLine::Live);
+    CHECK(progress_line(150, 300, 50, false, false, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(150, 300, 50, false, true, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(100, 300, 70, true, false, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(151, 300, 50, false, false, just, just) == ProgressLine::None);
+    CHECK(progress_line(151, 300, 50, false, true, just, soon) == ProgressLine::Live);
+
+    // A tiny sweep whose stderr is a file: one line per run before the report (its header and its
+    // last step), none rewritten in place; --log-every and --verbose keep more.
+    ScratchDir dir;
+    const auto progress_lines = [&](const std::vector<std::string>& extra) {
+        std::vector<std::string> flags = {"--runs-dir=" + dir / "runs", "--variants=V,R", "--overwrite"};
+        flags.insert(flags.end(), extra.begin(), extra.end());
+        REQUIRE(drive_toy(flags, dir.path) == 0);
+        const std::string err = read_file(dir / "toy.err");
+        INFO(err);
+        CHECK(err.find('\r') == std::string::npos);
+        const std::string before_report = err.substr(0, err.find("# Toy"));
+        std::vector<std::string> lines;
+        for (size_t at = 0, nl; (nl = before_report.find('\n', at)) != std::string::npos; at = nl + 1)
+            lines.push_back(before_report.substr(at, nl - at));
+        int steps = 0;
+        for (const std::string& l : lines) steps += l.find("] step ") != std::string::npos;
+        return std::make_pair((int)lines.size(), steps);
+    };
+    const auto quiet = progress_lines({});
+    CHECK(quiet.second == 2);                   // V's and R's step 30/30
+    CHECK(quiet.first == 1 + 2 * 2);            // the summary, then each run's header and last line
+    CHECK(read_file(dir / "toy.err").find("] step 30/30  loss ") != std::string::npos);
+    CHECK(read_file(dir / "toy.err").find("  done in ") != std::string::npos);
+    CHECK(progress_lines({"--log-every=15"}).second == 2 * 4);  // steps 10, 15, 20 (evaluations), 30
+    CHECK(progress_lines({"--verbose"}).second == 2 * 3);       // the evaluations at 10, 20, 30
+}

@@ -135,6 +135,9 @@ void Driver::apply_presets() {
     task_.check_choices();
     apply_defaults(f_, preset_flags(task_.presets(), task_.shared.preset, f_));
     task_.resolve();
+    // Quiet by default (progress_line, train/trainer.h); --verbose keeps a progress line every 50
+    // steps and at every evaluation, unless --log-every says how often.
+    if (task_.shared.runs.verbose && !f_.given("log-every")) task_.shared.train.log_every = 50;
 }
 
 // Range checks (each message names the flag and the value it got), and every variant's network
