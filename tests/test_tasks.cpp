@@ -279,8 +279,8 @@ TEST_CASE("tasks: progress is quiet by default: a log gets one line per run, a t
     CHECK(progress_line(151, 300, 50, false, false, just, just) == ProgressLine::None);
     CHECK(progress_line(151, 300, 50, false, true, just, soon) == ProgressLine::Live);
 
-    // A tiny sweep whose stderr is a file: one line per run before the report (its header and its
-    // last step), none rewritten in place; --log-every and --verbose keep more.
+    // A tiny sweep whose stderr is a file: what and where, then one line per run (its last step)
+    // before the report, none rewritten in place; --log-every and --verbose keep more.
     ScratchDir dir;
     const auto progress_lines = [&](const std::vector<std::string>& extra) {
         std::vector<std::string> flags = {"--runs-dir=" + dir / "runs", "--variants=V,R", "--overwrite"};
@@ -299,7 +299,9 @@ TEST_CASE("tasks: progress is quiet by default: a log gets one line per run, a t
     };
     const auto quiet = progress_lines({});
     CHECK(quiet.second == 2);                   // V's and R's step 30/30
-    CHECK(quiet.first == 1 + 2 * 2);            // the summary, then each run's header and last line
+    CHECK(quiet.first == 2 + 2);                // what and where, then each run's last line
+    CHECK(read_file(dir / "toy.err").find("\n2 runs (variants V, R; seed 1337) in " + dir / "runs/toy-cycle5-tiny/\n") !=
+          std::string::npos);
     CHECK(read_file(dir / "toy.err").find("] step 30/30  loss ") != std::string::npos);
     CHECK(read_file(dir / "toy.err").find("  done in ") != std::string::npos);
     CHECK(progress_lines({"--log-every=15"}).second == 2 * 4);  // steps 10, 15, 20 (evaluations), 30
