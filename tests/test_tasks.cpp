@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "base/io.h"
 #include "engine/autograd.h"
@@ -134,8 +137,9 @@ double ToyModel::loss() {
 
 SYNTH_REGISTER_TASK(toy, ToyTask);
 
-// The driver on a new ToyTask with these flags; its stdout and stderr go to files in `dir`.
-int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
+// The driver on a new ToyTask with these flags; its stdout and stderr go to files in `dir`, or
+// its stderr to `err_fd` when given.
+int drive_toy(const std::vector<std::string>& flags, const std::string& dir, int err_fd = -1) {
     std::vector<std::string> args = {"toy"};
     args.insert(args.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
@@ -144,7 +148,7 @@ int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
     const int saved_out = dup(1), saved_err = dup(2);
     const int out = open((dir + "/toy.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = open((dir + "/toy.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(out, 1), dup2(err, 2);
+    dup2(out, 1), dup2(err_fd >= 0 ? err_fd : err, 2);
     int status = 0;
     try {
         const std::unique_ptr<Task> task = make_task("toy");
@@ -157,6 +161,34 @@ int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
     dup2(saved_out, 1), dup2(saved_err, 2);
     for (int fd : {out, err, saved_out, saved_err}) close(fd);
     return status;
+}
+
+// What the driver on a ToyTask with these flags writes to its stderr when that is a terminal
+// (a pseudo-terminal in raw mode, so the bytes arrive as written).
+std::string toy_on_terminal(const std::vector<std::string>& flags, const std::string& dir) {
+    const int master = posix_openpt(O_RDWR | O_NOCTTY);
+    REQUIRE(master >= 0);
+    REQUIRE(grantpt(master) == 0);
+    REQUIRE(unlockpt(master) == 0);
+    const int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    REQUIRE(slave >= 0);
+    termios raw;
+    tcgetattr(slave, &raw);
+    cfmakeraw(&raw);
+    tcsetattr(slave, TCSANOW, &raw);
+    // Read while the driver writes, so that a full terminal buffer never blocks it; the read ends
+    // (EIO) once the last descriptor of the slave side is closed.
+    std::string screen;
+    std::thread reader([&] {
+        char buf[4096];
+        for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) screen.append(buf, (size_t)n);
+    });
+    const int status = drive_toy(flags, dir, slave);
+    close(slave);
+    reader.join();
+    close(master);
+    CHECK(status == 0);
+    return screen;
 }
 
 }  // namespace
@@ -306,4 +338,20 @@ TEST_CASE("tasks: progress is quiet by default: a log gets one line per run, a t
     CHECK(read_file(dir / "toy.err").find("  done in ") != std::string::npos);
     CHECK(progress_lines({"--log-every=15"}).second == 2 * 4);  // steps 10, 15, 20 (evaluations), 30
     CHECK(progress_lines({"--verbose"}).second == 2 * 3);       // the evaluations at 10, 20, 30
+
+    // On a terminal: a live line from the first step on, each redraw starting with '\r', and of
+    // each run only its last step's line stays on screen.
+    const std::string screen = toy_on_terminal({"--runs-dir=" + dir / "runs", "--variants=V,R", "--overwrite"}, dir.path);
+    INFO(screen);
+    CHECK(screen.find("\r[V] step 1/30  loss ") != std::string::npos);
+    int shown = 0;
+    for (size_t at = 0, nl; (nl = screen.find('\n', at)) != std::string::npos; at = nl + 1) {
+        const std::string line = screen.substr(at, nl - at);
+        if (line.find("] step ") == std::string::npos) continue;
+        const std::string visible = line.substr(line.rfind('\r') + 1);
+        CHECK(visible.find("] step 30/30  loss ") != std::string::npos);
+        CHECK(visible.find("  done in ") != std::string::npos);
+        ++shown;
+    }
+    CHECK(shown == 2);
 }
