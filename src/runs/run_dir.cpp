@@ -62,9 +62,9 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
     f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
     f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
-    f.add("verbose", &verbose, "also print every resolved flag before training, a progress line every 50 steps "
-          "(--log-every) and each run's result as a JSON line on stdout (the flags and results are in the run "
-          "directory: config.json, result.json, metrics.jsonl)");
+    f.add("verbose", &verbose, "also print every resolved flag before training, a line as each run starts, a "
+          "progress line every 50 steps (--log-every) and each run's result as a JSON line on stdout (the flags and "
+          "results are in the run directory: config.json, result.json, metrics.jsonl)");
 }
 
 std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,

@@ -44,8 +44,8 @@ void TrainConfig::bind(Flags& f) {
     f.add("clip", &clip, "global gradient-norm clip (0 = off)", FlagRole::Training);
     f.add("eval-every", &eval_every, "steps between validation evaluations", FlagRole::Training);
     f.add("log-every", &log_every,
-          "steps between kept progress lines, each with the mean loss of those steps (0: only each run's last, with a "
-          "line rewritten in place on a terminal and a line every 5 minutes in a log; --verbose: 50)");
+          "steps between kept progress lines (0: only each run's last, with a line rewritten in place on a terminal "
+          "and a line every 5 minutes in a log; --verbose: 50); a line's loss is the mean of the last N (or 50) steps");
     f.add("save-every", &save_every, "save a resumable checkpoint every N steps (0 = never)");
     f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints this process wrote (0 = all)");
     f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
