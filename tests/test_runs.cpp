@@ -420,6 +420,7 @@ TEST_CASE("runs: a run whose memory exceeds the machine's is refused before trai
     write_file_atomic(dir / "tiny.txt", tiny_text());
     std::vector<std::string> args = tiny_sweep(dir.path);
     args.push_back("--batch=2000000000");
+    args.push_back("--log-every=1");  // a step that ran would print its line
     auto r = synth_test::run_process(lm, args, dir.path);
     CHECK(r.status == 1);
     CHECK(r.err.find("one training step needs about") != std::string::npos);

@@ -55,6 +55,8 @@ private:
     void apply_presets();
     void validate() const;
     std::string sweep_name() const;
+    // The line that says which runs an invocation trains and where their directories are.
+    std::string describe_runs(const std::vector<RunsConfig::Run>& runs, const std::vector<std::string>& variants) const;
     void check_model_kind(const Checkpoint& ck, const std::string& path) const;
     JsonObject train_run(const RunsConfig::Run& run, const Checkpoint* resume);
     int train(const std::string& compute);

@@ -64,8 +64,9 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
     f.add("baseline", &baseline, "--report: the variant every other is compared with in each group, in a Holm family "
           "of its own (docs/statistics.md)");
-    f.add("verbose", &verbose, "also print every resolved flag before training and each run's result as a JSON line "
-          "on stdout (both are in the run directory: config.json, result.json)");
+    f.add("verbose", &verbose, "also print every resolved flag before training, a line as each run starts, a "
+          "progress line every 50 steps (--log-every) and each run's result as a JSON line on stdout (the flags and "
+          "results are in the run directory: config.json, result.json, metrics.jsonl)");
 }
 
 std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,
