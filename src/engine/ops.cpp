@@ -34,6 +34,17 @@ static const int32_t* scratch_ids(const std::vector<int32_t>& ids) {
     return p;
 }
 
+// Where an inference op writes the bf16 bits of its output y beside its fp32 values, for the
+// matrix products y feeds (Bf16Companions, blas.h), or nullptr when there is no such pass. Only
+// without gradients: in training the bits would stay in the arena until the step ends.
+static uint16_t* bf16_companion_of(const Tensor& y) {
+    if (grad_enabled() || !bf16_companions_wanted()) return nullptr;
+    const int64_t n = y.numel();
+    uint16_t* bits = reinterpret_cast<uint16_t*>(scratch().alloc((size_t)(n + 1) / 2));
+    offer_bf16_companion(y.data, n, bits);
+    return bits;
+}
+
 // =====================================================================================
 // linear: y (R, N) = alpha x (R, K) op(W) (+ b)
 // =====================================================================================
@@ -102,6 +113,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
     linear_forward(x, w, nullptr, Transpose::No, 1.0f, y);
     const int N = y.dim(-1);
     const int64_t rows = y.numel() / N;
+    uint16_t* y16 = bf16_companion_of(y);  // for the next layer's product, in this pass
 #pragma omp parallel for if (rows * N > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         float* yr = y.data + r * N;
@@ -112,6 +124,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
 #pragma omp simd
             for (int c = 0; c < N; ++c) yr[c] = std::max(yr[c], 0.0f);
         }
+        if (y16) kernel::bf16_row(yr, N, y16 + r * N);
     }
     const int64_t n = y.numel();
     if (y.grad) {
@@ -386,6 +399,7 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
     Tensor y = new_tensor(shape_of(x), needs_grad({&x, &g, &b}));
     float* mean = scratch().alloc(R);  // saved for backward
     float* rstd = scratch().alloc(R);
+    uint16_t* y16 = bf16_companion_of(y);  // for the products y feeds, in this pass
 #pragma omp parallel for if (R * C > kParallelMin)
     for (int64_t r = 0; r < R; ++r) {
         const float* xr = x.data + r * C;
@@ -399,6 +413,7 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
         rstd[r] = s;
         float* yr = y.data + r * C;
         for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
+        if (y16) kernel::bf16_row(yr, C, y16 + r * C);
     }
     if (y.grad) {
         record("layernorm", {x, g, b}, y, [=] {
@@ -458,6 +473,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
     // Keys j >= jmax(i) are causally masked: never read, output 0, no gradient. Skipping them
     // halves the work of a causal softmax, forward and backward.
     auto jmax_of = [=](int i) { return m.causal ? std::max(0, std::min(Tk, i + m.q_offset + 1)) : Tk; };
+    uint16_t* y16 = bf16_companion_of(y);  // P's bits for P V, in this pass
 #pragma omp parallel for if (rows * Tk > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         int i = (int)(r % Tq), h = (int)((r / Tq) % H), bo = (int)(r / ((int64_t)Tq * H));
@@ -476,6 +492,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
         std::memset(out + jmax, 0, (size_t)(Tk - jmax) * sizeof(float));
         if (mx == -std::numeric_limits<float>::infinity()) {  // every key masked
             std::memset(out, 0, (size_t)jmax * sizeof(float));
+            if (y16) kernel::bf16_row(out, Tk, y16 + r * Tk);
             continue;
         }
         float s = 0.0f;
@@ -497,6 +514,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
         const float inv = 1.0f / s;
 #pragma omp simd
         for (int j = 0; j < jmax; ++j) out[j] *= inv;
+        if (y16) kernel::bf16_row(out, Tk, y16 + r * Tk);
     }
     if (y.grad) {
         record("softmax", {logits}, y, [=] {

@@ -1,6 +1,7 @@
 #include "models/block.h"
 
 #include "base/error.h"
+#include "engine/gemm/blas.h"
 
 namespace synth {
 
@@ -39,6 +40,9 @@ Block::Block(ParamStore& s, const std::string& p, const BlockConfig& c)
 Tensor Block::forward(const Tensor& x, const Mask& mask, StepContext& ctx, MixerCache* cache, const CrossInput* cross) {
     SYNTH_CHECK(bool(cross) == bool(cross_), "Block::forward: a cross-attention input is needed by, and only by, a "
                 "decoder block");
+    // In inference under bf16, the layernorms, the FFN's ReLU and the softmax hand their bf16
+    // bits to the products they feed (docs/performance.md): no block reuses another's memory.
+    const Bf16Companions companions;
     Tensor h = add(x, drop(mixer_->forward(ln_mix_.forward(x), mask, ctx, cache), dropout_, ctx));
     if (cross_) h = add(h, drop(cross_->forward(ln_cross_->forward(h), *cross->kv, cross->mask, ctx), dropout_, ctx));
     return add(h, drop(ffn_.forward(ln_ffn_.forward(h)), dropout_, ctx));

@@ -228,9 +228,41 @@ GemmOperandReuse::~GemmOperandReuse() {
     if (--t_reuse.depth == 0) t_reuse.used = 0;
 }
 
-// A stored rows x cols operand (row stride ld) as packed bf16 bits: converted into `buffer`,
-// or once per GemmOperandReuse scope.
+// The outputs offered as bf16 companions on this thread while a Bf16Companions scope lives.
+struct Companion {
+    const float* src;
+    int64_t n;
+    const uint16_t* bits;
+};
+struct CompanionScope {
+    int depth = 0;
+    std::vector<Companion> offered;
+};
+static thread_local CompanionScope t_companions;
+
+Bf16Companions::Bf16Companions() { ++t_companions.depth; }
+Bf16Companions::~Bf16Companions() {
+    if (--t_companions.depth == 0) t_companions.offered.clear();  // keeps its capacity: no allocation per block
+}
+
+bool bf16_companions_wanted() { return t_companions.depth > 0 && gemm_provider() == GemmProvider::Bf16Onednn; }
+
+void offer_bf16_companion(const float* src, int64_t n, const uint16_t* bits) {
+    SYNTH_CHECK(t_companions.depth > 0, "offer_bf16_companion: no Bf16Companions scope on this thread");
+    t_companions.offered.push_back({src, n, bits});
+}
+
+const uint16_t* bf16_companion(const float* src, int64_t n) {
+    for (const Companion& c : t_companions.offered)
+        if (src >= c.src && src + n <= c.src + c.n) return c.bits + (src - c.src);
+    return nullptr;
+}
+
+// A stored rows x cols operand (row stride ld) as packed bf16 bits: an offered companion,
+// converted into `buffer`, or converted once per GemmOperandReuse scope.
 static const uint16_t* bf16_operand(const float* X, int rows, int cols, int ld, PageBuffer<uint16_t>& buffer) {
+    if (!t_companions.offered.empty() && (ld == cols || rows == 1))
+        if (const uint16_t* c = bf16_companion(X, (int64_t)rows * cols)) return c;
     auto bits = [](float x) { return bf16_bits(x); };
     if (t_reuse.depth == 0) return packed(X, rows, cols, ld, buffer, bits);
     for (size_t i = 0; i < t_reuse.used; ++i) {

@@ -32,6 +32,7 @@
 // (results/bench-gemm.md).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "engine/gemm/precision.h"
@@ -115,6 +116,30 @@ public:
     GemmOperandReuse(const GemmOperandReuse&) = delete;
     GemmOperandReuse& operator=(const GemmOperandReuse&) = delete;
 };
+
+// BF16 COMPANIONS. In an inference pass under onednn-bf16, an op whose output feeds matrix
+// products (a layernorm, the feed-forward ReLU, the attention softmax) can write the output's
+// bf16 bits in the same pass that writes its fp32 values, and offer them here; while a
+// Bf16Companions scope lives on the thread, sgemm and sgemm_batched read a contiguous operand
+// that lies inside an offered output from those bits instead of converting it again. The bits
+// are the ones the conversion would make (bf16_bits), so no number changes: the pass only skips
+// a read of the fp32 values per product (V's attention input feeds three). The scope must end
+// before the memory of an offered output is reused (models/ opens one per block).
+class Bf16Companions {
+public:
+    Bf16Companions();
+    ~Bf16Companions();
+    Bf16Companions(const Bf16Companions&) = delete;
+    Bf16Companions& operator=(const Bf16Companions&) = delete;
+};
+// Whether an op should write companions: onednn-bf16 runs the products and a Bf16Companions
+// scope lives on this thread.
+bool bf16_companions_wanted();
+// Registers `bits`, the bf16 bits of src[0, n), until the scope ends; neither may change
+// meanwhile (the op may write them after the call, before any product reads src).
+void offer_bf16_companion(const float* src, int64_t n, const uint16_t* bits);
+// The offered bits of src[0, n) (inside one offered output), or nullptr.
+const uint16_t* bf16_companion(const float* src, int64_t n);
 
 // Same contract as sgemm, as a plain triple loop accumulating in double: the test reference.
 void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
