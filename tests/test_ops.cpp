@@ -190,6 +190,28 @@ TEST_CASE("op: linear_relu equals relu(linear) and has the same gradients") {
     CHECK_GRADS({x, w, b}, [&] { return linear_relu(x, w, b); });
 }
 
+TEST_CASE("op: feed_forward is linear(linear_relu) with its gradients (fp32; its bf16 inference path: test_precision)") {
+    Tensor x, w1, b1, w2, b2;
+    for (uint64_t seed = 40;; ++seed) {  // pre-activations clear of the ReLU's kink, as above
+        Rng rng(seed);
+        x = randn({2, 5, 7}, rng), w1 = randn({7, 6}, rng), b1 = randn({6}, rng);
+        w2 = randn({6, 4}, rng), b2 = randn({4}, rng);
+        NoGrad ng;
+        const Tensor z = linear(x, w1, b1);
+        bool clear = true;
+        for (int i = 0; i < 60; ++i) clear = clear && std::fabs(z.data[i]) > 0.1f;
+        if (clear) break;
+        REQUIRE(seed < 1000);
+    }
+    {
+        NoGrad ng;
+        const Tensor y = feed_forward(x, w1, b1, w2, b2), ref = linear(relu(linear(x, w1, b1)), w2, b2);
+        CHECK(y.shape_str() == "(2, 5, 4)");
+        for (int i = 0; i < 40; ++i) CHECK(y.data[i] == ref.data[i]);
+    }
+    CHECK_GRADS({x, w1, b1, w2, b2}, [&] { return feed_forward(x, w1, b1, w2, b2); });
+}
+
 TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {
     Rng rng(3);
     const int H = 3, M = 5, K = 4, N = 7;

@@ -497,6 +497,46 @@ TEST_CASE("onednn: in inference, layernorm, linear_relu and softmax offer their 
     CHECK(bf16_companion(x.data, x.numel()) == nullptr);  // nothing outlives its scope
 }
 
+TEST_CASE("onednn: in inference the feed-forward layer's bf16 hidden comes from the first product's epilogue (bias, "
+          "ReLU), within a bf16 rounding of the plain reference and of its two ops" *
+          synth_test::skip_unless(onednn_has_bf16(), "oneDNN: no bf16 matmul on this CPU, or built with ONEDNN=0")) {
+    if (!onednn_has_bf16()) return;
+    ProviderScope provider(GemmProvider::Bf16Onednn);
+    std::mt19937 rng(39);
+    const int R = 70, C = 20, F = 33, N = 17;
+    const Tensor x = uniform_tensor({R, C}, rng), w1 = uniform_tensor({C, F}, rng), b1 = uniform_tensor({F}, rng);
+    const Tensor w2 = uniform_tensor({F, N}, rng), b2_given = uniform_tensor({N}, rng);
+    for (const Tensor& b2 : {b2_given, Tensor{}}) {
+        CAPTURE(b2.data != nullptr);
+        NoGrad no_grad;
+        const Tensor fused = feed_forward(x, w1, b1, w2, b2), composed = linear(linear_relu(x, w1, b1), w2, b2);
+        // The reference in double on bf16-rounded operands, the hidden rounded to bf16 as the
+        // second product reads it. Tolerance: 2^-7 of the magnitude of the sum, which covers the
+        // fp32 summation and a hidden value that rounds to the neighbouring bf16 (2^-8 of it).
+        std::vector<double> h((size_t)R * F);
+        for (int r = 0; r < R; ++r)
+            for (int f = 0; f < F; ++f) {
+                double z = b1.data[f];
+                for (int c = 0; c < C; ++c) z += (double)bf16_round(x.data[r * C + c]) * bf16_round(w1.data[c * F + f]);
+                h[(size_t)r * F + f] = bf16_round((float)std::max(z, 0.0));
+            }
+        int bad_ref = 0, bad_ops = 0;
+        for (int r = 0; r < R; ++r)
+            for (int n = 0; n < N; ++n) {
+                double y = b2.data ? b2.data[n] : 0.0, magnitude = 0.0;
+                for (int f = 0; f < F; ++f) {
+                    const double term = h[(size_t)r * F + f] * bf16_round(w2.data[f * N + n]);
+                    y += term, magnitude += std::fabs(term);
+                }
+                const double tol = std::ldexp(magnitude, -7) + 1e-6;
+                bad_ref += !(std::fabs(fused.data[r * N + n] - y) <= tol);
+                bad_ops += !(std::fabs(fused.data[r * N + n] - composed.data[r * N + n]) <= tol);
+            }
+        CHECK(bad_ref == 0);
+        CHECK(bad_ops == 0);
+    }
+}
+
 TEST_CASE("blas: bf16 companions only in inference under onednn-bf16, inside a scope") {
     std::mt19937 rng(38);
     const Tensor x = uniform_tensor({4, 8}, rng), g = uniform_tensor({8}, rng), b = uniform_tensor({8}, rng);

@@ -17,7 +17,7 @@ FeedForward::FeedForward(ParamStore& s, const std::string& prefix, int d, int d_
     b2_ = s.bias(prefix + "b2", {d});
 }
 
-Tensor FeedForward::forward(const Tensor& x) const { return linear(linear_relu(x, *w1_, *b1_), *w2_, *b2_); }
+Tensor FeedForward::forward(const Tensor& x) const { return feed_forward(x, *w1_, *b1_, *w2_, *b2_); }
 
 Tensor drop(const Tensor& x, float p, StepContext& ctx) {
     return ctx.train && p > 0.0f ? dropout(x, p, ctx.seed, ctx.next_counter()) : x;

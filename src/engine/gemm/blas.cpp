@@ -332,6 +332,28 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
     }
 }
 
+static void check_onednn_bf16(const char* who) {
+    SYNTH_CHECK(gemm_provider() == GemmProvider::Bf16Onednn, who, " runs on onednn-bf16 only, not ",
+                provider_name(gemm_provider()));
+}
+
+void sgemm_bias_relu_to_bf16(int M, int N, int K, const float* A, const float* W, const float* bias, uint16_t* H) {
+    check_onednn_bf16("sgemm_bias_relu_to_bf16");
+    check_gemm_args("sgemm_bias_relu_to_bf16", false, false, M, N, K, A, K, W, N, reinterpret_cast<float*>(H), N);
+    thread_local PageBuffer<uint16_t> ba, bw;
+    const uint16_t* Ab = bf16_operand(A, M, K, K, ba);
+    const uint16_t* Wb = bf16_operand(W, K, N, N, bw);
+    onednn_gemm_epilogue(false, false, M, N, K, Ab, K, Wb, N, bias, /*relu=*/true, H, /*c_bf16=*/true, N);
+}
+
+void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, float* C) {
+    check_onednn_bf16("sgemm_bf16_bias");
+    check_gemm_args("sgemm_bf16_bias", false, false, M, N, K, reinterpret_cast<const float*>(H), K, W, N, C, N);
+    thread_local PageBuffer<uint16_t> bw;
+    const uint16_t* Wb = bf16_operand(W, K, N, N, bw);
+    onednn_gemm_epilogue(false, false, M, N, K, H, K, Wb, N, bias, /*relu=*/false, C, /*c_bf16=*/false, N);
+}
+
 // The elements from the first to the last one a batch of matrices covers, in bf16, at the
 // same offsets: whatever the strides (heads read in place from (B, T, H*D), shared matrices),
 // one conversion pass over the span, in parallel (and once per GemmOperandReuse scope).
