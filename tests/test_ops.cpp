@@ -190,12 +190,13 @@ TEST_CASE("op: linear_relu equals relu(linear) and has the same gradients") {
     CHECK_GRADS({x, w, b}, [&] { return linear_relu(x, w, b); });
 }
 
-TEST_CASE("op: feed_forward is linear(linear_relu) with its gradients (fp32; its bf16 inference path: test_precision)") {
-    Tensor x, w1, b1, w2, b2;
+TEST_CASE("op: feed_forward is linear(linear_relu) (+ a residual) with its gradients (fp32; its bf16 inference path: "
+          "test_precision)") {
+    Tensor x, w1, b1, w2, b2, res;
     for (uint64_t seed = 40;; ++seed) {  // pre-activations clear of the ReLU's kink, as above
         Rng rng(seed);
         x = randn({2, 5, 7}, rng), w1 = randn({7, 6}, rng), b1 = randn({6}, rng);
-        w2 = randn({6, 4}, rng), b2 = randn({4}, rng);
+        w2 = randn({6, 4}, rng), b2 = randn({4}, rng), res = randn({2, 5, 4}, rng);
         NoGrad ng;
         const Tensor z = linear(x, w1, b1);
         bool clear = true;
@@ -206,10 +207,13 @@ TEST_CASE("op: feed_forward is linear(linear_relu) with its gradients (fp32; its
     {
         NoGrad ng;
         const Tensor y = feed_forward(x, w1, b1, w2, b2), ref = linear(relu(linear(x, w1, b1)), w2, b2);
+        const Tensor yr = feed_forward(x, w1, b1, w2, b2, res), ref_r = add(res, ref);
         CHECK(y.shape_str() == "(2, 5, 4)");
         for (int i = 0; i < 40; ++i) CHECK(y.data[i] == ref.data[i]);
+        for (int i = 0; i < 40; ++i) CHECK(yr.data[i] == ref_r.data[i]);
     }
     CHECK_GRADS({x, w1, b1, w2, b2}, [&] { return feed_forward(x, w1, b1, w2, b2); });
+    CHECK_GRADS({x, w1, b1, w2, b2, res}, [&] { return feed_forward(x, w1, b1, w2, b2, res); });
 }
 
 TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {

@@ -498,7 +498,7 @@ TEST_CASE("onednn: in inference, layernorm, linear_relu and softmax offer their 
 }
 
 TEST_CASE("onednn: in inference the feed-forward layer's bf16 hidden comes from the first product's epilogue (bias, "
-          "ReLU), within a bf16 rounding of the plain reference and of its two ops" *
+          "ReLU), the residual from the second's, within a bf16 rounding of the plain reference and of its ops" *
           synth_test::skip_unless(onednn_has_bf16(), "oneDNN: no bf16 matmul on this CPU, or built with ONEDNN=0")) {
     if (!onednn_has_bf16()) return;
     ProviderScope provider(GemmProvider::Bf16Onednn);
@@ -506,10 +506,14 @@ TEST_CASE("onednn: in inference the feed-forward layer's bf16 hidden comes from 
     const int R = 70, C = 20, F = 33, N = 17;
     const Tensor x = uniform_tensor({R, C}, rng), w1 = uniform_tensor({C, F}, rng), b1 = uniform_tensor({F}, rng);
     const Tensor w2 = uniform_tensor({F, N}, rng), b2_given = uniform_tensor({N}, rng);
-    for (const Tensor& b2 : {b2_given, Tensor{}}) {
+    const Tensor res_given = uniform_tensor({R, N}, rng);
+    for (const auto& [b2, res] : {std::pair{b2_given, Tensor{}}, {Tensor{}, Tensor{}}, {b2_given, res_given}}) {
         CAPTURE(b2.data != nullptr);
+        CAPTURE(res.data != nullptr);
         NoGrad no_grad;
-        const Tensor fused = feed_forward(x, w1, b1, w2, b2), composed = linear(linear_relu(x, w1, b1), w2, b2);
+        const Tensor fused = feed_forward(x, w1, b1, w2, b2, res);
+        Tensor composed = linear(linear_relu(x, w1, b1), w2, b2);
+        if (res.data) composed = add(res, composed);
         // The reference in double on bf16-rounded operands, the hidden rounded to bf16 as the
         // second product reads it. Tolerance: 2^-7 of the magnitude of the sum, which covers the
         // fp32 summation and a hidden value that rounds to the neighbouring bf16 (2^-8 of it).
@@ -523,7 +527,7 @@ TEST_CASE("onednn: in inference the feed-forward layer's bf16 hidden comes from 
         int bad_ref = 0, bad_ops = 0;
         for (int r = 0; r < R; ++r)
             for (int n = 0; n < N; ++n) {
-                double y = b2.data ? b2.data[n] : 0.0, magnitude = 0.0;
+                double y = (b2.data ? b2.data[n] : 0.0) + (res.data ? res.data[r * N + n] : 0.0), magnitude = 0.0;
                 for (int f = 0; f < F; ++f) {
                     const double term = h[(size_t)r * F + f] * bf16_round(w2.data[f * N + n]);
                     y += term, magnitude += std::fabs(term);

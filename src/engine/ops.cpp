@@ -138,9 +138,13 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
     return y;
 }
 
-Tensor feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
-    if (grad_enabled() || gemm_provider() != GemmProvider::Bf16Onednn) return linear(linear_relu(x, w1, b1), w2, b2);
-    const profile::Op prof("feed_forward", {&x, &w1, &b1, &w2, &b2});
+Tensor feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                    const Tensor& residual) {
+    if (grad_enabled() || gemm_provider() != GemmProvider::Bf16Onednn) {
+        const Tensor y = linear(linear_relu(x, w1, b1), w2, b2);
+        return residual.data ? add(residual, y) : y;
+    }
+    const profile::Op prof("feed_forward", {&x, &w1, &b1, &w2, &b2, &residual});
     const int C = x.dim(-1);
     SYNTH_CHECK(w1.ndim == 2 && w2.ndim == 2 && w1.dim(0) == C && w2.dim(0) == w1.dim(1), "feed_forward: x ",
                 x.shape_str(), ", w1 ", w1.shape_str(), " and w2 ", w2.shape_str(), " do not chain");
@@ -150,11 +154,13 @@ Tensor feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const T
     const int64_t R = x.numel() / C;
     Shape ys = shape_of(x);
     ys.back() = N;
+    SYNTH_CHECK(!residual.data || shape_of(residual) == ys, "feed_forward: residual ", residual.shape_str(),
+                " is not the output's shape");
     Tensor y = new_tensor(ys, false);
     uint16_t* hidden = reinterpret_cast<uint16_t*>(scratch().alloc((size_t)(R * F + 1) / 2));  // (R, F) bf16
     const profile::Gemm gemm(2.0 * R * F * (C + N));
     sgemm_bias_relu_to_bf16((int)R, F, C, x.data, w1.data, b1.data, hidden);
-    sgemm_bf16_bias((int)R, N, F, hidden, w2.data, b2.data, y.data);
+    sgemm_bf16_bias((int)R, N, F, hidden, w2.data, b2.data, residual.data, y.data);
     return y;
 }
 

@@ -343,15 +343,16 @@ void sgemm_bias_relu_to_bf16(int M, int N, int K, const float* A, const float* W
     thread_local PageBuffer<uint16_t> ba, bw;
     const uint16_t* Ab = bf16_operand(A, M, K, K, ba);
     const uint16_t* Wb = bf16_operand(W, K, N, N, bw);
-    onednn_gemm_epilogue(false, false, M, N, K, Ab, K, Wb, N, bias, /*relu=*/true, H, /*c_bf16=*/true, N);
+    onednn_gemm_epilogue(false, false, M, N, K, Ab, K, Wb, N, bias, /*relu=*/true, nullptr, H, /*c_bf16=*/true, N);
 }
 
-void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, float* C) {
+void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, const float* R,
+                     float* C) {
     check_onednn_bf16("sgemm_bf16_bias");
     check_gemm_args("sgemm_bf16_bias", false, false, M, N, K, reinterpret_cast<const float*>(H), K, W, N, C, N);
     thread_local PageBuffer<uint16_t> bw;
     const uint16_t* Wb = bf16_operand(W, K, N, N, bw);
-    onednn_gemm_epilogue(false, false, M, N, K, H, K, Wb, N, bias, /*relu=*/false, C, /*c_bf16=*/false, N);
+    onednn_gemm_epilogue(false, false, M, N, K, H, K, Wb, N, bias, /*relu=*/false, R, C, /*c_bf16=*/false, N);
 }
 
 // The elements from the first to the last one a batch of matrices covers, in bf16, at the

@@ -143,11 +143,13 @@ const uint16_t* bf16_companion(const float* src, int64_t n);
 
 // A feed-forward layer's two products in inference under onednn-bf16, each with its epilogue on
 // the matrix units: H (M, N) = relu(A W + bias) as bf16 bits, A (M, K) fp32 (its offered
-// companion if any), W (K, N), bias (N) or nullptr; and C (M, N) fp32 = H W + bias, H (M, K) bf16
-// bits. All row-major and contiguous. The hidden activation between them is never written in
-// fp32 nor converted. Other providers throw.
+// companion if any), W (K, N), bias (N) or nullptr; and C (M, N) fp32 = H W + bias + R, H (M, K)
+// bf16 bits, R (M, N) a residual or nullptr. All row-major and contiguous. The hidden activation
+// between them is never written in fp32 nor converted, and the residual add is no pass of its
+// own. Other providers throw.
 void sgemm_bias_relu_to_bf16(int M, int N, int K, const float* A, const float* W, const float* bias, uint16_t* H);
-void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, float* C);
+void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, const float* R,
+                     float* C);
 
 // Same contract as sgemm, as a plain triple loop accumulating in double: the test reference.
 void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,

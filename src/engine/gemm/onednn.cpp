@@ -22,8 +22,8 @@ void onednn_gemm_batched(OnednnType type, int, int, bool, bool, int, int, int, f
     fail("oneDNN has no ", type == OnednnType::BF16 ? "bf16" : "fp32", " matmul: synth was ", kNotBuilt);
 }
 
-void onednn_gemm_epilogue(bool, bool, int, int, int, const void*, int, const void*, int, const float*, bool, void*,
-                          bool, int) {
+void onednn_gemm_epilogue(bool, bool, int, int, int, const void*, int, const void*, int, const float*, bool,
+                          const float*, void*, bool, int) {
     fail("oneDNN has no bf16 matmul: synth was ", kNotBuilt);
 }
 
@@ -65,12 +65,13 @@ struct Matmul {
 // stride 0 here, whatever the caller passed.
 struct Key {
     int type, transA, transB, batch_a, batch_b, batch_c, heads_a, heads_b, heads_c, M, N, K, lda, ldb, ldc;
-    int bias, relu, c_bf16;  // the epilogue: a bias row, a ReLU, C in bf16
+    int bias, relu, add, c_bf16;  // the epilogue: a bias row, a ReLU, an added matrix, C in bf16
+    int unused = 0;                // fills what would be padding, so that copies compare equal byte for byte
     int64_t a_batch, a_head, b_batch, b_head, c_batch, c_head;
     float alpha, beta;
     bool operator==(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) == 0; }
 };
-static_assert(sizeof(Key) == 18 * sizeof(int) + 6 * sizeof(int64_t) + 2 * sizeof(float), "Key has no padding");
+static_assert(sizeof(Key) == 20 * sizeof(int) + 6 * sizeof(int64_t) + 2 * sizeof(float), "Key has no padding");
 
 struct KeyHash {
     size_t operator()(const Key& k) const {  // FNV-1a over the bytes
@@ -95,6 +96,9 @@ dnnl::memory::desc matrices(dt t, bool grid, int batch, int heads, int rows, int
                               dims{sbatch ? sbatch : whole, shead ? shead : whole, inner[0], inner[1]});
 }
 
+// The fp32 matrix an epilogue adds: C's shape and row stride.
+dnnl::memory::desc add_desc(const Key& k) { return dnnl::memory::desc({k.M, k.N}, dt::f32, dnnl::memory::dims{k.ldc, 1}); }
+
 // The primitive for one call's parameters, created on first use by this thread.
 const Matmul& matmul_for(const Key& k) {
     thread_local std::unordered_map<Key, std::unique_ptr<Matmul>, KeyHash> cache;
@@ -114,6 +118,7 @@ const Matmul& matmul_for(const Key& k) {
     dnnl::post_ops po;
     if (k.beta != 0.0f) po.append_sum(k.beta);  // after the output scale: C = alpha * AB + beta * C
     if (k.relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);  // after the bias
+    if (k.add) po.append_binary(dnnl::algorithm::binary_add, add_desc(k));           // post-op 0 or 1
     attr.set_post_ops(po);
     try {
         const dnnl::matmul::desc d = k.bias ? dnnl::matmul::desc(a, b, bias, c) : dnnl::matmul::desc(a, b, c);
@@ -126,12 +131,15 @@ const Matmul& matmul_for(const Key& k) {
     }
 }
 
-void run(const Key& k, const void* A, const void* B, void* C, const float* bias = nullptr) {
+void run(const Key& k, const void* A, const void* B, void* C, const float* bias = nullptr, const float* add = nullptr) {
     const Matmul& m = matmul_for(k);
     thread_local dnnl::stream stream(engine());
     dnnl::memory a(m.a, engine(), const_cast<void*>(A)), b(m.b, engine(), const_cast<void*>(B)), c(m.c, engine(), C);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
     if (k.bias) args.insert({DNNL_ARG_BIAS, dnnl::memory(m.bias, engine(), const_cast<float*>(bias))});
+    if (k.add)  // the binary post-op's operand, after the ReLU's eltwise if there is one
+        args.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(k.relu ? 1 : 0) | DNNL_ARG_SRC_1,
+                     dnnl::memory(add_desc(k), engine(), const_cast<float*>(add))});
     m.prim.execute(stream, args);
     stream.wait();
 }
@@ -167,15 +175,15 @@ void onednn_gemm_batched(OnednnType type, int batch, int heads, bool transA, boo
 }
 
 void onednn_gemm_epilogue(bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B, int ldb,
-                          const float* bias, bool relu, void* C, bool c_bf16, int ldc) {
+                          const float* bias, bool relu, const float* add, void* C, bool c_bf16, int ldc) {
     if (M == 0 || N == 0) return;
     Key k{};  // every field zero (Key has no padding)
     k.type = (int)OnednnType::BF16, k.transA = transA, k.transB = transB;
     k.batch_a = k.batch_b = k.batch_c = k.heads_a = k.heads_b = k.heads_c = 1;
     k.M = M, k.N = N, k.K = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc;
-    k.bias = bias != nullptr, k.relu = relu, k.c_bf16 = c_bf16;
+    k.bias = bias != nullptr, k.relu = relu, k.add = add != nullptr, k.c_bf16 = c_bf16;
     k.alpha = 1.0f;
-    run(k, A, B, C, bias);
+    run(k, A, B, C, bias, add);
 }
 
 bool onednn_has_bf16() {
