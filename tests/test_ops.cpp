@@ -572,6 +572,26 @@ TEST_CASE("op: layernorm") {
     CHECK_GRADS({x, g, b}, [&] { return layernorm(x, g, b); });
 }
 
+TEST_CASE("op: layernorm's rows summed side by side give the bits of the one-row float loop") {
+    Rng rng(41);
+    const int R = 37, C = 96;  // blocks of 8 rows and a tail of 5
+    Tensor x = randn({R, C}, rng, false), g = randn({C}, rng, false), b = randn({C}, rng, false);
+    for (int c = 0; c < C; ++c) x.data[3 * C + c] = 100.0f + x.data[3 * C + c];  // a large mean: order matters
+    NoGrad ng;
+    const Tensor y = layernorm(x, g, b);
+    int differ = 0;
+    for (int r = 0; r < R; ++r) {
+        const float* xr = x.data + r * C;
+        float m = 0.0f, v = 0.0f;
+        for (int c = 0; c < C; ++c) m += xr[c];
+        m /= C;
+        for (int c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
+        const float s = 1.0f / std::sqrt(v / C + 1e-5f);
+        for (int c = 0; c < C; ++c) differ += y.data[r * C + c] != (xr[c] - m) * s * g.data[c] + b.data[c];
+    }
+    CHECK(differ == 0);
+}
+
 TEST_CASE("op: softmax with masks") {
     Rng rng(10);
     const int B = 2, H = 3, Tq = 5, Tk = 6;

@@ -417,6 +417,23 @@ Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
 // =====================================================================================
 // layernorm
 // =====================================================================================
+// mean[k] and rstd[k] = 1 / sqrt(var + eps) of N rows of x (C apart), each summed in the order
+// c = 0, 1, ... of the plain one-row loop, so with the same numbers; but the N rows' additions
+// are independent chains that overlap, where one row's sum waits on each previous addition.
+template <int N>
+static void row_moments(const float* x, int C, float eps, float* mean, float* rstd) {
+    float m[N] = {}, v[N] = {};
+    for (int c = 0; c < C; ++c)
+        for (int k = 0; k < N; ++k) m[k] += x[(int64_t)k * C + c];
+    for (int k = 0; k < N; ++k) m[k] /= C;
+    for (int c = 0; c < C; ++c)
+        for (int k = 0; k < N; ++k) {
+            const float xc = x[(int64_t)k * C + c];
+            v[k] += (xc - m[k]) * (xc - m[k]);
+        }
+    for (int k = 0; k < N; ++k) mean[k] = m[k], rstd[k] = 1.0f / std::sqrt(v[k] / C + eps);
+}
+
 Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
     const profile::Op prof("layernorm", {&x, &g, &b});
     const int C = x.dim(-1);
@@ -426,20 +443,19 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
     float* mean = scratch().alloc(R);  // saved for backward
     float* rstd = scratch().alloc(R);
     uint16_t* y16 = bf16_companion_of(y);  // for the products y feeds, in this pass
+    constexpr int kRows = 8;  // rows whose statistics are summed side by side (row_moments)
 #pragma omp parallel for if (R * C > kParallelMin)
-    for (int64_t r = 0; r < R; ++r) {
-        const float* xr = x.data + r * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; ++c) m += xr[c];
-        m /= C;
-        float v = 0.0f;
-        for (int c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
-        float s = 1.0f / std::sqrt(v / C + eps);
-        mean[r] = m;
-        rstd[r] = s;
-        float* yr = y.data + r * C;
-        for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
-        if (y16) kernel::bf16_row(yr, C, y16 + r * C);
+    for (int64_t r0 = 0; r0 < R; r0 += kRows) {
+        const int64_t r1 = std::min(R, r0 + kRows);
+        if (r1 - r0 == kRows) row_moments<kRows>(x.data + r0 * C, C, eps, mean + r0, rstd + r0);
+        else
+            for (int64_t r = r0; r < r1; ++r) row_moments<1>(x.data + r * C, C, eps, mean + r, rstd + r);
+        for (int64_t r = r0; r < r1; ++r) {
+            const float *xr = x.data + r * C, m = mean[r], s = rstd[r];
+            float* yr = y.data + r * C;
+            for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
+            if (y16) kernel::bf16_row(yr, C, y16 + r * C);
+        }
     }
     if (y.grad) {
         record("layernorm", {x, g, b}, y, [=] {
