@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Remakes every committed results table from the committed run directories it was made from.
 # A table results/NAME.csv lists its runs in its `run` column; the report step of the binary
-# that NAME starts with (lm-, mt-, cls-) merges exactly those runs again into NAME.{csv,md}.
-#   bash scripts/reports.sh           rewrite the tables in place (after a change to the report)
+# that NAME starts with (lm-, mt-, cls-) merges exactly those runs again into NAME.{csv,md} and
+# NAME-budget.csv (each finding at every evaluation step; its header starts with `group,`, so it
+# is never taken for a table of runs).
+#   bash scripts/reports.sh           rewrite the tables in place (after a change to the report),
+#                                     each with its NAME-budget.csv
 #   bash scripts/reports.sh --check   rewrite nothing; fail, naming the tables, when a committed
-#                                     table is not what its runs give (make test runs this)
+#                                     table (or the NAME-budget.csv committed beside it) is not
+#                                     what its runs give (make test runs this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 check=0
@@ -24,9 +28,14 @@ for csv in results/*.csv; do
     mapfile -t runs < <(tail -n +2 "$csv" | cut -d, -f1)
     "$bin" --report "${runs[@]}" --out="$tmp/$stem" > /dev/null ||
         { echo "reports.sh: cannot remake $csv from the runs it lists" >&2; exit 1; }
-    if cmp -s "$tmp/$stem.csv" "$csv" && cmp -s "$tmp/$stem.md" "results/$stem.md"; then continue; fi
+    same=1
+    cmp -s "$tmp/$stem.csv" "$csv" && cmp -s "$tmp/$stem.md" "results/$stem.md" || same=0
+    if ((!check)) || [[ -e results/$stem-budget.csv ]]; then
+        cmp -s "$tmp/$stem-budget.csv" "results/$stem-budget.csv" || same=0
+    fi
+    ((same)) && continue
     stale+=("$stem")
-    ((check)) || cp "$tmp/$stem.csv" "$tmp/$stem.md" results/
+    ((check)) || cp "$tmp/$stem.csv" "$tmp/$stem.md" "$tmp/$stem-budget.csv" results/
 done
 if ((check && ${#stale[@]})); then
     echo "reports.sh: these tables differ from what their run directories give: ${stale[*]}" >&2

@@ -190,6 +190,32 @@ TEST_CASE("op: linear_relu equals relu(linear) and has the same gradients") {
     CHECK_GRADS({x, w, b}, [&] { return linear_relu(x, w, b); });
 }
 
+TEST_CASE("op: feed_forward is linear(linear_relu) (+ a residual) with its gradients (fp32; its bf16 inference path: "
+          "test_precision)") {
+    Tensor x, w1, b1, w2, b2, res;
+    for (uint64_t seed = 40;; ++seed) {  // pre-activations clear of the ReLU's kink, as above
+        Rng rng(seed);
+        x = randn({2, 5, 7}, rng), w1 = randn({7, 6}, rng), b1 = randn({6}, rng);
+        w2 = randn({6, 4}, rng), b2 = randn({4}, rng), res = randn({2, 5, 4}, rng);
+        NoGrad ng;
+        const Tensor z = linear(x, w1, b1);
+        bool clear = true;
+        for (int i = 0; i < 60; ++i) clear = clear && std::fabs(z.data[i]) > 0.1f;
+        if (clear) break;
+        REQUIRE(seed < 1000);
+    }
+    {
+        NoGrad ng;
+        const Tensor y = feed_forward(x, w1, b1, w2, b2), ref = linear(relu(linear(x, w1, b1)), w2, b2);
+        const Tensor yr = feed_forward(x, w1, b1, w2, b2, res), ref_r = add(res, ref);
+        CHECK(y.shape_str() == "(2, 5, 4)");
+        for (int i = 0; i < 40; ++i) CHECK(y.data[i] == ref.data[i]);
+        for (int i = 0; i < 40; ++i) CHECK(yr.data[i] == ref_r.data[i]);
+    }
+    CHECK_GRADS({x, w1, b1, w2, b2}, [&] { return feed_forward(x, w1, b1, w2, b2); });
+    CHECK_GRADS({x, w1, b1, w2, b2, res}, [&] { return feed_forward(x, w1, b1, w2, b2, res); });
+}
+
 TEST_CASE("op: bmm, all transposes, with and without batch broadcast") {
     Rng rng(3);
     const int H = 3, M = 5, K = 4, N = 7;
@@ -544,6 +570,26 @@ TEST_CASE("op: layernorm") {
         check_close(layernorm(x, g, b), reference::layernorm(x, g, b, 1e-5), 2e-5, 2e-4);
     }
     CHECK_GRADS({x, g, b}, [&] { return layernorm(x, g, b); });
+}
+
+TEST_CASE("op: layernorm's rows summed side by side give the bits of the one-row float loop") {
+    Rng rng(41);
+    const int R = 37, C = 96;  // blocks of 8 rows and a tail of 5
+    Tensor x = randn({R, C}, rng, false), g = randn({C}, rng, false), b = randn({C}, rng, false);
+    for (int c = 0; c < C; ++c) x.data[3 * C + c] = 100.0f + x.data[3 * C + c];  // a large mean: order matters
+    NoGrad ng;
+    const Tensor y = layernorm(x, g, b);
+    int differ = 0;
+    for (int r = 0; r < R; ++r) {
+        const float* xr = x.data + r * C;
+        float m = 0.0f, v = 0.0f;
+        for (int c = 0; c < C; ++c) m += xr[c];
+        m /= C;
+        for (int c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
+        const float s = 1.0f / std::sqrt(v / C + 1e-5f);
+        for (int c = 0; c < C; ++c) differ += y.data[r * C + c] != (xr[c] - m) * s * g.data[c] + b.data[c];
+    }
+    CHECK(differ == 0);
 }
 
 TEST_CASE("op: softmax with masks") {

@@ -3,6 +3,7 @@
 // trained in bf16 beside fp32 (docs/precision.md).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -19,7 +20,11 @@
 #include "error_of.h"
 #include "base/io.h"
 #include "base/json.h"
+#include "engine/autograd.h"
 #include "engine/kernels.h"
+#include "engine/ops.h"
+#include "engine/ops_reference.h"
+#include "engine/tensor.h"
 #include "engine/gemm/onednn.h"
 #include "engine/gemm/precision.h"
 #include "subprocess.h"
@@ -419,6 +424,142 @@ TEST_CASE("onednn: attention products in one call equal the blocked bf16 path, f
                                      Strided::heads_of(T, 1, D), Transpose::Yes, Strided::contiguous(1, 1, T, T),
                                      {Causal::OutputColumns, 0}},
                                     T, D, T, D);
+    }
+}
+
+namespace {
+
+// A tensor of uniform values in [-1, 1) from the scratch arena, without a gradient.
+Tensor uniform_tensor(const Shape& shape, std::mt19937& rng) {
+    Tensor t = new_tensor(shape, false);
+    const std::vector<float> v = uniform((size_t)t.numel(), rng);
+    std::copy(v.begin(), v.end(), t.data);
+    return t;
+}
+
+// Whether `bits` are bf16_bits of every value of t.
+bool are_bf16_of(const uint16_t* bits, const Tensor& t) {
+    if (!bits) return false;
+    for (int64_t i = 0; i < t.numel(); ++i)
+        if (bits[i] != bf16_bits(t.data[i])) return false;
+    return true;
+}
+
+std::vector<float> values(const Tensor& t) { return std::vector<float>(t.data, t.data + t.numel()); }
+
+// Every element of got within atol + rtol * |want| of the double-precision reference.
+void check_close_to(const Tensor& got, const std::vector<double>& want, double atol, double rtol) {
+    REQUIRE(got.numel() == (int64_t)want.size());
+    int64_t bad = 0;
+    for (int64_t i = 0; i < got.numel(); ++i) bad += !(std::fabs(got.data[i] - want[i]) <= atol + rtol * std::fabs(want[i]));
+    CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEST_CASE("onednn: in inference, layernorm, linear_relu and softmax offer their outputs' exact bf16 bits, and the "
+          "products reading them give the same numbers" *
+          synth_test::skip_unless(onednn_has_bf16(), "oneDNN: no bf16 matmul on this CPU, or built with ONEDNN=0")) {
+    if (!onednn_has_bf16()) return;
+    ProviderScope provider(GemmProvider::Bf16Onednn);
+    std::mt19937 rng(37);
+    const int B = 3, T = 70, C = 20, F = 33, H = 2;  // T > 64: more than one causal block
+    const Tensor x = uniform_tensor({B, T, C}, rng), g = uniform_tensor({C}, rng), b = uniform_tensor({C}, rng);
+    const Tensor w1 = uniform_tensor({C, F}, rng), b1 = uniform_tensor({F}, rng), w2 = uniform_tensor({F, C}, rng);
+    const Tensor logits = uniform_tensor({B, H, T, T}, rng);
+    Mask causal;
+    causal.causal = true;
+    NoGrad no_grad;
+    // A block's pattern: the products read the layernorm (as the values of P V too), the ReLU
+    // and the softmax, each op's output checked against its plain reference first.
+    auto pass = [&](bool companions) {
+        Tensor ln = layernorm(x, g, b);
+        check_close_to(ln, reference::layernorm(x, g, b, 1e-5), 2e-5, 2e-4);
+        Tensor hidden = linear_relu(ln, w1, b1);
+        Tensor p = softmax(logits, causal);
+        check_close_to(p, reference::softmax(logits, causal), 1e-6, 1e-5);
+        for (const Tensor* t : {&ln, &hidden, &p}) {
+            const uint16_t* bits = bf16_companion(t->data, t->numel());
+            CHECK(companions == (bits != nullptr));
+            if (companions) CHECK(are_bf16_of(bits, *t));
+        }
+        return std::vector<std::vector<float>>{values(hidden), values(linear(hidden, w2, Tensor{})),
+                                               values(head_mix(p, ln, causal))};
+    };
+    const auto plain = pass(false);
+    std::vector<std::vector<float>> with_companions;
+    {
+        const Bf16Companions scope;
+        CHECK(bf16_companions_wanted());
+        with_companions = pass(true);
+    }
+    CHECK(with_companions == plain);
+    CHECK(bf16_companion(x.data, x.numel()) == nullptr);  // nothing outlives its scope
+}
+
+TEST_CASE("onednn: in inference the feed-forward layer's bf16 hidden comes from the first product's epilogue (bias, "
+          "ReLU), the residual from the second's, within a bf16 rounding of the plain reference and of its ops" *
+          synth_test::skip_unless(onednn_has_bf16(), "oneDNN: no bf16 matmul on this CPU, or built with ONEDNN=0")) {
+    if (!onednn_has_bf16()) return;
+    ProviderScope provider(GemmProvider::Bf16Onednn);
+    std::mt19937 rng(39);
+    const int R = 70, C = 20, F = 33, N = 17;
+    const Tensor x = uniform_tensor({R, C}, rng), w1 = uniform_tensor({C, F}, rng), b1 = uniform_tensor({F}, rng);
+    const Tensor w2 = uniform_tensor({F, N}, rng), b2_given = uniform_tensor({N}, rng);
+    const Tensor res_given = uniform_tensor({R, N}, rng);
+    for (const auto& [b2, res] : {std::pair{b2_given, Tensor{}}, {Tensor{}, Tensor{}}, {b2_given, res_given}}) {
+        CAPTURE(b2.data != nullptr);
+        CAPTURE(res.data != nullptr);
+        NoGrad no_grad;
+        const Tensor fused = feed_forward(x, w1, b1, w2, b2, res);
+        Tensor composed = linear(linear_relu(x, w1, b1), w2, b2);
+        if (res.data) composed = add(res, composed);
+        // The reference in double on bf16-rounded operands, the hidden rounded to bf16 as the
+        // second product reads it. Tolerance: 2^-7 of the magnitude of the sum, which covers the
+        // fp32 summation and a hidden value that rounds to the neighbouring bf16 (2^-8 of it).
+        std::vector<double> h((size_t)R * F);
+        for (int r = 0; r < R; ++r)
+            for (int f = 0; f < F; ++f) {
+                double z = b1.data[f];
+                for (int c = 0; c < C; ++c) z += (double)bf16_round(x.data[r * C + c]) * bf16_round(w1.data[c * F + f]);
+                h[(size_t)r * F + f] = bf16_round((float)std::max(z, 0.0));
+            }
+        int bad_ref = 0, bad_ops = 0;
+        for (int r = 0; r < R; ++r)
+            for (int n = 0; n < N; ++n) {
+                double y = (b2.data ? b2.data[n] : 0.0) + (res.data ? res.data[r * N + n] : 0.0), magnitude = 0.0;
+                for (int f = 0; f < F; ++f) {
+                    const double term = h[(size_t)r * F + f] * bf16_round(w2.data[f * N + n]);
+                    y += term, magnitude += std::fabs(term);
+                }
+                const double tol = std::ldexp(magnitude, -7) + 1e-6;
+                bad_ref += !(std::fabs(fused.data[r * N + n] - y) <= tol);
+                bad_ops += !(std::fabs(fused.data[r * N + n] - composed.data[r * N + n]) <= tol);
+            }
+        CHECK(bad_ref == 0);
+        CHECK(bad_ops == 0);
+    }
+}
+
+TEST_CASE("blas: bf16 companions only in inference under onednn-bf16, inside a scope") {
+    std::mt19937 rng(38);
+    const Tensor x = uniform_tensor({4, 8}, rng), g = uniform_tensor({8}, rng), b = uniform_tensor({8}, rng);
+    const Bf16Companions scope;
+    SUBCASE("fp32: no bits to offer") {
+        NoGrad no_grad;
+        CHECK_FALSE(bf16_companions_wanted());
+        const Tensor y = layernorm(x, g, b);
+        CHECK(bf16_companion(y.data, y.numel()) == nullptr);
+    }
+    SUBCASE("training: none, so the step's arena does not grow") {
+        if (!onednn_has_bf16()) return;
+        ProviderScope provider(GemmProvider::Bf16Onednn);
+        Tensor xg = new_tensor({4, 8}, true);
+        std::copy(x.data, x.data + x.numel(), xg.data);
+        const Tensor y = layernorm(xg, g, b);
+        CHECK(y.grad != nullptr);
+        CHECK(bf16_companion(y.data, y.numel()) == nullptr);
+        clear_tape();
     }
 }
 

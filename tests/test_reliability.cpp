@@ -308,6 +308,10 @@ TEST_CASE("reliability: outputs never destroy: not an input, a regular file or a
     fs::create_directories(dir / "stem.md");
     CHECK(msg(error_of([&] { check_report_outputs(dir / "stem", {dir.path}); })).find("a directory") != std::string::npos);
     CHECK(!fs::exists(dir / "stem.csv"));
+    // So is a directory where STEM-budget.csv goes.
+    fs::remove(dir / "stem.md");
+    fs::create_directories(dir / "stem-budget.csv");
+    CHECK(msg(error_of([&] { check_report_outputs(dir / "stem", {dir.path}); })).find("stem-budget.csv") != std::string::npos);
 }
 
 TEST_CASE("reliability: a lost write is an error; text read from a descriptor gets the training data's checks") {

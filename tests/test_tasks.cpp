@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "base/io.h"
 #include "engine/autograd.h"
@@ -134,8 +137,9 @@ double ToyModel::loss() {
 
 SYNTH_REGISTER_TASK(toy, ToyTask);
 
-// The driver on a new ToyTask with these flags; its stdout and stderr go to files in `dir`.
-int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
+// The driver on a new ToyTask with these flags; its stdout and stderr go to files in `dir`, or
+// its stderr to `err_fd` when given.
+int drive_toy(const std::vector<std::string>& flags, const std::string& dir, int err_fd = -1) {
     std::vector<std::string> args = {"toy"};
     args.insert(args.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
@@ -144,7 +148,7 @@ int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
     const int saved_out = dup(1), saved_err = dup(2);
     const int out = open((dir + "/toy.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = open((dir + "/toy.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(out, 1), dup2(err, 2);
+    dup2(out, 1), dup2(err_fd >= 0 ? err_fd : err, 2);
     int status = 0;
     try {
         const std::unique_ptr<Task> task = make_task("toy");
@@ -157,6 +161,34 @@ int drive_toy(const std::vector<std::string>& flags, const std::string& dir) {
     dup2(saved_out, 1), dup2(saved_err, 2);
     for (int fd : {out, err, saved_out, saved_err}) close(fd);
     return status;
+}
+
+// What the driver on a ToyTask with these flags writes to its stderr when that is a terminal
+// (a pseudo-terminal in raw mode, so the bytes arrive as written).
+std::string toy_on_terminal(const std::vector<std::string>& flags, const std::string& dir) {
+    const int master = posix_openpt(O_RDWR | O_NOCTTY);
+    REQUIRE(master >= 0);
+    REQUIRE(grantpt(master) == 0);
+    REQUIRE(unlockpt(master) == 0);
+    const int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+    REQUIRE(slave >= 0);
+    termios raw;
+    tcgetattr(slave, &raw);
+    cfmakeraw(&raw);
+    tcsetattr(slave, TCSANOW, &raw);
+    // Read while the driver writes, so that a full terminal buffer never blocks it; the read ends
+    // (EIO) once the last descriptor of the slave side is closed.
+    std::string screen;
+    std::thread reader([&] {
+        char buf[4096];
+        for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) screen.append(buf, (size_t)n);
+    });
+    const int status = drive_toy(flags, dir, slave);
+    close(slave);
+    reader.join();
+    close(master);
+    CHECK(status == 0);
+    return screen;
 }
 
 }  // namespace
@@ -259,4 +291,67 @@ TEST_CASE("tasks: a fourth task, defined in one file, trains, saves, reports and
     save_checkpoint(dir / "other.ckpt", other);
     CHECK(error_of([&] { driver.load_model(m, dir / "other.ckpt"); }) ==
           doctest::Contains("holds a 'seq2seq' model (written by build/mt), not a 'toy-lm' model (build/toy)"));
+}
+
+TEST_CASE("tasks: progress is quiet by default: a log gets one line per run, a terminal a live line") {
+    // The policy (train/trainer.h): the last step always keeps its line; --log-every keeps every
+    // N-th step's and every evaluation's; in between a terminal redraws a live line at most every
+    // kRedrawSeconds, and a log gets a kept line only once the last is kLogSeconds old.
+    const double just = 0.001, soon = kRedrawSeconds, late = kLogSeconds;
+    CHECK(progress_line(300, 300, 0, true, false, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(300, 300, 0, true, true, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(100, 300, 0, true, false, just, just) == ProgressLine::None);
+    CHECK(progress_line(101, 300, 0, false, false, late - 1, late - 1) == ProgressLine::None);
+    CHECK(progress_line(101, 300, 0, false, false, late, just) == ProgressLine::Kept);
+    CHECK(progress_line(101, 300, 0, false, true, just, just) == ProgressLine::None);
+    CHECK(progress_line(101, 300, 0, false, true, late, soon) == ProgressLine::Live);
+    CHECK(progress_line(150, 300, 50, false, false, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(150, 300, 50, false, true, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(100, 300, 70, true, false, just, just) == ProgressLine::Kept);
+    CHECK(progress_line(151, 300, 50, false, false, just, just) == ProgressLine::None);
+    CHECK(progress_line(151, 300, 50, false, true, just, soon) == ProgressLine::Live);
+
+    // A tiny sweep whose stderr is a file: what and where, then one line per run (its last step)
+    // before the report, none rewritten in place; --log-every and --verbose keep more.
+    ScratchDir dir;
+    const auto progress_lines = [&](const std::vector<std::string>& extra) {
+        std::vector<std::string> flags = {"--runs-dir=" + dir / "runs", "--variants=V,R", "--overwrite"};
+        flags.insert(flags.end(), extra.begin(), extra.end());
+        REQUIRE(drive_toy(flags, dir.path) == 0);
+        const std::string err = read_file(dir / "toy.err");
+        INFO(err);
+        CHECK(err.find('\r') == std::string::npos);
+        const std::string before_report = err.substr(0, err.find("# Toy"));
+        std::vector<std::string> lines;
+        for (size_t at = 0, nl; (nl = before_report.find('\n', at)) != std::string::npos; at = nl + 1)
+            lines.push_back(before_report.substr(at, nl - at));
+        int steps = 0;
+        for (const std::string& l : lines) steps += l.find("] step ") != std::string::npos;
+        return std::make_pair((int)lines.size(), steps);
+    };
+    const auto quiet = progress_lines({});
+    CHECK(quiet.second == 2);                   // V's and R's step 30/30
+    CHECK(quiet.first == 2 + 2);                // what and where, then each run's last line
+    CHECK(read_file(dir / "toy.err").find("\n2 runs (variants V, R; seed 1337) in " + dir / "runs/toy-cycle5-tiny/\n") !=
+          std::string::npos);
+    CHECK(read_file(dir / "toy.err").find("] step 30/30  loss ") != std::string::npos);
+    CHECK(read_file(dir / "toy.err").find("  done in ") != std::string::npos);
+    CHECK(progress_lines({"--log-every=15"}).second == 2 * 4);  // steps 10, 15, 20 (evaluations), 30
+    CHECK(progress_lines({"--verbose"}).second == 2 * 3);       // the evaluations at 10, 20, 30
+
+    // On a terminal: a live line from the first step on, each redraw starting with '\r', and of
+    // each run only its last step's line stays on screen.
+    const std::string screen = toy_on_terminal({"--runs-dir=" + dir / "runs", "--variants=V,R", "--overwrite"}, dir.path);
+    INFO(screen);
+    CHECK(screen.find("\r[V] step 1/30  loss ") != std::string::npos);
+    int shown = 0;
+    for (size_t at = 0, nl; (nl = screen.find('\n', at)) != std::string::npos; at = nl + 1) {
+        const std::string line = screen.substr(at, nl - at);
+        if (line.find("] step ") == std::string::npos) continue;
+        const std::string visible = line.substr(line.rfind('\r') + 1);
+        CHECK(visible.find("] step 30/30  loss ") != std::string::npos);
+        CHECK(visible.find("  done in ") != std::string::npos);
+        ++shown;
+    }
+    CHECK(shown == 2);
 }

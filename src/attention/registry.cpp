@@ -76,6 +76,14 @@ std::vector<Setting> all_settings() {
     return out;
 }
 
+std::string setting_text(const SettingValue& v) {
+    return std::visit([](const auto& x) {
+        std::ostringstream os;
+        os << std::boolalpha << x;
+        return os.str();
+    }, v);
+}
+
 std::vector<std::string> setting_owners(const std::string& name) {
     std::vector<std::string> out;
     for (const VariantInfo& v : variants())
@@ -191,11 +199,7 @@ void add_setting_flags(Flags& f, Settings& values) {
         if (auto* b = std::get_if<bool>(&v)) f.add(s.name, b, help, FlagRole::Model);
         if (auto* t = std::get_if<std::string>(&v)) f.add(s.name, t, help, FlagRole::Model);
         // A checkpoint older than the variant trained with the setting's registered default.
-        f.default_when_missing(s.name, std::visit([](const auto& x) {
-                                   std::ostringstream os;
-                                   os << std::boolalpha << x;
-                                   return os.str();
-                               }, s.value));
+        f.default_when_missing(s.name, setting_text(s.value));
     }
 }
 

@@ -188,6 +188,8 @@ std::string variant_names();
 std::vector<std::string> logits_source_names();
 // Every registered setting, once (several variants may share one, e.g. R's initialisation).
 std::vector<Setting> all_settings();
+// A setting's value as its flag and a saved config write it ("8", "true", "headwise").
+std::string setting_text(const SettingValue& v);
 // The variants that read setting `name`.
 std::vector<std::string> setting_owners(const std::string& name);
 

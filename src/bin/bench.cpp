@@ -3,7 +3,8 @@
 //
 //   build/bench [--threads=2] [--reps=20]
 //
-// Prints the OpenBLAS kernel and config and the measured FMA peak, then markdown tables of GFLOP/s
+// Prints the OpenBLAS kernel and config, the measured FMA peak and the GEMM provider
+// --precision=bf16 gets (docs/precision.md), then markdown tables of GFLOP/s
 // (best and median over --reps timed calls, after one warm-up call each), then every row again
 // as one JSON object per line for scripts.
 //
@@ -384,6 +385,10 @@ int run(int argc, char** argv) {
         std::printf("- measured FMA peak (%d-float vectors, no memory traffic, best of %d): %.1f GFLOP/s on 1 thread, "
                     "%.1f on %d\n",
                     kLanes, kPeakRounds, peak1, peak, threads);
+        // The provider --precision=bf16 gets in this build on this CPU (precision.h); the tables
+        // below time every provider, each set around its own calls, so the default goes back.
+        std::printf("- with --precision=bf16: %s\n", synth::set_precision(synth::Precision::Bf16).c_str());
+        synth::set_precision(synth::Precision::Fp32);
 
         Report report(threads);
         report.json_line("fma_peak", 1, peak1);
@@ -396,9 +401,12 @@ int run(int argc, char** argv) {
         for (const auto& w : dims) bench_large(report, false, true, 4096, w[0], w[1], reps);
         for (const auto& w : dims) bench_large(report, true, false, w[0], w[1], 4096, reps);
 
-        report.header((std::string("GEMM providers (oneDNN ") + synth::onednn_version() + ", " + synth::onednn_isa() +
-                       (synth::onednn_has_bf16() ? "" : "; no bf16 matmul on this CPU") + ")")
-                          .c_str());
+        // Built without oneDNN, its "ISA" is "not built with oneDNN (make ONEDNN=0)".
+        std::string onednn = synth::onednn_isa();
+        if (synth::onednn_built())
+            onednn = std::string("oneDNN ") + synth::onednn_version() + ", " + onednn +
+                     (synth::onednn_has_bf16() ? "" : "; no bf16 matmul on this CPU");
+        report.header(("GEMM providers (" + onednn + ")").c_str());
         for (const auto& w : dims) bench_providers(report, false, false, 4096, w[1], w[0], reps);
         for (const auto& w : dims) bench_providers(report, true, false, w[0], w[1], 4096, reps);
         bench_providers(report, false, true, 128, 128, 64, reps);   // attention scores Q K^T, one (batch, head)

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/gemm/bf16.h"
 #include "engine/gemm/blas.h"
 #include "base/error.h"
 #include "engine/profile.h"
@@ -31,6 +32,11 @@ void head_colsum_add(const float* dy, int B, int H, int T, int n, float* db, int
 #pragma omp parallel for
     for (int h = 0; h < H; ++h)
         for (int bi = 0; bi < B; ++bi) colsum_add(dy + ((int64_t)bi * H + h) * T * n, T, n, db + (int64_t)h * ld);
+}
+
+void bf16_row(const float* x, int n, uint16_t* bits) {
+#pragma omp simd
+    for (int i = 0; i < n; ++i) bits[i] = bf16_bits(x[i]);
 }
 
 void permute_heads(const float* src, float* dst, int B, int T, int H, int D, Heads direction, Write write) {

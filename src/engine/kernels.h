@@ -49,6 +49,10 @@ void rows_with_partial_sums(int64_t rows, int width, bool parallel, Row row, Add
     for (int t = 0; t < nt; ++t) add(part + (size_t)t * width);
 }
 
+// bits[i] = bf16_bits(x[i]) for i < n: a row's bf16 companion (Bf16Companions, blas.h),
+// written by the op that has just made the row, while it is in cache.
+void bf16_row(const float* x, int n, uint16_t* bits);
+
 // (B, T, H, D) -> (B, H, T, D) with ToHeads, the reverse with FromHeads.
 enum class Heads { ToHeads, FromHeads };
 void permute_heads(const float* src, float* dst, int B, int T, int H, int D, Heads direction, Write write);

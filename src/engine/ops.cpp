@@ -34,6 +34,17 @@ static const int32_t* scratch_ids(const std::vector<int32_t>& ids) {
     return p;
 }
 
+// Where an inference op writes the bf16 bits of its output y beside its fp32 values, for the
+// matrix products y feeds (Bf16Companions, blas.h), or nullptr when there is no such pass. Only
+// without gradients: in training the bits would stay in the arena until the step ends.
+static uint16_t* bf16_companion_of(const Tensor& y) {
+    if (grad_enabled() || !bf16_companions_wanted()) return nullptr;
+    const int64_t n = y.numel();
+    uint16_t* bits = reinterpret_cast<uint16_t*>(scratch().alloc((size_t)(n + 1) / 2));
+    offer_bf16_companion(y.data, n, bits);
+    return bits;
+}
+
 // =====================================================================================
 // linear: y (R, N) = alpha x (R, K) op(W) (+ b)
 // =====================================================================================
@@ -102,6 +113,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
     linear_forward(x, w, nullptr, Transpose::No, 1.0f, y);
     const int N = y.dim(-1);
     const int64_t rows = y.numel() / N;
+    uint16_t* y16 = bf16_companion_of(y);  // for the next layer's product, in this pass
 #pragma omp parallel for if (rows * N > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         float* yr = y.data + r * N;
@@ -112,6 +124,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
 #pragma omp simd
             for (int c = 0; c < N; ++c) yr[c] = std::max(yr[c], 0.0f);
         }
+        if (y16) kernel::bf16_row(yr, N, y16 + r * N);
     }
     const int64_t n = y.numel();
     if (y.grad) {
@@ -122,6 +135,32 @@ Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b) {
             linear_backward(x, w, b, Transpose::No, 1.0f, y.grad);
         });
     }
+    return y;
+}
+
+Tensor feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                    const Tensor& residual) {
+    if (grad_enabled() || gemm_provider() != GemmProvider::Bf16Onednn) {
+        const Tensor y = linear(linear_relu(x, w1, b1), w2, b2);
+        return residual.data ? add(residual, y) : y;
+    }
+    const profile::Op prof("feed_forward", {&x, &w1, &b1, &w2, &b2, &residual});
+    const int C = x.dim(-1);
+    SYNTH_CHECK(w1.ndim == 2 && w2.ndim == 2 && w1.dim(0) == C && w2.dim(0) == w1.dim(1), "feed_forward: x ",
+                x.shape_str(), ", w1 ", w1.shape_str(), " and w2 ", w2.shape_str(), " do not chain");
+    const int F = w1.dim(1), N = w2.dim(1);
+    SYNTH_CHECK((!b1.data || b1.numel() == F) && (!b2.data || b2.numel() == N), "feed_forward: biases must be (", F,
+                ") and (", N, ")");
+    const int64_t R = x.numel() / C;
+    Shape ys = shape_of(x);
+    ys.back() = N;
+    SYNTH_CHECK(!residual.data || shape_of(residual) == ys, "feed_forward: residual ", residual.shape_str(),
+                " is not the output's shape");
+    Tensor y = new_tensor(ys, false);
+    uint16_t* hidden = reinterpret_cast<uint16_t*>(scratch().alloc((size_t)(R * F + 1) / 2));  // (R, F) bf16
+    const profile::Gemm gemm(2.0 * R * F * (C + N));
+    sgemm_bias_relu_to_bf16((int)R, F, C, x.data, w1.data, b1.data, hidden);
+    sgemm_bf16_bias((int)R, N, F, hidden, w2.data, b2.data, residual.data, y.data);
     return y;
 }
 
@@ -378,6 +417,23 @@ Tensor dropout(const Tensor& x, float p, uint64_t seed, uint64_t counter) {
 // =====================================================================================
 // layernorm
 // =====================================================================================
+// mean[k] and rstd[k] = 1 / sqrt(var + eps) of N rows of x (C apart), each summed in the order
+// c = 0, 1, ... of the plain one-row loop, so with the same numbers; but the N rows' additions
+// are independent chains that overlap, where one row's sum waits on each previous addition.
+template <int N>
+static void row_moments(const float* x, int C, float eps, float* mean, float* rstd) {
+    float m[N] = {}, v[N] = {};
+    for (int c = 0; c < C; ++c)
+        for (int k = 0; k < N; ++k) m[k] += x[(int64_t)k * C + c];
+    for (int k = 0; k < N; ++k) m[k] /= C;
+    for (int c = 0; c < C; ++c)
+        for (int k = 0; k < N; ++k) {
+            const float xc = x[(int64_t)k * C + c];
+            v[k] += (xc - m[k]) * (xc - m[k]);
+        }
+    for (int k = 0; k < N; ++k) mean[k] = m[k], rstd[k] = 1.0f / std::sqrt(v[k] / C + eps);
+}
+
 Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
     const profile::Op prof("layernorm", {&x, &g, &b});
     const int C = x.dim(-1);
@@ -386,19 +442,20 @@ Tensor layernorm(const Tensor& x, const Tensor& g, const Tensor& b, float eps) {
     Tensor y = new_tensor(shape_of(x), needs_grad({&x, &g, &b}));
     float* mean = scratch().alloc(R);  // saved for backward
     float* rstd = scratch().alloc(R);
+    uint16_t* y16 = bf16_companion_of(y);  // for the products y feeds, in this pass
+    constexpr int kRows = 8;  // rows whose statistics are summed side by side (row_moments)
 #pragma omp parallel for if (R * C > kParallelMin)
-    for (int64_t r = 0; r < R; ++r) {
-        const float* xr = x.data + r * C;
-        float m = 0.0f;
-        for (int c = 0; c < C; ++c) m += xr[c];
-        m /= C;
-        float v = 0.0f;
-        for (int c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
-        float s = 1.0f / std::sqrt(v / C + eps);
-        mean[r] = m;
-        rstd[r] = s;
-        float* yr = y.data + r * C;
-        for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
+    for (int64_t r0 = 0; r0 < R; r0 += kRows) {
+        const int64_t r1 = std::min(R, r0 + kRows);
+        if (r1 - r0 == kRows) row_moments<kRows>(x.data + r0 * C, C, eps, mean + r0, rstd + r0);
+        else
+            for (int64_t r = r0; r < r1; ++r) row_moments<1>(x.data + r * C, C, eps, mean + r, rstd + r);
+        for (int64_t r = r0; r < r1; ++r) {
+            const float *xr = x.data + r * C, m = mean[r], s = rstd[r];
+            float* yr = y.data + r * C;
+            for (int c = 0; c < C; ++c) yr[c] = (xr[c] - m) * s * g.data[c] + b.data[c];
+            if (y16) kernel::bf16_row(yr, C, y16 + r * C);
+        }
     }
     if (y.grad) {
         record("layernorm", {x, g, b}, y, [=] {
@@ -458,6 +515,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
     // Keys j >= jmax(i) are causally masked: never read, output 0, no gradient. Skipping them
     // halves the work of a causal softmax, forward and backward.
     auto jmax_of = [=](int i) { return m.causal ? std::max(0, std::min(Tk, i + m.q_offset + 1)) : Tk; };
+    uint16_t* y16 = bf16_companion_of(y);  // P's bits for P V, in this pass
 #pragma omp parallel for if (rows * Tk > kParallelMin)
     for (int64_t r = 0; r < rows; ++r) {
         int i = (int)(r % Tq), h = (int)((r / Tq) % H), bo = (int)(r / ((int64_t)Tq * H));
@@ -476,6 +534,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
         std::memset(out + jmax, 0, (size_t)(Tk - jmax) * sizeof(float));
         if (mx == -std::numeric_limits<float>::infinity()) {  // every key masked
             std::memset(out, 0, (size_t)jmax * sizeof(float));
+            if (y16) kernel::bf16_row(out, Tk, y16 + r * Tk);
             continue;
         }
         float s = 0.0f;
@@ -497,6 +556,7 @@ Tensor softmax(const Tensor& logits, const Mask& mask) {
         const float inv = 1.0f / s;
 #pragma omp simd
         for (int j = 0; j < jmax; ++j) out[j] *= inv;
+        if (y16) kernel::bf16_row(out, Tk, y16 + r * Tk);
     }
     if (y.grad) {
         record("softmax", {logits}, y, [=] {

@@ -27,6 +27,16 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b, Transpose w_lay
 // relu(linear(x, w, b)) in one op that keeps only its output (the feed-forward layer's first half).
 Tensor linear_relu(const Tensor& x, const Tensor& w, const Tensor& b);
 
+// The feed-forward layer linear(linear_relu(x, w1, b1), w2, b2), plus residual if given (an
+// add after it): x (..., C), w1 (C, F), b1 (F), w2 (F, N), b2 (N), either bias may be empty,
+// residual x's shape with last dim N, or empty. With gradients (or on fp32) it is those ops;
+// in inference under onednn-bf16 the bias and the ReLU ride on the first product, which writes
+// the hidden (R, F) in bf16 for the second only, and the residual rides on the second: the
+// largest activation of a block is never written in fp32, read back for the ReLU, nor
+// converted, and the add is no pass of its own (docs/performance.md).
+Tensor feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                    const Tensor& residual = Tensor{});
+
 // What the softmax masks out, as an additive -inf bias on the logits (docs/variants.md:
 // masks apply to synthetic logits exactly as to dot-product logits).
 struct Mask {

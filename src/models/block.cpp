@@ -1,6 +1,7 @@
 #include "models/block.h"
 
 #include "base/error.h"
+#include "engine/gemm/blas.h"
 
 namespace synth {
 
@@ -16,7 +17,9 @@ FeedForward::FeedForward(ParamStore& s, const std::string& prefix, int d, int d_
     b2_ = s.bias(prefix + "b2", {d});
 }
 
-Tensor FeedForward::forward(const Tensor& x) const { return linear(linear_relu(x, *w1_, *b1_), *w2_, *b2_); }
+Tensor FeedForward::forward(const Tensor& x, const Tensor& residual) const {
+    return feed_forward(x, *w1_, *b1_, *w2_, *b2_, residual);
+}
 
 Tensor drop(const Tensor& x, float p, StepContext& ctx) {
     return ctx.train && p > 0.0f ? dropout(x, p, ctx.seed, ctx.next_counter()) : x;
@@ -39,9 +42,13 @@ Block::Block(ParamStore& s, const std::string& p, const BlockConfig& c)
 Tensor Block::forward(const Tensor& x, const Mask& mask, StepContext& ctx, MixerCache* cache, const CrossInput* cross) {
     SYNTH_CHECK(bool(cross) == bool(cross_), "Block::forward: a cross-attention input is needed by, and only by, a "
                 "decoder block");
+    // In inference under bf16, the layernorms, the FFN's ReLU and the softmax hand their bf16
+    // bits to the products they feed (docs/performance.md): no block reuses another's memory.
+    const Bf16Companions companions;
     Tensor h = add(x, drop(mixer_->forward(ln_mix_.forward(x), mask, ctx, cache), dropout_, ctx));
     if (cross_) h = add(h, drop(cross_->forward(ln_cross_->forward(h), *cross->kv, cross->mask, ctx), dropout_, ctx));
-    return add(h, drop(ffn_.forward(ln_ffn_.forward(h)), dropout_, ctx));
+    if (ctx.train && dropout_ > 0.0f) return add(h, drop(ffn_.forward(ln_ffn_.forward(h)), dropout_, ctx));
+    return ffn_.forward(ln_ffn_.forward(h), h);  // no dropout: the residual add is part of the FFN's op
 }
 
 }  // namespace synth

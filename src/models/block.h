@@ -27,7 +27,8 @@ private:
 class FeedForward {
 public:
     FeedForward(ParamStore& s, const std::string& prefix, int d, int d_ff, Init weights = Init::Normal);
-    Tensor forward(const Tensor& x) const;  // (B, T, d) -> (B, T, d)
+    // (B, T, d) -> (B, T, d), plus residual (B, T, d) if given
+    Tensor forward(const Tensor& x, const Tensor& residual = Tensor{}) const;
 
 private:
     Tensor *w1_, *b1_, *w2_, *b2_;

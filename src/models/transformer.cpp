@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/flags.h"
+#include "engine/gemm/blas.h"
 
 namespace synth {
 
@@ -49,6 +50,7 @@ Tensor TransformerLM::forward(const std::vector<int32_t>& ids, int B, int T, Ste
     Mask causal;
     causal.causal = true;
     for (size_t l = 0; l < blocks_.size(); ++l) x = blocks_[l]->forward(x, causal, ctx, caches ? &(*caches)[l] : nullptr);
+    const Bf16Companions companions;  // ln_f's bf16 bits feed the output layer (inference, bf16)
     Tensor h = ln_f_->forward(x);                                                 // (B, T, d)
     return linear(reshape(h, {B * T, d}), *tok_emb_, Tensor{}, Transpose::Yes);  // (B*T, V)
 }

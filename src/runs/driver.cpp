@@ -103,9 +103,24 @@ std::map<std::string, std::string> preset_flags(const std::vector<PresetRow>& ta
     return p;
 }
 
+ConvergedBudget converged_budget(const std::vector<PresetRow>& table, const JsonObject& config) {
+    std::map<std::string, std::string> values;  // config.json's "flag.K": the run's flags
+    for (const auto& [k, v] : config.fields)
+        if (k.compare(0, 5, "flag.") == 0) values[k.substr(5)] = v;
+    ConvergedBudget b;
+    if (!values.count("preset")) return b;
+    for (const PresetRow& row : table) {
+        if (row.name != values.at("preset") || row.converged.empty() || !row_applies(row, values)) continue;
+        const size_t eq = row.converged.find('=');
+        b = {row.converged.substr(0, eq), std::stod(row.converged.substr(eq + 1)), row.converged_doc};
+    }
+    return b;
+}
+
 std::string describe_preset_table(const std::vector<PresetRow>& table) {
     std::vector<std::pair<std::string, std::map<std::string, std::string>>> entries;
     for (const PresetRow& row : table) {
+        if (row.flags.empty()) continue;  // a row that only documents a converged budget
         std::map<std::string, std::string> flags;  // the preset's unconditional rows, then this row
         for (const PresetRow& base : table)
             if (base.name == row.name && base.when.empty())
@@ -135,6 +150,9 @@ void Driver::apply_presets() {
     task_.check_choices();
     apply_defaults(f_, preset_flags(task_.presets(), task_.shared.preset, f_));
     task_.resolve();
+    // Quiet by default (progress_line, train/trainer.h); --verbose keeps a progress line every 50
+    // steps and at every evaluation, unless --log-every says how often.
+    if (task_.shared.runs.verbose && !f_.given("log-every")) task_.shared.train.log_every = 50;
 }
 
 // Range checks (each message names the flag and the value it got), and every variant's network
@@ -213,7 +231,7 @@ JsonObject Driver::train_run(const RunsConfig::Run& run, const Checkpoint* resum
     ParamStore store;
     const std::unique_ptr<TaskModel> model = task_.build(store, run.variant);
     store.finalize(tc.seed);
-    if (dist::is_writer())
+    if (dist::is_writer() && task_.shared.runs.verbose)
         std::fprintf(stderr, "[%s] seed %d, %lld trainable parameters, run directory %s\n", run.variant.c_str(), run.seed,
                      (long long)store.trainable_count(), run.dir.c_str());
     int64_t steps = tc.steps;
@@ -237,7 +255,28 @@ void Driver::report(const std::vector<std::string>& dirs, const std::string& ste
     std::vector<RunRecord> runs = find_runs(dirs, task_.name());
     ReportSpec spec = task_.report_spec(runs);
     spec.force = force;
+    spec.baseline = task_.shared.runs.baseline;
+    spec.baseline_given = f_.given("baseline");
+    spec.converged = [table = task_.presets()](const RunRecord& r) { return converged_budget(table, r.config); };
     write_report(runs, spec, stem);
+}
+
+// "9 runs (variants V, R, ...; seed 1337) in runs/lm-tinyshakespeare-quick/", or with --run-dir
+// "1 run (variant V; seed 1) in DIR".
+std::string Driver::describe_runs(const std::vector<RunsConfig::Run>& runs,
+                                  const std::vector<std::string>& variants) const {
+    const auto counted = [](const std::string& word, const std::vector<std::string>& items) {
+        std::string out = word + (items.size() == 1 ? " " : "s ");
+        for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+        return out;
+    };
+    std::vector<std::string> seeds;  // every variant runs the same seeds
+    for (const RunsConfig::Run& r : runs)
+        if (r.variant == runs[0].variant) seeds.push_back(std::to_string(r.seed));
+    const RunsConfig& c = task_.shared.runs;
+    const std::string where = c.run_dir.empty() ? c.runs_dir + "/" + sweep_name() + "/" : c.run_dir;
+    return std::to_string(runs.size()) + (runs.size() == 1 ? " run (" : " runs (") + counted("variant", variants) +
+           "; " + counted("seed", seeds) + ") in " + where;
 }
 
 // Fails in the first second, not after hours: unwritable run or checkpoint directories, a bad
@@ -268,11 +307,12 @@ int Driver::train(const std::string& compute) {
                 task_.tokenizer_origin());
     check_memory(variants);
     const std::string data = task_.describe_data();
-    // The one-line summary; every resolved flag only with --verbose (config.json holds them).
-    // With several MPI ranks, rank 0 alone prints.
+    // Two lines, what and where; every resolved flag, and each run's own line, only with
+    // --verbose (config.json holds them). With several MPI ranks, rank 0 alone prints.
     if (dist::is_writer()) {
         std::fprintf(stderr, "%s: %s%s\n", task_.name().c_str(), data.empty() ? "" : (data + ", ").c_str(),
                      compute.c_str());
+        std::fprintf(stderr, "%s\n", describe_runs(runs, variants).c_str());
         if (s.runs.verbose) std::fprintf(stderr, "config:\n%s", f_.dump().c_str());
     }
 

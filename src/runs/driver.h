@@ -55,6 +55,8 @@ private:
     void apply_presets();
     void validate() const;
     std::string sweep_name() const;
+    // The line that says which runs an invocation trains and where their directories are.
+    std::string describe_runs(const std::vector<RunsConfig::Run>& runs, const std::vector<std::string>& variants) const;
     void check_model_kind(const Checkpoint& ck, const std::string& path) const;
     JsonObject train_run(const RunsConfig::Run& run, const Checkpoint* resume);
     int train(const std::string& compute);
@@ -69,7 +71,10 @@ private:
 // Throws for a preset the table lacks, or one none of whose rows apply.
 std::map<std::string, std::string> preset_flags(const std::vector<PresetRow>& table, const std::string& preset,
                                                 const Flags& f);
-// --help's list of presets: one entry per preset and per conditional row.
+// The converged budget a run's preset documents (PresetRow::converged), from its config.json
+// (the preset and the flags a row's condition reads); none for a run without one.
+ConvergedBudget converged_budget(const std::vector<PresetRow>& table, const JsonObject& config);
+// --help's list of presets: one entry per preset and per conditional row that sets flags.
 std::string describe_preset_table(const std::vector<PresetRow>& table);
 
 // A binary's main: the registered task `name`, run by the driver under cli_main (cli.h).

@@ -149,6 +149,40 @@ std::string pair_notes(const Pairs& p, const std::map<int, const SeedRun*>& a, c
     return s;
 }
 
+// The seeds a verdict rests on: the planned pairs, or, with none planned (every pair added
+// later), the added ones; with the notes to print after it.
+struct VerdictSeeds {
+    std::vector<int> seeds;
+    Pairs notes;
+};
+VerdictSeeds verdict_seeds(const Pairs& p) {
+    if (p.planned.empty()) return {p.added, Pairs{p.added, {}, p.left_out}};
+    return {p.planned, p};
+}
+
+// What a group's verdicts are judged on: the score where its runs carry one, else the loss.
+struct Judged {
+    Measure m;
+    double SeedRun::*of;
+    bool has_score;
+};
+Judged judged_on(const std::vector<SeedRun>& runs, const std::string& score_name) {
+    const bool has_score = !score_name.empty() &&
+                           std::any_of(runs.begin(), runs.end(), [](const SeedRun& r) { return !std::isnan(r.score); });
+    return {measure_for(has_score ? score_name : ""), has_score ? &SeedRun::score : &SeedRun::loss, has_score};
+}
+
+// Whether `variant`'s mean validation loss (into `mean`) is within 1% of a constant answer's:
+// then it has not learned the task, and a tie with it ranks nothing.
+bool at_chance(const std::vector<SeedRun>& runs, const std::string& variant, double chance_loss, double* mean) {
+    std::vector<double> loss;
+    for (const SeedRun& r : runs)
+        if (r.variant == variant) loss.push_back(r.loss);
+    if (!std::isfinite(chance_loss) || loss.empty()) return false;
+    *mean = mean_of(loss);
+    return *mean >= 0.99 * chance_loss;
+}
+
 // "+1.23% (95% CI 0.40% to 2.06%)"; the interval only when there is one (2 seeds or more).
 std::string signed_with_ci(const Interval& ci, const std::string& unit) {
     std::string s = (ci.mean >= 0 ? "+" : "") + fmt(ci.mean, 2) + unit;
@@ -180,25 +214,41 @@ std::string direction(const Interval& ci, const std::string& below, const std::s
 
 }  // namespace
 
+std::vector<JudgedPair> judged_pairs(const std::vector<SeedRun>& runs, const std::string& score_name,
+                                     double chance_loss) {
+    double v_mean = NAN;
+    if (at_chance(runs, "V", chance_loss, &v_mean)) return {};
+    const Judged j = judged_on(runs, score_name);
+    const bool has_score = j.has_score;
+    const Measure& m = j.m;
+    double SeedRun::*of = j.of;
+    std::vector<JudgedPair> out;
+    for (const Comparison& c : kComparisons) {
+        if (c.claim == Claim::HigherScore && !has_score) continue;
+        const Pairs p = pair_up(by_seed(runs, c.a), by_seed(runs, c.b), of);
+        const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;  // as seeded_findings
+        if (!seeds.empty()) out.push_back({c.finding, c.a, c.b, seeds, has_score ? NAN : m.margin});
+    }
+    return out;
+}
+
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss,
                             FindingsFamily* family) {
     FindingsFamily own("this group's findings");
     FindingsFamily& fam = family ? *family : own;
-    const bool has_score = !score_name.empty() &&
-                           std::any_of(runs.begin(), runs.end(), [](const SeedRun& r) { return !std::isnan(r.score); });
-    const Measure m = measure_for(has_score ? score_name : "");
-    double SeedRun::*of = has_score ? &SeedRun::score : &SeedRun::loss;
-    std::vector<double> v_loss;
-    for (const SeedRun& r : runs)
-        if (r.variant == "V") v_loss.push_back(r.loss);
-    const bool at_chance = std::isfinite(chance_loss) && !v_loss.empty() && mean_of(v_loss) >= 0.99 * chance_loss;
+    const Judged j = judged_on(runs, score_name);
+    const Measure& m = j.m;
+    double SeedRun::*of = j.of;
+    const bool has_score = j.has_score;
+    double v_mean = 0;
+    const bool chance = at_chance(runs, "V", chance_loss, &v_mean);
     std::ostringstream os;
-    if (at_chance)
-        os << "- **No findings**: V's mean validation loss " << fmt(mean_of(v_loss), 4)
+    if (chance)
+        os << "- **No findings**: V's mean validation loss " << fmt(v_mean, 4)
            << " is within 1% of a constant answer's " << fmt(chance_loss, 4)
            << ", so V has not learned the task and a tie between the variants ranks nothing.\n";
     for (const Comparison& c : kComparisons) {
-        if (at_chance) break;
+        if (chance) break;
         if (c.claim == Claim::HigherScore && !has_score) continue;
         const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
         const Pairs p = pair_up(a, b, of);
@@ -208,9 +258,9 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
                 os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ": not compared." << pair_notes(p, a, b, of, m.unit, m.decimals) << "\n";
             continue;
         }
-        // No planned seed pairs (every pair added later): the added ones are the verdict's.
-        const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;
-        const Pairs notes = p.planned.empty() ? Pairs{p.added, {}, p.left_out} : p;
+        const VerdictSeeds k = verdict_seeds(p);
+        const std::vector<int>& seeds = k.seeds;
+        const Pairs& notes = k.notes;
         const std::vector<double> d = diffs(a, b, seeds, of);
         const Interval ci = ci95(d);
         const ClaimTest t = test_of(c.claim, m);
@@ -241,6 +291,67 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
         "judged from these runs, whose cores other jobs shared: it comes from the interleaved benchmarks on one "
         "machine (results/bench-mixers.md, bench-ptb-mixers.md, bench-mt-mixers.md, bench-listops-mixers.md).\n\n" + s;
     return family ? s : own.resolve(s);
+}
+
+std::string baseline_findings(const std::vector<SeedRun>& runs, const std::vector<std::string>& variants,
+                              const std::string& baseline, FindingsFamily& family, const std::string& score_name,
+                              double chance_loss) {
+    std::vector<std::string> others;
+    for (const std::string& v : variants)
+        if (v != baseline) others.push_back(v);
+    if (others.empty()) return "";
+    const auto b = by_seed(runs, baseline);
+    if (b.empty())
+        return "\n" + (std::find(variants.begin(), variants.end(), baseline) == variants.end()
+                           ? "No " + baseline + " in this group"
+                           : baseline + " has no run with a finite validation loss in this group") +
+               ": none of its variants is compared against the baseline (--baseline=" + baseline + ").\n";
+    const Judged j = judged_on(runs, score_name);
+    const Measure& m = j.m;
+    const std::string head =
+        "\nEvery variant against " + baseline + " (--baseline), by the protocol of docs/statistics.md: the paired "
+        "per-seed difference variant - " + baseline + " of the " + m.name + " in " + m.unit + " with its 95% t "
+        "interval; \"beats\" by a one-sided t test (refuted: worse), \"about as good\" by two one-sided tests (TOST) "
+        "against a margin of +-" + fmt(m.margin, 2) + " " + m.unit + "; each verdict at 5% after Holm's correction "
+        "across its own family (" + family.name() + "), apart from the paper's findings, whose verdicts it leaves as "
+        "they are.\n\n";
+    double mean = 0;
+    if (at_chance(runs, baseline, chance_loss, &mean))
+        return head + "- **No comparisons**: " + baseline + "'s mean validation loss " + fmt(mean, 4) +
+               " is within 1% of a constant answer's " + fmt(chance_loss, 4) + ", so " + baseline +
+               " has not learned the task and a tie with it ranks nothing.\n";
+    std::ostringstream os;
+    for (const std::string& v : others) {
+        const auto a = by_seed(runs, v);
+        const Pairs p = pair_up(a, b, j.of);
+        family.left_out(p.left_out.size());
+        const VerdictSeeds k = verdict_seeds(p);
+        os << "- **" << v << " vs " << baseline << "**: ";
+        if (a.empty()) {
+            os << "not compared (no run of " << v << " with a finite validation loss).\n";
+            continue;
+        }
+        if (k.seeds.empty()) {
+            os << "not compared (no common seed" << (p.left_out.empty() ? ")." : " on the same footing).")
+               << pair_notes(p, a, b, j.of, m.unit, m.decimals) << "\n";
+            continue;
+        }
+        const std::vector<double> d = diffs(a, b, k.seeds, j.of);
+        const Interval ci = ci95(d);
+        const bool a_better = m.higher_better ? ci.mean > 0 : ci.mean < 0;
+        os << "paired " << m.name << " difference " << diff_with_ci(ci, m.unit, m.decimals) << "; " << v << " beats "
+           << baseline << " (one-sided): "
+           << family.add(claim_p(m.higher_better ? ClaimTest::Above : ClaimTest::Below, d, 0), ci.n, ", " + v + " worse")
+           << "; about as good (TOST, margin +-" << fmt(m.margin, 2) << " " << m.unit << "): "
+           << family.add(claim_p(ClaimTest::Equivalent, d, m.margin), ci.n,
+                         ", " + v + (a_better ? " better" : " worse") + " by more than the margin")
+           << ".";
+        if (j.has_score)
+            os << " Paired validation loss difference: "
+               << diff_with_ci(ci95(diffs(a, b, k.seeds, &SeedRun::loss)), "nats", 4) << ".";
+        os << pair_notes(k.notes, a, b, j.of, m.unit, m.decimals) << "\n";
+    }
+    return head + os.str();
 }
 
 std::string heads_findings(const std::map<int, std::vector<SeedRun>>& by_heads, const std::string& score_name,

@@ -49,6 +49,35 @@ struct SeedRun {
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "",
                             double chance_loss = NAN, FindingsFamily* family = nullptr);
 
+// A comparison seeded_findings judges, as the budget follows it (runs/budget.h): the finding,
+// its two variants, the seeds of its verdict (same seed, same footing, the planned sweep's: the
+// pairing rules of seeded_findings), and the margin in nats where the verdict is on the
+// validation loss (NaN where it is on a score).
+struct JudgedPair {
+    std::string finding, a, b;
+    std::vector<int> seeds;
+    double loss_margin = NAN;
+};
+// The pairs seeded_findings(runs, score_name, chance_loss) judges, in its order: none while V is
+// at a constant answer's loss.
+std::vector<JudgedPair> judged_pairs(const std::vector<SeedRun>& runs, const std::string& score_name = "",
+                                     double chance_loss = NAN);
+
+// Every variant of one group against `baseline` (the report's --baseline, V by default): for
+// each other variant of `variants` (the group's, in its table's order; a line each, also for
+// one with no finite loss or no seed in common), the paired per-seed difference variant -
+// baseline on the task's measure (as seeded_findings) with its 95% t interval, and two verdicts
+// by the protocol of docs/statistics.md: "beats the baseline" by a one-sided t test (refuted:
+// worse) and "about as good" by TOST against the measure's margin. The verdicts go into
+// `family` (one per table, apart from the paper's findings: adding these leaves the findings'
+// adjusted p values as they were). Pairs are those of seeded_findings: the same footing only,
+// later-added seeds beside the verdict. A group without `baseline` gets one line saying so;
+// while the baseline's mean validation loss is within 1% of `chance_loss`, a line withholds
+// the verdicts. Empty when the group has no other variant.
+std::string baseline_findings(const std::vector<SeedRun>& runs, const std::vector<std::string>& variants,
+                              const std::string& baseline, FindingsFamily& family, const std::string& score_name = "",
+                              double chance_loss = NAN);
+
 // The paper's finding 6, "synthesizers need several heads", from groups of runs that differ
 // only in the number of heads (`by_heads`: H -> the group's runs): for each variant that ran
 // with one head and with more, the paired per-seed difference (on the measure of `score_name`,

@@ -56,8 +56,6 @@ double t_statistic(const std::vector<double>& d, double bound) {
     return (m - bound) / se;
 }
 
-const char* kMark = "@@verdict:";
-
 }  // namespace
 
 double t_cdf(double t, int df) {
@@ -186,20 +184,34 @@ std::vector<std::string> honest_metrics(const std::vector<RunRecord>& runs, cons
 
 std::string FindingsFamily::add(const ClaimP& p, int n, const std::string& if_refuted) {
     tests_.push_back({p, n, if_refuted});
-    return kMark + std::to_string(tests_.size() - 1) + "@@";
+    return mark() + std::to_string(tests_.size() - 1) + "@@";
 }
+
+namespace {
+
+enum class Verdict { Confirmed, Refuted, Inconclusive };
+
+// Verdict i of a family whose Holm-adjusted confirmations are hc and refutations hr.
+Verdict verdict_of(int n, size_t i, const std::vector<double>& hc, const std::vector<double>& hr) {
+    if (n < 2) return Verdict::Inconclusive;
+    if (hc[i] <= 0.05) return Verdict::Confirmed;
+    if (hr[i] <= 0.05) return Verdict::Refuted;
+    return Verdict::Inconclusive;
+}
+
+}  // namespace
 
 std::string FindingsFamily::resolve(const std::string& text, bool summary) const {
     std::vector<double> confirm, refute;
     for (const Pending& t : tests_) confirm.push_back(t.p.confirm), refute.push_back(t.p.refute);
     const std::vector<double> hc = holm(confirm), hr = holm(refute);
-    const std::string m = std::to_string(tests_.size());
+    const std::string m = std::to_string(tests_.size()), own = mark();
     std::string out;
-    size_t at = 0, confirmed = 0, refuted = 0;
+    size_t at = 0;
     for (;;) {
-        const size_t k = text.find(kMark, at);
+        const size_t k = text.find(own, at);
         if (k == std::string::npos) break;
-        const size_t num = k + std::string(kMark).size(), end = text.find("@@", num);
+        const size_t num = k + own.size(), end = text.find("@@", num);
         SYNTH_CHECK(end != std::string::npos, "findings: a broken verdict placeholder");
         const size_t i = std::stoul(text.substr(num, end - num));
         SYNTH_CHECK(i < tests_.size(), "findings: a verdict placeholder of another table");
@@ -207,29 +219,43 @@ std::string FindingsFamily::resolve(const std::string& text, bool summary) const
         const std::string n = " at " + std::to_string(t.n) + (t.n == 1 ? " seed" : " seeds");
         const auto pf = [](double p) { return p < 0.001 ? std::string("< 0.001") : "= " + fmt(p, 3); };
         std::string v;
-        if (t.n < 2)
-            v = "inconclusive (1 seed: no test)";
-        else if (hc[i] <= 0.05)
-            ++confirmed, v = "confirmed" + n + " (Holm-adjusted p " + pf(hc[i]) + ", family of " + m + ")";
-        else if (hr[i] <= 0.05)
-            ++refuted, v = "refuted" + n + t.if_refuted + " (Holm-adjusted p of the opposite " + pf(hr[i]) + ", family of " + m + ")";
-        else
-            v = "inconclusive" + n + " (Holm-adjusted p " + pf(hc[i]) + " for, " + pf(hr[i]) + " against, family of " + m +
-                ")";
+        switch (verdict_of(t.n, i, hc, hr)) {
+            case Verdict::Confirmed: v = "confirmed" + n + " (Holm-adjusted p " + pf(hc[i]) + ", family of " + m + ")"; break;
+            case Verdict::Refuted:
+                v = "refuted" + n + t.if_refuted + " (Holm-adjusted p of the opposite " + pf(hr[i]) + ", family of " + m + ")";
+                break;
+            case Verdict::Inconclusive:
+                v = t.n < 2 ? "inconclusive (1 seed: no test)"
+                            : "inconclusive" + n + " (Holm-adjusted p " + pf(hc[i]) + " for, " + pf(hr[i]) +
+                                  " against, family of " + m + ")";
+        }
         out += text.substr(at, k - at) + v;
         at = end + 2;
     }
     out += text.substr(at);
-    if (summary && !tests_.empty())
-        out += "\n## The protocol\n\nThe family of Holm's correction: " + name_ + ", " + m + " tests (" +
-               std::to_string(confirmed) + " confirmed, " + std::to_string(refuted) + " refuted, " +
-               std::to_string(tests_.size() - confirmed - refuted) + " inconclusive). " +
-               (left_out_ == 0 ? std::string("No pair was left out for its footing")
-                               : std::to_string(left_out_) + (left_out_ == 1 ? " pair" : " pairs") +
-                                     " left out of the findings because their two runs differ in footing (CPU, "
-                                     "OpenBLAS kernel, precision, GEMM provider or threads)") +
-               ". The rules: docs/statistics.md.\n";
+    if (summary && !tests_.empty()) out += "\n## The protocol\n\n" + this->summary() + " The rules: docs/statistics.md.\n";
     return out;
+}
+
+std::string FindingsFamily::summary() const {
+    if (tests_.empty()) return "";
+    std::vector<double> confirm, refute;
+    for (const Pending& t : tests_) confirm.push_back(t.p.confirm), refute.push_back(t.p.refute);
+    const std::vector<double> hc = holm(confirm), hr = holm(refute);
+    size_t confirmed = 0, refuted = 0;
+    for (size_t i = 0; i < tests_.size(); ++i) {
+        const Verdict v = verdict_of(tests_[i].n, i, hc, hr);
+        confirmed += v == Verdict::Confirmed;
+        refuted += v == Verdict::Refuted;
+    }
+    return "The family of Holm's correction: " + name_ + ", " + std::to_string(tests_.size()) + " tests (" +
+           std::to_string(confirmed) + " confirmed, " + std::to_string(refuted) + " refuted, " +
+           std::to_string(tests_.size() - confirmed - refuted) + " inconclusive). " +
+           (left_out_ == 0 ? std::string("No pair was left out for its footing")
+                           : std::to_string(left_out_) + (left_out_ == 1 ? " pair" : " pairs") +
+                                 " left out of the findings because their two runs differ in footing (CPU, "
+                                 "OpenBLAS kernel, precision, GEMM provider or threads)") +
+           ".";
 }
 
 }  // namespace synth

@@ -93,7 +93,9 @@ std::vector<std::string> honest_metrics(const std::vector<RunRecord>& runs, cons
 
 // Findings are written with a placeholder for their verdict, registered here; once every
 // finding of the table is in, resolve() applies Holm's correction to the family (separately
-// to the confirmations and to the refutations) and writes each verdict in place.
+// to the confirmations and to the refutations) and writes each verdict in place. A placeholder
+// names its family, so one text can hold the verdicts of several (each family of its own name),
+// and each family's resolve() writes only its own.
 class FindingsFamily {
 public:
     explicit FindingsFamily(std::string name) : name_(std::move(name)) {}
@@ -102,14 +104,18 @@ public:
     std::string add(const ClaimP& p, int n, const std::string& if_refuted = "");
     // Counts pairs a finding left out for their footing, for the summary.
     void left_out(size_t pairs) { left_out_ += pairs; }
-    // `text` with every placeholder replaced by "confirmed | refuted | inconclusive at n seeds
-    // (Holm-adjusted p = P, family of m)"; with `summary`, a closing section that names the
-    // family and counts its verdicts and the pairs left out (nothing when the family is empty).
+    // `text` with every placeholder of this family replaced by "confirmed | refuted |
+    // inconclusive at n seeds (Holm-adjusted p = P, family of m)"; with `summary`, a closing
+    // section "The protocol" of summary() (nothing when the family is empty).
     std::string resolve(const std::string& text, bool summary = false) const;
+    // One paragraph that names the family and counts its verdicts and the pairs left out; ""
+    // when the family is empty.
+    std::string summary() const;
     size_t size() const { return tests_.size(); }
     const std::string& name() const { return name_; }
 
 private:
+    std::string mark() const { return "@@verdict[" + name_ + "]:"; }
     struct Pending {
         ClaimP p;
         int n;

@@ -62,8 +62,11 @@ void RunsConfig::bind(Flags& f, const std::string& binary) {
     f.add("report", &report, "merge the finished run directories given as arguments into --out.{csv,md}; no training");
     f.add("force", &force, "--report: merge runs of the same flags even if they saw different data");
     f.add("out", &out, "--report: the output stem, e.g. results/" + binary + "-<data>-full");
-    f.add("verbose", &verbose, "also print every resolved flag before training and each run's result as a JSON line "
-          "on stdout (both are in the run directory: config.json, result.json)");
+    f.add("baseline", &baseline, "--report: the variant every other is compared with in each group, in a Holm family "
+          "of its own (docs/statistics.md)");
+    f.add("verbose", &verbose, "also print every resolved flag before training, a line as each run starts, a "
+          "progress line every 50 steps (--log-every) and each run's result as a JSON line on stdout (the flags and "
+          "results are in the run directory: config.json, result.json, metrics.jsonl)");
 }
 
 std::vector<RunsConfig::Run> RunsConfig::plan(const std::string& sweep, const std::vector<std::string>& variants,
@@ -137,7 +140,7 @@ void check_report_outputs(const std::string& stem, const std::vector<std::string
     std::vector<std::string> inputs;
     for (const std::string& d : dirs)
         for (const char* f : {"/result.json", "/config.json", "/metrics.jsonl"}) inputs.push_back(d + f);
-    for (const char* ext : {".csv", ".md"}) check_output_path(stem + ext, inputs, "--out");
+    for (const char* ext : {".csv", "-budget.csv", ".md"}) check_output_path(stem + ext, inputs, "--out");
 }
 
 bool run_report_step(const RunsConfig& c, const std::vector<std::string>& dirs, const RunsConfig::ReportFn& report) {

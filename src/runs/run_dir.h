@@ -68,7 +68,7 @@ TrainResult train_in_run_dir(Trainer& trainer, const TrainTask& task, int64_t to
 
 // The flags every runner shares for its run directories and the report step.
 struct RunsConfig {
-    std::string runs_dir = "runs", run_dir, seeds, out;
+    std::string runs_dir = "runs", run_dir, seeds, out, baseline = "V";
     bool overwrite = false, report = false, force = false, take_over = false, verbose = false;
 
     void bind(Flags& f, const std::string& binary);
@@ -98,7 +98,7 @@ struct RunsConfig {
                  const std::string& sweep, const ReportFn& report) const;
 };
 
-// The report's STEM.csv and STEM.md are output paths that destroy nothing (check_output_path):
+// The report's STEM.csv, STEM-budget.csv and STEM.md are output paths that destroy nothing (check_output_path):
 // absent or regular files, none a file of the runs it reads, in a writable directory.
 void check_report_outputs(const std::string& stem, const std::vector<std::string>& dirs);
 // --report: merges the run directories given as arguments into `out` with `report(dirs, stem,

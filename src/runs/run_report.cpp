@@ -6,7 +6,9 @@
 #include <set>
 #include <sstream>
 
+#include "attention/variant.h"
 #include "base/error.h"
+#include "runs/budget.h"
 #include "runs/findings.h"
 #include "runs/protocol.h"
 #include "base/io.h"
@@ -97,6 +99,28 @@ std::set<std::string> differing_flags(const Groups& groups) {
     return differing;
 }
 
+// Whether a group key names a setting that applies to the group's runs (ReportSpec:
+// inapplicable, inapplicable_in).
+bool applies(const std::string& key, const std::map<std::string, std::string>& flags, const ReportSpec& spec) {
+    return !spec.inapplicable.count(key) && !(spec.inapplicable_in && spec.inapplicable_in(flags).count(key));
+}
+
+// The registered settings the runs' variants read (each part of a mixture), at their registered
+// defaults: a group leaves out a setting at its default (run_group), though its runs ran with
+// it. A variant this binary does not register adds none.
+std::map<std::string, std::string> default_settings_of(const std::vector<RunRecord>& runs) {
+    std::set<std::string> parts;
+    for (const RunRecord& r : runs) {
+        std::istringstream is(r.result.at("variant"));
+        for (std::string p; std::getline(is, p, '+');) parts.insert(p);
+    }
+    std::map<std::string, std::string> m;
+    for (const VariantInfo& v : variants())
+        if (parts.count(v.name))
+            for (const Setting& s : v.settings) m[s.name] = setting_text(s.value);
+    return m;
+}
+
 // The Markdown's opening: title, intro, the settings every run shares, which metrics are honest
 // (no test column that is the validation split), the runs' provenance, and the machines.
 // Returns the metrics the tables show.
@@ -107,9 +131,11 @@ std::vector<std::string> write_header(std::ostringstream& md, const std::vector<
        << "Each row is the mean +- sample standard deviation over the seeds (n) of the runs with that variant. "
        << "Produced by the report step from " << runs.size() << " run directories (one row each in the CSV beside this "
        << "file).\n";
+    std::map<std::string, std::string> shared = group_map(groups.begin()->first);
+    for (const auto& [k, v] : default_settings_of(runs)) shared.insert({k, v});  // a group's own value wins
     std::string common;
-    for (const auto& [k, v] : group_map(groups.begin()->first))
-        if (!differing.count(k) && !spec.inapplicable.count(k)) common += (common.empty() ? "" : ", ") + k + "=" + v;
+    for (const auto& [k, v] : shared)
+        if (!differing.count(k) && applies(k, shared, spec)) common += (common.empty() ? "" : ", ") + k + "=" + v;
     md << "\nSettings of every run: " << common << ".\n";
     std::string split_note;
     const std::vector<std::string> metrics = honest_metrics(runs, spec.metrics, &split_note);
@@ -146,11 +172,44 @@ std::vector<std::string> variant_row(const std::string& v, const std::vector<con
     return row;
 }
 
-// A group's table (variants in the paper's order) and its findings (verdicts into `family`),
-// written to md; returns its runs as the findings see them.
+// 12000 -> "12,000"; a fraction with 2 decimals ("0.44").
+std::string with_commas(double x) {
+    if (x != std::floor(x)) return fmt(x, 2);
+    std::string digits = fmt(x, 0), out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+// A line under a group whose runs trained for less than their preset's documented converged
+// budget: a gap at a short budget can close, open or turn as training goes on.
+std::string budget_note(const std::vector<const RunRecord*>& members, const ReportSpec& spec) {
+    if (!spec.converged) return "";
+    for (const RunRecord* r : members) {
+        const ConvergedBudget b = spec.converged(*r);
+        if (b.key.empty() || !r->result.has(b.key) || r->result.at(b.key) == "null") continue;
+        const double trained = r->result.num(b.key);
+        if (trained >= 0.999 * b.value) return "";
+        return "\n**Budget**: trained " + with_commas(trained) + " " + b.key + "; the preset's converged budget is " +
+               with_commas(b.value) + " (" + b.doc + "): verdicts at this budget may not hold at convergence.\n";
+    }
+    return "";
+}
+
+// The two Holm families of a table (docs/statistics.md): the paper's findings, and every
+// variant against the baseline.
+struct Families {
+    FindingsFamily paper, baseline;
+};
+
+// A group's table (variants in the paper's order), whether each variant's loss still fell at
+// the end of its `curves`, its findings and its comparisons with the baseline (verdicts into
+// `families`), and its budget note, written to md; returns its runs as the findings see them.
 std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const RunRecord*>& members,
                                  const ReportSpec& spec, const std::vector<std::string>& metrics, bool many_machines,
-                                 FindingsFamily* family) {
+                                 Families& families, const GroupCurves& curves) {
     std::map<std::string, std::vector<const RunRecord*>> by_variant;
     for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
     std::vector<std::string> order;
@@ -175,7 +234,11 @@ std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const
                                   r->result.num("params"),
                                   score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
     }
-    md << "\n" << t.to_markdown() << seeded_findings(seeded, spec.score_name, spec.chance_loss ? spec.chance_loss(members) : NAN, family);
+    const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
+    md << "\n" << t.to_markdown() << convergence_note(curves, order)
+       << seeded_findings(seeded, spec.score_name, chance, &families.paper)
+       << baseline_findings(seeded, order, spec.baseline, families.baseline, spec.score_name, chance)
+       << budget_note(members, spec);
     if (spec.group_note) md << spec.group_note(members);
     return seeded;
 }
@@ -207,9 +270,21 @@ struct Ablations {
     }
 };
 
+// A baseline the user named that no run has is an error naming the variants the runs have.
+void check_baseline(const std::vector<RunRecord>& runs, const ReportSpec& spec) {
+    std::set<std::string> present;
+    for (const RunRecord& r : runs) present.insert(r.result.at("variant"));
+    if (!spec.baseline_given || present.count(spec.baseline)) return;
+    std::string list;
+    for (const std::string& v : present) list += (list.empty() ? "" : ", ") + v;
+    fail("--baseline=", spec.baseline, ": no run of the report has variant ", spec.baseline, " (variants present: ", list,
+         ")");
+}
+
 }  // namespace
 
 void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, const std::string& stem) {
+    check_baseline(runs, spec);
     const Groups groups = group_runs(runs, spec.force);
     const std::set<std::string> differing = differing_flags(groups);
     std::set<std::string> machines;
@@ -218,21 +293,34 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
 
     std::ostringstream md;
     const std::vector<std::string> metrics = write_header(md, runs, spec, groups, differing, many_machines, machines.size());
-    FindingsFamily family("every verdict in this file");
+    Families families{FindingsFamily("every verdict in this file"),
+                      FindingsFamily("every variant against " + spec.baseline + " in this file")};
     Ablations ablations(differing);
+    std::vector<GroupBudget> budget;
     for (const auto& [g, members] : groups) {
         // A group leaves out a variant setting at its registered default (run_group), so a
         // setting another group sets reads "at its default" here.
         std::string label;
         const std::map<std::string, std::string> flags = group_map(g);
         for (const std::string& k : differing)
-            label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
+            if (!spec.inapplicable_in || !spec.inapplicable_in(flags).count(k))
+                label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
         if (groups.size() > 1) md << "\n## " << label << "\n";
-        ablations.add(differing, flags, write_group(md, members, spec, metrics, many_machines, &family));
+        const GroupCurves curves = read_group_curves(members);
+        const std::vector<SeedRun> seeded = write_group(md, members, spec, metrics, many_machines, families, curves);
+        ablations.add(differing, flags, seeded);
+        const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
+        budget.push_back(follow_budget(label, curves, judged_pairs(seeded, spec.score_name, chance)));
+        md << budget_section(budget);
     }
-    ablations.write(md, spec.score_name, &family);
+    ablations.write(md, spec.score_name, &families.paper);
+    std::string protocol;
+    for (const FindingsFamily* f : {&families.paper, &families.baseline})
+        if (f->size()) protocol += (protocol.empty() ? "" : "\n\n") + f->summary();
+    if (!protocol.empty()) protocol = "\n## The protocol\n\n" + protocol + " The rules: docs/statistics.md.\n";
     write_file_atomic(stem + ".csv", runs_csv(runs).to_csv());
-    write_file_atomic(stem + ".md", family.resolve(md.str(), true));
+    write_file_atomic(stem + "-budget.csv", budget_csv(budget).to_csv());
+    write_file_atomic(stem + ".md", families.baseline.resolve(families.paper.resolve(md.str())) + protocol);
 }
 
 }  // namespace synth

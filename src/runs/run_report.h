@@ -1,13 +1,17 @@
-// run_report.h: the report step: finished run directories -> STEM.csv and STEM.md.
+// run_report.h: the report step: finished run directories -> STEM.csv, STEM-budget.csv and STEM.md.
 //
 // The CSV has one row per run (its result.json). The Markdown groups the runs by their
 // config (every model and training flag but the seed; groups are labelled by the flags that
-// differ between them), shows mean +- std (n) of each metric per variant, and judges the
-// paper's findings from the paired per-seed differences (findings.h). Both files are written
-// to temporaries first and renamed, the Markdown last.
+// differ between them), shows mean +- std (n) of each metric per variant, judges the paper's
+// findings from the paired per-seed differences (findings.h), each followed across the training
+// budget (budget.h), whose every step goes to STEM-budget.csv, compares every variant with the
+// baseline (--baseline) in a Holm family of their own, and says where a group trained for less
+// than its preset's documented converged budget. The files are written to temporaries first and
+// renamed, the Markdown last.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +19,14 @@
 #include "runs/run_dir.h"
 
 namespace synth {
+
+// A preset's documented converged budget (docs/presets.md): `value` of the result.json key
+// `key` ("steps", or mt's "epochs"), and the page that documents it; `key` "" for none.
+struct ConvergedBudget {
+    std::string key;
+    double value = 0;
+    std::string doc;
+};
 
 struct ReportSpec {
     std::string title;                 // the Markdown's first line, without '# '
@@ -29,6 +41,15 @@ struct ReportSpec {
     // Group keys that never apply to these runs (lm's --vocab sizes only --bench's random
     // tokens), left out of the "Settings of every run" line.
     std::set<std::string> inapplicable;
+    // Group keys that do not apply under a group's other flags (mt's --epochs when --steps is
+    // set), left out of the settings line and the group labels like `inapplicable`.
+    std::function<std::set<std::string>(const std::map<std::string, std::string>&)> inapplicable_in;
+    // The variant every other is compared with in each group (findings.h: baseline_findings);
+    // with `baseline_given` (the user named it), a name no run has is an error.
+    std::string baseline = "V";
+    bool baseline_given = false;
+    // The converged budget of a run's preset, none where its preset documents none.
+    std::function<ConvergedBudget(const RunRecord&)> converged;
     // The validation loss of a constant answer for a group's runs, NaN where the task has none
     // (findings.h: seeded_findings withholds the loss findings while V is at it).
     std::function<double(const std::vector<const RunRecord*>&)> chance_loss;

@@ -37,9 +37,13 @@ struct SharedFlags {
 // One row of a task's preset table: the flags preset `name` sets when they are not given;
 // with `when` ("data=ptb"), only when that flag has that value. A preset's matching rows apply
 // in table order, so a conditional row overrides the rows before it (docs/presets.md).
+// `converged` ("steps=12000": a result.json key and its value) is the budget at which the
+// preset's runs were measured to converge, documented in `converged_doc`; "" where none is
+// documented. The report notes a group that trained for less (run_report.h).
 struct PresetRow {
     std::string name, when;
     std::map<std::string, std::string> flags;
+    std::string converged = "", converged_doc = "";
 };
 
 // The fields every task's network shares, for the checks the driver makes of every task.

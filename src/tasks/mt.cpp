@@ -24,6 +24,7 @@
 #include "base/error.h"
 #include "base/io.h"
 #include "base/rng.h"
+#include "base/table.h"
 #include "engine/autograd.h"
 #include "models/beam.h"
 #include "models/seq2seq.h"
@@ -201,7 +202,8 @@ public:
                                {"dropout", "0.0"}, {"beam", "2"}, {"decode-limit", "100"}, {"eval-every", "75"}}},
                 {"full", "", {{"d-model", "128"}, {"layers", "3"}, {"heads", "4"}, {"d-ff", "512"}, {"epochs", "16"},
                               {"warmup", "300"}, {"lr", "3e-3"}, {"batch-tokens", "1024"}, {"bpe-vocab", "4000"},
-                              {"dropout", "0.1"}, {"beam", "5"}, {"decode-limit", "0"}, {"eval-every", "0"}}}};
+                              {"dropout", "0.1"}, {"beam", "5"}, {"decode-limit", "0"}, {"eval-every", "0"}},
+                 "epochs=16", "docs/presets.md"}};
     }
     void resolve() override {
         if (model.enc_layers == 0) model.enc_layers = layers;
@@ -235,7 +237,22 @@ public:
     void load_data() override;
     std::string tokenizer() const override { return d.bpe->serialize(); }
     std::string tokenizer_origin() const override { return "BPE from the one learned on --data=" + data; }
-    std::string describe_data() const override { return ""; }  // load_data printed it
+    // --steps, or else --epochs of `per_epoch` batches: the run's training steps.
+    int64_t training_steps(int per_epoch) const {
+        return shared.train.steps > 0 ? shared.train.steps : std::min(std::lround(epochs * per_epoch), 1L << 30);
+    }
+    // load_data printed the data; the summary line says how long each run trains, and by which
+    // flag (--steps overrides --epochs).
+    std::string describe_data() const override {
+        const int per_epoch = (int)token_batches(d.train_pairs, batch_tokens).size();
+        const int64_t steps = training_steps(per_epoch);
+        const std::string given = fmt(epochs, epochs == std::floor(epochs) ? 0 : 2);
+        if (shared.train.steps > 0)
+            return "training " + std::to_string(steps) + " steps (--steps, which overrides --epochs=" + given + ": " +
+                   fmt((double)steps / per_epoch, 2) + " epochs of " + std::to_string(per_epoch) + " batches)";
+        return "training " + given + (epochs == 1 ? " epoch of " : " epochs of ") + std::to_string(per_epoch) +
+               " batches (" + std::to_string(steps) + " steps)";
+    }
     void use_tokenizer(const std::string& s) override {
         d.bpe = Bpe::deserialize(s);
     }
@@ -339,7 +356,7 @@ TrainTask MtModel::train_task(const TrainConfig& tc, int64_t& steps) {
     batches_ = token_batches(data.train_pairs, task_.batch_tokens);
     val_batches_ = token_batches(data.val_pairs, task_.batch_tokens);
     per_epoch_ = (int)batches_.size();
-    steps = tc.steps > 0 ? tc.steps : (int)std::min(std::lround(task_.epochs * per_epoch_), 1L << 30);
+    steps = task_.training_steps(per_epoch_);
     SYNTH_CHECK(steps >= 1, "--epochs=", task_.epochs, " of ", per_epoch_, " batches is no training step at all");
     steps_ = steps;
     TrainTask task;
@@ -445,6 +462,12 @@ ReportSpec MtTask::report_spec(std::vector<RunRecord>& runs) const {
     spec.speed_key = "train_tgt_tok_s";
     spec.score_key = "val_bleu";
     spec.score_name = "validation BLEU";
+    // --steps > 0 overrides --epochs (MtTask::training_steps): only the one that set the length
+    // of training is a setting of the runs.
+    spec.inapplicable_in = [](const std::map<std::string, std::string>& group) {
+        auto it = group.find("steps");
+        return std::set<std::string>{it != group.end() && it->second != "0" ? "epochs" : "steps"};
+    };
     return spec;
 }
 

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -42,7 +43,9 @@ void TrainConfig::bind(Flags& f) {
     f.add("adam-eps", &adam_eps, "AdamW epsilon", FlagRole::Training);
     f.add("clip", &clip, "global gradient-norm clip (0 = off)", FlagRole::Training);
     f.add("eval-every", &eval_every, "steps between validation evaluations", FlagRole::Training);
-    f.add("log-every", &log_every, "steps between progress lines");
+    f.add("log-every", &log_every,
+          "steps between kept progress lines (0: only each run's last, with a line rewritten in place on a terminal "
+          "and a line every 5 minutes in a log; --verbose: 50); a line's loss is the mean of the last N (or 50) steps");
     f.add("save-every", &save_every, "save a resumable checkpoint every N steps (0 = never)");
     f.add("keep-last", &keep_last, "keep only the newest N --save-every checkpoints this process wrote (0 = all)");
     f.add("checkpoint-dir", &checkpoint_dir, "where --save-every checkpoints go (default: the run directory)");
@@ -65,10 +68,10 @@ std::string TrainConfig::configure_compute() const {
 }
 
 void TrainConfig::validate() const {
-    require_positive({{"lr", lr}, {"log-every", log_every}, {"beta2", beta2}, {"adam-eps", adam_eps}});
-    require_non_negative({{"steps", steps}, {"warmup", warmup}, {"min-lr", min_lr}, {"weight-decay", weight_decay},
-                          {"clip", clip}, {"eval-every", eval_every}, {"save-every", save_every},
-                          {"keep-last", keep_last}});
+    require_positive({{"lr", lr}, {"beta2", beta2}, {"adam-eps", adam_eps}});
+    require_non_negative({{"steps", steps}, {"log-every", log_every}, {"warmup", warmup}, {"min-lr", min_lr},
+                          {"weight-decay", weight_decay}, {"clip", clip}, {"eval-every", eval_every},
+                          {"save-every", save_every}, {"keep-last", keep_last}});
     require_fraction({{"beta2", beta2}});
     SYNTH_CHECK(threads >= 1 && threads <= 256, "--threads=", threads, " must be in [1, 256]");
     lr_at(schedule, 0, 0, 1, 1, 0);  // rejects an unknown schedule now, not after training
@@ -163,9 +166,22 @@ bool Trainer::evaluate(const TrainTask& task, int64_t step, double* acc) {
     return true;
 }
 
-// "[V] step 300/2000  epoch 0.50  loss 1.8412  val 1.9011 (best)  lr 9.21e-04  15230 tok/s fp32  ETA 1m52s"
-void Trainer::print_progress(const TrainTask& task, const Progress& p) const {
-    const double eta = p.seconds_per_step * (double)(p.total - p.step);
+ProgressLine progress_line(int64_t step, int64_t total, int log_every, bool evaluated, bool terminal,
+                           double since_kept, double since_drawn) {
+    if (step == total || (log_every > 0 && (step % log_every == 0 || evaluated))) return ProgressLine::Kept;
+    if (terminal) return since_drawn >= kRedrawSeconds ? ProgressLine::Live : ProgressLine::None;
+    return since_kept >= kLogSeconds ? ProgressLine::Kept : ProgressLine::None;
+}
+
+// "[V] step 300/2000  epoch 0.50  loss 1.8412  val 1.9011 (best)  lr 9.21e-04  15230 tok/s fp32  ETA 1m52s",
+// and at the last step "done in 4m31s" (the run's wall time) in place of the ETA. The loss is the
+// mean training loss of the last --log-every steps (50 when it is 0), so that it reads the same
+// whichever lines were shown before.
+std::string Trainer::progress_text(const TrainTask& task, const Progress& p) const {
+    const size_t window = std::min(curve.size(), (size_t)(cfg_.log_every > 0 ? cfg_.log_every : 50));
+    double sum = 0;
+    for (size_t i = curve.size() - window; i < curve.size(); ++i) sum += curve[i].train_loss;
+    const double loss = window > 0 ? sum / (double)window : NAN;
     const std::string epoch =
         task.steps_per_epoch > 0 ? "  epoch " + fmt((double)p.step / task.steps_per_epoch, 2) : "";
     const std::string val = p.evaluated ? "  val " + fmt(r_.last_val, 4) +
@@ -175,9 +191,39 @@ void Trainer::print_progress(const TrainTask& task, const Progress& p) const {
     const std::string ranks = dist::world() > 1 ? "  " + std::to_string(dist::world()) + " ranks, all-reduce " +
                                                       fmt(1e3 * p.allreduce_seconds_per_step, 1) + " ms/step"
                                                 : "";
-    std::fprintf(stderr, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s%s  ETA %s\n", name_.c_str(),
-                 (long long)p.step, (long long)p.total, epoch.c_str(), p.loss, val.c_str(), p.lr, r_.tokens_per_s(),
-                 task.tokens_unit.c_str(), cfg_.precision.c_str(), ranks.c_str(), hms(eta).c_str());
+    const std::string when = p.step == p.total ? "done in " + hms(r_.wall_s)
+                                               : "ETA " + hms(p.seconds_per_step * (double)(p.total - p.step));
+    char line[512];
+    std::snprintf(line, sizeof line, "[%s] step %lld/%lld%s  loss %.4f%s  lr %.2e  %.0f %s %s%s  %s", name_.c_str(),
+                  (long long)p.step, (long long)p.total, epoch.c_str(), loss, val.c_str(), p.lr, r_.tokens_per_s(),
+                  task.tokens_unit.c_str(), cfg_.precision.c_str(), ranks.c_str(), when.c_str());
+    return line;
+}
+
+Trainer::ProgressState::ProgressState(double start) : terminal(isatty(fileno(stderr))), kept(start) {}
+
+Trainer::ProgressState::~ProgressState() {
+    if (live_width > 0) std::fputc('\n', stderr);
+}
+
+// Shows the line progress_line() asks for. A live line starts with '\r' and is padded with spaces
+// over the longer line it replaces (no terminal escape codes, so a dumb terminal shows it too); a
+// kept line over a live one does the same and ends with a newline.
+void Trainer::show_progress(const TrainTask& task, const Progress& p, ProgressState& state) const {
+    const double now = now_seconds();
+    const ProgressLine how = progress_line(p.step, p.total, cfg_.log_every, p.evaluated, state.terminal,
+                                           now - state.kept, now - state.drawn);
+    if (how == ProgressLine::None) return;
+    std::string line = progress_text(task, p);
+    const size_t width = line.size();
+    if (state.live_width > width) line.append(state.live_width - width, ' ');
+    if (state.terminal) line.insert(0, "\r");
+    if (how == ProgressLine::Kept) line += '\n';
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+    state.live_width = how == ProgressLine::Live ? width : 0;
+    state.drawn = now;
+    if (how == ProgressLine::Kept) state.kept = now;
 }
 
 TrainResult Trainer::run(const TrainTask& task, int64_t total) {
@@ -201,8 +247,7 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
     const double allreduce_start = dist::allreduce_seconds();
     if (profile::on()) profile::reset();  // this run's profile only (not the memory check's step)
     const double t_start = now_seconds();
-    double window_loss = 0;
-    int window = 0;
+    ProgressState progress(t_start);
     for (int64_t step = start_; step < total; ++step) {
         const float lr = lr_at(cfg_.schedule, step, cfg_.warmup, total, cfg_.lr, cfg_.min_lr);
         StepContext ctx{true, dropout_seed, (uint64_t)step, 0};
@@ -226,8 +271,6 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
                     last_checkpoint_.empty() ? "no checkpoint was saved (see --save-every)"
                                              : "the last good checkpoint is " + last_checkpoint_ +
                                                    " (continue from it with --resume=" + last_checkpoint_ + ")");
-        window_loss += l;
-        ++window;
         const bool eval_now = (step + 1) % eval_every == 0 || step + 1 == total;
         bool improved = false;
         double acc = NAN;
@@ -235,13 +278,11 @@ TrainResult Trainer::run(const TrainTask& task, int64_t total) {
         curve.push_back({step + 1, l, eval_now ? r_.last_val : NAN, lr, acc});
         r_.wall_s = prev_wall_s_ + now_seconds() - t_start;
         if (cfg_.save_every > 0 && (step + 1) % cfg_.save_every == 0) save(task, step + 1, best_);
-        if (dist::is_writer() && ((step + 1) % cfg_.log_every == 0 || eval_now)) {
+        if (dist::is_writer()) {
             const double per_step = 1.0 / (double)(step + 1 - start_);
-            const Progress p{step + 1, total, window_loss / window, lr, (now_seconds() - t_start) * per_step,
+            const Progress p{step + 1, total, lr, (now_seconds() - t_start) * per_step,
                              (dist::allreduce_seconds() - allreduce_start) * per_step, eval_now, improved, acc};
-            print_progress(task, p);
-            window_loss = 0;
-            window = 0;
+            show_progress(task, p, progress);
         }
     }
     r_.wall_s = prev_wall_s_ + now_seconds() - t_start;

@@ -36,7 +36,7 @@ struct TrainConfig {
     float weight_decay = 0.1f, beta2 = 0.99f, adam_eps = 1e-8f;
     float clip = 1.0f;
     int eval_every = 200;  // 0: once per epoch
-    int log_every = 50;
+    int log_every = 0;     // 0: quiet (progress_line); the runners' --verbose makes it 50
     int save_every = 0;    // 0: never
     int keep_last = 0;     // keep only the newest N step checkpoints (0: all)
     std::string checkpoint_dir, resume;  // checkpoint_dir empty: the run directory
@@ -75,6 +75,20 @@ struct TrainTask {
     std::string tokenizer;             // saved with checkpoints
 };
 
+// How the progress of step `step` of `total` is shown on stderr. Quiet by default, like a
+// careful command-line tool: each run's last step keeps its line (it ends with a newline), and
+// with log_every > 0 so do every log_every-th step and every evaluation. Between kept lines, a
+// terminal gets a live line rewritten in place (at most every kRedrawSeconds), and a log (a file,
+// a pipe, a Slurm job's output) a kept line once the last one is kLogSeconds old: a long run's log
+// still shows it moving, and `make run` (nine runs of a few minutes each on a loaded 2-core
+// machine) still fits on one screen when piped. A pure function of its arguments, so that the
+// tests check it without a clock or a terminal; `since_kept` and `since_drawn` are the seconds
+// since the last kept line (or the start) and since the last line of either kind.
+enum class ProgressLine { None, Live, Kept };
+constexpr double kRedrawSeconds = 0.1, kLogSeconds = 300;
+ProgressLine progress_line(int64_t step, int64_t total, int log_every, bool evaluated, bool terminal,
+                           double since_kept, double since_drawn);
+
 struct CurveRow {
     int64_t step;
     double train_loss, val_loss, lr;  // val_loss NaN between evaluations
@@ -108,15 +122,27 @@ public:
     std::function<void(int64_t step)> before_save;
 
 private:
-    // What a progress line reports of the steps since the last one.
+    // What a progress line reports after step `step`.
     struct Progress {
         int64_t step, total;
-        double loss, lr, seconds_per_step, allreduce_seconds_per_step;
+        double lr, seconds_per_step, allreduce_seconds_per_step;
         bool evaluated, improved;
         double acc;  // NaN without an accuracy
     };
+    // Where the progress output of one run() stands, from its start at `start` (now_seconds()).
+    // Its end closes a live line left on screen (by an error, which then prints on a line of its own).
+    struct ProgressState {
+        explicit ProgressState(double start);
+        ~ProgressState();
+        ProgressState(const ProgressState&) = delete;
+        ProgressState& operator=(const ProgressState&) = delete;
+        bool terminal;                    // stderr is a terminal: live lines
+        double kept, drawn = -INFINITY;   // when the last kept line, and the last line, were shown
+        size_t live_width = 0;            // the width of the live line on screen (0: none)
+    };
     bool evaluate(const TrainTask& task, int64_t step, double* acc);
-    void print_progress(const TrainTask& task, const Progress& p) const;
+    std::string progress_text(const TrainTask& task, const Progress& p) const;
+    void show_progress(const TrainTask& task, const Progress& p, ProgressState& state) const;
     void save(const TrainTask& task, int64_t step, const std::vector<float>& best);
 
     ParamStore& store_;

@@ -228,9 +228,41 @@ GemmOperandReuse::~GemmOperandReuse() {
     if (--t_reuse.depth == 0) t_reuse.used = 0;
 }
 
-// A stored rows x cols operand (row stride ld) as packed bf16 bits: converted into `buffer`,
-// or once per GemmOperandReuse scope.
+// The outputs offered as bf16 companions on this thread while a Bf16Companions scope lives.
+struct Companion {
+    const float* src;
+    int64_t n;
+    const uint16_t* bits;
+};
+struct CompanionScope {
+    int depth = 0;
+    std::vector<Companion> offered;
+};
+static thread_local CompanionScope t_companions;
+
+Bf16Companions::Bf16Companions() { ++t_companions.depth; }
+Bf16Companions::~Bf16Companions() {
+    if (--t_companions.depth == 0) t_companions.offered.clear();  // keeps its capacity: no allocation per block
+}
+
+bool bf16_companions_wanted() { return t_companions.depth > 0 && gemm_provider() == GemmProvider::Bf16Onednn; }
+
+void offer_bf16_companion(const float* src, int64_t n, const uint16_t* bits) {
+    SYNTH_CHECK(t_companions.depth > 0, "offer_bf16_companion: no Bf16Companions scope on this thread");
+    t_companions.offered.push_back({src, n, bits});
+}
+
+const uint16_t* bf16_companion(const float* src, int64_t n) {
+    for (const Companion& c : t_companions.offered)
+        if (src >= c.src && src + n <= c.src + c.n) return c.bits + (src - c.src);
+    return nullptr;
+}
+
+// A stored rows x cols operand (row stride ld) as packed bf16 bits: an offered companion,
+// converted into `buffer`, or converted once per GemmOperandReuse scope.
 static const uint16_t* bf16_operand(const float* X, int rows, int cols, int ld, PageBuffer<uint16_t>& buffer) {
+    if (!t_companions.offered.empty() && (ld == cols || rows == 1))
+        if (const uint16_t* c = bf16_companion(X, (int64_t)rows * cols)) return c;
     auto bits = [](float x) { return bf16_bits(x); };
     if (t_reuse.depth == 0) return packed(X, rows, cols, ld, buffer, bits);
     for (size_t i = 0; i < t_reuse.used; ++i) {
@@ -298,6 +330,29 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
         const uint16_t* Bb = bf16_operand(B, b_rows, b_cols, ldb, bb);
         onednn_gemm(OnednnType::BF16, transA, transB, M, N, K, alpha, Ab, a_cols, Bb, b_cols, beta, C, ldc);
     }
+}
+
+static void check_onednn_bf16(const char* who) {
+    SYNTH_CHECK(gemm_provider() == GemmProvider::Bf16Onednn, who, " runs on onednn-bf16 only, not ",
+                provider_name(gemm_provider()));
+}
+
+void sgemm_bias_relu_to_bf16(int M, int N, int K, const float* A, const float* W, const float* bias, uint16_t* H) {
+    check_onednn_bf16("sgemm_bias_relu_to_bf16");
+    check_gemm_args("sgemm_bias_relu_to_bf16", false, false, M, N, K, A, K, W, N, reinterpret_cast<float*>(H), N);
+    thread_local PageBuffer<uint16_t> ba, bw;
+    const uint16_t* Ab = bf16_operand(A, M, K, K, ba);
+    const uint16_t* Wb = bf16_operand(W, K, N, N, bw);
+    onednn_gemm_epilogue(false, false, M, N, K, Ab, K, Wb, N, bias, /*relu=*/true, nullptr, H, /*c_bf16=*/true, N);
+}
+
+void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, const float* R,
+                     float* C) {
+    check_onednn_bf16("sgemm_bf16_bias");
+    check_gemm_args("sgemm_bf16_bias", false, false, M, N, K, reinterpret_cast<const float*>(H), K, W, N, C, N);
+    thread_local PageBuffer<uint16_t> bw;
+    const uint16_t* Wb = bf16_operand(W, K, N, N, bw);
+    onednn_gemm_epilogue(false, false, M, N, K, H, K, Wb, N, bias, /*relu=*/false, R, C, /*c_bf16=*/false, N);
 }
 
 // The elements from the first to the last one a batch of matrices covers, in bf16, at the

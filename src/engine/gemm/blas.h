@@ -32,6 +32,7 @@
 // (results/bench-gemm.md).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "engine/gemm/precision.h"
@@ -115,6 +116,40 @@ public:
     GemmOperandReuse(const GemmOperandReuse&) = delete;
     GemmOperandReuse& operator=(const GemmOperandReuse&) = delete;
 };
+
+// BF16 COMPANIONS. In an inference pass under onednn-bf16, an op whose output feeds matrix
+// products (a layernorm, the feed-forward ReLU, the attention softmax) can write the output's
+// bf16 bits in the same pass that writes its fp32 values, and offer them here; while a
+// Bf16Companions scope lives on the thread, sgemm and sgemm_batched read a contiguous operand
+// that lies inside an offered output from those bits instead of converting it again. The bits
+// are the ones the conversion would make (bf16_bits), so no number changes: the pass only skips
+// a read of the fp32 values per product (V's attention input feeds three). The scope must end
+// before the memory of an offered output is reused (models/ opens one per block).
+class Bf16Companions {
+public:
+    Bf16Companions();
+    ~Bf16Companions();
+    Bf16Companions(const Bf16Companions&) = delete;
+    Bf16Companions& operator=(const Bf16Companions&) = delete;
+};
+// Whether an op should write companions: onednn-bf16 runs the products and a Bf16Companions
+// scope lives on this thread.
+bool bf16_companions_wanted();
+// Registers `bits`, the bf16 bits of src[0, n), until the scope ends; neither may change
+// meanwhile (the op may write them after the call, before any product reads src).
+void offer_bf16_companion(const float* src, int64_t n, const uint16_t* bits);
+// The offered bits of src[0, n) (inside one offered output), or nullptr.
+const uint16_t* bf16_companion(const float* src, int64_t n);
+
+// A feed-forward layer's two products in inference under onednn-bf16, each with its epilogue on
+// the matrix units: H (M, N) = relu(A W + bias) as bf16 bits, A (M, K) fp32 (its offered
+// companion if any), W (K, N), bias (N) or nullptr; and C (M, N) fp32 = H W + bias + R, H (M, K)
+// bf16 bits, R (M, N) a residual or nullptr. All row-major and contiguous. The hidden activation
+// between them is never written in fp32 nor converted, and the residual add is no pass of its
+// own. Other providers throw.
+void sgemm_bias_relu_to_bf16(int M, int N, int K, const float* A, const float* W, const float* bias, uint16_t* H);
+void sgemm_bf16_bias(int M, int N, int K, const uint16_t* H, const float* W, const float* bias, const float* R,
+                     float* C);
 
 // Same contract as sgemm, as a plain triple loop accumulating in double: the test reference.
 void sgemm_naive(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,

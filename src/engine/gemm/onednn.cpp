@@ -22,6 +22,11 @@ void onednn_gemm_batched(OnednnType type, int, int, bool, bool, int, int, int, f
     fail("oneDNN has no ", type == OnednnType::BF16 ? "bf16" : "fp32", " matmul: synth was ", kNotBuilt);
 }
 
+void onednn_gemm_epilogue(bool, bool, int, int, int, const void*, int, const void*, int, const float*, bool,
+                          const float*, void*, bool, int) {
+    fail("oneDNN has no bf16 matmul: synth was ", kNotBuilt);
+}
+
 bool onednn_has_bf16() { return false; }
 const char* onednn_isa() { return kNotBuilt; }
 const char* onednn_version() { return "none"; }
@@ -53,19 +58,20 @@ const dnnl::engine& engine() {
 // One cached primitive with the memory descriptors its arguments are wrapped in.
 struct Matmul {
     dnnl::matmul prim;
-    dnnl::memory::desc a, b, c;
+    dnnl::memory::desc a, b, c, bias;
 };
 
 // Everything a primitive is specialised for. Batch dimensions of 1 (a shared matrix) have
 // stride 0 here, whatever the caller passed.
 struct Key {
     int type, transA, transB, batch_a, batch_b, batch_c, heads_a, heads_b, heads_c, M, N, K, lda, ldb, ldc;
-    int unused = 0;  // fills what would be padding, so that copies compare equal byte for byte
+    int bias, relu, add, c_bf16;  // the epilogue: a bias row, a ReLU, an added matrix, C in bf16
+    int unused = 0;                // fills what would be padding, so that copies compare equal byte for byte
     int64_t a_batch, a_head, b_batch, b_head, c_batch, c_head;
     float alpha, beta;
     bool operator==(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) == 0; }
 };
-static_assert(sizeof(Key) == 16 * sizeof(int) + 6 * sizeof(int64_t) + 2 * sizeof(float), "Key has no padding");
+static_assert(sizeof(Key) == 20 * sizeof(int) + 6 * sizeof(int64_t) + 2 * sizeof(float), "Key has no padding");
 
 struct KeyHash {
     size_t operator()(const Key& k) const {  // FNV-1a over the bytes
@@ -90,6 +96,9 @@ dnnl::memory::desc matrices(dt t, bool grid, int batch, int heads, int rows, int
                               dims{sbatch ? sbatch : whole, shead ? shead : whole, inner[0], inner[1]});
 }
 
+// The fp32 matrix an epilogue adds: C's shape and row stride.
+dnnl::memory::desc add_desc(const Key& k) { return dnnl::memory::desc({k.M, k.N}, dt::f32, dnnl::memory::dims{k.ldc, 1}); }
+
 // The primitive for one call's parameters, created on first use by this thread.
 const Matmul& matmul_for(const Key& k) {
     thread_local std::unordered_map<Key, std::unique_ptr<Matmul>, KeyHash> cache;
@@ -100,17 +109,21 @@ const Matmul& matmul_for(const Key& k) {
     const bool grid = k.batch_c > 1 || k.heads_c > 1;
     const auto a = matrices(t, grid, k.batch_a, k.heads_a, k.M, k.K, k.a_batch, k.a_head, k.lda, k.transA);
     const auto b = matrices(t, grid, k.batch_b, k.heads_b, k.K, k.N, k.b_batch, k.b_head, k.ldb, k.transB);
-    const auto c = matrices(dt::f32, grid, k.batch_c, k.heads_c, k.M, k.N, k.c_batch, k.c_head, k.ldc, false);
+    const auto c = matrices(k.c_bf16 ? dt::bf16 : dt::f32, grid, k.batch_c, k.heads_c, k.M, k.N, k.c_batch, k.c_head,
+                            k.ldc, false);
+    const dnnl::memory::desc bias =
+        k.bias ? dnnl::memory::desc({1, k.N}, dt::f32, dnnl::memory::format_tag::ab) : dnnl::memory::desc();
     dnnl::primitive_attr attr;
     if (k.alpha != 1.0f) attr.set_output_scales(0, {k.alpha});
-    if (k.beta != 0.0f) {
-        dnnl::post_ops po;
-        po.append_sum(k.beta);  // after the output scale: C = alpha * AB + beta * C
-        attr.set_post_ops(po);
-    }
+    dnnl::post_ops po;
+    if (k.beta != 0.0f) po.append_sum(k.beta);  // after the output scale: C = alpha * AB + beta * C
+    if (k.relu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);  // after the bias
+    if (k.add) po.append_binary(dnnl::algorithm::binary_add, add_desc(k));           // post-op 0 or 1
+    attr.set_post_ops(po);
     try {
-        const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, engine());
-        auto m = std::make_unique<Matmul>(Matmul{dnnl::matmul(pd), a, b, c});
+        const dnnl::matmul::desc d = k.bias ? dnnl::matmul::desc(a, b, bias, c) : dnnl::matmul::desc(a, b, c);
+        const dnnl::matmul::primitive_desc pd(d, attr, engine());
+        auto m = std::make_unique<Matmul>(Matmul{dnnl::matmul(pd), a, b, c, bias});
         return *cache.emplace(k, std::move(m)).first->second;
     } catch (const dnnl::error& e) {
         fail("oneDNN has no ", t == dt::bf16 ? "bf16" : "fp32", " matmul for ", k.batch_c, "x", k.heads_c, " of ",
@@ -118,11 +131,16 @@ const Matmul& matmul_for(const Key& k) {
     }
 }
 
-void run(const Key& k, const void* A, const void* B, float* C) {
+void run(const Key& k, const void* A, const void* B, void* C, const float* bias = nullptr, const float* add = nullptr) {
     const Matmul& m = matmul_for(k);
     thread_local dnnl::stream stream(engine());
     dnnl::memory a(m.a, engine(), const_cast<void*>(A)), b(m.b, engine(), const_cast<void*>(B)), c(m.c, engine(), C);
-    m.prim.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+    if (k.bias) args.insert({DNNL_ARG_BIAS, dnnl::memory(m.bias, engine(), const_cast<float*>(bias))});
+    if (k.add)  // the binary post-op's operand, after the ReLU's eltwise if there is one
+        args.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(k.relu ? 1 : 0) | DNNL_ARG_SRC_1,
+                     dnnl::memory(add_desc(k), engine(), const_cast<float*>(add))});
+    m.prim.execute(stream, args);
     stream.wait();
 }
 
@@ -154,6 +172,18 @@ void onednn_gemm_batched(OnednnType type, int batch, int heads, bool transA, boo
     k.c_batch = stride(batch, sc.batch), k.c_head = stride(heads, sc.head);
     k.alpha = alpha, k.beta = beta;
     run(k, A, B, C);
+}
+
+void onednn_gemm_epilogue(bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B, int ldb,
+                          const float* bias, bool relu, const float* add, void* C, bool c_bf16, int ldc) {
+    if (M == 0 || N == 0) return;
+    Key k{};  // every field zero (Key has no padding)
+    k.type = (int)OnednnType::BF16, k.transA = transA, k.transB = transB;
+    k.batch_a = k.batch_b = k.batch_c = k.heads_a = k.heads_b = k.heads_c = 1;
+    k.M = M, k.N = N, k.K = K, k.lda = lda, k.ldb = ldb, k.ldc = ldc;
+    k.bias = bias != nullptr, k.relu = relu, k.add = add != nullptr, k.c_bf16 = c_bf16;
+    k.alpha = 1.0f;
+    run(k, A, B, C, bias, add);
 }
 
 bool onednn_has_bf16() {

@@ -43,6 +43,14 @@ void onednn_gemm_batched(OnednnType type, int batch, int heads, bool transA, boo
                          float alpha, const void* A, OnednnBatch sa, int lda, const void* B, OnednnBatch sb, int ldb,
                          float beta, float* C, OnednnBatch sc, int ldc);
 
+// C = op(A) * op(B) + bias, then max(., 0) if relu, then + add, for bf16 A and B: the bias (N
+// floats, or nullptr), the ReLU and the added fp32 matrix (M x N with row stride ldc, or nullptr:
+// a residual) ride on the product (oneDNN's bias argument, eltwise and binary post-ops), and C
+// is written as bf16 bits (uint16_t) if c_bf16, else as fp32, so that an inference activation
+// that only feeds the next product never exists in fp32 (docs/performance.md).
+void onednn_gemm_epilogue(bool transA, bool transB, int M, int N, int K, const void* A, int lda, const void* B, int ldb,
+                          const float* bias, bool relu, const float* add, void* C, bool c_bf16, int ldc);
+
 // Whether this build has oneDNN (false under `make ONEDNN=0`).
 bool onednn_built();
 

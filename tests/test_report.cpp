@@ -1,0 +1,285 @@
+// The report step's comparisons beyond the paper's findings: every variant against a baseline
+// (--baseline) in a Holm family of its own, the variants' settings in the settings line, the
+// note on a group trained for less than its preset's converged budget, and build/mt's training
+// length when --steps overrides --epochs. Run directories are written by hand here (result.json
+// and config.json, as a run writes them), so each verdict is known in advance.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "attention/variant.h"
+#include "base/hash.h"
+#include "base/io.h"
+#include "base/json.h"
+#include "runs/driver.h"
+#include "runs/run_report.h"
+#include "subprocess.h"
+
+using namespace synth;
+using synth_test::ScratchDir;
+
+namespace {
+
+// What the driver of task `task` printed with these flags, run in this process.
+struct Driven {
+    int status = 0;
+    std::string out, err;
+};
+Driven drive(const std::string& task, const std::vector<std::string>& flags, const std::string& dir) {
+    std::vector<std::string> args = {task};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    std::fflush(stdout), std::fflush(stderr);
+    const int saved_out = dup(1), saved_err = dup(2);
+    const int out = open((dir + "/driven.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open((dir + "/driven.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1), dup2(err, 2);
+    Driven d;
+    try {
+        const std::unique_ptr<Task> t = make_task(task);
+        d.status = Driver(*t).run((int)argv.size(), argv.data());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        d.status = 1;
+    }
+    std::fflush(stdout), std::fflush(stderr);
+    dup2(saved_out, 1), dup2(saved_err, 2);
+    for (int fd : {out, err, saved_out, saved_err}) close(fd);
+    d.out = read_file(dir + "/driven.out");
+    d.err = read_file(dir + "/driven.err");
+    return d;
+}
+
+// A finished build/lm run of Tiny Shakespeare in `dir`, as the runner writes it: result.json
+// with the group of its flags, and config.json with its preset.
+struct FakeRun {
+    std::string variant;
+    int seed;
+    double loss;
+    int steps = 2000;
+    std::string preset = "full", data = "tinyshakespeare";
+    std::string settings = "";  // group lines of settings away from their defaults ("lr-window=16\n")
+};
+void write_lm_run(const std::string& dir, const FakeRun& f) {
+    std::filesystem::create_directories(dir);
+    const std::string group = "d-model=16\ndata=" + f.data + "\nsteps=" + std::to_string(f.steps) + "\n" + f.settings;
+    JsonObject r;
+    r.text("variant", f.variant);
+    r.integer("seed", f.seed);
+    r.integer("params", 1000);
+    for (const char* k : {"val_loss", "test_loss"}) r.number(k, f.loss, 4);  // NaN: null, as a run writes it
+    for (const char* k : {"val_bpc", "test_bpc"}) r.number(k, f.loss / std::log(2.0), 4);
+    r.integer("train_tok_s", 5000);
+    r.number("steps_s", 5.0, 3);
+    r.integer("steps", f.steps);
+    r.text("data", f.data);
+    r.text("data_hash", "0123456789abcdef");
+    r.text("group_hash", short_hash(group));
+    r.text("group", group);
+    write_file_atomic(dir + "/result.json", r.dump() + "\n");
+    JsonObject c;
+    c.text("binary", "lm");
+    c.text("group_hash", short_hash(group));
+    c.text("flag.seed", std::to_string(f.seed));
+    c.text("flag.preset", f.preset);
+    c.text("flag.data", f.data);
+    write_file_atomic(dir + "/config.json", c.dump() + "\n");
+}
+
+// V; R within 0.001-0.003 nats of V (about as good); LR, a user's variant, 0.051-0.053 nats
+// below V (better, by more than the margin of 0.02 nats).
+void write_three_variants(const std::string& sweep, int steps = 2000) {
+    for (int seed = 1; seed <= 3; ++seed) {
+        const double v = 2.0 + 0.001 * seed;
+        const std::string s = "-seed" + std::to_string(seed);
+        write_lm_run(sweep + "/V" + s, {"V", seed, v, steps});
+        write_lm_run(sweep + "/R" + s, {"R", seed, v + 0.001 * seed, steps});
+        write_lm_run(sweep + "/LR" + s, {"LR", seed, v - 0.05 - 0.001 * seed, steps});
+    }
+}
+
+std::string line_with(const std::string& md, const std::string& marker) {
+    const size_t at = md.find(marker);
+    REQUIRE_MESSAGE(at != std::string::npos, marker, " is not in:\n", md);
+    const size_t start = md.rfind('\n', at) == std::string::npos ? 0 : md.rfind('\n', at) + 1;
+    return md.substr(start, md.find('\n', at) - start);
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("report: --baseline compares every other variant with it, a user's own among them, in a family of its own") {
+    ScratchDir dir;
+    write_three_variants(dir / "runs");
+    const Driven d = drive("lm", {"--report", dir / "runs", "--out=" + dir / "t", "--baseline=V"}, dir.path);
+    INFO(d.err);
+    REQUIRE(d.status == 0);
+    // A line for every variant but the baseline, the user's LR among them.
+    const std::string lr = line_with(d.out, "**LR vs V**");
+    CHECK(has(lr, "paired validation loss difference -0.0520 nats (95% CI -0.0545 to -0.0495)"));
+    CHECK(has(lr, "LR beats V (one-sided): confirmed at 3 seeds"));
+    CHECK(has(lr, "about as good (TOST, margin +-0.02 nats): refuted at 3 seeds, LR better by more than the margin"));
+    const std::string r = line_with(d.out, "**R vs V**");
+    CHECK(has(r, "+0.0020 nats"));
+    CHECK(has(r, "about as good (TOST, margin +-0.02 nats): confirmed at 3 seeds"));
+    CHECK(!has(d.out, "**V vs V**"));
+    // A variant without a finite loss gets its line too, saying why it is not compared.
+    for (int seed = 1; seed <= 2; ++seed) write_lm_run(dir / ("runs/XR-seed" + std::to_string(seed)), {"XR", seed, NAN});
+    const Driven x = drive("lm", {"--report", dir / "runs", "--out=" + dir / "x", "--baseline=V"}, dir.path);
+    INFO(x.err);
+    REQUIRE(x.status == 0);
+    CHECK(has(x.out, "- **XR vs V**: not compared (no run of XR with a finite validation loss)."));
+    CHECK(has(x.out, "**LR vs V**: paired validation loss difference -0.0520 nats"));
+    std::filesystem::remove_all(dir / "runs/XR-seed1"), std::filesystem::remove_all(dir / "runs/XR-seed2");
+    // Two tests for each of 2 variants in the baseline's family; the paper's finding (R vs V)
+    // stays in a family of one, as without the comparisons.
+    CHECK(has(lr, "family of 4)"));
+    CHECK(has(line_with(d.out, "Trainable R is competitive with V**"), "confirmed at 3 seeds (Holm-adjusted p < 0.001, family of 1)"));
+    CHECK(has(d.out, "The family of Holm's correction: every verdict in this file, 1 tests"));
+    CHECK(has(d.out, "The family of Holm's correction: every variant against V in this file, 4 tests (2 confirmed, 1 "
+                     "refuted, 1 inconclusive)"));
+    // Another baseline: each other variant against it.
+    const Driven by_r = drive("lm", {"--report", dir / "runs", "--out=" + dir / "u", "--baseline=R"}, dir.path);
+    REQUIRE(by_r.status == 0);
+    CHECK(has(line_with(by_r.out, "**V vs R**"), "about as good (TOST, margin +-0.02 nats): confirmed at 3 seeds"));
+    CHECK(has(line_with(by_r.out, "**LR vs R**"), "-0.0540 nats"));
+    CHECK(has(line_with(by_r.out, "**LR vs R**"), "LR beats R (one-sided): confirmed at 3 seeds"));
+    CHECK(!has(by_r.out, "**LR vs V**"));
+}
+
+TEST_CASE("report: a --baseline no run has is an error naming the variants; a group without it says so") {
+    ScratchDir dir;
+    write_three_variants(dir / "runs");
+    const Driven bad = drive("lm", {"--report", dir / "runs", "--out=" + dir / "t", "--baseline=Vanilla"}, dir.path);
+    CHECK(bad.status == 1);
+    CHECK(has(bad.err, "--baseline=Vanilla: no run of the report has variant Vanilla (variants present: LR, R, V)"));
+    CHECK(!std::filesystem::exists(dir / "t.md"));
+    // A second group (another --steps) with no V: one line, and the other group's comparisons stand.
+    for (int seed = 1; seed <= 2; ++seed) {
+        write_lm_run(dir / ("runs/R-steps12000-seed" + std::to_string(seed)), {"R", seed, 1.9, 12000});
+        write_lm_run(dir / ("runs/LR-steps12000-seed" + std::to_string(seed)), {"LR", seed, 1.8, 12000});
+    }
+    const Driven two = drive("lm", {"--report", dir / "runs", "--out=" + dir / "u"}, dir.path);  // --baseline=V by default
+    INFO(two.err);
+    REQUIRE(two.status == 0);
+    CHECK(has(two.out, "No V in this group: none of its variants is compared against the baseline (--baseline=V)."));
+    CHECK(has(two.out, "**LR vs V**"));
+}
+
+TEST_CASE("report: a group trained for less than its preset's converged budget says so next to its findings") {
+    // The budgets of the preset tables, as docs/presets.md documents them; classification has none.
+    const auto budget = [](const std::string& task, const std::string& preset, const std::string& data) {
+        JsonObject c;
+        c.text("flag.preset", preset);
+        c.text("flag.data", data);
+        return converged_budget(make_task(task)->presets(), c);
+    };
+    CHECK(budget("lm", "full", "tinyshakespeare").value == 12000);
+    CHECK(budget("lm", "full", "tinyshakespeare").key == "steps");
+    CHECK(budget("lm", "full", "ptb").value == 3000);
+    CHECK(budget("lm", "full", "my.txt").key.empty());  // measured on the two corpora only
+    CHECK(budget("lm", "quick", "tinyshakespeare").key.empty());
+    CHECK(budget("mt", "full", "multi30k").key == "epochs");
+    CHECK(budget("mt", "full", "multi30k").value == 16);
+    for (const char* p : {"cpu", "lra", "quick"}) CHECK(budget("cls", p, "multi30k").key.empty());
+    CHECK(converged_budget(make_task("lm")->presets(), JsonObject{}).key.empty());  // no config.json
+
+    ScratchDir dir;
+    write_three_variants(dir / "short");
+    const Driven d = drive("lm", {"--report", dir / "short", "--out=" + dir / "t"}, dir.path);
+    INFO(d.err);
+    REQUIRE(d.status == 0);
+    const std::string note = "**Budget**: trained 2,000 steps; the preset's converged budget is 12,000 (docs/presets.md): "
+                             "verdicts at this budget may not hold at convergence.";
+    CHECK(has(d.out, note));
+    CHECK(d.out.find(note) > d.out.find("**LR vs V**"));  // after the group's verdicts
+    write_three_variants(dir / "long", 12000);
+    const Driven converged = drive("lm", {"--report", dir / "long", "--out=" + dir / "u"}, dir.path);
+    REQUIRE(converged.status == 0);
+    CHECK(!has(converged.out, "**Budget**"));
+}
+
+TEST_CASE("report: the settings line names the settings the runs' variants read, at their defaults too") {
+    // A user's variant with a setting of its own, registered for this test only.
+    VariantInfo lr = variant_info("R");
+    lr.name = "LR";
+    lr.settings = {Setting::integer("lr-window", 8, "window W", Setting::Bound::Positive)};
+    register_variant(lr);
+    struct Unregister {
+        ~Unregister() { unregister_variant("LR"); }
+    } unregister;
+    ScratchDir dir;
+    write_three_variants(dir / "runs");
+    const Driven d = drive("lm", {"--report", dir / "runs", "--out=" + dir / "t"}, dir.path);
+    INFO(d.err);
+    REQUIRE(d.status == 0);
+    // The runs' groups leave lr-window out (at its default: run_group), yet the runs used it; so
+    // does R's r-init.
+    const std::string settings = line_with(d.out, "Settings of every run:");
+    CHECK(has(settings, "lr-window=8"));
+    CHECK(has(settings, "r-init=" + setting_text(variant_info("R").settings.back().value)));
+    CHECK(!has(settings, "fr-rank"));  // FR's: no run here is FR
+    // A value the runs' group records (given away from its default) is the one shown.
+    for (int seed = 1; seed <= 2; ++seed)
+        for (const char* v : {"V", "LR"}) {
+            FakeRun run{v, seed, 2.0};
+            run.settings = "lr-window=16\n";
+            write_lm_run(dir / ("wide/" + std::string(v) + std::to_string(seed)), run);
+        }
+    const Driven wide = drive("lm", {"--report", dir / "wide", "--out=" + dir / "u"}, dir.path);
+    INFO(wide.err);
+    REQUIRE(wide.status == 0);
+    CHECK(has(line_with(wide.out, "Settings of every run:"), "lr-window=16"));
+    CHECK(!has(line_with(wide.out, "Settings of every run:"), "lr-window=8"));
+}
+
+TEST_CASE("report: build/mt's summary and settings lines give the length of training that counted") {
+    ScratchDir dir;
+    const char* en[] = {"the", "dog", "cat", "runs", "sleeps", "a", "red", "big", "house", "sees"};
+    const char* de[] = {"der", "hund", "katze", "rennt", "schläft", "ein", "rot", "gross", "haus", "sieht"};
+    std::filesystem::create_directories(dir / "toy");
+    for (const auto& [split, lines] : {std::pair<std::string, int>{"train", 60}, {"val", 8}, {"test", 4}}) {
+        std::string src, tgt;
+        for (int i = 0; i < lines; ++i)
+            for (int w = 0; w < 3 + i % 4; ++w) {
+                const int k = (i * 7 + w * 3) % 10;
+                const bool last = w == 2 + i % 4;
+                src += std::string(en[k]) + (last ? "\n" : " ");
+                tgt += std::string(de[k]) + (last ? "\n" : " ");
+            }
+        write_file_atomic(dir / ("toy/" + split + ".en"), src);
+        write_file_atomic(dir / ("toy/" + split + ".de"), tgt);
+    }
+    const std::vector<std::string> args = {"--data=" + dir / "toy", "--preset=none", "--variants=V", "--d-model=16",
+                                           "--layers=1", "--heads=2", "--d-ff=32", "--max-len=32", "--bpe-vocab=320",
+                                           "--batch-tokens=128", "--warmup=1", "--beam=1", "--test-sets=test",
+                                           "--threads=1", "--epochs=8", "--log-every=100"};
+    std::vector<std::string> by_steps = args;
+    by_steps.insert(by_steps.end(), {"--steps=3", "--eval-every=3", "--runs-dir=" + dir / "a"});
+    const Driven s = drive("mt", by_steps, dir.path);
+    INFO(s.err);
+    REQUIRE(s.status == 0);
+    CHECK(has(s.err, "mt: training 3 steps (--steps, which overrides --epochs=8: "));
+    const std::string settings = line_with(s.err, "Settings of every run:");  // the sweep's report
+    CHECK(has(settings, "steps=3"));
+    CHECK(!has(settings, "epochs="));
+    // By --epochs: the epochs, and no steps=0.
+    std::vector<std::string> by_epochs = args;
+    by_epochs.insert(by_epochs.end(), {"--steps=0", "--epochs=1", "--runs-dir=" + dir / "b"});
+    const Driven e = drive("mt", by_epochs, dir.path);
+    INFO(e.err);
+    REQUIRE(e.status == 0);
+    CHECK(has(e.err, "mt: training 1 epoch of "));
+    const std::string line = line_with(e.err, "Settings of every run:");
+    CHECK(has(line, "epochs=1"));
+    CHECK(!has(line, "steps=0"));
+}
