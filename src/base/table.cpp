@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -60,6 +61,17 @@ std::string fmt(double v, int decimals) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     return buf;
+}
+
+std::string with_commas(double x) {
+    if (x != std::floor(x)) return fmt(x, 2);
+    const bool negative = x < 0;
+    std::string digits = fmt(std::fabs(x), 0), out = negative ? "-" : "";
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
 }
 
 }  // namespace synth

@@ -15,5 +15,7 @@ struct Table {
 };
 
 std::string fmt(double v, int decimals);
+// A whole number with thousands separators (12000 -> "12,000"); a fraction with 2 decimals ("0.44").
+std::string with_commas(double x);
 
 }  // namespace synth

@@ -25,6 +25,9 @@ struct Comparison {
     const char* a;
     const char* b;
     Claim claim;
+    // Finding 3's mixtures, which carry more parameters than V: each is also judged against a V
+    // of its own parameter count where the report has one (docs/statistics.md).
+    bool capacity_controlled = false;
 };
 
 // The paper's findings 1-4 (docs/variants.md); 5 (speed) comes from interleaved benchmarks,
@@ -33,8 +36,8 @@ const Comparison kComparisons[] = {
     {"1. Trainable R is competitive with V", "R", "V", Claim::Close},
     {"1. Fixed R is clearly worse than R", "Rfix", "R", Claim::ClearlyWorse},
     {"2. D is about as good as R", "D", "R", Claim::Close},
-    {"3. R+V beats V", "R+V", "V", Claim::Better},
-    {"3. D+V beats V", "D+V", "V", Claim::Better},
+    {"3. R+V beats V", "R+V", "V", Claim::Better, true},
+    {"3. D+V beats V", "D+V", "V", Claim::Better, true},
     {"4. FR stays close to R (with fewer parameters)", "FR", "R", Claim::Close},
     {"4. FD stays close to D (with fewer parameters)", "FD", "D", Claim::Close},
     // The baselines (docs/variants.md): C4 pre-training, log-perplexity R ~1.97 vs DynamicConv
@@ -172,6 +175,81 @@ Judged judged_on(const std::vector<SeedRun>& runs, const std::string& score_name
     return {measure_for(has_score ? score_name : ""), has_score ? &SeedRun::score : &SeedRun::loss, has_score};
 }
 
+// One finding's line: "- **title**: vs, paired <measure> difference <interval> (its test): <verdict>.",
+// with the loss beside a score and the notes on the pairs; a finding with no pair gets a line only
+// where pairs were left out for their footing. c.a names a's side; c.claim is what is tested.
+std::string finding_line(const std::string& title, const std::string& vs, const Comparison& c,
+                         const std::map<int, const SeedRun*>& a, const std::map<int, const SeedRun*>& b,
+                         const Judged& j, FindingsFamily& fam) {
+    const Measure& m = j.m;
+    const Pairs p = pair_up(a, b, j.of);
+    fam.left_out(p.left_out.size());
+    std::ostringstream os;
+    if (p.planned.empty() && p.added.empty()) {
+        if (!p.left_out.empty())
+            os << "- **" << title << "**: " << vs << ": not compared." << pair_notes(p, a, b, j.of, m.unit, m.decimals)
+               << "\n";
+        return os.str();
+    }
+    const VerdictSeeds k = verdict_seeds(p);
+    const std::vector<double> d = diffs(a, b, k.seeds, j.of);
+    const Interval ci = ci95(d);
+    const ClaimTest t = test_of(c.claim, m);
+    os << "- **" << title << "**: " << vs << ", paired " << m.name << " difference "
+       << diff_with_ci(ci, m.unit, m.decimals);
+    if (t == ClaimTest::Equivalent) os << ", margin +-" << fmt(m.margin, 2) << " " << m.unit << " (TOST)";
+    else os << " (one-sided)";
+    const double pa = a.begin()->second->params, pb = b.begin()->second->params;
+    if (c.claim == Claim::Close && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
+    // Which side of the margin a refuted equivalence lies on (a better, or a worse).
+    const bool a_better = m.higher_better ? ci.mean > 0 : ci.mean < 0;
+    const std::string side = t == ClaimTest::Equivalent
+                                 ? std::string(", ") + c.a + (a_better ? " better" : " worse") + " by more than the margin"
+                                 : "";
+    os << ": " << fam.add(claim_p(t, d, m.margin), ci.n, side) << ".";
+    // The loss beside a score finding, for the reader (the verdict stays the score's).
+    if (j.has_score)
+        os << " Paired validation loss difference: "
+           << diff_with_ci(ci95(diffs(a, b, k.seeds, &SeedRun::loss)), "nats", 4) << ".";
+    os << pair_notes(k.notes, a, b, j.of, m.unit, m.decimals) << "\n";
+    return os.str();
+}
+
+// The V a finding-3 mixture is judged against with its capacity controlled: its runs, renamed
+// at_width(V, its d-ff), and the finding's title and "a vs b" text.
+struct MatchedV {
+    std::string name, title, vs;
+    std::vector<SeedRun> runs;
+};
+// For comparison c, where it is capacity controlled and its mixture has more parameters than
+// this group's V: of the V's at other widths, the one whose parameter count is nearest the
+// mixture's, if within kMatchedParams of it. False when there is none.
+bool matched_v(const std::vector<SeedRun>& runs, const Comparison& c, const OtherWidths& widths, MatchedV* out) {
+    const auto a = by_seed(runs, c.a), v = by_seed(runs, c.b);
+    if (!c.capacity_controlled || a.empty() || v.empty()) return false;
+    const double pa = a.begin()->second->params;
+    if (!(pa > v.begin()->second->params)) return false;
+    double best_params = NAN;
+    std::string best_d_ff;
+    for (const auto& [d_ff, others] : widths.runs_at) {
+        const auto wide = by_seed(others, c.b);
+        if (wide.empty()) continue;
+        const double params = wide.begin()->second->params, gap = std::fabs(params - pa);
+        if (gap <= kMatchedParams * pa && (std::isnan(best_params) || gap < std::fabs(best_params - pa)))
+            best_params = params, best_d_ff = d_ff;
+    }
+    if (std::isnan(best_params)) return false;
+    out->name = at_width(c.b, best_d_ff);
+    out->runs.clear();
+    for (const SeedRun& r : widths.runs_at.at(best_d_ff))
+        if (r.variant == c.b) out->runs.push_back(r), out->runs.back().variant = out->name;
+    const std::string finding = c.finding;
+    out->title = finding.substr(0, finding.find(' ')) + " " + c.a + " beats a parameter-matched " + c.b;
+    out->vs = std::string(c.a) + " (d-ff=" + widths.d_ff + ", " + with_commas(pa) + " parameters) vs " + c.b +
+              " (d-ff=" + best_d_ff + ", " + with_commas(best_params) + " parameters)";
+    return true;
+}
+
 // Whether `variant`'s mean validation loss (into `mean`) is within 1% of a constant answer's:
 // then it has not learned the task, and a tie with it ranks nothing.
 bool at_chance(const std::vector<SeedRun>& runs, const std::string& variant, double chance_loss, double* mean) {
@@ -214,32 +292,35 @@ std::string direction(const Interval& ci, const std::string& below, const std::s
 
 }  // namespace
 
+std::string at_width(const std::string& variant, const std::string& d_ff) { return variant + " (d-ff=" + d_ff + ")"; }
+
 std::vector<JudgedPair> judged_pairs(const std::vector<SeedRun>& runs, const std::string& score_name,
-                                     double chance_loss) {
+                                     double chance_loss, const OtherWidths& widths) {
     double v_mean = NAN;
     if (at_chance(runs, "V", chance_loss, &v_mean)) return {};
     const Judged j = judged_on(runs, score_name);
-    const bool has_score = j.has_score;
-    const Measure& m = j.m;
-    double SeedRun::*of = j.of;
     std::vector<JudgedPair> out;
-    for (const Comparison& c : kComparisons) {
-        if (c.claim == Claim::HigherScore && !has_score) continue;
-        const Pairs p = pair_up(by_seed(runs, c.a), by_seed(runs, c.b), of);
+    const auto judge = [&](const std::string& finding, const std::string& a, const std::vector<SeedRun>& b_runs,
+                           const std::string& b) {
+        const Pairs p = pair_up(by_seed(runs, a), by_seed(b_runs, b), j.of);
         const std::vector<int>& seeds = p.planned.empty() ? p.added : p.planned;  // as seeded_findings
-        if (!seeds.empty()) out.push_back({c.finding, c.a, c.b, seeds, has_score ? NAN : m.margin});
+        if (!seeds.empty()) out.push_back({finding, a, b, seeds, j.has_score ? NAN : j.m.margin});
+    };
+    for (const Comparison& c : kComparisons) {
+        if (c.claim == Claim::HigherScore && !j.has_score) continue;
+        judge(c.finding, c.a, runs, c.b);
+        MatchedV mv;
+        if (matched_v(runs, c, widths, &mv)) judge(mv.title, c.a, mv.runs, mv.name);
     }
     return out;
 }
 
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name, double chance_loss,
-                            FindingsFamily* family) {
+                            FindingsFamily* family, const OtherWidths& widths) {
     FindingsFamily own("this group's findings");
     FindingsFamily& fam = family ? *family : own;
     const Judged j = judged_on(runs, score_name);
     const Measure& m = j.m;
-    double SeedRun::*of = j.of;
-    const bool has_score = j.has_score;
     double v_mean = 0;
     const bool chance = at_chance(runs, "V", chance_loss, &v_mean);
     std::ostringstream os;
@@ -249,36 +330,11 @@ std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string&
            << ", so V has not learned the task and a tie between the variants ranks nothing.\n";
     for (const Comparison& c : kComparisons) {
         if (chance) break;
-        if (c.claim == Claim::HigherScore && !has_score) continue;
-        const auto a = by_seed(runs, c.a), b = by_seed(runs, c.b);
-        const Pairs p = pair_up(a, b, of);
-        fam.left_out(p.left_out.size());
-        if (p.planned.empty() && p.added.empty()) {
-            if (!p.left_out.empty())
-                os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ": not compared." << pair_notes(p, a, b, of, m.unit, m.decimals) << "\n";
-            continue;
-        }
-        const VerdictSeeds k = verdict_seeds(p);
-        const std::vector<int>& seeds = k.seeds;
-        const Pairs& notes = k.notes;
-        const std::vector<double> d = diffs(a, b, seeds, of);
-        const Interval ci = ci95(d);
-        const ClaimTest t = test_of(c.claim, m);
-        os << "- **" << c.finding << "**: " << c.a << " vs " << c.b << ", paired " << m.name << " difference "
-           << diff_with_ci(ci, m.unit, m.decimals);
-        if (t == ClaimTest::Equivalent) os << ", margin +-" << fmt(m.margin, 2) << " " << m.unit << " (TOST)";
-        else os << " (one-sided)";
-        const double pa = a.begin()->second->params, pb = b.begin()->second->params;
-        if (c.claim == Claim::Close && pa != pb) os << ", " << fmt(pa, 0) << " vs " << fmt(pb, 0) << " parameters";
-        // Which side of the margin a refuted equivalence lies on (a better, or a worse).
-        const bool a_better = m.higher_better ? ci.mean > 0 : ci.mean < 0;
-        const std::string side = t == ClaimTest::Equivalent
-                                     ? std::string(", ") + c.a + (a_better ? " better" : " worse") + " by more than the margin"
-                                     : "";
-        os << ": " << fam.add(claim_p(t, d, m.margin), ci.n, side) << ".";
-        // The loss beside a score finding, for the reader (the verdict stays the score's).
-        if (has_score) os << " Paired validation loss difference: " << diff_with_ci(ci95(diffs(a, b, seeds, &SeedRun::loss)), "nats", 4) << ".";
-        os << pair_notes(notes, a, b, of, m.unit, m.decimals) << "\n";
+        if (c.claim == Claim::HigherScore && !j.has_score) continue;
+        const auto a = by_seed(runs, c.a);
+        os << finding_line(c.finding, std::string(c.a) + " vs " + c.b, c, a, by_seed(runs, c.b), j, fam);
+        MatchedV mv;
+        if (matched_v(runs, c, widths, &mv)) os << finding_line(mv.title, mv.vs, c, a, by_seed(mv.runs, mv.name), j, fam);
     }
     std::string s = os.str();
     if (s.empty()) return "";

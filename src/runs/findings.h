@@ -33,6 +33,19 @@ struct SeedRun {
     std::string sweep = "";
 };
 
+// The capacity control of finding 3 (docs/statistics.md, "A parameter-matched V"): the runs of
+// the groups of the report that differ from this one only in --d-ff, whose wider (or narrower)
+// feed-forward changes V's parameter count and nothing of its mixer.
+struct OtherWidths {
+    std::string d_ff;                                      // this group's --d-ff
+    std::map<std::string, std::vector<SeedRun>> runs_at;   // another group's --d-ff -> its runs
+};
+// How the findings and the budget name a variant of another group by its --d-ff: "V (d-ff=609)".
+std::string at_width(const std::string& variant, const std::string& d_ff);
+// A V is parameter-matched to a mixture when its parameter count is within this fraction of the
+// mixture's.
+constexpr double kMatchedParams = 0.01;
+
 // The Markdown findings of one group of runs (same config but the variant and seed): each of
 // the paper's comparisons (its findings 1-4 and its claims against the baselines) whose two
 // variants ran with common seeds, judged by the protocol of docs/statistics.md: on the task's
@@ -45,9 +58,13 @@ struct SeedRun {
 // is not judged from training runs. `chance_loss` is the validation loss of a constant answer
 // where the task has one (a balanced binary classifier: ln 2), NaN otherwise: while V's mean
 // validation loss is within 1% of it no model has learned the task, so the findings are
-// withheld, with a line that says so.
+// withheld, with a line that says so. After each of finding 3's "M beats V" for a mixture M with
+// more parameters than V, where `widths` holds a V whose parameter count is within 1% of M's (the
+// nearest, if several), "M beats a parameter-matched V": M against that V, judged the same way,
+// one more verdict in the family.
 std::string seeded_findings(const std::vector<SeedRun>& runs, const std::string& score_name = "",
-                            double chance_loss = NAN, FindingsFamily* family = nullptr);
+                            double chance_loss = NAN, FindingsFamily* family = nullptr,
+                            const OtherWidths& widths = {});
 
 // A comparison seeded_findings judges, as the budget follows it (runs/budget.h): the finding,
 // its two variants, the seeds of its verdict (same seed, same footing, the planned sweep's: the
@@ -58,10 +75,10 @@ struct JudgedPair {
     std::vector<int> seeds;
     double loss_margin = NAN;
 };
-// The pairs seeded_findings(runs, score_name, chance_loss) judges, in its order: none while V is
-// at a constant answer's loss.
+// The pairs seeded_findings(runs, score_name, chance_loss, widths) judges, in its order: none
+// while V is at a constant answer's loss. A parameter-matched V is named by at_width.
 std::vector<JudgedPair> judged_pairs(const std::vector<SeedRun>& runs, const std::string& score_name = "",
-                                     double chance_loss = NAN);
+                                     double chance_loss = NAN, const OtherWidths& widths = {});
 
 // Every variant of one group against `baseline` (the report's --baseline, V by default): for
 // each other variant of `variants` (the group's, in its table's order; a line each, also for

@@ -172,17 +172,6 @@ std::vector<std::string> variant_row(const std::string& v, const std::vector<con
     return row;
 }
 
-// 12000 -> "12,000"; a fraction with 2 decimals ("0.44").
-std::string with_commas(double x) {
-    if (x != std::floor(x)) return fmt(x, 2);
-    std::string digits = fmt(x, 0), out;
-    for (size_t i = 0; i < digits.size(); ++i) {
-        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-        out += digits[i];
-    }
-    return out;
-}
-
 // A line under a group whose runs trained for less than their preset's documented converged
 // budget: a gap at a short budget can close, open or turn as training goes on.
 std::string budget_note(const std::vector<const RunRecord*>& members, const ReportSpec& spec) {
@@ -204,43 +193,87 @@ struct Families {
     FindingsFamily paper, baseline;
 };
 
-// A group's table (variants in the paper's order), whether each variant's loss still fell at
-// the end of its `curves`, its findings and its comparisons with the baseline (verdicts into
-// `families`), and its budget note, written to md; returns its runs as the findings see them.
-std::vector<SeedRun> write_group(std::ostringstream& md, const std::vector<const RunRecord*>& members,
-                                 const ReportSpec& spec, const std::vector<std::string>& metrics, bool many_machines,
-                                 Families& families, const GroupCurves& curves) {
-    std::map<std::string, std::vector<const RunRecord*>> by_variant;
+using ByVariant = std::map<std::string, std::vector<const RunRecord*>>;
+
+// A group's variants in the paper's order, with its runs of each into `by_variant`.
+std::vector<std::string> variant_order(const std::vector<const RunRecord*>& members, ByVariant& by_variant) {
     for (const RunRecord* r : members) by_variant[r->result.at("variant")].push_back(r);
     std::vector<std::string> order;
     for (const auto& [v, _] : by_variant) order.push_back(v);
     std::stable_sort(order.begin(), order.end(),
                      [](const std::string& a, const std::string& b) { return variant_rank(a) < variant_rank(b); });
-    Table t;
-    t.columns = {"variant", "n", "seeds"};
-    for (const std::string& m : metrics) t.columns.push_back(m);
-    if (many_machines) t.columns.push_back("machines");
-    std::vector<SeedRun> seeded;
+    return order;
+}
+
+// A group's runs as the findings see them, in the order of its table.
+std::vector<SeedRun> seeded_runs(const std::vector<const RunRecord*>& members, const ReportSpec& spec) {
+    ByVariant by_variant;
+    const std::vector<std::string> order = variant_order(members, by_variant);
     const auto score_of = [&spec](const RunRecord* r) {  // in points; NaN without one
         const std::string& k = spec.score_key;
         return k.empty() || !r->result.has(k) || r->result.at(k) == "null" ? NAN : spec.score_scale * r->result.num(k);
     };
-    for (const std::string& v : order) {
-        t.rows.push_back(variant_row(v, by_variant[v], metrics, many_machines));
+    std::vector<SeedRun> seeded;
+    for (const std::string& v : order)
         for (const RunRecord* r : by_variant[v])
             if (r->result.at(spec.loss_key) != "null")  // a non-finite loss takes no part in a finding
                 seeded.push_back({v, (int)r->result.num("seed"), r->result.num(spec.loss_key),
                                   spec.speed_key.empty() ? 0.0 : r->result.num(spec.speed_key),
                                   r->result.num("params"),
                                   score_of(r), footing_of(r->config), sweep_of_dir(r->dir)});
+    return seeded;
+}
+
+// The runs of every group that differs from `group` only in --d-ff (findings.h: OtherWidths),
+// from `seeded`, each group's runs as the findings see them.
+OtherWidths other_widths(const std::string& group, const std::map<std::string, std::vector<SeedRun>>& seeded) {
+    std::map<std::string, std::string> mine = group_map(group);
+    OtherWidths w;
+    if (!mine.count("d-ff")) return w;
+    w.d_ff = mine.at("d-ff");
+    mine.erase("d-ff");
+    for (const auto& [g, runs] : seeded) {
+        std::map<std::string, std::string> theirs = group_map(g);
+        if (g == group || !theirs.count("d-ff")) continue;
+        const std::string d_ff = theirs.at("d-ff");
+        theirs.erase("d-ff");
+        if (theirs == mine) w.runs_at[d_ff] = runs;
     }
+    return w;
+}
+
+// `curves` with the variants of the groups of `widths` under their names there (findings.h:
+// at_width), so that the budget follows a finding against a variant of another width.
+GroupCurves with_other_widths(GroupCurves curves, const OtherWidths& widths,
+                              const std::map<std::string, GroupCurves>& curves_of, const Groups& groups) {
+    for (const auto& [g, members] : groups) {
+        const std::map<std::string, std::string> flags = group_map(g);
+        if (!flags.count("d-ff") || !widths.runs_at.count(flags.at("d-ff")) || flags.at("d-ff") == widths.d_ff) continue;
+        for (const auto& [variant, by_seed] : curves_of.at(g)) curves[at_width(variant, flags.at("d-ff"))] = by_seed;
+    }
+    return curves;
+}
+
+// A group's table (variants in the paper's order), whether each variant's loss still fell at
+// the end of its `curves`, its findings (with `widths`, the groups that differ from it only in
+// --d-ff) and its comparisons with the baseline (verdicts into `families`), and its budget note,
+// written to md. `seeded` is its runs as the findings see them (seeded_runs).
+void write_group(std::ostringstream& md, const std::vector<const RunRecord*>& members, const ReportSpec& spec,
+                 const std::vector<std::string>& metrics, bool many_machines, Families& families,
+                 const GroupCurves& curves, const std::vector<SeedRun>& seeded, const OtherWidths& widths) {
+    ByVariant by_variant;
+    const std::vector<std::string> order = variant_order(members, by_variant);
+    Table t;
+    t.columns = {"variant", "n", "seeds"};
+    for (const std::string& m : metrics) t.columns.push_back(m);
+    if (many_machines) t.columns.push_back("machines");
+    for (const std::string& v : order) t.rows.push_back(variant_row(v, by_variant[v], metrics, many_machines));
     const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
     md << "\n" << t.to_markdown() << convergence_note(curves, order)
-       << seeded_findings(seeded, spec.score_name, chance, &families.paper)
+       << seeded_findings(seeded, spec.score_name, chance, &families.paper, widths)
        << baseline_findings(seeded, order, spec.baseline, families.baseline, spec.score_name, chance)
        << budget_note(members, spec);
     if (spec.group_note) md << spec.group_note(members);
-    return seeded;
 }
 
 // The ablations: when the groups differ in one flag only, the findings across its values.
@@ -297,6 +330,10 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
                       FindingsFamily("every variant against " + spec.baseline + " in this file")};
     Ablations ablations(differing);
     std::vector<GroupBudget> budget;
+    // Every group's runs and curves first: a group's findings can read another's (other_widths).
+    std::map<std::string, std::vector<SeedRun>> seeded;
+    std::map<std::string, GroupCurves> curves;
+    for (const auto& [g, members] : groups) seeded[g] = seeded_runs(members, spec), curves[g] = read_group_curves(members);
     for (const auto& [g, members] : groups) {
         // A group leaves out a variant setting at its registered default (run_group), so a
         // setting another group sets reads "at its default" here.
@@ -306,11 +343,12 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
             if (!spec.inapplicable_in || !spec.inapplicable_in(flags).count(k))
                 label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
         if (groups.size() > 1) md << "\n## " << label << "\n";
-        const GroupCurves curves = read_group_curves(members);
-        const std::vector<SeedRun> seeded = write_group(md, members, spec, metrics, many_machines, families, curves);
-        ablations.add(differing, flags, seeded);
+        const OtherWidths widths = other_widths(g, seeded);
+        write_group(md, members, spec, metrics, many_machines, families, curves.at(g), seeded.at(g), widths);
+        ablations.add(differing, flags, seeded.at(g));
         const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
-        budget.push_back(follow_budget(label, curves, judged_pairs(seeded, spec.score_name, chance)));
+        budget.push_back(follow_budget(label, with_other_widths(curves.at(g), widths, curves, groups),
+                                       judged_pairs(seeded.at(g), spec.score_name, chance, widths)));
         md << budget_section(budget);
     }
     ablations.write(md, spec.score_name, &families.paper);
