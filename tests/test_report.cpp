@@ -1,8 +1,9 @@
 // The report step's comparisons beyond the paper's findings: every variant against a baseline
 // (--baseline) in a Holm family of its own, the variants' settings in the settings line, the
-// note on a group trained for less than its preset's converged budget, and build/mt's training
-// length when --steps overrides --epochs. Run directories are written by hand here (result.json
-// and config.json, as a run writes them), so each verdict is known in advance.
+// note on a group trained for less than its preset's converged budget, build/mt's training
+// length when --steps overrides --epochs, and finding 3 against a parameter-matched V (a group
+// that differs only in --d-ff). Run directories are written by hand here (result.json,
+// config.json and metrics.jsonl, as a run writes them), so each verdict is known in advance.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include "base/hash.h"
 #include "base/io.h"
 #include "base/json.h"
+#include "base/table.h"
 #include "runs/driver.h"
 #include "runs/run_report.h"
 #include "subprocess.h"
@@ -67,6 +69,8 @@ struct FakeRun {
     int steps = 2000;
     std::string preset = "full", data = "tinyshakespeare";
     std::string settings = "";  // group lines of settings away from their defaults ("lr-window=16\n")
+    double params = 1000;
+    std::string cpu = "";  // config.json's "cpu"; "" for a run that does not record it
 };
 void write_lm_run(const std::string& dir, const FakeRun& f) {
     std::filesystem::create_directories(dir);
@@ -74,7 +78,7 @@ void write_lm_run(const std::string& dir, const FakeRun& f) {
     JsonObject r;
     r.text("variant", f.variant);
     r.integer("seed", f.seed);
-    r.integer("params", 1000);
+    r.integer("params", (long long)f.params);
     for (const char* k : {"val_loss", "test_loss"}) r.number(k, f.loss, 4);  // NaN: null, as a run writes it
     for (const char* k : {"val_bpc", "test_bpc"}) r.number(k, f.loss / std::log(2.0), 4);
     r.integer("train_tok_s", 5000);
@@ -91,6 +95,7 @@ void write_lm_run(const std::string& dir, const FakeRun& f) {
     c.text("flag.seed", std::to_string(f.seed));
     c.text("flag.preset", f.preset);
     c.text("flag.data", f.data);
+    if (!f.cpu.empty()) c.text("cpu", f.cpu);
     write_file_atomic(dir + "/config.json", c.dump() + "\n");
 }
 
@@ -282,4 +287,109 @@ TEST_CASE("report: build/mt's summary and settings lines give the length of trai
     const std::string line = line_with(e.err, "Settings of every run:");
     CHECK(has(line, "epochs=1"));
     CHECK(!has(line, "steps=0"));
+}
+
+namespace {
+
+// Finding 3's capacity control on the lm settings of docs/statistics.md: in runs/seeds, V
+// (807,808 parameters) and D+V (907,680) at d-ff 512; in runs/matched, V at another width, of
+// `params` parameters; three seeds each, every run on "cpu A" but the wide V's seed 3 on
+// `seed3_cpu`. D+V's validation loss is 0.04, 0.05, 0.06 nats below the wide V's (seeds 1-3) and
+// 0.09-0.11 below the narrow V's; each run's curve falls by 0.01 nats per 500 steps to its final
+// loss, so the gaps hold at every evaluation.
+struct Wide {
+    std::string d_ff = "609";
+    double params = 907524;
+    int steps = 2000;
+    std::string seed3_cpu = "cpu A";
+};
+void write_matched_runs(const std::string& runs, const Wide& w) {
+    const auto run = [](const std::string& dir, FakeRun f) {
+        write_lm_run(dir, f);
+        std::string curve;
+        for (int step = 500; step <= f.steps; step += 500)
+            curve += "{\"step\":" + std::to_string(step) + ",\"val_loss\":" + fmt(f.loss + 0.01 * (f.steps - step) / 500, 4) + "}\n";
+        write_file_atomic(dir + "/metrics.jsonl", curve);
+    };
+    for (int seed = 1; seed <= 3; ++seed) {
+        const std::string s = std::to_string(seed);
+        const double wide = 1.95 + 0.001 * seed;
+        run(runs + "/seeds/V-" + s, {"V", seed, 2.0 + 0.001 * seed, 2000, "full", "tinyshakespeare", "d-ff=512\n", 807808, "cpu A"});
+        run(runs + "/seeds/D+V-" + s, {"D+V", seed, wide - 0.03 - 0.01 * seed, 2000, "full", "tinyshakespeare", "d-ff=512\n", 907680, "cpu A"});
+        run(runs + "/matched/V-" + w.d_ff + "-" + s, {"V", seed, wide, w.steps, "full", "tinyshakespeare",
+                                                      "d-ff=" + w.d_ff + "\n", w.params, seed == 3 ? w.seed3_cpu : "cpu A"});
+    }
+}
+
+Driven report_matched(const ScratchDir& dir, const std::string& out) {
+    const Driven d = drive("lm", {"--report", dir / "runs/seeds", dir / "runs/matched", "--out=" + dir / out}, dir.path);
+    INFO(d.err);
+    REQUIRE(d.status == 0);
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("report: finding 3 against a parameter-matched V, in the paper's family and across the budget") {
+    ScratchDir dir;
+    write_matched_runs(dir / "runs", Wide{});
+    const Driven d = report_matched(dir, "t");
+    // The paired differences -0.04, -0.05, -0.06: mean -0.05, s = 0.01, half width
+    // t(0.975, 2) x 0.01 / sqrt(3) = 4.303 (the t table's 3 decimals) x 0.0057735 = 0.024843.
+    const std::string line = line_with(d.out, "**3. D+V beats a parameter-matched V**");
+    CHECK(has(line, "- **3. D+V beats a parameter-matched V**: D+V (d-ff=512, 907,680 parameters) vs V (d-ff=609, "
+                    "907,524 parameters), paired validation loss difference -0.0500 nats (95% CI -0.0748 to -0.0252) "
+                    "(one-sided): confirmed at 3 seeds (Holm-adjusted p = "));
+    // In the group of the mixture, after its finding against its own V, in the family of the
+    // paper's findings (grown by one: D+V beats V, and this).
+    CHECK(d.out.find(line) > d.out.find("**3. D+V beats V**: D+V vs V, paired validation loss difference -0.1000 nats"));
+    CHECK(d.out.find(line) < d.out.find("## d-ff=609"));
+    CHECK(has(line, "family of 2)"));
+    CHECK(has(d.out, "The family of Holm's correction: every verdict in this file, 2 tests"));
+    // Across the budget: its row in the table and at every evaluation of the budget CSV.
+    CHECK(has(line_with(d.out, "| D+V - V (d-ff=609) |"), "| -0.0500 [-0.0748, -0.0252], -2.56% |"));
+    CHECK(has(line_with(d.out, "| D+V - V (d-ff=609) |"), "| stable |"));
+    const std::string csv = read_file(dir / "t-budget.csv");
+    for (const char* step : {"500,0.2500", "1000,0.5000", "1500,0.7500", "2000,1.0000"})
+        CHECK(has(csv, "d-ff=512,D+V,V (d-ff=609)," + std::string(step) + ",3,-0.050000,-0.074843,-0.025157,"));
+}
+
+TEST_CASE("report: a V more than 1% from the mixture's parameters, or differing in more than --d-ff, is no match") {
+    ScratchDir dir;
+    // d-ff 618: 916,776 parameters, 1.002% above D+V's 907,680.
+    write_matched_runs(dir / "runs", Wide{"618", 916776});
+    const Driven far = report_matched(dir, "t");
+    CHECK(!has(far.out, "parameter-matched"));
+    CHECK(has(far.out, "The family of Holm's correction: every verdict in this file, 1 tests"));
+    CHECK(!has(read_file(dir / "t-budget.csv"), "(d-ff="));
+    // Beside it d-ff 617 (915,748: 0.89% above) and 609 (907,524: 0.02% below): the nearest is the match.
+    write_matched_runs(dir / "runs", Wide{"617", 915748});
+    write_matched_runs(dir / "runs", Wide{});
+    const Driven near = report_matched(dir, "u");
+    CHECK(has(line_with(near.out, "**3. D+V beats a parameter-matched V**"), "vs V (d-ff=609, 907,524 parameters)"));
+    CHECK(near.out.find("parameter-matched") == near.out.rfind("parameter-matched"));
+
+    // A V of the matched width that also trained for another number of steps is another experiment.
+    ScratchDir other;
+    write_matched_runs(other / "runs", Wide{"609", 907524, 4000});
+    const Driven steps = report_matched(other, "t");
+    CHECK(has(steps.out, "## d-ff=609, steps=4000"));
+    CHECK(!has(steps.out, "parameter-matched"));
+    CHECK(has(steps.out, "The family of Holm's correction: every verdict in this file, 1 tests"));
+}
+
+TEST_CASE("report: a parameter-matched V's seed on another CPU is left out of the pairs, and counted") {
+    ScratchDir dir;
+    write_matched_runs(dir / "runs", Wide{"609", 907524, 2000, "cpu B"});
+    const Driven d = report_matched(dir, "t");
+    // Seeds 1 and 2 only: -0.04, -0.05, half width t(0.975, 1) x 0.0070711 / sqrt(2) = 12.706 x 0.005;
+    // one-sided, t = -9 on 1 degree of freedom: p = 1/2 - atan(9)/pi = 0.035, the larger of the
+    // family's two, so Holm leaves it as it is.
+    const std::string line = line_with(d.out, "**3. D+V beats a parameter-matched V**");
+    CHECK(has(line, "paired validation loss difference -0.0450 nats (95% CI -0.1085 to +0.0185) (one-sided): "
+                    "confirmed at 2 seeds (Holm-adjusted p = 0.035, family of 2)"));
+    CHECK(has(line, "1 pair left out, whose two runs differ in footing (seed 3: cpu A, "));
+    CHECK(has(line, " vs cpu B, "));
+    CHECK(has(d.out, "1 pair left out of the findings because their two runs differ in footing"));
+    CHECK(has(read_file(dir / "t-budget.csv"), "d-ff=512,D+V,V (d-ff=609),2000,1.0000,2,-0.045000,"));
 }
