@@ -316,7 +316,7 @@ void write_matched_runs(const std::string& runs, const Wide& w) {
         const double wide = 1.95 + 0.001 * seed;
         run(runs + "/seeds/V-" + s, {"V", seed, 2.0 + 0.001 * seed, 2000, "full", "tinyshakespeare", "d-ff=512\n", 807808, "cpu A"});
         run(runs + "/seeds/D+V-" + s, {"D+V", seed, wide - 0.03 - 0.01 * seed, 2000, "full", "tinyshakespeare", "d-ff=512\n", 907680, "cpu A"});
-        run(runs + "/matched/V-" + w.d_ff + "-" + s, {"V", seed, wide, w.steps, "full", "tinyshakespeare",
+        run(runs + "/matched/V-" + w.d_ff + "-" + std::to_string(w.steps) + "-" + s, {"V", seed, wide, w.steps, "full", "tinyshakespeare",
                                                       "d-ff=" + w.d_ff + "\n", w.params, seed == 3 ? w.seed3_cpu : "cpu A"});
     }
 }
@@ -376,6 +376,12 @@ TEST_CASE("report: a V more than 1% from the mixture's parameters, or differing 
     CHECK(has(steps.out, "## d-ff=609, steps=4000"));
     CHECK(!has(steps.out, "parameter-matched"));
     CHECK(has(steps.out, "The family of Holm's correction: every verdict in this file, 1 tests"));
+    // Beside it the V that differs in --d-ff only: the match, followed across the budget on its
+    // own curves, not on those of the longer runs at the same width.
+    write_matched_runs(other / "runs", Wide{});
+    const Driven both = report_matched(other, "u");
+    CHECK(has(line_with(both.out, "**3. D+V beats a parameter-matched V**"), "-0.0500 nats (95% CI -0.0748 to -0.0252)"));
+    CHECK(has(read_file(other / "u-budget.csv"), "D+V,V (d-ff=609),2000,1.0000,3,-0.050000,-0.074843,-0.025157,"));
 }
 
 TEST_CASE("report: a parameter-matched V's seed on another CPU is left out of the pairs, and counted") {

@@ -224,34 +224,30 @@ std::vector<SeedRun> seeded_runs(const std::vector<const RunRecord*>& members, c
     return seeded;
 }
 
-// The runs of every group that differs from `group` only in --d-ff (findings.h: OtherWidths),
-// from `seeded`, each group's runs as the findings see them.
-OtherWidths other_widths(const std::string& group, const std::map<std::string, std::vector<SeedRun>>& seeded) {
+// What a group's findings read of the groups that differ from it only in --d-ff: their runs
+// (findings.h: OtherWidths), and the group's curves with theirs added under their names there
+// (at_width), so that the budget follows a finding against a variant of another width.
+struct Widths {
+    OtherWidths runs;
+    GroupCurves curves;
+};
+Widths other_widths(const std::string& group, const std::map<std::string, std::vector<SeedRun>>& seeded,
+                    const std::map<std::string, GroupCurves>& curves) {
+    Widths w{{}, curves.at(group)};
     std::map<std::string, std::string> mine = group_map(group);
-    OtherWidths w;
     if (!mine.count("d-ff")) return w;
-    w.d_ff = mine.at("d-ff");
+    w.runs.d_ff = mine.at("d-ff");
     mine.erase("d-ff");
     for (const auto& [g, runs] : seeded) {
         std::map<std::string, std::string> theirs = group_map(g);
         if (g == group || !theirs.count("d-ff")) continue;
         const std::string d_ff = theirs.at("d-ff");
         theirs.erase("d-ff");
-        if (theirs == mine) w.runs_at[d_ff] = runs;
+        if (theirs != mine) continue;
+        w.runs.runs_at[d_ff] = runs;
+        for (const auto& [variant, by_seed] : curves.at(g)) w.curves[at_width(variant, d_ff)] = by_seed;
     }
     return w;
-}
-
-// `curves` with the variants of the groups of `widths` under their names there (findings.h:
-// at_width), so that the budget follows a finding against a variant of another width.
-GroupCurves with_other_widths(GroupCurves curves, const OtherWidths& widths,
-                              const std::map<std::string, GroupCurves>& curves_of, const Groups& groups) {
-    for (const auto& [g, members] : groups) {
-        const std::map<std::string, std::string> flags = group_map(g);
-        if (!flags.count("d-ff") || !widths.runs_at.count(flags.at("d-ff")) || flags.at("d-ff") == widths.d_ff) continue;
-        for (const auto& [variant, by_seed] : curves_of.at(g)) curves[at_width(variant, flags.at("d-ff"))] = by_seed;
-    }
-    return curves;
 }
 
 // A group's table (variants in the paper's order), whether each variant's loss still fell at
@@ -343,12 +339,12 @@ void write_report(const std::vector<RunRecord>& runs, const ReportSpec& spec, co
             if (!spec.inapplicable_in || !spec.inapplicable_in(flags).count(k))
                 label += (label.empty() ? "" : ", ") + (flags.count(k) ? k + "=" + flags.at(k) : k + " at its default");
         if (groups.size() > 1) md << "\n## " << label << "\n";
-        const OtherWidths widths = other_widths(g, seeded);
-        write_group(md, members, spec, metrics, many_machines, families, curves.at(g), seeded.at(g), widths);
+        const Widths widths = other_widths(g, seeded, curves);
+        write_group(md, members, spec, metrics, many_machines, families, curves.at(g), seeded.at(g), widths.runs);
         ablations.add(differing, flags, seeded.at(g));
         const double chance = spec.chance_loss ? spec.chance_loss(members) : NAN;
-        budget.push_back(follow_budget(label, with_other_widths(curves.at(g), widths, curves, groups),
-                                       judged_pairs(seeded.at(g), spec.score_name, chance, widths)));
+        budget.push_back(
+            follow_budget(label, widths.curves, judged_pairs(seeded.at(g), spec.score_name, chance, widths.runs)));
         md << budget_section(budget);
     }
     ablations.write(md, spec.score_name, &families.paper);

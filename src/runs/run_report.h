@@ -3,7 +3,8 @@
 // The CSV has one row per run (its result.json). The Markdown groups the runs by their
 // config (every model and training flag but the seed; groups are labelled by the flags that
 // differ between them), shows mean +- std (n) of each metric per variant, judges the paper's
-// findings from the paired per-seed differences (findings.h), each followed across the training
+// findings from the paired per-seed differences (findings.h; finding 3 also against a V of the
+// mixture's parameter count from a group that differs only in --d-ff), each followed across the training
 // budget (budget.h), whose every step goes to STEM-budget.csv, compares every variant with the
 // baseline (--baseline) in a Holm family of their own, and says where a group trained for less
 // than its preset's documented converged budget. The files are written to temporaries first and
