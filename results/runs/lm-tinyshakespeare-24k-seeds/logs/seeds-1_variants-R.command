@@ -1,0 +1,1 @@
+build/lm --data=tinyshakespeare --preset=full --steps=24000 --save-every=1000 --keep-last=1 --precision=bf16 --seeds=1 --variants=R --run-dir=results/runs/lm-tinyshakespeare-24k-seeds/seeds-1_variants-R
