@@ -188,7 +188,7 @@ TEST_CASE("report: a group trained for less than its preset's converged budget s
         c.text("flag.data", data);
         return converged_budget(make_task(task)->presets(), c);
     };
-    CHECK(budget("lm", "full", "tinyshakespeare").value == 12000);
+    CHECK(budget("lm", "full", "tinyshakespeare").value == 24000);
     CHECK(budget("lm", "full", "tinyshakespeare").key == "steps");
     CHECK(budget("lm", "full", "ptb").value == 3000);
     CHECK(budget("lm", "full", "my.txt").key.empty());  // measured on the two corpora only
@@ -203,11 +203,11 @@ TEST_CASE("report: a group trained for less than its preset's converged budget s
     const Driven d = drive("lm", {"--report", dir / "short", "--out=" + dir / "t"}, dir.path);
     INFO(d.err);
     REQUIRE(d.status == 0);
-    const std::string note = "**Budget**: trained 2,000 steps; the preset's converged budget is 12,000 (docs/presets.md): "
+    const std::string note = "**Budget**: trained 2,000 steps; the preset's converged budget is 24,000 (docs/presets.md): "
                              "verdicts at this budget may not hold at convergence.";
     CHECK(has(d.out, note));
     CHECK(d.out.find(note) > d.out.find("**LR vs V**"));  // after the group's verdicts
-    write_three_variants(dir / "long", 12000);
+    write_three_variants(dir / "long", 24000);
     const Driven converged = drive("lm", {"--report", dir / "long", "--out=" + dir / "u"}, dir.path);
     REQUIRE(converged.status == 0);
     CHECK(!has(converged.out, "**Budget**"));
