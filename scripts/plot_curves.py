@@ -6,7 +6,8 @@
 Reads every run directory under the given paths (one with config.json and metrics.jsonl,
 src/runs/run_dir.h), finished or not: a run still training is drawn up to its last logged step
 and marked "running" with its progress, so the script can be re-run to watch a sweep live. Left:
-training loss (smoothed over 20 steps); right: validation loss at its evaluation steps. Runs are
+training loss (smoothed over 20 steps); middle or right: validation loss at its evaluation steps;
+right, for a classifier (metrics with val_acc): validation accuracy in percent. Runs are
 grouped by variant within one configuration (config.json's group_hash); several configurations
 get one figure row each, titled by the flags in which they differ (heads=1, lr=0.003). The
 figure's title names the data set and the budget (steps, batch, sequence length).
@@ -18,12 +19,14 @@ exits 3 with a message if it is missing. The image is written to a temporary fil
 import json
 import os
 import sys
+import textwrap
 
 EXIT_NO_MATPLOTLIB = 3
 # Flags that differ between the runs of one configuration, or name where a run lives: never a
 # difference between configurations worth a title.
 PER_RUN = {"seed", "seeds", "variants", "run-dir", "runs-dir", "tag", "resume", "out", "overwrite", "force",
-           "checkpoint", "checkpoint-dir", "report", "generate", "prompt", "sample", "dump-attention"}
+           "checkpoint", "checkpoint-dir", "report", "generate", "prompt", "sample", "dump-attention", "log-every",
+           "save-every", "keep-last", "verbose", "profile", "config"}
 
 
 def read_jsonl(path):
@@ -85,10 +88,11 @@ def budget_title(groups):
     def common(key, unit=""):
         vals = {flags_of(g["config"]).get(key, "?") for g in groups.values()}
         return (vals.pop() + unit) if len(vals) == 1 else f"{key} per row"
-    data = common("data")
-    if data == "?":
-        data = common("task")
-    return f"{data}, {common('steps', ' steps')} of batch {common('batch')} x seq {common('seq')}"
+    # build/cls names its task (listops) in --task; its --data is the matching task's corpus.
+    has_task = any("task" in flags_of(g["config"]) for g in groups.values())
+    data = common("task") if has_task else common("data")
+    length = f"length up to {common('max-len')}" if has_task else f"seq {common('seq')}"
+    return f"{data}, {common('steps', ' steps')} of batch {common('batch')} x {length}"
 
 
 def smooth(xs, w=20):
@@ -129,17 +133,24 @@ def main():
         g = groups.setdefault(config.get("group_hash", "?"), {"config": config, "variants": {}})
         variant = result["variant"] if result else flags.get("variants", "?")
         seed = result["seed"] if result else flags.get("seed", "?")
-        v = g["variants"].setdefault(variant, {"train": {}, "val": {}, "running": []})
+        v = g["variants"].setdefault(variant, {"train": {}, "val": {}, "acc": {}, "running": []})
         train_rows = [r for r in rows if "train_loss" in r]
         train = smooth([r["train_loss"] for r in train_rows])
         v["train"][seed] = {r["step"]: x for r, x in zip(train_rows, train)}
         v["val"][seed] = {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
+        v["acc"][seed] = {r["step"]: 100.0 * r["val_acc"] for r in rows if "val_acc" in r}
         if result is None:
             v["running"].append(f"{rows[-1]['step']}/{flags.get('steps', '?')}")
     titles = differing_flags(groups)
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4 * len(groups) + 0.6), squeeze=False)
+    parts = ["train", "val"]
+    if any(s for g in groups.values() for v in g["variants"].values() for s in v["acc"].values()):
+        parts.append("acc")
+    labels = {"train": ("training", "training loss (20-step mean), nats"), "val": ("validation", "validation loss, nats"),
+              "acc": ("validation accuracy", "validation accuracy, %")}
+    fig, axes = plt.subplots(len(groups), len(parts), figsize=(5.5 * len(parts), 4 * len(groups) + 0.6),
+                             squeeze=False)
     for row, (gh, g) in enumerate(sorted(groups.items(), key=lambda kv: titles[kv[0]])):
-        for col, part in enumerate(("train", "val")):
+        for col, part in enumerate(parts):
             ax = axes[row][col]
             for name, curves in sorted(g["variants"].items()):
                 steps, mean, lo, hi = band(curves[part])
@@ -147,14 +158,14 @@ def main():
                     continue
                 n = len(curves[part])
                 running = f", running {' '.join(curves['running'])}" if curves["running"] else ""
-                line, = ax.plot(steps, mean, label=f"{name} (n={n}{running})", marker="o" if part == "val" else None,
+                line, = ax.plot(steps, mean, label=f"{name} (n={n}{running})", marker=None if part == "train" else "o",
                                 markersize=3)
                 if n > 1:
                     ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
             ax.set_xlabel("step")
-            ax.set_ylabel(("training loss (20-step mean)" if part == "train" else "validation loss") + ", nats")
-            what = "training" if part == "train" else "validation"
-            ax.set_title(f"{titles[gh]}: {what}" if len(groups) > 1 else what)
+            what, ylabel = labels[part]
+            ax.set_ylabel(ylabel)
+            ax.set_title(textwrap.fill(f"{titles[gh]}: {what}", 60) if len(groups) > 1 else what, fontsize=9)
             ax.grid(alpha=0.3)
             if ax.lines:
                 ax.legend(fontsize=8)
