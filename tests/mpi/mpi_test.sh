@@ -3,8 +3,8 @@
 #
 # Runs BUILD/mpi_train (a tiny LM through the shared Trainer, built with MPI) and the runners
 # BUILD/lm, BUILD/cls and BUILD/mt under mpirun and checks:
-#   - 2 ranks x B/2 rows against 1 rank x B rows: the same 20 losses within TOL (relative), also
-#     for an odd B (slices of 4 and 3 rows, weighted by their targets); 3 ranks within TOL3;
+#   - 2 ranks x B/2 rows against 1 rank x B rows: the same 20 losses within TOL (relative); for an
+#     odd B (slices of 4 and 3 rows, weighted by their targets) and 3 ranks within TOL_UNEVEN;
 #   - 2 ranks twice: bit-identical losses and parameters, for --allreduce=mpi and =ordered;
 #   - a 2-rank run resumed from its step-10 checkpoint: bit-identical to the uninterrupted run;
 #     resumed with 1 rank: within TOL;
@@ -22,10 +22,13 @@ bin=$build/mpi_train
 command -v mpirun >/dev/null || { echo "mpi_test: mpirun not found (SYNTH_WITH_MPI=1 bash scripts/deps.sh)" >&2; exit 1; }
 # 20 steps of a 70k-parameter LM: the ranks' summation orders differ (GEMMs over fewer rows, the
 # ranks' sum), which moves losses by float ulps; AdamW then divides near-zero gradients by their
-# own size, so a rounding difference there becomes a step of lr and grows. Measured here (2026-12-07):
-# 2 ranks <= 1.1e-7 relative, 3 ranks of a 7-row batch 7.6e-5. TOL and TOL3 leave room.
+# own size, so a rounding difference there becomes a step of lr and grows. A batch the ranks split
+# unevenly (7 rows: 4 + 3, or 3 + 2 + 2) grows most: on some OpenBLAS kernels a row of a product
+# rounds differently for another number of rows. Measured: 2 ranks of an 8-row batch <= 1.1e-7
+# relative (AMD EPYC Zen 5 and Zen 3); a 7-row batch, 3 ranks 7.6e-5 (Zen 5), 2 ranks 7.5e-5
+# (Zen 3, OpenBLAS kernel Zen). TOL (even splits) and TOL_UNEVEN leave room.
 TOL=${MPI_TEST_TOL:-1e-5}
-TOL3=${MPI_TEST_TOL3:-1e-3}
+TOL_UNEVEN=${MPI_TEST_TOL_UNEVEN:-1e-3}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -60,11 +63,12 @@ close() {
 # --- 2 (and 3) ranks against 1 -----------------------------------------------------------------------
 for b in 8 7; do
     run one-b$b 1 --batch=$b && run two-b$b 2 --batch=$b || continue
-    if msg=$(close "$tmp/one-b$b" "$tmp/two-b$b"); then ok "batch $b: 2 ranks = 1 rank within $TOL ($msg)"
+    tol=$TOL; ((b % 2 == 0)) || tol=$TOL_UNEVEN
+    if msg=$(close "$tmp/one-b$b" "$tmp/two-b$b" "$tol"); then ok "batch $b: 2 ranks = 1 rank within $tol ($msg)"
     else bad "batch $b: 2 ranks differ from 1 rank ($msg)"; paste "$tmp/one-b$b" "$tmp/two-b$b"; fi
 done
 if run three-b7 3 --batch=7; then
-    if msg=$(close "$tmp/one-b7" "$tmp/three-b7" "$TOL3"); then ok "batch 7: 3 ranks = 1 rank within $TOL3 ($msg)"
+    if msg=$(close "$tmp/one-b7" "$tmp/three-b7" "$TOL_UNEVEN"); then ok "batch 7: 3 ranks = 1 rank within $TOL_UNEVEN ($msg)"
     else bad "batch 7: 3 ranks differ from 1 rank ($msg)"; fi
 fi
 
@@ -74,7 +78,7 @@ for how in mpi ordered; do
     if cmp -s "$tmp/twice-$how-a" "$tmp/twice-$how-b"; then ok "--allreduce=$how: 2 ranks twice are bit-identical"
     else bad "--allreduce=$how: 2 ranks twice differ"; fi
 done
-if msg=$(close "$tmp/one-b7" "$tmp/twice-ordered-a"); then ok "--allreduce=ordered: 2 ranks = 1 rank within $TOL ($msg)"
+if msg=$(close "$tmp/one-b7" "$tmp/twice-ordered-a" "$TOL_UNEVEN"); then ok "--allreduce=ordered: 2 ranks = 1 rank within $TOL_UNEVEN ($msg)"
 else bad "--allreduce=ordered: 2 ranks differ from 1 rank ($msg)"; fi
 
 # --- resume --------------------------------------------------------------------------------------
