@@ -457,6 +457,30 @@ TEST_CASE("runs: --resume continues the checkpoint's seed; --overwrite starts af
     resume.push_back("--seeds=3");
     auto wrong = synth_test::run_process(lm, resume, dir.path);
     CHECK(wrong.err.find("is a run of seed 2, not --seeds=3") != std::string::npos);
+    resume.pop_back();
+
+    // As if the run had started on another CPU, or at another thread count: refused before any
+    // step, the directory as it was.
+    for (const auto& [key, value] : {std::pair<std::string, std::string>{"cpu", "\"Another CPU\""},
+                                     {"threads", "7"}}) {
+        const std::string now = read_file(run + "/config.json"), result = read_file(run + "/result.json"),
+                          metrics = read_file(run + "/metrics.jsonl");
+        const size_t k = now.find("\"" + key + "\": ");
+        REQUIRE(k != std::string::npos);
+        const size_t v = k + key.size() + 4, end = now.find_first_of(",}", now[v] == '"' ? now.find('"', v + 1) : v);
+        const std::string edited = now.substr(0, v) + value + now.substr(end);
+        write_file_atomic(run + "/config.json", edited);
+        auto moved = synth_test::run_process(lm, resume, dir.path);
+        INFO("stderr: ", moved.err);
+        CHECK(moved.status == 1);
+        const std::string unquoted = value[0] == '"' ? value.substr(1, value.size() - 2) : value;
+        CHECK(moved.err.find("was started with " + key + " '" + unquoted + "'") != std::string::npos);
+        CHECK(read_file(run + "/metrics.jsonl") == metrics);
+        CHECK(read_file(run + "/config.json") == edited);
+        CHECK(read_file(run + "/result.json") == result);
+        CHECK(std::filesystem::exists(ck));
+        write_file_atomic(run + "/config.json", now);
+    }
 
     // --overwrite: the new run's directory keeps nothing of the old one (its step checkpoints).
     std::vector<std::string> again = tiny_sweep(dir.path);

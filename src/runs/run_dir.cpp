@@ -195,21 +195,35 @@ void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
 
 void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
                       const std::string& group) {
+    // A config.json already here is a resumed run's (an overwritten run's directory was cleared).
+    const std::string before = dir + "/config.json";
+    JsonObject old;
+    if (fs::exists(before)) {
+        try {
+            old = parse_json_object(read_file(before), before);
+        } catch (const Error&) {  // unreadable: it is replaced below, and nothing can be compared
+        }
+    }
+    // Resumed on another machine, a run would be neither machine's: its steps before the
+    // checkpoint rounded one way, those after another, and config.json would name only the second,
+    // so the report would pair it as that machine's run (docs/statistics.md, "4. Equal footing").
+    // Every rank refuses before any step, and nothing in the directory is touched.
+    const std::pair<const char*, std::string> footing[] = {
+        {"cpu", cpu_name()}, {"blas_kernel", blas_kernel_name()},
+        {"gemm_provider", provider_name(gemm_provider())}, {"threads", std::to_string(threads)}};
+    for (const auto& [key, now] : footing)
+        SYNTH_CHECK(!old.has(key) || old.at(key) == now, "run directory ", dir, " was started with ", key, " '",
+                    old.at(key), "', this run has '", now, "': resumed on another CPU, BLAS kernel, GEMM provider or "
+                    "thread count, a run continues with other rounding, and the report would pair it as this "
+                    "machine's. Resume it where it started, or start it afresh here with --overwrite");
     if (!dist::is_writer()) return;
     // A finished run's result.json stays until the resumed run's replaces it (write_result,
     // atomic), so a kill in between loses nothing; until then config.json is the new run's, which
     // the report tells apart (check_run_record).
-    // A config.json already here is a resumed run's (an overwritten run's directory was cleared):
-    // a run resumed by other code will not reproduce the uninterrupted run, as a changed flag would not.
+    // A run resumed by other code will not reproduce the uninterrupted run, as a changed flag would not.
     const std::string commit = git_commit();
-    const std::string before = dir + "/config.json";
-    if (fs::exists(before)) {
-        std::string was;
-        try {
-            const JsonObject old = parse_json_object(read_file(before), before);
-            if (old.has("git_commit")) was = old.at("git_commit");
-        } catch (const Error&) {  // unreadable: it is replaced below, and nothing can be compared
-        }
+    if (old.has("git_commit")) {
+        const std::string& was = old.at("git_commit");
         if (!was.empty() && was != commit)
             std::fprintf(stderr, "warning: %s was started at commit %s, this run is at commit %s: it will not reproduce "
                          "the uninterrupted run unless the change left its numbers alone\n", dir.c_str(), was.c_str(),
