@@ -1,0 +1,1 @@
+build/cls --task=listops --preset=cpu --steps=20000 --eval-every=1000 --listops-train=96000 --save-every=2000 --keep-last=1 --seeds=12 --variants=R+V --run-dir=results/runs/cls-listops-long-seeds/seeds-12_variants-R+V
