@@ -1,14 +1,15 @@
 // protocol.h: the statistical protocol of the findings (docs/statistics.md), as code: one-sided
 // t tests and two one-sided tests (TOST) for equivalence within a margin, Holm's step-down
-// correction across the findings of a table, the margin and unit of each task's measure, the
-// footing (CPU, BLAS kernel, precision, GEMM provider, threads) two paired runs must share, and
-// the seeds a group gained after its planned sweep.
+// correction across the findings of a table, the margin and unit of each task's measure, and
+// the seeds a group gained after its planned sweep. The footing two paired runs must share is
+// footing.h.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "base/json.h"
+#include "runs/footing.h"
 #include "runs/run_dir.h"
 #include "runs/stats.h"
 
@@ -56,23 +57,6 @@ struct Measure {
 // judged on it, the paper's metric; language models on the loss in nats per token (or per
 // character). Margins (docs/statistics.md): 0.02 nats, 0.25 BLEU, 0.5 accuracy points.
 Measure measure_for(const std::string& score_name);
-
-// ---- equal footing ----
-
-// What two paired runs must share: config.json's cpu ("unknown CPU" for runs from before it was
-// recorded), OpenBLAS kernel, precision, GEMM provider (openblas-fp32 for an fp32 run from before
-// it was recorded) and threads. Builds of different commits pair (scripts/fixed_seed_runs.sh
-// holds refactorings to bit-identical training); a modified tree (-dirty) is marked.
-struct Footing {
-    std::string cpu, blas_kernel, precision, gemm_provider, threads, commit;
-    bool cpu_known() const { return cpu != "unknown CPU"; }
-    bool dirty() const;
-    std::string text() const;  // "CPU, kernel K, fp32, openblas-fp32, 1 thread(s)"
-};
-Footing footing_of(const JsonObject& config);
-// Same CPU (an unknown CPU pairs only with an unknown one), kernel, precision, provider,
-// threads. Otherwise false, with `why` ("A vs B") when given.
-bool same_footing(const Footing& a, const Footing& b, std::string* why = nullptr);
 
 // The sweep a run directory belongs to: the name of its parent directory ("" for none).
 std::string sweep_of_dir(const std::string& dir);

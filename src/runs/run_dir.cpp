@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/flags.h"
 #include "base/io.h"
+#include "runs/footing.h"
 #include "runs/run_claim.h"
 #include "train/trainer.h"
 
@@ -195,40 +196,7 @@ void check_run_dir_free(const std::string& dir, bool resuming, bool overwrite) {
 
 void write_run_config(const std::string& dir, const Flags& f, const std::string& binary, int threads,
                       const std::string& group) {
-    // A config.json already here is a resumed run's (an overwritten run's directory was cleared).
-    const std::string before = dir + "/config.json";
-    JsonObject old;
-    if (fs::exists(before)) {
-        try {
-            old = parse_json_object(read_file(before), before);
-        } catch (const Error&) {  // unreadable: it is replaced below, and nothing can be compared
-        }
-    }
-    // Resumed on another machine, a run would be neither machine's: its steps before the
-    // checkpoint rounded one way, those after another, and config.json would name only the second,
-    // so the report would pair it as that machine's run (docs/statistics.md, "4. Equal footing").
-    // Every rank refuses before any step, and nothing in the directory is touched.
-    const std::pair<const char*, std::string> footing[] = {
-        {"cpu", cpu_name()}, {"blas_kernel", blas_kernel_name()},
-        {"gemm_provider", provider_name(gemm_provider())}, {"threads", std::to_string(threads)}};
-    for (const auto& [key, now] : footing)
-        SYNTH_CHECK(!old.has(key) || old.at(key) == now, "run directory ", dir, " was started with ", key, " '",
-                    old.at(key), "', this run has '", now, "': resumed on another CPU, BLAS kernel, GEMM provider or "
-                    "thread count, a run continues with other rounding, and the report would pair it as this "
-                    "machine's. Resume it where it started, or start it afresh here with --overwrite");
-    if (!dist::is_writer()) return;
-    // A finished run's result.json stays until the resumed run's replaces it (write_result,
-    // atomic), so a kill in between loses nothing; until then config.json is the new run's, which
-    // the report tells apart (check_run_record).
-    // A run resumed by other code will not reproduce the uninterrupted run, as a changed flag would not.
     const std::string commit = git_commit();
-    if (old.has("git_commit")) {
-        const std::string& was = old.at("git_commit");
-        if (!was.empty() && was != commit)
-            std::fprintf(stderr, "warning: %s was started at commit %s, this run is at commit %s: it will not reproduce "
-                         "the uninterrupted run unless the change left its numbers alone\n", dir.c_str(), was.c_str(),
-                         commit.c_str());
-    }
     JsonObject o;
     o.text("binary", binary);
     o.text("git_commit", commit);
@@ -243,7 +211,34 @@ void write_run_config(const std::string& dir, const Flags& f, const std::string&
     o.text("host", host);
     o.text("group_hash", short_hash(group));
     for (const auto& [k, v] : config_map(f.dump())) o.text("flag." + k, v);
-    write_file_atomic(dir + "/config.json", o.dump() + "\n");
+
+    // A config.json already here is a resumed run's (an overwritten run's directory was cleared).
+    const std::string path = dir + "/config.json";
+    if (fs::exists(path)) {
+        JsonObject old;
+        try {
+            old = parse_json_object(read_file(path), path);
+        } catch (const Error&) {  // unreadable: it is replaced below, and nothing can be compared
+        }
+        // Resumed on other footing, a run would be neither's: its steps before the checkpoint
+        // rounded one way, those after another, and config.json would name only the second, so
+        // the report would pair it as this machine's run (docs/statistics.md, "4. Equal
+        // footing"). Every rank refuses before any step, and nothing in the directory is touched.
+        std::string why;
+        SYNTH_CHECK(old.fields.empty() || same_footing(footing_of(old), footing_of(o), &why), "run directory ", dir,
+                    " was started on other footing than this run's (", why, "): resumed, it would continue with "
+                    "other rounding, and the report would pair it as this machine's run. Resume it where it "
+                    "started, or start it afresh here with --overwrite");
+        // A run resumed by other code will not reproduce the uninterrupted run, as a changed flag would not.
+        if (dist::is_writer() && old.has("git_commit") && old.at("git_commit") != commit)
+            std::fprintf(stderr, "warning: %s was started at commit %s, this run is at commit %s: it will not reproduce "
+                         "the uninterrupted run unless the change left its numbers alone\n", dir.c_str(),
+                         old.at("git_commit").c_str(), commit.c_str());
+    }
+    // A finished run's result.json stays until the resumed run's replaces it (write_result,
+    // atomic), so a kill in between loses nothing; until then config.json is the new run's, which
+    // the report tells apart (check_run_record).
+    if (dist::is_writer()) write_file_atomic(path, o.dump() + "\n");
 }
 
 void write_metrics(const std::string& dir, const std::vector<CurveRow>& curve) {
